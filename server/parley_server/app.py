@@ -1,0 +1,71 @@
+"""The composition root: builds every domain service from Settings, once.
+
+Everything that holds state (database pool, session cache, email sender) is
+created here and handed to whoever needs it, so tests and the CLI get exactly
+the same wiring as `parley serve`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from parley_server.config import Settings
+from parley_server.db.database import Database
+from parley_server.domain.auth_service import AuthLimits, AuthService
+from parley_server.domain.email_service import EmailSender, EmailTemplates, OutboxSender, SmtpSender
+from parley_server.domain.passwords import Passwords
+from parley_server.domain.rate_limiter import Limit, RateLimiter
+from parley_server.domain.session_service import SessionService
+from parley_server.domain.tokens import AccessTokens
+
+
+@dataclass
+class App:
+    settings: Settings
+    database: Database
+    sessions: SessionService
+    email: EmailSender
+    auth: AuthService
+
+    async def aclose(self) -> None:
+        await self.email.aclose()
+        await self.database.close()
+
+
+def build_app(settings: Settings, database_url: str) -> App:
+    """Wire the services for one process; database_url is the resolved URL."""
+    database = Database(database_url)
+    sessions = SessionService(
+        database,
+        AccessTokens(
+            settings.resolved_jwt_secret(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+        ),
+        refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        cache_seconds=settings.session_cache_seconds,
+    )
+    email: EmailSender = (
+        SmtpSender(settings.smtp, settings.email_from)
+        if settings.email_backend == "smtp"
+        else OutboxSender(database)
+    )
+    login_window = timedelta(seconds=settings.login_failure_window_seconds)
+    auth = AuthService(
+        database,
+        sessions,
+        Passwords(),
+        email,
+        EmailTemplates(settings.public_url),
+        RateLimiter(),
+        AuthLimits(
+            login_per_email=Limit("login-email", settings.login_max_failures_per_email, login_window),
+            login_per_client=Limit("login-client", settings.login_max_failures_per_client, login_window),
+            verification_emails=Limit("verify-email", settings.verification_emails_per_hour, timedelta(hours=1)),
+            reset_emails=Limit("reset-email", settings.verification_emails_per_hour, timedelta(hours=1)),
+        ),
+        waitlist_enabled=settings.waitlist_enabled,
+    )
+    return App(settings, database, sessions, email, auth)

@@ -1,0 +1,158 @@
+"""The `parley` command: serve, migrate, create-admin, invite, outbox.
+
+Configuration comes from environment variables (see the README); the flags
+here only choose what to do. With no DATABASE_URL every subcommand uses the
+embedded PostgreSQL in PARLEY_DATA_DIR, starting it if needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from sqlalchemy import select
+
+from parley_server import __version__
+from parley_server.app import App, build_app
+from parley_server.config import ConfigError, Settings
+from parley_server.db.embedded import start_embedded_postgres
+from parley_server.db.migrate import migrate
+from parley_server.db.models import OutboxEmail
+from parley_server.domain.errors import DomainError
+from parley_server.server import serve_until_signalled
+
+log = logging.getLogger("parley")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded server's URL (started on demand)."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_postgres(settings.data_dir)
+
+
+def run(main: Coroutine[Any, Any, int]) -> int:
+    """Run a coroutine on uvloop when it is installed (PARLEY_UVLOOP=0 opts out)."""
+    if os.environ.get("PARLEY_UVLOOP", "1") != "0":
+        try:
+            import uvloop
+
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(main)
+        except ImportError:
+            pass
+    return asyncio.run(main)
+
+
+async def _with_app(settings: Settings, action: Callable[[App], Awaitable[int]]) -> int:
+    app = build_app(settings, resolve_database_url(settings))
+    try:
+        await migrate(app.database)
+        return await action(app)
+    finally:
+        await app.aclose()
+
+
+async def _serve(app: App, address: str) -> int:
+    await serve_until_signalled(app, address)
+    return 0
+
+
+async def _migrate(app: App) -> int:
+    print("database schema is up to date")
+    return 0
+
+
+async def _create_admin(app: App, email: str) -> int:
+    password = os.environ.get("PARLEY_ADMIN_PASSWORD") or _prompt_password()
+    user = await app.auth.create_admin(email, password)
+    print(f"administrator {user.email} ({user.id}) is ready")
+    return 0
+
+
+def _prompt_password() -> str:
+    password = getpass.getpass("Password for the administrator: ")
+    if password != getpass.getpass("Repeat the password: "):
+        raise SystemExit("the passwords differ")
+    return password
+
+
+async def _invite(app: App, email: str | None) -> int:
+    code = await app.auth.create_invite(email)
+    print(code)
+    return 0
+
+
+async def _outbox(app: App, recipient: str | None, limit: int) -> int:
+    query = select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(limit)
+    if recipient:
+        query = query.where(OutboxEmail.recipient == recipient.strip().lower())
+    async with app.database.transaction() as db:
+        emails = list((await db.execute(query)).scalars())
+    if not emails:
+        print("the outbox is empty")
+    for email in emails:
+        print(f"--- #{email.id} {email.create_time:%Y-%m-%d %H:%M:%S} to {email.recipient}")
+        print(f"Subject: {email.subject}\n\n{email.body}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="Parley: gRPC backend for AI-agent chat. Settings come from environment "
+        "variables (DATABASE_URL, PARLEY_GRPC_ADDR, PARLEY_DATA_DIR, ...; see the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="migrate the database and serve gRPC until Ctrl-C / SIGTERM")
+    serve.add_argument("--addr", help="listen address host:port (default: PARLEY_GRPC_ADDR or 127.0.0.1:50051)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    admin = sub.add_parser(
+        "create-admin",
+        help="create (or promote) an administrator; password from PARLEY_ADMIN_PASSWORD or a prompt",
+    )
+    admin.add_argument("email")
+    invite = sub.add_parser("invite", help="print a single-use invite code that skips the waitlist")
+    invite.add_argument("email", nargs="?", help="bind the code to this email and email it there")
+    outbox = sub.add_parser("outbox", help="print the newest emails of the development outbox")
+    outbox.add_argument("--to", dest="recipient", help="only emails to this address")
+    outbox.add_argument("-n", "--limit", type=int, default=5, help="how many emails (default 5)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"parley: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    actions: dict[str, Callable[[App], Awaitable[int]]] = {
+        "serve": lambda app: _serve(app, args.addr or settings.grpc_addr),
+        "migrate": _migrate,
+        "create-admin": lambda app: _create_admin(app, args.email),
+        "invite": lambda app: _invite(app, args.email),
+        "outbox": lambda app: _outbox(app, args.recipient, args.limit),
+    }
+    try:
+        return run(_with_app(settings, actions[args.command]))
+    except DomainError as exc:
+        print(f"parley: {exc.message}", file=sys.stderr)
+        return 1
+    except (ConfigError, OSError) as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Settings read from environment variables, in one place.
+
+Every setting has a default that works on a developer's machine; the README's
+configuration table lists the same names. Settings are immutable once read so
+that every part of the process sees one consistent configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+JWT_SECRET_FILE = "jwt-secret"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How the SMTP email backend reaches its relay."""
+
+    host: str = "localhost"
+    port: int = 25
+    username: str = ""
+    password: str = ""
+    # "none", "starttls" (upgrade after connect) or "tls" (implicit TLS).
+    security: str = "none"
+    timeout_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one Parley process."""
+
+    database_url: str | None
+    grpc_addr: str
+    data_dir: Path
+    jwt_secret: str | None
+    jwt_issuer: str = "parley"
+    jwt_audience: str = "parley-api"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # How long a validated session is trusted without asking the database.
+    session_cache_seconds: int = 5
+    email_backend: str = "outbox"
+    email_from: str = "Parley <no-reply@parley.localhost>"
+    public_url: str = "http://127.0.0.1:8080"
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    waitlist_enabled: bool = False
+    login_max_failures_per_email: int = 5
+    login_max_failures_per_client: int = 50
+    login_failure_window_seconds: int = 15 * 60
+    verification_emails_per_hour: int = 3
+    shutdown_grace_seconds: int = 10
+    max_message_bytes: int = 4 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from env (default: os.environ)."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("PARLEY_DATA_DIR") or platformdirs.user_data_dir("parley"))
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            grpc_addr=env.get("PARLEY_GRPC_ADDR") or "127.0.0.1:50051",
+            data_dir=data_dir,
+            jwt_secret=env.get("PARLEY_JWT_SECRET") or None,
+            access_token_ttl_seconds=_int(env, "PARLEY_ACCESS_TOKEN_TTL", 15 * 60),
+            refresh_token_ttl_seconds=_int(env, "PARLEY_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+            session_cache_seconds=_int(env, "PARLEY_SESSION_CACHE_SECONDS", 5),
+            email_backend=_choice(env, "PARLEY_EMAIL_BACKEND", "outbox", {"outbox", "smtp"}),
+            email_from=env.get("PARLEY_EMAIL_FROM") or "Parley <no-reply@parley.localhost>",
+            public_url=(env.get("PARLEY_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
+            smtp=SmtpSettings(
+                host=env.get("PARLEY_SMTP_HOST") or "localhost",
+                port=_int(env, "PARLEY_SMTP_PORT", 25),
+                username=env.get("PARLEY_SMTP_USERNAME", ""),
+                password=env.get("PARLEY_SMTP_PASSWORD", ""),
+                security=_choice(env, "PARLEY_SMTP_SECURITY", "none", {"none", "starttls", "tls"}),
+            ),
+            waitlist_enabled=_bool(env, "PARLEY_WAITLIST", False),
+            login_max_failures_per_email=_int(env, "PARLEY_LOGIN_MAX_FAILURES", 5),
+            login_max_failures_per_client=_int(env, "PARLEY_LOGIN_MAX_FAILURES_PER_CLIENT", 50),
+            login_failure_window_seconds=_int(env, "PARLEY_LOGIN_FAILURE_WINDOW", 15 * 60),
+            shutdown_grace_seconds=_int(env, "PARLEY_SHUTDOWN_GRACE", 10),
+            log_level=(env.get("PARLEY_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def resolved_jwt_secret(self) -> str:
+        """The signing secret: PARLEY_JWT_SECRET, else one generated once and kept
+        in the data dir (mode 0600) so tokens survive restarts."""
+        if self.jwt_secret:
+            if len(self.jwt_secret) < 32:
+                raise ConfigError("PARLEY_JWT_SECRET must be at least 32 characters")
+            return self.jwt_secret
+        path = self.data_dir / JWT_SECRET_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+        return secret

@@ -1,0 +1,39 @@
+"""Apply Alembic migrations from inside the running event loop.
+
+Several replicas may start at once against one database: the upgrade runs
+under a PostgreSQL advisory lock so exactly one of them migrates and the
+others wait, then find nothing left to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+
+from parley_server.db.database import Database
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Arbitrary but fixed key for pg_advisory_xact_lock; "parley" in ASCII.
+MIGRATION_LOCK_KEY = 0x7061726C6579
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def migrate(database: Database) -> None:
+    """Bring the schema to the newest revision."""
+    async with database.engine.begin() as conn:
+        await conn.run_sync(_upgrade)

@@ -1,0 +1,1 @@
+"""Domain services: the rules of Parley, in plain async Python (no protobuf)."""

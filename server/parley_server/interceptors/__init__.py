@@ -1,0 +1,1 @@
+"""Server interceptors, one job each: logging, errors, authentication."""

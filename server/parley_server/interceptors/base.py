@@ -1,0 +1,51 @@
+"""A base for interceptors that wrap a whole RPC, unary or streaming, alike.
+
+grpc-interceptor hands `intercept` either a coroutine (unary response) or an
+async generator (server streaming). Subclasses implement one async context
+manager, `around`, that encloses the RPC: for a stream it stays open until the
+last message is sent, so auth, error mapping and logging see streams whole.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import grpc
+from grpc_interceptor.server import AsyncServerInterceptor
+
+
+class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
+    @abc.abstractmethod
+    def around(
+        self, context: grpc.aio.ServicerContext, method_name: str
+    ) -> AbstractAsyncContextManager[None]:
+        """Entered before the handler runs, exited after its last response."""
+
+    async def intercept(
+        self,
+        method: Callable[..., Any],
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext,
+        method_name: str,
+    ) -> Any:
+        response = method(request_or_iterator, context)
+        if hasattr(response, "__aiter__"):
+            return self._stream(response, context, method_name)
+        try:
+            async with self.around(context, method_name):
+                return await response
+        finally:
+            response.close()  # no-op once awaited; avoids a never-awaited warning otherwise
+
+    async def _stream(
+        self, responses: AsyncIterator[Any], context: grpc.aio.ServicerContext, method_name: str
+    ) -> AsyncIterator[Any]:
+        try:
+            async with self.around(context, method_name):
+                async for item in responses:
+                    yield item
+        finally:
+            await responses.aclose()  # type: ignore[attr-defined]

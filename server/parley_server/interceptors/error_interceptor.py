@@ -1,0 +1,122 @@
+"""Turns exceptions into canonical gRPC statuses with AIP-193 details.
+
+Every non-OK status carries a `google.rpc.Status` in grpc-status-details-bin
+with an ErrorInfo (reason, domain "parley"), plus BadRequest field violations
+for INVALID_ARGUMENT and RetryInfo for RESOURCE_EXHAUSTED. Unexpected
+exceptions are logged with the request id and answered INTERNAL with only that
+id in the message, so no internals reach the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from parley_server.domain import errors
+from parley_server.interceptors.base import AroundInterceptor
+from parley_server.interceptors.request_context import current_request
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "parley"
+
+CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def _packed(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def rich_status(
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    metadata: dict[str, str] | None = None,
+    extra_details: list[object] | None = None,
+) -> grpc.Status:
+    """A grpc.Status whose trailers carry google.rpc.Status with ErrorInfo first."""
+    details = [_packed(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {}))]
+    details += [_packed(d) for d in extra_details or []]
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+    return rpc_status.to_status(status)
+
+
+def status_for(error: errors.DomainError) -> grpc.Status:
+    extra: list[object] = []
+    if isinstance(error, errors.InvalidArgument):
+        extra.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in error.violations
+                ]
+            )
+        )
+    if isinstance(error, errors.ResourceExhausted):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(max(error.retry_after, timedelta(0)))
+        extra.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    return rich_status(CODES[type(error)], error.message, error.reason, error.metadata, extra)
+
+
+async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+class ErrorInterceptor(AroundInterceptor):
+    @asynccontextmanager
+    async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except errors.DomainError as exc:
+            await abort_with(context, status_for(exc))
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except (OperationalError, InterfaceError, ConnectionError, TimeoutError) as exc:
+            rid = _request_id()
+            log.warning("database unavailable in %s (request %s): %s", method_name, rid, exc)
+            await abort_with(
+                context,
+                rich_status(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"service temporarily unavailable; retry (request id {rid})",
+                    "DATABASE_UNAVAILABLE",
+                    {"request_id": rid},
+                ),
+            )
+        except Exception:
+            rid = _request_id()
+            log.exception("unexpected error in %s (request %s)", method_name, rid)
+            await abort_with(
+                context,
+                rich_status(
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error (request id {rid})",
+                    "INTERNAL",
+                    {"request_id": rid},
+                ),
+            )
+
+
+def _request_id() -> str:
+    info = current_request.get()
+    return info.request_id if info else ""

@@ -1,0 +1,1 @@
+"""gRPC handlers: translate protobuf to domain calls and back, nothing more."""

@@ -1,0 +1,149 @@
+"""The grpc.aio server: services, interceptors, health, reflection, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from parley.admin.v1 import admin_pb2, admin_pb2_grpc
+from parley.agent.v1 import agent_pb2, agent_pb2_grpc
+from parley.agent_access.v1 import agent_access_pb2, agent_access_pb2_grpc
+from parley.auth.v1 import auth_pb2, auth_pb2_grpc
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc
+from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+
+from parley_server.app import App
+from parley_server.interceptors.auth_interceptor import AuthInterceptor
+from parley_server.interceptors.error_interceptor import ErrorInterceptor
+from parley_server.interceptors.logging_interceptor import LoggingInterceptor
+from parley_server.rpc.auth_handlers import AuthHandlers
+
+log = logging.getLogger(__name__)
+
+HEALTH_PROBE_SECONDS = 5.0
+
+# Parley's services; those without handlers yet answer UNIMPLEMENTED through
+# their generated base servicer, but are registered so reflection shows them.
+SERVICE_NAMES = [
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+    conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
+    agent_access_pb2.DESCRIPTOR.services_by_name["AgentAccessService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+]
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Keepalive and size limits: ping idle clients so dead peers are noticed,
+    and let clients ping every 20 s (streams behind proxies need that)."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_idle_ms", 30 * 60_000),
+        ("grpc.so_reuseport", 1),
+    ]
+
+
+def _add_reflection_v1(server: grpc.aio.Server, servicer: reflection.aio.ReflectionServicer) -> None:
+    """Serve grpc.reflection.v1 too: its messages are wire-identical to v1alpha,
+    so the v1alpha servicer answers both (grpcio-reflection only ships v1alpha)."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("grpc.reflection.v1.ServerReflection", {"ServerReflectionInfo": handler}),)
+    )
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    _probe: asyncio.Task[None]
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, let in-flight RPCs finish for `grace` seconds, stop."""
+        self._probe.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(app: App, address: str) -> RunningServer:
+    """Build and start the server on address ("host:port"; port 0 picks one)."""
+    server = grpc.aio.server(
+        interceptors=[LoggingInterceptor(), ErrorInterceptor(), AuthInterceptor(app.sessions)],
+        options=server_options(app.settings.max_message_bytes),
+    )
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)
+    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(
+        conversation_pb2_grpc.ConversationServiceServicer(), server
+    )
+    agent_access_pb2_grpc.add_AgentAccessServiceServicer_to_server(
+        agent_access_pb2_grpc.AgentAccessServiceServicer(), server
+    )
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(admin_pb2_grpc.AdminServiceServicer(), server)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_pb2_grpc.AgentServiceServicer(), server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(chat_pb2_grpc.ChatServiceServicer(), server)
+
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = [*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    reflection_servicer = reflection.aio.ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_servicer, server)
+    _add_reflection_v1(server, reflection_servicer)
+
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    probe = asyncio.create_task(_probe_database(app, health))
+    return RunningServer(server, port, health, probe)
+
+
+async def _probe_database(app: App, health: HealthServicer) -> None:
+    """Keep health in step with the database: SERVING only while it answers."""
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    last: int | None = None
+    while True:
+        try:
+            await asyncio.wait_for(app.database.ping(), timeout=HEALTH_PROBE_SECONDS)
+            status = serving
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure to answer means not serving
+            log.warning("database unreachable: %s", exc)
+            status = not_serving
+        if status != last:
+            for name in ["", *SERVICE_NAMES]:
+                await health.set(name, status)
+            last = status
+        await asyncio.sleep(HEALTH_PROBE_SECONDS)
+
+
+async def serve_until_signalled(app: App, address: str) -> None:
+    """Run until SIGINT or SIGTERM, then shut down gracefully."""
+    running = await start_server(app, address)
+    log.info("Parley gRPC listening on %s", address.rsplit(":", 1)[0] + f":{running.port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %ss)", app.settings.shutdown_grace_seconds)
+    await running.stop(app.settings.shutdown_grace_seconds)
+
