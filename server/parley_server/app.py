@@ -10,10 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from argon2 import PasswordHasher
+
 from parley_server.config import Settings
 from parley_server.db.database import Database
+from parley_server.domain.admin_service import AdminService
+from parley_server.domain.agent_access_service import AgentAccessService
+from parley_server.domain.agent_registry import AgentRegistry
+from parley_server.domain.agent_service import AgentService
 from parley_server.domain.auth_service import AuthLimits, AuthService
+from parley_server.domain.conversation_service import ConversationService
 from parley_server.domain.email_service import EmailSender, EmailTemplates, OutboxSender, SmtpSender
+from parley_server.domain.pagination import Paginator
 from parley_server.domain.passwords import Passwords
 from parley_server.domain.rate_limiter import Limit, RateLimiter
 from parley_server.domain.session_service import SessionService
@@ -27,8 +35,14 @@ class App:
     sessions: SessionService
     email: EmailSender
     auth: AuthService
+    registry: AgentRegistry
+    agents: AgentService
+    access: AgentAccessService
+    conversations: ConversationService
+    admin: AdminService
 
     async def aclose(self) -> None:
+        await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()
 
@@ -36,10 +50,12 @@ class App:
 def build_app(settings: Settings, database_url: str) -> App:
     """Wire the services for one process; database_url is the resolved URL."""
     database = Database(database_url)
+    jwt_secret = settings.resolved_jwt_secret()
+    paginator = Paginator(jwt_secret)
     sessions = SessionService(
         database,
         AccessTokens(
-            settings.resolved_jwt_secret(),
+            jwt_secret,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl=timedelta(seconds=settings.access_token_ttl_seconds),
@@ -56,7 +72,7 @@ def build_app(settings: Settings, database_url: str) -> App:
     auth = AuthService(
         database,
         sessions,
-        Passwords(),
+        Passwords(PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)),
         email,
         EmailTemplates(settings.public_url),
         RateLimiter(),
@@ -68,4 +84,9 @@ def build_app(settings: Settings, database_url: str) -> App:
         ),
         waitlist_enabled=settings.waitlist_enabled,
     )
-    return App(settings, database, sessions, email, auth)
+    registry = AgentRegistry()
+    agents = AgentService(database, paginator, registry)
+    access = AgentAccessService(database, paginator)
+    conversations = ConversationService(database, paginator, access, registry)
+    admin = AdminService(database, paginator, sessions, auth, conversations)
+    return App(settings, database, sessions, email, auth, registry, agents, access, conversations, admin)

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parley: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     actions: dict[str, Callable[[App], Awaitable[int]]] = {
         "serve": lambda app: _serve(app, args.addr or settings.grpc_addr),
         "migrate": _migrate,

@@ -87,6 +87,9 @@ class Settings:
     login_failure_window_seconds: int = 15 * 60
     verification_emails_per_hour: int = 3
     shutdown_grace_seconds: int = 10
+    # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
     max_message_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
 
@@ -118,6 +121,8 @@ class Settings:
             login_max_failures_per_client=_int(env, "PARLEY_LOGIN_MAX_FAILURES_PER_CLIENT", 50),
             login_failure_window_seconds=_int(env, "PARLEY_LOGIN_FAILURE_WINDOW", 15 * 60),
             shutdown_grace_seconds=_int(env, "PARLEY_SHUTDOWN_GRACE", 10),
+            argon2_time_cost=_int(env, "PARLEY_ARGON2_TIME_COST", 3),
+            argon2_memory_kib=_int(env, "PARLEY_ARGON2_MEMORY_KIB", 65536),
             log_level=(env.get("PARLEY_LOG_LEVEL") or "INFO").upper(),
         )
 

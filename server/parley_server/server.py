@@ -22,7 +22,11 @@ from parley_server.app import App
 from parley_server.interceptors.auth_interceptor import AuthInterceptor
 from parley_server.interceptors.error_interceptor import ErrorInterceptor
 from parley_server.interceptors.logging_interceptor import LoggingInterceptor
+from parley_server.rpc.admin_handlers import AdminHandlers
+from parley_server.rpc.agent_access_handlers import AgentAccessHandlers
+from parley_server.rpc.agent_handlers import AgentHandlers
 from parley_server.rpc.auth_handlers import AuthHandlers
+from parley_server.rpc.conversation_handlers import ConversationHandlers
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +93,10 @@ async def start_server(app: App, address: str) -> RunningServer:
         options=server_options(app.settings.max_message_bytes),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)
-    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(
-        conversation_pb2_grpc.ConversationServiceServicer(), server
-    )
-    agent_access_pb2_grpc.add_AgentAccessServiceServicer_to_server(
-        agent_access_pb2_grpc.AgentAccessServiceServicer(), server
-    )
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(admin_pb2_grpc.AdminServiceServicer(), server)
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_pb2_grpc.AgentServiceServicer(), server)
+    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationHandlers(app.conversations), server)
+    agent_access_pb2_grpc.add_AgentAccessServiceServicer_to_server(AgentAccessHandlers(app.access), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminHandlers(app.admin), server)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentHandlers(app.agents), server)
     chat_pb2_grpc.add_ChatServiceServicer_to_server(chat_pb2_grpc.ChatServiceServicer(), server)
 
     health = HealthServicer()

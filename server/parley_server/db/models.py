@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Computed,
+    Date,
     DateTime,
     Enum,
     Identity,
@@ -22,8 +24,9 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -52,6 +55,30 @@ class UserState(enum.Enum):
     ACTIVE = "active"
     WAITLISTED = "waitlisted"
     DISABLED = "disabled"
+
+
+class AgentVisibility(enum.Enum):
+    PUBLIC = "public"
+    PREMIUM = "premium"
+    RESTRICTED = "restricted"
+
+
+class AgentProvider(enum.Enum):
+    ECHO = "echo"
+    OPENAI = "openai"
+
+
+class MessageRole(enum.Enum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+class MessageState(enum.Enum):
+    COMPLETE = "complete"
+    STREAMING = "streaming"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class TokenPurpose(enum.Enum):
@@ -169,3 +196,136 @@ class OutboxEmail(Base):
     create_time: Mapped[datetime] = _now()
 
     __table_args__ = (Index("ix_outbox_emails_recipient_id", "recipient", "id"),)
+
+
+class IdempotencyKey(Base):
+    """AIP-155 request ids: the first resource a (user, scope, request id) created.
+
+    The key row is inserted in the same transaction as the resource, so a
+    concurrent retry blocks on the unique key until the first commits, then
+    finds its resource instead of creating a second one.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(50), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    resource_id: Mapped[uuid.UUID]
+    create_time: Mapped[datetime] = _now()
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    visibility: Mapped[AgentVisibility] = mapped_column(_enum(AgentVisibility, "agent_visibility"))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    provider: Mapped[AgentProvider] = mapped_column(_enum(AgentProvider, "agent_provider"))
+    model: Mapped[str] = mapped_column(String(200), default="")
+    base_url: Mapped[str] = mapped_column(String(500), default="")
+    # Name of the environment variable that holds the API key; never the key.
+    api_key_env: Mapped[str] = mapped_column(String(100), default="")
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    temperature: Mapped[float] = mapped_column(default=0.7)
+    max_output_tokens: Mapped[int] = mapped_column(Integer, default=1024)
+    title_generation: Mapped[bool] = mapped_column(default=False)
+    daily_message_quota: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Bumped on every update; provider clients are cached per (id, version).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+    # Soft delete: conversations keep pointing at the agent, the slug is freed.
+    delete_time: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("uq_agents_slug_live", "slug", unique=True, postgresql_where=text("delete_time IS NULL")),
+    )
+
+
+class AgentGrant(Base):
+    __tablename__ = "agent_grants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    expire_time: Mapped[datetime | None] = mapped_column(default=None)
+    create_time: Mapped[datetime] = _now()
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+    __table_args__ = (Index("uq_agent_grants_user_agent", "user_id", "agent_id", unique=True),)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id"))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    archived: Mapped[bool] = mapped_column(default=False)
+    pinned: Mapped[bool] = mapped_column(default=False)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+    last_message_time: Mapped[datetime | None] = mapped_column(default=None)
+    # Full-text search over the title ('simple' config: no language guessing).
+    title_search: Mapped[str] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('simple', coalesce(title, ''))", persisted=True)
+    )
+
+    __table_args__ = (
+        # ListConversations: the caller's, newest activity first (keyset on update_time, id).
+        Index("ix_conversations_user_update", "user_id", text("update_time DESC"), text("id DESC")),
+        Index("ix_conversations_title_search", "title_search", postgresql_using="gin"),
+        Index("ix_conversations_create_time", "create_time"),
+        Index("ix_conversations_agent_id", "agent_id"),
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # Order of arrival; keyset pagination and "oldest first" use it.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    role: Mapped[MessageRole] = mapped_column(_enum(MessageRole, "message_role"))
+    content: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[MessageState] = mapped_column(_enum(MessageState, "message_state"))
+    failure_reason: Mapped[str] = mapped_column(Text, default="")
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+    content_search: Mapped[str] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('simple', content)", persisted=True)
+    )
+
+    __table_args__ = (
+        Index("ix_messages_conversation_seq", "conversation_id", "seq"),
+        Index("ix_messages_content_search", "content_search", postgresql_using="gin"),
+        Index("ix_messages_create_time", "create_time"),
+    )
+
+
+class UsageDaily(Base):
+    """Per user, agent and UTC day: chat messages sent and tokens used.
+
+    Serves quotas (today's row), GetUsage and the admin statistics, which stay
+    fast on millions of messages because they read this rollup instead.
+    """
+
+    __tablename__ = "usage_daily"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    message_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_usage_daily_day_agent", "day", "agent_id"),)

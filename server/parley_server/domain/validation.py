@@ -85,6 +85,14 @@ class Violations:
             self.add(field, "must be a UUID")
             return None
 
+    def request_id(self, field: str, value: str) -> str:
+        """An AIP-155 request id: optional, at most 100 printable characters."""
+        if len(value) > 100:
+            self.add(field, "must be at most 100 characters")
+        elif value and not value.isprintable():
+            self.add(field, "must be printable")
+        return value
+
     def update_mask(self, paths: Iterable[str], allowed: set[str], field: str = "update_mask") -> list[str]:
         """AIP-134: an update mask must be non-empty and name only updatable fields."""
         paths = list(paths)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from parley.auth.v1 import auth_pb2
 
@@ -28,6 +30,28 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     ts = Timestamp()
     ts.FromDatetime(value.astimezone(UTC))
     return ts
+
+
+def from_timestamp(message: Message, field: str) -> datetime | None:
+    """The datetime in message.field, or None when the field is unset."""
+    if not message.HasField(field):
+        return None
+    value: Timestamp = getattr(message, field)
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def from_duration(message: Message, field: str) -> timedelta | None:
+    """The timedelta in message.field (a google.protobuf.Duration), or None when unset."""
+    if not message.HasField(field):
+        return None
+    value: Duration = getattr(message, field)
+    return value.ToTimedelta()
+
+
+def duration(value: timedelta) -> Duration:
+    result = Duration()
+    result.FromTimedelta(value)
+    return result
 
 
 def user_to_proto(user: User) -> auth_pb2.User:

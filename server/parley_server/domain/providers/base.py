@@ -1,0 +1,55 @@
+"""The interface every model provider implements, and its event types.
+
+A provider turns a conversation history into a stream of events: text deltas
+as they are generated, then (usually) one usage report. Errors are raised as
+ProviderError with a short reason a user may see; nothing vendor-specific
+leaks past this module's types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+TurnRole = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: TurnRole
+    content: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+ProviderEvent = TextDelta | Usage
+
+
+class ProviderError(Exception):
+    """The provider failed; `reason` is safe to show to the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChatProvider(Protocol):
+    def stream(
+        self, turns: Sequence[ChatTurn], *, max_output_tokens: int, temperature: float
+    ) -> AsyncIterator[ProviderEvent]:
+        """Generate a reply to turns, as events."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release pooled connections (called when the agent changes or goes away)."""
+        ...

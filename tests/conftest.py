@@ -1,0 +1,123 @@
+"""Shared test fixtures: one real PostgreSQL, one real server on a real port.
+
+The database is the embedded PostgreSQL (pgserver) unless DATABASE_URL names
+a server; then a fresh database is created on that server for the run and
+dropped afterwards, so the named database itself is never touched.
+
+The gRPC server runs in the test process on an ephemeral port and is reached
+through real channels and generated stubs. Each test starts from empty tables
+and an empty session cache.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from parley_server.app import App, build_app
+from parley_server.config import Settings
+from parley_server.db.database import normalise_url
+from parley_server.db.embedded import start_embedded_postgres
+from parley_server.db.migrate import migrate
+from parley_server.server import RunningServer, start_server
+from tests.support import Stubs
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("parley")
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_root: Path) -> AsyncIterator[str]:
+    external = os.environ.get("DATABASE_URL")
+    if not external:
+        yield start_embedded_postgres(tmp_root / "embedded", cleanup="delete")
+        return
+    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(external))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield make_url(normalise_url(external)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_settings(tmp_root: Path, database_url: str, **overrides: object) -> Settings:
+    """Settings for an in-process test server: cheap Argon2, fixed secret, outbox email."""
+    base = Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "PARLEY_DATA_DIR": str(tmp_root / "data"),
+            "PARLEY_JWT_SECRET": TEST_JWT_SECRET,
+            "PARLEY_ARGON2_TIME_COST": "1",
+            "PARLEY_ARGON2_MEMORY_KIB": "8192",
+            "PARLEY_EMAIL_BACKEND": "outbox",
+        }
+    )
+    return base.__class__(**{**base.__dict__, **overrides})
+
+
+@pytest.fixture(scope="session")
+async def app(tmp_root: Path, database_url: str) -> AsyncIterator[App]:
+    application = build_app(test_settings(tmp_root, database_url), database_url)
+    await migrate(application.database)
+    async with application.database.transaction() as db:
+        # The migration seeds the default agents; keep a copy to restore after truncation.
+        await db.execute(text("CREATE SCHEMA IF NOT EXISTS test_seed"))
+        await db.execute(text("DROP TABLE IF EXISTS test_seed.agents"))
+        await db.execute(text("CREATE TABLE test_seed.agents AS SELECT * FROM agents"))
+    yield application
+    await application.aclose()
+
+
+@pytest.fixture(scope="session")
+async def server(app: App) -> AsyncIterator[RunningServer]:
+    running = await start_server(app, "127.0.0.1:0")
+    yield running
+    await running.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def channel(server: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+async def stubs(channel: grpc.aio.Channel, app: App) -> AsyncIterator[Stubs]:
+    """Stubs on the shared channel, after emptying every table and cache."""
+    await truncate_all(app)
+    yield Stubs(channel, app)
+
+
+async def truncate_all(app: App) -> None:
+    async with app.database.transaction() as db:
+        tables = (
+            await db.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+        ).scalars()
+        await db.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        await db.execute(text("INSERT INTO agents SELECT * FROM test_seed.agents"))
+    app.sessions.clear_cache()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Iterator[Path]:
+    yield Path(__file__).resolve().parent.parent
