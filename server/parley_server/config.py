@@ -91,6 +91,12 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     max_message_bytes: int = 4 * 1024 * 1024
+    # Pause before each word of the offline echo provider, so its replies
+    # stream like a model's (0 in tests that only want the text).
+    echo_delay_ms: int = 30
+    # Longest wait for an OpenAI-compatible endpoint to connect or send the
+    # next chunk; a stalled provider fails the generation instead of hanging it.
+    provider_timeout_seconds: int = 60
     log_level: str = "INFO"
 
     @classmethod
@@ -124,6 +130,8 @@ class Settings:
             argon2_time_cost=_int(env, "PARLEY_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int(env, "PARLEY_ARGON2_MEMORY_KIB", 65536),
             log_level=(env.get("PARLEY_LOG_LEVEL") or "INFO").upper(),
+            echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", 30),
+            provider_timeout_seconds=_int(env, "PARLEY_PROVIDER_TIMEOUT", 60),
         )
 
     def resolved_jwt_secret(self) -> str:

@@ -20,6 +20,7 @@ from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
 from parley_server.app import App
 from parley_server.interceptors.auth_interceptor import AuthInterceptor
+from parley_server.interceptors.decode_interceptor import DecodeInterceptor
 from parley_server.interceptors.error_interceptor import ErrorInterceptor
 from parley_server.interceptors.logging_interceptor import LoggingInterceptor
 from parley_server.rpc.admin_handlers import AdminHandlers
@@ -89,7 +90,7 @@ class RunningServer:
 async def start_server(app: App, address: str) -> RunningServer:
     """Build and start the server on address ("host:port"; port 0 picks one)."""
     server = grpc.aio.server(
-        interceptors=[LoggingInterceptor(), ErrorInterceptor(), AuthInterceptor(app.sessions)],
+        interceptors=[LoggingInterceptor(), ErrorInterceptor(), AuthInterceptor(app.sessions), DecodeInterceptor()],
         options=server_options(app.settings.max_message_bytes),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)

@@ -31,7 +31,14 @@ class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
         context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
-        response = method(request_or_iterator, context)
+        try:
+            response = method(request_or_iterator, context)
+        except Exception as exc:
+            # A synchronous handler (the generated base servicer of an RPC with
+            # no implementation yet) fails as soon as it is called, before any
+            # `around` is entered; re-raise inside it so authentication still
+            # runs first and the error is mapped like any other.
+            response = _raise(exc)
         if hasattr(response, "__aiter__"):
             return self._stream(response, context, method_name)
         try:
@@ -49,3 +56,7 @@ class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
                     yield item
         finally:
             await responses.aclose()  # type: ignore[attr-defined]
+
+
+async def _raise(exc: Exception) -> Any:
+    raise exc

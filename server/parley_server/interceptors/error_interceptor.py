@@ -91,6 +91,11 @@ class ErrorInterceptor(AroundInterceptor):
             await abort_with(context, status_for(exc))
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
+        except NotImplementedError:
+            # What the generated base servicer raises for an RPC without a handler.
+            await abort_with(
+                context, rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", "UNIMPLEMENTED")
+            )
         except (OperationalError, InterfaceError, ConnectionError, TimeoutError) as exc:
             rid = _request_id()
             log.warning("database unavailable in %s (request %s): %s", method_name, rid, exc)
