@@ -53,3 +53,16 @@ class ChatProvider(Protocol):
     async def aclose(self) -> None:
         """Release pooled connections (called when the agent changes or goes away)."""
         ...
+
+
+async def complete_text(
+    provider: ChatProvider, turns: Sequence[ChatTurn], max_output_tokens: int, temperature: float
+) -> str:
+    """The whole reply to turns as one string, for short internal uses (titles)
+    where nobody watches the text arrive; ProviderError propagates."""
+    parts = [
+        event.text
+        async for event in provider.stream(turns, max_output_tokens=max_output_tokens, temperature=temperature)
+        if isinstance(event, TextDelta)
+    ]
+    return "".join(parts)
