@@ -1,10 +1,10 @@
 """Conversation titles derived from text: the heuristic, and the clean-up of model answers.
 
 A title is shown in narrow sidebars, so whatever produced it (the user's first
-message, or a model asked for a title) goes through the same rules: plain text
-without markdown or quotes, the first sentence of the first line (or its first
-few words), at most 60
-characters cut at a word boundary, no trailing punctuation, capitalised.
+message, or a model asked for a title) goes through the same rules: plain
+text without markdown or quotes, the first sentence of the first non-empty line
+(or its first few words), at most 60 characters cut at a word boundary, no
+trailing punctuation, capitalised.
 Everything here is pure so it can be table-tested and reused by ChatService.
 """
 
