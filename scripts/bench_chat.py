@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Benchmark concurrent chat streams against a real `parley serve` process.
+
+Starts a server process on its own database (DATABASE_URL, or a fresh
+embedded PostgreSQL in a temporary directory), opens N concurrent SendMessage
+streams with the offline echo provider, and prints:
+
+- whether every stream completed, and tokens lost (expected vs received text);
+- tokens/s delivered to clients;
+- per-token lateness added by the server: for the k-th delta of a stream,
+  arrival(k) - (arrival(0) + k * delay), since echo emits one word per delay;
+- the server's peak RSS, and RSS per open stream: (RSS with all streams open -
+  RSS before) / N.
+
+    python scripts/bench_chat.py --streams 100 1000 --words 200
+    python scripts/bench_chat.py --quick          # CI: small and fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from parley.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
+from parley.agent.v1 import agent_pb2, agent_pb2_grpc  # noqa: E402
+from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc  # noqa: E402
+
+from tests.server_process import ServerProcess  # noqa: E402
+
+PASSWORD = "benchmark password 123"
+CHANNELS = 8
+
+
+@dataclass
+class StreamResult:
+    completed: bool = False
+    text: str = ""
+    # (arrival time, words received so far) per delta; a delta may carry
+    # several words when the server coalesced a replay.
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+
+
+def rss_kib(pid: int, key: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+async def open_stream(
+    stub: chat_pb2_grpc.ChatServiceStub, md: tuple[tuple[str, str], ...], cid: str, content: str, opened: asyncio.Event
+) -> StreamResult:
+    result = StreamResult()
+    call = stub.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=md)
+    async for event in call:
+        kind = event.WhichOneof("event")
+        if kind == "accepted":
+            opened.set()
+        elif kind == "delta":
+            result.text += event.delta.text
+            result.arrivals.append((time.perf_counter(), len(result.text.split())))
+        elif kind == "completed":
+            result.completed = True
+    return result
+
+
+async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) -> None:
+    channels = [grpc.aio.insecure_channel(server.addr) for _ in range(CHANNELS)]
+    try:
+        auth = auth_pb2_grpc.AuthServiceStub(channels[0])
+        login = await auth.Login(auth_pb2.LoginRequest(email="bench@example.com", password=PASSWORD))
+        md = (("authorization", f"Bearer {login.tokens.access_token}"),)
+        agents = await agent_pb2_grpc.AgentServiceStub(channels[0]).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
+        agent_id = next(a.id for a in agents.agents if a.slug == "assistant")
+        conversations = conversation_pb2_grpc.ConversationServiceStub(channels[0])
+        cids = []
+        for _ in range(n):
+            created = await conversations.CreateConversation(
+                conversation_pb2.CreateConversationRequest(agent_id=agent_id, title="bench"), metadata=md
+            )
+            cids.append(created.conversation.id)
+        content = " ".join(f"token{i}" for i in range(words - 1))
+        expected = "Echo: " + content
+        pid = server.process.pid  # type: ignore[union-attr]
+        rss_before = rss_kib(pid)
+        started = time.perf_counter()
+        opened = [asyncio.Event() for _ in range(n)]
+        tasks = [
+            asyncio.create_task(
+                open_stream(chat_pb2_grpc.ChatServiceStub(channels[i % CHANNELS]), md, cid, content, opened[i])
+            )
+            for i, cid in enumerate(cids)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), timeout=120)
+        await asyncio.sleep(delay_ms / 1000 * words / 3)  # mid-stream: every stream open and streaming
+        rss_open = rss_kib(pid)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        elapsed = time.perf_counter() - started
+    finally:
+        for channel in channels:
+            await channel.close()
+    ok = [r for r in results if isinstance(r, StreamResult)]
+    errors = [r for r in results if not isinstance(r, StreamResult)]
+    completed = sum(r.completed for r in ok)
+    lost = sum(max(0, len(expected.split()) - len(r.text.split())) for r in ok) + len(errors) * words
+    exact = sum(r.text == expected for r in ok)
+    tokens = sum(len(r.text.split()) for r in ok)
+    lateness = [
+        (arrival - r.arrivals[0][0] - (words_so_far - r.arrivals[0][1]) * delay_ms / 1000) * 1000
+        for r in ok
+        for arrival, words_so_far in r.arrivals
+    ]
+    q = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
+    print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms")
+    print(f"completed:            {completed}/{n} ({'all' if completed == n else 'NOT all'}); exact text: {exact}/{n}")
+    print(f"errors:               {len(errors)}" + (f" (first: {errors[0]!r:.200})" if errors else ""))
+    print(f"tokens lost:          {lost}")
+    print(f"tokens delivered:     {tokens} in {elapsed:.1f} s = {tokens / elapsed:,.0f} tokens/s")
+    print(f"per-token lateness:   p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (added on top of the {delay_ms} ms pacing)")
+    print(f"server RSS:           before {rss_before / 1024:.1f} MiB, streams open {rss_open / 1024:.1f} MiB, "
+          f"peak {rss_kib(pid, 'VmHWM') / 1024:.1f} MiB")
+    print(f"RSS per open stream:  {(rss_open - rss_before) / n:.1f} KiB")
+
+
+async def prepare(server: ServerProcess) -> None:
+    result = await asyncio.to_thread(
+        server_cli, server, "create-admin", "bench@example.com"
+    )
+    if result != 0:
+        raise SystemExit("could not create the benchmark user")
+
+
+def server_cli(server: ServerProcess, *args: str) -> int:
+    import subprocess
+
+    env = {**server.env, "PARLEY_ADMIN_PASSWORD": PASSWORD}
+    return subprocess.run([str(Path(sys.executable).parent / "parley"), *args], env=env).returncode
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, nargs="+", default=[100, 1000], help="concurrent streams per round")
+    parser.add_argument("--words", type=int, default=200, help="words per answer")
+    parser.add_argument("--delay-ms", type=int, default=50, help="echo provider pause per word")
+    parser.add_argument("--quick", action="store_true", help="small run for CI (20 streams x 30 words)")
+    args = parser.parse_args()
+    if args.quick:
+        args.streams, args.words, args.delay_ms = [20], 30, 20
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"PARLEY_ECHO_DELAY_MS": str(args.delay_ms), "PARLEY_LOG_LEVEL": "WARNING"}
+        if os.environ.get("DATABASE_URL"):
+            env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        server = ServerProcess(Path(tmp), **env).start()
+        try:
+            await prepare(server)
+            for n in args.streams:
+                await run_round(server, n, args.words, args.delay_ms)
+        finally:
+            server.terminate()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,384 @@
+"""ChatService rules: send, resume, cancel and watch, over decoupled generations.
+
+Every stream a client holds is a *follower*: it replays what is already
+generated (from this process's buffer when the generation runs here, from
+PostgreSQL otherwise) and then continues with live deltas from the event bus.
+Deltas carry offsets, so the follower trims overlaps and notices gaps at the
+seam between stored and live text; after a gap or a lagging subscription it
+re-reads the stored text and carries on, so the client sees each character
+exactly once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley_server.db.database import Database
+from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState, User
+from parley_server.domain.activity import Activity
+from parley_server.domain.agent_access_service import AgentAccessService
+from parley_server.domain.agent_registry import AgentRegistry
+from parley_server.domain.caller import Caller
+from parley_server.domain.chat_events import (
+    CancelRequested,
+    ConversationChanged,
+    ConversationDeleted,
+    Delta,
+    Finished,
+    MessageCreated,
+)
+from parley_server.domain.clock import utcnow
+from parley_server.domain.conversation_service import ConversationService, message_content
+from parley_server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from parley_server.domain.event_bus import EventBus, Subscription
+from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
+from parley_server.domain.idempotency import claim
+from parley_server.domain.ownership import owned_conversation, owned_message
+from parley_server.domain.validation import Violations
+
+log = logging.getLogger(__name__)
+
+HISTORY_MAX_MESSAGES = 50
+HISTORY_MAX_CHARS = 100_000
+# How long CancelGeneration waits for the owning replica to confirm the stop
+# before deciding the owner is gone and cancelling in the database itself.
+CANCEL_CONFIRM_SECONDS = 3.0
+FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
+
+
+@dataclass(frozen=True)
+class Accepted:
+    user_message: Message
+    assistant_message_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    message_id: uuid.UUID
+    offset: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The final message: COMPLETE, CANCELLED or FAILED (with its partial text)."""
+
+    message: Message
+
+
+ChatUpdate = Accepted | TextChunk | Ended
+
+
+@dataclass(frozen=True)
+class WatchUpdate:
+    """One change to a watched conversation; exactly one field is set."""
+
+    message_created: Message | None = None
+    delta: TextChunk | None = None
+    message_completed: Message | None = None
+    conversation_updated: Conversation | None = None
+    conversation_deleted: uuid.UUID | None = None
+
+
+class ChatService:
+    def __init__(
+        self,
+        database: Database,
+        bus: EventBus,
+        access: AgentAccessService,
+        registry: AgentRegistry,
+        conversations: ConversationService,
+        *,
+        activity: Activity,
+        generation_timeout_seconds: float,
+        persist_interval: float = 0.5,
+        sweep_interval: float = 10.0,
+    ) -> None:
+        self._db = database
+        self._bus = bus
+        self._access = access
+        self._registry = registry
+        self._conversations = conversations
+        self.generations = GenerationManager(
+            database,
+            bus,
+            on_finished=self._on_finished,
+            activity=activity,
+            timeout_seconds=generation_timeout_seconds,
+            persist_interval=persist_interval,
+            sweep_interval=sweep_interval,
+        )
+        self._activity = activity
+
+    async def start(self) -> None:
+        await self.generations.start()
+
+    async def stop(self, grace: float) -> None:
+        await self.generations.stop(grace)
+
+    # -- SendMessage -----------------------------------------------------
+
+    async def send_message(
+        self, caller: Caller, conversation_id: str, content: str, request_id: str
+    ) -> AsyncIterator[ChatUpdate]:
+        v = Violations()
+        cid = v.uuid("conversation_id", conversation_id)
+        content = message_content(v, "content", content)
+        request_id = v.request_id("request_id", request_id)
+        v.raise_if_any()
+        assert cid is not None
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
+            if is_new:
+                agent = await self._access.require_access(db, caller, conversation.agent_id)
+                user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
+            else:
+                user_message = await self._user_message_of(db, assistant_id)
+                spec = None
+        if spec is not None:
+            self._bus.publish(MessageCreated(cid, user_message.id))
+            self._bus.publish(MessageCreated(cid, assistant_id))
+            self._bus.publish(ConversationChanged(cid))
+            self.generations.launch(spec)
+        yield Accepted(user_message, assistant_id)
+        async for update in self._follow(caller, cid, assistant_id, 0):
+            yield update
+
+    async def _start_exchange(
+        self,
+        db: AsyncSession,
+        caller: Caller,
+        conversation: Conversation,
+        agent: Agent,
+        content: str,
+        assistant_id: uuid.UUID,
+    ) -> tuple[Message, GenerationSpec]:
+        now = utcnow()
+        user_message = Message(
+            conversation_id=conversation.id, role=MessageRole.USER, content=content, state=MessageState.COMPLETE
+        )
+        db.add(user_message)
+        await db.flush()
+        db.add(
+            Message(
+                id=assistant_id,
+                conversation_id=conversation.id,
+                role=MessageRole.ASSISTANT,
+                content="",
+                state=MessageState.STREAMING,
+                generation_owner=self.generations.owner_key,
+                reply_to=user_message.id,
+            )
+        )
+        conversation.message_count += 2
+        conversation.last_message_time = now
+        conversation.update_time = now
+        await db.flush()
+        await db.refresh(user_message)
+        turns = await self._conversations.history_for_agent(
+            db, conversation, agent, HISTORY_MAX_MESSAGES, HISTORY_MAX_CHARS
+        )
+        spec = GenerationSpec(
+            message_id=assistant_id,
+            conversation_id=conversation.id,
+            user_id=caller.user_id,
+            agent_id=agent.id,
+            provider=await self._registry.provider_for(agent),
+            turns=turns,
+            max_output_tokens=agent.max_output_tokens,
+            temperature=agent.temperature,
+        )
+        return user_message, spec
+
+    async def _user_message_of(self, db: AsyncSession, assistant_id: uuid.UUID) -> Message:
+        """The user half of an exchange already started with the same request_id."""
+        assistant = await db.get(Message, assistant_id)
+        if assistant is None or assistant.reply_to is None:
+            raise NotFound("the exchange of this request_id was deleted", reason="MESSAGE_NOT_FOUND")
+        user_message = await db.get(Message, assistant.reply_to)
+        if user_message is None:
+            raise NotFound("the exchange of this request_id was deleted", reason="MESSAGE_NOT_FOUND")
+        return user_message
+
+    async def _on_finished(self, outcome: Outcome) -> None:
+        """Record usage; title the conversation after its first exchange."""
+        spec = outcome.spec
+        async with self._db.transaction() as db:
+            await self._access.record_usage(
+                db, spec.user_id, spec.agent_id, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
+            )
+            conversation = await db.get(Conversation, spec.conversation_id)
+        if conversation is not None and not conversation.title and outcome.state is MessageState.COMPLETE:
+            try:
+                async with self._db.transaction() as db:
+                    user = await db.get(User, spec.user_id)
+                if user is not None:
+                    # generate_title announces the new title itself.
+                    await self._conversations.generate_title(Caller.acting_for(user), str(spec.conversation_id))
+            except Exception:  # a missing title must not turn a finished answer into an error
+                log.exception("could not title conversation %s", spec.conversation_id)
+
+    # -- ResumeStream ------------------------------------------------------
+
+    async def resume_stream(self, caller: Caller, message_id: str, offset: int) -> AsyncIterator[ChatUpdate]:
+        v = Violations()
+        mid = v.uuid("message_id", message_id)
+        if offset < 0:
+            v.add("offset", "must not be negative")
+        v.raise_if_any()
+        assert mid is not None
+        async with self._db.transaction() as db:
+            message, conversation = await owned_message(db, mid, caller.user_id)
+        if message.role is not MessageRole.ASSISTANT:
+            raise FailedPrecondition("only assistant messages are generated", reason="NOT_A_GENERATION")
+        async for update in self._follow(caller, conversation.id, mid, offset):
+            yield update
+
+    async def _follow(
+        self, caller: Caller, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int
+    ) -> AsyncIterator[ChatUpdate]:
+        """Replay from offset, then live until the generation ends (see module doc)."""
+        with self._activity.chat_stream():
+            async with self._bus.subscribe(conversation_id) as subscription:
+                (position, chunk), final = await self._catch_up(caller, message_id, offset, first=True)
+                if chunk:
+                    yield chunk
+                while final is None:
+                    event = await subscription.next()
+                    if isinstance(event, Delta) and event.message_id == message_id:
+                        if event.offset > position:  # a gap: fall back to the stored text
+                            event = None
+                        else:
+                            fresh = event.text[position - event.offset :]
+                            if fresh:
+                                yield TextChunk(message_id, position, fresh)
+                                position += len(fresh)
+                            continue
+                    if event is None or (isinstance(event, Finished) and event.message_id == message_id):
+                        (position, chunk), final = await self._catch_up(caller, message_id, position)
+                        if chunk:
+                            yield chunk
+                    elif isinstance(event, ConversationDeleted):
+                        raise NotFound("the conversation was deleted", reason="CONVERSATION_NOT_FOUND")
+                yield Ended(final)
+
+    async def _catch_up(
+        self, caller: Caller, message_id: uuid.UUID, position: int, *, first: bool = False
+    ) -> tuple[tuple[int, TextChunk | None], Message | None]:
+        """The text after position that the client has not seen, and the final message if it ended."""
+        async with self._db.transaction() as db:
+            message, _ = await owned_message(db, message_id, caller.user_id)
+        final = message if message.state in FINAL_STATES else None
+        current = message.content if final else (self.generations.snapshot(message_id) or message.content)
+        if first and position > len(current) and final is not None:
+            raise InvalidArgument([FieldViolation("offset", f"is beyond the message's {len(current)} characters")])
+        if position >= len(current):
+            return (position, None), final
+        return (len(current), TextChunk(message_id, position, current[position:])), final
+
+    # -- CancelGeneration ----------------------------------------------------
+
+    async def cancel_generation(self, caller: Caller, message_id: str) -> Message:
+        """Stop the generation (wherever it runs); the partial text stays, CANCELLED.
+
+        Cancelling a message that already ended returns it unchanged, so a
+        stop button pressed a moment too late is not an error.
+        """
+        v = Violations()
+        mid = v.uuid("message_id", message_id)
+        v.raise_if_any()
+        assert mid is not None
+        async with self._db.transaction() as db:
+            message, conversation = await owned_message(db, mid, caller.user_id)
+        if message.state is not MessageState.STREAMING:
+            return message
+        local = self.generations.cancel_local(mid)
+        if local is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await local
+        else:
+            await self._cancel_remote(conversation.id, mid)
+        async with self._db.transaction() as db:
+            message, _ = await owned_message(db, mid, caller.user_id)
+        return message
+
+    async def _cancel_remote(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        async with self._bus.subscribe(conversation_id) as subscription:
+            self._bus.publish(CancelRequested(conversation_id, message_id))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CANCEL_CONFIRM_SECONDS):
+                    while True:
+                        event = await subscription.next()
+                        if isinstance(event, Finished) and event.message_id == message_id:
+                            return
+        # No replica answered: its owner is gone. Cancel in the database,
+        # unless the owner finished meanwhile (the state check decides).
+        async with self._db.transaction() as db:
+            result = await db.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.state == MessageState.STREAMING)
+                .values(state=MessageState.CANCELLED, generation_owner=None, update_time=func.now())
+            )
+        if result.rowcount:
+            self._bus.publish(Finished(conversation_id, message_id, MessageState.CANCELLED))
+
+    # -- WatchConversation ---------------------------------------------------
+
+    async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
+        """The conversation as it is now, then every change to it until it is deleted."""
+        v = Violations()
+        cid = v.uuid("conversation_id", conversation_id)
+        v.raise_if_any()
+        assert cid is not None
+        with self._activity.chat_stream():
+            async with self._bus.subscribe(cid) as subscription:
+                async with self._db.transaction() as db:
+                    conversation = await owned_conversation(db, cid, caller.user_id)
+                # The current state first: the watcher knows where it starts,
+                # and that from here on it misses nothing.
+                yield WatchUpdate(conversation_updated=conversation)
+                while True:
+                    update_ = await self._watch_update(caller, cid, subscription)
+                    if update_ is None:
+                        continue
+                    yield update_
+                    if update_.conversation_deleted is not None:
+                        return
+
+    async def _watch_update(self, caller: Caller, cid: uuid.UUID, subscription: Subscription) -> WatchUpdate | None:
+        event = await subscription.next()
+        if event is None:
+            # Events were lost; tell the watcher the conversation's current state.
+            return WatchUpdate(conversation_updated=await self._conversation_or_none(caller, cid))
+        if isinstance(event, Delta):
+            return WatchUpdate(delta=TextChunk(event.message_id, event.offset, event.text))
+        if isinstance(event, ConversationDeleted):
+            return WatchUpdate(conversation_deleted=cid)
+        if isinstance(event, ConversationChanged):
+            conversation = await self._conversation_or_none(caller, cid)
+            return WatchUpdate(conversation_updated=conversation) if conversation else None
+        if isinstance(event, (MessageCreated, Finished)):
+            async with self._db.transaction() as db:
+                message = await db.get(Message, event.message_id)
+            if message is None:
+                return None
+            if isinstance(event, MessageCreated):
+                return WatchUpdate(message_created=message)
+            return WatchUpdate(message_completed=message)
+        return None
+
+    async def _conversation_or_none(self, caller: Caller, cid: uuid.UUID) -> Conversation | None:
+        async with self._db.transaction() as db:
+            try:
+                return await owned_conversation(db, cid, caller.user_id)
+            except NotFound:
+                return None

@@ -1,0 +1,304 @@
+"""Generations: model replies that live apart from the stream that asked for them.
+
+A generation is an asyncio task owned by this process. It appends the
+provider's text to an in-memory buffer and publishes each delta on the event
+bus; clients merely follow. A disconnecting client therefore loses nothing,
+and CancelGeneration (from any connection or replica) is the only stop button.
+
+Persistence is batched: a single flusher writes every dirty generation's text
+in one executemany every `persist_interval` seconds (sooner when a buffer
+grows past `persist_chars`), so the database sees a handful of statements per
+second however many streams run, and a crash loses at most the last interval.
+
+Ownership: each STREAMING message records the advisory-lock key of the
+replica generating it. A sweeper (at start and periodically) marks FAILED
+every STREAMING message whose owner no longer holds its lock, i.e. whose
+process died; nothing stays "streaming" forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, func, text, update
+
+from parley_server.db.database import Database
+from parley_server.db.models import Message, MessageState
+from parley_server.domain.activity import Activity
+from parley_server.domain.chat_events import CancelRequested, Delta, Event, Finished
+from parley_server.domain.event_bus import EventBus
+from parley_server.domain.providers.base import ChatProvider, ChatTurn, ProviderError, TextDelta, Usage
+
+log = logging.getLogger(__name__)
+
+OWNER_DIED = "the server generating this answer stopped before it finished"
+SHUTTING_DOWN = "the server was shut down before the answer finished"
+TIMED_OUT = "the answer took too long and was stopped"
+INTERNAL = "the answer failed because of an internal error"
+
+
+@dataclass
+class GenerationSpec:
+    """Everything a generation needs, resolved before it starts."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
+    provider: ChatProvider
+    turns: Sequence[ChatTurn]
+    max_output_tokens: int
+    temperature: float
+
+
+@dataclass
+class Generation:
+    spec: GenerationSpec
+    chunks: list[str] = field(default_factory=list)
+    length: int = 0
+    persisted_length: int = 0
+    usage: Usage | None = None
+    cancel_requested: bool = False
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def text(self) -> str:
+        if len(self.chunks) > 1:
+            self.chunks = ["".join(self.chunks)]
+        return self.chunks[0] if self.chunks else ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a generation ended, handed to the `on_finished` callback."""
+
+    spec: GenerationSpec
+    state: MessageState
+    text: str
+    usage: Usage
+    failure_reason: str
+
+
+class GenerationManager:
+    def __init__(
+        self,
+        database: Database,
+        bus: EventBus,
+        *,
+        on_finished: Callable[[Outcome], Awaitable[None]],
+        activity: Activity,
+        timeout_seconds: float,
+        persist_interval: float = 0.5,
+        persist_chars: int = 4096,
+        sweep_interval: float = 10.0,
+    ) -> None:
+        self._db = database
+        self._bus = bus
+        self._on_finished = on_finished
+        self._activity = activity
+        self._timeout = timeout_seconds
+        self._persist_interval = persist_interval
+        self._persist_chars = persist_chars
+        self._sweep_interval = sweep_interval
+        self._running: dict[uuid.UUID, Generation] = {}
+        self._flush_now = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Generation tasks until they end, after-work (usage, title) included.
+        self._generation_tasks: set[asyncio.Task[None]] = set()
+        bus.add_handler(self._on_event)
+
+    @property
+    def owner_key(self) -> int:
+        return self._bus.replica_key
+
+    async def start(self) -> None:
+        await self.sweep()
+        self._tasks = [
+            asyncio.create_task(self._flusher(), name="generation-flusher"),
+            asyncio.create_task(self._sweeper(), name="generation-sweeper"),
+        ]
+
+    async def idle(self, timeout: float | None = None) -> bool:
+        """Wait until no generation task (including its after-work) runs; False on timeout."""
+        pending = set(self._generation_tasks)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            return not still
+        return True
+
+    async def stop(self, grace: float) -> None:
+        """Let generations finish for `grace` seconds, then fail the rest (text kept)."""
+        if not await self.idle(grace):
+            for task in list(self._generation_tasks):
+                task.cancel()
+            await self.idle()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def launch(self, spec: GenerationSpec) -> None:
+        """Start generating; the task outlives the RPC that called this."""
+        generation = Generation(spec)
+        self._running[spec.message_id] = generation
+        generation.task = asyncio.create_task(self._run(generation), name=f"generation-{spec.message_id}")
+        self._generation_tasks.add(generation.task)
+        generation.task.add_done_callback(self._generation_tasks.discard)
+
+    def snapshot(self, message_id: uuid.UUID) -> str | None:
+        """The text generated so far, when this process runs that generation."""
+        generation = self._running.get(message_id)
+        return generation.text if generation else None
+
+    def cancel_local(self, message_id: uuid.UUID) -> asyncio.Task[None] | None:
+        """Stop a generation of this process; returns its task to await, if it runs here."""
+        generation = self._running.get(message_id)
+        if generation is None or generation.task is None:
+            return None
+        generation.cancel_requested = True
+        generation.task.cancel()
+        return generation.task
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, CancelRequested):
+            self.cancel_local(event.message_id)
+
+    async def _run(self, generation: Generation) -> None:
+        with self._activity.generation():
+            await self._generate(generation)
+
+    async def _generate(self, generation: Generation) -> None:
+        spec = generation.spec
+        state, reason = MessageState.COMPLETE, ""
+        try:
+            async with asyncio.timeout(self._timeout):
+                async for event in spec.provider.stream(
+                    spec.turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
+                ):
+                    if isinstance(event, TextDelta) and event.text:
+                        self._append(generation, event.text)
+                    elif isinstance(event, Usage):
+                        generation.usage = event
+        except asyncio.CancelledError:
+            state = MessageState.CANCELLED if generation.cancel_requested else MessageState.FAILED
+            reason = "" if generation.cancel_requested else SHUTTING_DOWN
+        except TimeoutError:
+            state, reason = MessageState.FAILED, TIMED_OUT
+        except ProviderError as exc:
+            state, reason = MessageState.FAILED, exc.reason
+        except Exception:
+            log.exception("generation %s failed", spec.message_id)
+            state, reason = MessageState.FAILED, INTERNAL
+        finally:
+            await asyncio.shield(self._finish(generation, state, reason))
+
+    def _append(self, generation: Generation, piece: str) -> None:
+        spec = generation.spec
+        offset = generation.length
+        generation.chunks.append(piece)
+        generation.length += len(piece)
+        self._bus.publish(Delta(spec.conversation_id, spec.message_id, offset, piece))
+        if generation.length - generation.persisted_length >= self._persist_chars:
+            self._flush_now.set()
+
+    async def _finish(self, generation: Generation, state: MessageState, reason: str) -> None:
+        """Store the final text and state, announce the end, then run on_finished
+        (usage, title), which may take a while and must not delay the announcement."""
+        spec = generation.spec
+        usage = generation.usage or Usage(prompt_tokens=0, completion_tokens=0)
+        final_text = generation.text
+        stored = False
+        try:
+            async with self._db.transaction() as db:
+                result = await db.execute(
+                    update(Message)
+                    .where(Message.id == spec.message_id, Message.state == MessageState.STREAMING)
+                    .values(
+                        content=final_text,
+                        state=state,
+                        failure_reason=reason,
+                        prompt_tokens=usage.prompt_tokens,
+                        completion_tokens=usage.completion_tokens,
+                        generation_owner=None,
+                        update_time=func.now(),
+                    )
+                )
+            stored = bool(result.rowcount)
+        except Exception:
+            log.exception("could not store the end of generation %s", spec.message_id)
+        finally:
+            self._running.pop(spec.message_id, None)
+            self._bus.publish(Finished(spec.conversation_id, spec.message_id, state))
+        if stored:
+            try:
+                await self._on_finished(Outcome(spec, state, final_text, usage, reason))
+            except Exception:
+                log.exception("after-generation work failed for %s", spec.message_id)
+
+    async def _flusher(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), timeout=self._persist_interval)
+            self._flush_now.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not persist streaming text; will retry")
+
+    async def flush(self) -> None:
+        """Write the text of every generation that grew since its last write."""
+        dirty = [g for g in self._running.values() if g.length > g.persisted_length]
+        if not dirty:
+            return
+        rows = [{"mid": g.spec.message_id, "body": g.text, "length": g.length} for g in dirty]
+        statement = (
+            update(Message)
+            .where(Message.id == bindparam("mid"), Message.state == MessageState.STREAMING)
+            .values(content=bindparam("body"), update_time=func.now())
+        )
+        async with self._db.transaction() as db:
+            await (await db.connection()).execute(statement, [{"mid": r["mid"], "body": r["body"]} for r in rows])
+        for generation, row in zip(dirty, rows, strict=True):
+            generation.persisted_length = max(generation.persisted_length, row["length"])
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweeping orphaned generations failed")
+
+    async def sweep(self) -> int:
+        """Mark FAILED the generations whose owning process is gone; returns how many."""
+        async with self._db.transaction() as db:
+            rows = (
+                await db.execute(
+                    text(
+                        """
+                        WITH owners AS (
+                            SELECT DISTINCT generation_owner AS key FROM messages
+                            WHERE state = 'streaming' AND generation_owner IS DISTINCT FROM :me
+                        ), dead AS (
+                            SELECT key FROM owners WHERE key IS NULL OR pg_try_advisory_xact_lock(key)
+                        )
+                        UPDATE messages SET state = 'failed', failure_reason = :reason,
+                               generation_owner = NULL, update_time = now()
+                        WHERE state = 'streaming'
+                          AND (generation_owner IN (SELECT key FROM dead)
+                               OR (generation_owner IS NULL AND EXISTS (SELECT 1 FROM dead WHERE key IS NULL)))
+                        RETURNING id, conversation_id
+                        """
+                    ),
+                    {"me": self.owner_key, "reason": OWNER_DIED},
+                )
+            ).all()
+        for message_id, conversation_id in rows:
+            log.warning("generation %s was orphaned by a stopped server; marked failed", message_id)
+            self._bus.publish(Finished(conversation_id, message_id, MessageState.FAILED))
+        return len(rows)

@@ -1,0 +1,89 @@
+"""`parley serve --workers N`: N server processes sharing one port.
+
+gRPC Core does not survive fork, so the parent creates no gRPC object at all:
+it resolves the database (starting the embedded one if needed), applies
+migrations, forks the workers, and only then starts its own event loop to
+supervise them (and Envoy with the web page, which need no gRPC). Each worker
+builds its own event loop, App and server, listening with SO_REUSEPORT so the
+kernel spreads connections across them. Replicas cooperate through
+PostgreSQL (events, generation ownership), exactly as on separate machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+from parley_server.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+
+
+def serve_in_workers(
+    settings: Settings,
+    address: str,
+    workers: int,
+    *,
+    prepare: Callable[[Settings], str],
+    run_worker: Callable[[Settings], int],
+) -> int:
+    """Fork `workers` processes running `run_worker`; returns the worst exit code.
+
+    `prepare` resolves and migrates the database in the parent and returns
+    its URL, which every worker then uses as DATABASE_URL.
+    """
+    if address.rsplit(":", 1)[-1] == "0":
+        raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
+    shared = dataclasses.replace(settings, database_url=prepare(settings))
+    children: list[int] = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
+            code = 1
+            try:
+                code = run_worker(shared)
+            finally:
+                os._exit(code)
+        log.info("worker %d started (pid %d)", index + 1, pid)
+        children.append(pid)
+    return asyncio.run(_supervise(shared, children))
+
+
+async def _supervise(settings: Settings, children: list[int]) -> int:
+    """Wait for the workers; forward SIGINT/SIGTERM; if one dies, stop the rest."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    alive = set(children)
+    worst = 0
+    while alive:
+        if stop.is_set():
+            _signal_all(alive, signal.SIGTERM)
+            stop.clear()
+        await asyncio.sleep(POLL_SECONDS)
+        for pid in list(alive):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                continue
+            alive.discard(pid)
+            code = os.waitstatus_to_exitcode(status)
+            worst = max(worst, abs(code))
+            if code != 0 and alive:
+                log.error("worker %d exited with %d; stopping the others", pid, code)
+                _signal_all(alive, signal.SIGTERM)
+    return worst
+
+
+def _signal_all(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
