@@ -4,9 +4,11 @@ Two properties shape this module:
 - No account enumeration where the contract promises it: a wrong email and a
   wrong password get the same answer after the same Argon2 work, and
   RequestPasswordReset answers OK either way.
-- Failed password checks are counted in their own committed transaction
-  before the error is raised; otherwise the rollback that protects data from
-  bad input would also erase the evidence the rate limit needs.
+- Password checks are counted in their own committed transaction before
+  the password is checked (and un-counted when it was right): counting only
+  after a failure would let parallel guesses all pass the limit check before
+  any of them is counted, and counting inside the request's transaction would
+  let the rollback that protects data from bad input erase the evidence.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class AuthService:
         email = v.email("email", email)
         v.new_password("password", password, email=email)
         display_name = v.text("display_name", display_name, max_length=MAX_DISPLAY_NAME_LENGTH)
-        v.text("invite_code", invite_code, max_length=200)
+        invite_code = v.text("invite_code", invite_code, max_length=200)
         v.raise_if_any()
         password_hash = await self._passwords.hash(password)
         token = new_secret()
@@ -139,13 +141,14 @@ class AuthService:
         email = v.email("email", email)
         v.present("password", password, max_length=1024)
         v.raise_if_any()
+        await self._begin_password_attempt(email, client_address, "too many failed logins; try again later")
         async with self._db.transaction() as db:
-            await self._check_login_limits(db, email, client_address)
             user = await self._find_user(db, email)
         if not await self._passwords.verify(user.password_hash if user else None, password):
-            await self._count_login_failure(email, client_address)
             raise Unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
         assert user is not None
+        async with self._db.transaction() as db:
+            await self._password_was_right(db, email, client_address)
         if user.state is UserState.WAITLISTED:
             raise PermissionDenied("this account is on the waitlist", reason="ACCOUNT_WAITLISTED")
         if user.state is UserState.DISABLED:
@@ -219,7 +222,8 @@ class AuthService:
             user = await self._find_user(db, email)
             # Counted for unknown emails too, so the work done does not differ.
             count = await self._limiter.hit(db, self._limits.reset_emails, email)
-            if user is None or user.state is UserState.DISABLED or count > self._limits.reset_emails.limit:
+            # Locked-out accounts (disabled, waitlisted) could not use the token anyway.
+            if user is None or user.state in LOCKED_OUT_STATES or count > self._limits.reset_emails.limit:
                 return
             self._add_email_token(db, user, TokenPurpose.RESET_PASSWORD, token, RESET_TOKEN_TTL)
         await self._email.send(self._templates.password_reset(email, token))
@@ -288,6 +292,10 @@ class AuthService:
             await self._email.send(self._templates.invite(bound, code))
         return code
 
+    async def notify_account_activated(self, email: str) -> None:
+        """Tell a waitlisted account it was let in (AdminService calls this after its commit)."""
+        await self._email.send(self._templates.account_activated(email))
+
     async def create_admin(self, email: str, password: str) -> User:
         """Create an active, verified administrator, or promote an existing account."""
         v = Violations()
@@ -319,27 +327,27 @@ class AuthService:
             raise Unauthenticated("account no longer exists", reason="SESSION_REVOKED")
         return user
 
-    async def _check_login_limits(self, db: AsyncSession, email: str, client: str) -> None:
-        message = "too many failed logins; try again later"
-        await self._limiter.check(db, self._limits.login_per_email, email, message)
-        if client:
-            await self._limiter.check(db, self._limits.login_per_client, client, message)
-
-    async def _count_login_failure(self, email: str, client: str) -> None:
+    async def _begin_password_attempt(self, email: str, client: str, message: str) -> None:
+        """Count a password check before making it (committed at once), or refuse it
+        when the limit is used up; a refused attempt is not counted."""
         async with self._db.transaction() as db:
-            await self._limiter.hit(db, self._limits.login_per_email, email)
+            await self._limiter.hit_and_check(db, self._limits.login_per_email, email, message)
             if client:
-                await self._limiter.hit(db, self._limits.login_per_client, client)
+                await self._limiter.hit_and_check(db, self._limits.login_per_client, client, message)
+
+    async def _password_was_right(self, db: AsyncSession, email: str, client: str) -> None:
+        """Un-count an attempt whose password was right: only failures use up the limit."""
+        await self._limiter.release(db, self._limits.login_per_email, email)
+        if client:
+            await self._limiter.release(db, self._limits.login_per_client, client)
 
     async def _confirm_password(self, user: User, password: str, field: str) -> None:
         """Re-check the password of a logged-in user; failures count like failed logins."""
-        async with self._db.transaction() as db:
-            await self._limiter.check(
-                db, self._limits.login_per_email, user.email, "too many wrong passwords; try again later"
-            )
+        await self._begin_password_attempt(user.email, "", "too many wrong passwords; try again later")
         if not await self._passwords.verify(user.password_hash, password):
-            await self._count_login_failure(user.email, "")
             raise InvalidArgument([FieldViolation(field, "is wrong")], reason="WRONG_PASSWORD")
+        async with self._db.transaction() as db:
+            await self._password_was_right(db, user.email, "")
 
     def _add_email_token(
         self, db: AsyncSession, user: User, purpose: TokenPurpose, token: str, ttl: timedelta

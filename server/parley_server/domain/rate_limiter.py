@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal
+from sqlalchemy import case, delete, literal, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,6 +68,14 @@ class RateLimiter:
             raise ResourceExhausted(
                 message, retry_after=started + limit.window - utcnow(), reason="RATE_LIMITED"
             )
+
+    async def release(self, db: AsyncSession, limit: Limit, key: str) -> None:
+        """Take back one event counted by `hit` that turned out not to count."""
+        await db.execute(
+            update(RateLimitCounter)
+            .where(RateLimitCounter.key == f"{limit.name}:{key}", RateLimitCounter.count > 0)
+            .values(count=RateLimitCounter.count - 1)
+        )
 
     async def reset(self, db: AsyncSession, limit: Limit, key: str) -> None:
         await db.execute(delete(RateLimitCounter).where(RateLimitCounter.key == f"{limit.name}:{key}"))

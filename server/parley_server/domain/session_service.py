@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
@@ -122,7 +122,7 @@ class SessionService:
             .where(Session.id == session_id, Session.revoke_time.is_(None))
             .values(revoke_time=utcnow())
         )
-        self._cache.pop(session_id, None)
+        self._forget_sessions(db, [session_id])
 
     async def revoke_all(self, db: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
         """Revoke every live session of user_id except `keep`."""
@@ -130,8 +130,18 @@ class SessionService:
         if keep is not None:
             stmt = stmt.where(Session.id != keep)
         revoked = await db.execute(stmt.values(revoke_time=utcnow()).returning(Session.id))
-        for session_id in revoked.scalars():
-            self._cache.pop(session_id, None)
+        self._forget_sessions(db, list(revoked.scalars()))
+
+    def _forget_sessions(self, db: AsyncSession, session_ids: list[uuid.UUID]) -> None:
+        """Drop cached callers of these sessions now, and again once db commits: an
+        RPC that read a session before the commit may have cached it as live meanwhile."""
+
+        def drop(*_: object) -> None:
+            for session_id in session_ids:
+                self._cache.pop(session_id, None)
+
+        drop()
+        event.listen(db.sync_session, "after_commit", drop, once=True)
 
     def forget_user(self, user_id: uuid.UUID) -> None:
         """Drop cached callers of user_id (after a change of role, state or premium)."""

@@ -81,5 +81,5 @@ class AccessTokens:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("access token expired", reason="TOKEN_EXPIRED") from exc
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthenticated("access token invalid", reason="TOKEN_INVALID") from exc
