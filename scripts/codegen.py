@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""Regenerate (or check) the Python code generated from `protos/`.
+"""Regenerate (or check) the code generated from `protos/`: Python and TypeScript.
 
-grpcio-tools ships no `grpc_python_plugin` binary, so `buf generate` cannot
-drive the Python generator; this script calls `grpc_tools.protoc` directly,
-the way grpc's own examples do. Output goes to `clients/python/parley/`, which
-is committed so that installing Parley needs no code generation step.
+Python: grpcio-tools ships no `grpc_python_plugin` binary, so `buf generate`
+cannot drive the Python generator; this script calls `grpc_tools.protoc`
+directly, the way grpc's own examples do. Output goes to `clients/python/parley/`.
+
+TypeScript (the web page): `buf generate` with `buf.gen.yaml` and the local
+protoc-gen-es plugin from `clients/web/node_modules` (`npm ci` there first),
+into `clients/web/src/gen/`. Without node_modules the TypeScript step is
+skipped with a notice, except under CI=true, where it fails.
+
+Both outputs are committed, so installing Parley or building the page needs
+no code generation step.
 
     python scripts/codegen.py          # regenerate
     python scripts/codegen.py --check  # exit 1 when the committed code is stale
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import importlib.resources
+import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +36,9 @@ GENERATED_PACKAGE = "parley"
 # Hand-written modules living beside the generated ones; never touched here.
 HAND_WRITTEN = {"client"}
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+BUF_GEN_TEMPLATE = ROOT / "buf.gen.yaml"
+TS_OUT = ROOT / "clients" / "web" / "src" / "gen"
+PROTOC_GEN_ES = ROOT / "clients" / "web" / "node_modules" / ".bin" / "protoc-gen-es"
 
 
 def generate(out_dir: Path) -> None:
@@ -79,15 +90,63 @@ def stale_paths(fresh: Path) -> list[str]:
     return stale
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if generated code is stale")
-    args = parser.parse_args()
+def buf_command() -> str:
+    """The buf of this venv (buf-bin), else one on PATH."""
+    beside = Path(sys.executable).parent / "buf"
+    return str(beside) if beside.exists() else shutil.which("buf") or "buf"
+
+
+def generate_typescript(out_root: Path) -> Path:
+    """`buf generate` with buf.gen.yaml under out_root; returns the generated tree."""
+    subprocess.run(
+        [buf_command(), "generate", "--template", str(BUF_GEN_TEMPLATE), "--output", str(out_root)],
+        check=True,
+        cwd=ROOT,
+    )
+    return out_root / TS_OUT.relative_to(ROOT)
+
+
+def tree_files(tree: Path) -> set[Path]:
+    return {p.relative_to(tree) for p in tree.rglob("*") if p.is_file()} if tree.is_dir() else set()
+
+
+def typescript(check: bool) -> int:
+    """Regenerate or check clients/web/src/gen; 0 when done or fine to skip."""
+    if not PROTOC_GEN_ES.exists():
+        message = f"TypeScript codegen needs {PROTOC_GEN_ES.relative_to(ROOT)}: run `npm ci` in clients/web"
+        if os.environ.get("CI", "").lower() == "true":
+            print(f"error: {message}", file=sys.stderr)
+            return 1
+        print(f"skipped: {message}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generate_typescript(Path(tmp))
+        want, have = tree_files(fresh), tree_files(TS_OUT)
+        stale = sorted(want ^ have) + sorted(
+            p for p in want & have if not filecmp.cmp(fresh / p, TS_OUT / p, shallow=False)
+        )
+        if check:
+            if stale:
+                print("generated TypeScript is stale; run `python scripts/codegen.py`:", *stale, sep="\n  ")
+                return 1
+            print("generated TypeScript code is up to date")
+            return 0
+        for rel in have - want:
+            (TS_OUT / rel).unlink()
+        for rel in want:
+            (TS_OUT / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fresh / rel, TS_OUT / rel)
+        print(f"regenerated {len(want)} files under {TS_OUT}")
+    return 0
+
+
+def python(check: bool) -> int:
+    """Regenerate or check clients/python/parley."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
         generate(fresh)
         stale = stale_paths(fresh)
-        if args.check:
+        if check:
             if stale:
                 print("generated code is stale; run `python scripts/codegen.py`:", *stale, sep="\n  ")
                 return 1
@@ -100,6 +159,14 @@ def main() -> int:
             shutil.copyfile(fresh / rel, PYTHON_OUT / rel)
         print(f"regenerated {len(generated_files(fresh))} files under {PYTHON_OUT / GENERATED_PACKAGE}")
     return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if generated code is stale")
+    args = parser.parse_args()
+    # Both, always: a check reports every stale output at once.
+    return max(python(args.check), typescript(args.check))
 
 
 if __name__ == "__main__":

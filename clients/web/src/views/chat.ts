@@ -1,0 +1,437 @@
+// One conversation: its messages, the composer, the live answer and Stop.
+//
+// An answer streams from SendMessage (or, after a reload or a dropped
+// connection, from ResumeStream). Every delta carries its offset in code
+// points; the page keeps the text and offset in sessionStorage, so a reload
+// shows what it had at once and resumes from exactly there. Closing the
+// stream is only a disconnect: the server keeps generating. Stop is
+// CancelGeneration.
+
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Conversation, Message } from "../gen/parley/conversation/v1/conversation_pb";
+import { MessageRole, MessageState } from "../gen/parley/conversation/v1/conversation_pb";
+import type { ResumeStreamResponse, SendMessageResponse } from "../gen/parley/chat/v1/chat_pb";
+import type { Api } from "../api";
+import { h, replace, showError } from "../dom";
+import { describeError } from "../errors";
+import { stream, type StreamState } from "../session";
+import { codePoints, mergeDelta, uuid } from "../text";
+
+const MESSAGE_PAGE = 200;
+const MAX_MESSAGE_PAGES = 10;
+const RESUME_ATTEMPTS = 3;
+
+type ChatEvent = SendMessageResponse["event"] | ResumeStreamResponse["event"];
+
+export interface ChatCallbacks {
+  /** The conversation changed (new exchange, title): refresh the list entry. */
+  changed(conversation: Conversation): void;
+  agentName(agentId: string): string;
+}
+
+interface Bubble {
+  root: HTMLLIElement;
+  text: HTMLDivElement;
+  status: HTMLParagraphElement;
+}
+
+/** A stream ended before its terminal event, or skipped text: resume it. */
+class StreamBroken extends Error {}
+
+export class ChatView {
+  readonly root: HTMLElement;
+  private readonly title = h("h2", { id: "conversation-title" });
+  private readonly agentLabel = h("p", { class: "agent-label" });
+  private readonly messages = h("ol", { class: "messages", id: "messages", "aria-live": "polite" });
+  private readonly scroller = h("div", { class: "scroller" }, this.messages);
+  private readonly error = h("p", { class: "error", role: "alert", hidden: true });
+  private readonly input = h("textarea", {
+    id: "composer-input",
+    name: "content",
+    rows: "2",
+    placeholder: "Write a message…",
+    "aria-label": "Message",
+  });
+  private readonly sendButton = h("button", { type: "submit", class: "primary", id: "send-button" }, "Send");
+  private readonly stopButton = h("button", { type: "button", class: "danger", id: "stop-button", hidden: true }, "Stop");
+  private readonly composer: HTMLFormElement;
+  private readonly bubbles = new Map<string, Bubble>();
+  private conversation: Conversation | null = null;
+  private active: StreamState | null = null;
+  private abort: AbortController | null = null;
+
+  constructor(
+    private readonly api: Api,
+    private readonly callbacks: ChatCallbacks,
+  ) {
+    this.composer = h("form", { class: "composer", id: "composer" }, this.input, this.sendButton, this.stopButton);
+    this.composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.send();
+    });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        void this.send();
+      }
+    });
+    this.stopButton.addEventListener("click", () => void this.stop());
+    this.root = h(
+      "section",
+      { class: "chat", id: "chat", "aria-labelledby": "conversation-title" },
+      h("header", { class: "chat-header" }, this.title, this.agentLabel),
+      this.scroller,
+      this.error,
+      this.composer,
+    );
+    this.showEmpty();
+  }
+
+  showEmpty(): void {
+    this.detach();
+    this.conversation = null;
+    this.title.textContent = "No conversation open";
+    this.agentLabel.textContent = "Pick one from the list, or start a new chat.";
+    replace(this.messages);
+    this.composer.hidden = true;
+  }
+
+  /** Open a conversation; with `resume`, continue the answer this tab was streaming. */
+  async open(conversation: Conversation, resume: StreamState | null = null): Promise<void> {
+    this.detach();
+    if (!resume) stream.clear();
+    this.conversation = conversation;
+    this.renderHeader(conversation);
+    // No sending until the history is on screen: rendering it replaces the list.
+    this.composer.hidden = true;
+    showError(this.error, "");
+    replace(this.messages, h("li", { class: "loading" }, "Loading messages…"));
+    let listed: Message[];
+    try {
+      listed = await this.listMessages(conversation.id);
+    } catch (err) {
+      replace(this.messages);
+      showError(this.error, describeError(err));
+      return;
+    }
+    if (this.conversation?.id !== conversation.id) return; // another one was opened meanwhile
+    replace(this.messages);
+    this.bubbles.clear();
+    this.composer.hidden = false;
+    for (const message of listed) {
+      if (resume && message.id === resume.messageId && message.state === MessageState.STREAMING) continue;
+      this.renderMessage(message);
+    }
+    this.scrollToEnd(true);
+    if (resume) {
+      const finished = listed.find((m) => m.id === resume.messageId && m.state !== MessageState.STREAMING);
+      if (finished) stream.clear();
+      else void this.follow(resume);
+      return;
+    }
+    // Opened while an answer is still being written (another tab, a crash of
+    // this one): follow it from what the server has stored.
+    const last = listed[listed.length - 1];
+    if (last && last.role === MessageRole.ASSISTANT && last.state === MessageState.STREAMING) {
+      this.bubbles.get(last.id)?.root.remove();
+      const state: StreamState = {
+        conversationId: conversation.id,
+        requestId: "",
+        content: "",
+        messageId: last.id,
+        offset: codePoints(last.content),
+        text: last.content,
+      };
+      void this.follow(state);
+    } else {
+      this.input.focus();
+    }
+  }
+
+  /** Stop listening (switching conversation, signing out); generation goes on. */
+  detach(): void {
+    this.abort?.abort();
+    this.abort = null;
+    this.active = null;
+    this.setStreaming(false);
+  }
+
+  private async listMessages(conversationId: string): Promise<Message[]> {
+    const all: Message[] = [];
+    let pageToken = "";
+    for (let page = 0; page < MAX_MESSAGE_PAGES; page++) {
+      const token = pageToken;
+      const res = await this.api.call(() =>
+        this.api.conversations.listMessages({ conversationId, pageSize: MESSAGE_PAGE, pageToken: token }),
+      );
+      all.push(...res.messages);
+      pageToken = res.nextPageToken;
+      if (!pageToken) break;
+    }
+    return all;
+  }
+
+  private async send(): Promise<void> {
+    const content = this.input.value.trim();
+    if (!content || !this.conversation || this.active) return;
+    const state: StreamState = {
+      conversationId: this.conversation.id,
+      requestId: uuid(),
+      content,
+      messageId: "",
+      offset: 0,
+      text: "",
+    };
+    stream.set(state);
+    this.input.value = "";
+    showError(this.error, "");
+    await this.follow(state);
+  }
+
+  /**
+   * Stream an exchange to its end: SendMessage until accepted (re-sent with
+   * the same request_id after a reload, which re-attaches), then ResumeStream
+   * from the offset whenever the connection drops.
+   */
+  private async follow(state: StreamState): Promise<void> {
+    this.active = state;
+    const abort = new AbortController();
+    this.abort = abort;
+    this.setStreaming(true);
+    if (!state.messageId) this.pendingBubbles(state);
+    else this.assistantBubble(state.messageId, state.text, true);
+    this.scrollToEnd(true);
+    let failures = 0;
+    try {
+      while (!abort.signal.aborted) {
+        try {
+          const events = state.messageId
+            ? this.api.stream(() =>
+                this.api.chat.resumeStream({ messageId: state.messageId, offset: BigInt(state.offset) }, { signal: abort.signal }),
+              )
+            : this.api.stream(() =>
+                this.api.chat.sendMessage(
+                  { conversationId: state.conversationId, content: state.content, requestId: state.requestId },
+                  { signal: abort.signal },
+                ),
+              );
+          for await (const res of events) {
+            failures = 0;
+            if (this.apply(state, res.event)) return;
+          }
+          throw new StreamBroken("the stream ended before the answer did");
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          failures++;
+          if (!state.messageId || !retriable(err) || failures > RESUME_ATTEMPTS) throw err;
+          await sleep(500 * failures);
+        }
+      }
+    } catch (err) {
+      if (!state.messageId) this.dropPending(state);
+      else this.markBubble(state.messageId, "The connection was lost. Reload the page to see the rest of this answer.");
+      showError(this.error, describeError(err));
+      stream.clear();
+    } finally {
+      if (this.abort === abort) {
+        this.abort = null;
+        this.active = null;
+        this.setStreaming(false);
+      }
+    }
+  }
+
+  /** Apply one event; true when it was the terminal one. */
+  private apply(state: StreamState, event: ChatEvent): boolean {
+    switch (event.case) {
+      case "accepted": {
+        const user = event.value.userMessage;
+        const pendingUser = this.bubbles.get("pending-user");
+        this.bubbles.delete("pending-user");
+        if (user && this.bubbles.has(user.id)) pendingUser?.root.remove();
+        else if (user && pendingUser) this.rekey(pendingUser, user.id);
+        state.messageId = event.value.assistantMessageId;
+        const pending = this.bubbles.get("pending-assistant");
+        this.bubbles.delete("pending-assistant");
+        if (pending) this.rekey(pending, state.messageId);
+        stream.set(state);
+        this.stopButton.disabled = false;
+        return false;
+      }
+      case "delta": {
+        const merged = mergeDelta(state.text, state.offset, event.value.text, Number(event.value.offset));
+        if (merged === null) throw new StreamBroken("a piece of the answer was skipped");
+        if (merged !== state.text) {
+          state.offset += codePoints(merged) - codePoints(state.text);
+          state.text = merged;
+          stream.set(state);
+          this.updateBubble(state.messageId, merged);
+        }
+        return false;
+      }
+      case "usage":
+        return false;
+      case "completed":
+      case "cancelled":
+      case "failed": {
+        const message = event.value.message;
+        stream.clear();
+        if (message) this.finish(message);
+        this.refreshConversation();
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private async stop(): Promise<void> {
+    const state = this.active;
+    if (!state?.messageId) return;
+    this.stopButton.disabled = true;
+    try {
+      const res = await this.api.call(() => this.api.chat.cancelGeneration({ messageId: state.messageId }));
+      // The stream delivers `cancelled` too; this covers a stream that already dropped.
+      if (res.message && this.active !== state) this.finish(res.message);
+    } catch (err) {
+      this.stopButton.disabled = false;
+      showError(this.error, describeError(err));
+    }
+  }
+
+  private refreshConversation(): void {
+    const current = this.conversation;
+    if (!current) return;
+    void this.api
+      .call(() => this.api.conversations.getConversation({ conversationId: current.id }))
+      .then((res) => {
+        if (!res.conversation || this.conversation?.id !== current.id) return;
+        this.conversation = res.conversation;
+        this.renderHeader(res.conversation);
+        this.callbacks.changed(res.conversation);
+      })
+      .catch(() => {}); // only the title is at stake
+  }
+
+  private renderHeader(conversation: Conversation): void {
+    this.title.textContent = conversation.title || "New conversation";
+    this.agentLabel.textContent = `with ${this.callbacks.agentName(conversation.agentId)}`;
+  }
+
+  private setStreaming(on: boolean): void {
+    this.sendButton.hidden = on;
+    this.stopButton.hidden = !on;
+    this.stopButton.disabled = !this.active?.messageId;
+    this.root.toggleAttribute("data-streaming", on);
+  }
+
+  // --- bubbles ---------------------------------------------------------------
+
+  private renderMessage(message: Message): void {
+    const bubble = this.bubble(message.id, message.role === MessageRole.USER ? "user" : "assistant", message.content);
+    this.messages.append(bubble.root);
+    this.describeState(bubble, message);
+  }
+
+  private bubble(key: string, role: "user" | "assistant", text: string): Bubble {
+    const body = h("div", { class: "text" }, text);
+    const status = h("p", { class: "status", hidden: true });
+    const root = h(
+      "li",
+      { class: `message ${role}`, "data-role": role, "data-id": key.startsWith("pending") ? undefined : key },
+      h("span", { class: "who" }, role === "user" ? "You" : this.callbacks.agentName(this.conversation?.agentId ?? "")),
+      body,
+      status,
+    );
+    const bubble = { root, text: body, status };
+    this.bubbles.set(key, bubble);
+    return bubble;
+  }
+
+  private pendingBubbles(state: StreamState): void {
+    const user = this.bubble("pending-user", "user", state.content);
+    user.root.classList.add("pending");
+    const assistant = this.bubble("pending-assistant", "assistant", "");
+    assistant.root.classList.add("streaming");
+    this.messages.append(user.root, assistant.root);
+  }
+
+  private assistantBubble(messageId: string, text: string, streaming: boolean): void {
+    let bubble = this.bubbles.get(messageId);
+    if (!bubble) {
+      bubble = this.bubble(messageId, "assistant", text);
+      this.messages.append(bubble.root);
+    }
+    bubble.text.textContent = text;
+    bubble.root.classList.toggle("streaming", streaming);
+  }
+
+  private rekey(bubble: Bubble, id: string): void {
+    bubble.root.dataset.id = id;
+    bubble.root.classList.remove("pending");
+    this.bubbles.set(id, bubble);
+  }
+
+  private updateBubble(messageId: string, text: string): void {
+    const bubble = this.bubbles.get(messageId);
+    if (!bubble) return;
+    const atEnd = this.nearEnd();
+    bubble.text.textContent = text;
+    if (atEnd) this.scrollToEnd(false);
+  }
+
+  private finish(message: Message): void {
+    this.assistantBubble(message.id, message.content, false);
+    const bubble = this.bubbles.get(message.id);
+    if (bubble) this.describeState(bubble, message);
+  }
+
+  private describeState(bubble: Bubble, message: Message): void {
+    const notes: Partial<Record<MessageState, string>> = {
+      [MessageState.CANCELLED]: "Stopped.",
+      [MessageState.FAILED]: "The agent could not finish this answer.",
+      [MessageState.STREAMING]: "Still being written…",
+    };
+    bubble.root.dataset.state = MessageState[message.state]?.toLowerCase() ?? "";
+    bubble.root.classList.toggle("streaming", message.state === MessageState.STREAMING);
+    const note = notes[message.state] ?? "";
+    bubble.status.textContent = note;
+    bubble.status.hidden = note === "";
+  }
+
+  private markBubble(messageId: string, note: string): void {
+    const bubble = this.bubbles.get(messageId);
+    if (!bubble) return;
+    bubble.root.classList.remove("streaming");
+    bubble.status.textContent = note;
+    bubble.status.hidden = false;
+  }
+
+  private dropPending(state: StreamState): void {
+    this.bubbles.get("pending-user")?.root.remove();
+    this.bubbles.get("pending-assistant")?.root.remove();
+    this.bubbles.delete("pending-user");
+    this.bubbles.delete("pending-assistant");
+    if (!this.input.value) this.input.value = state.content; // nothing was sent: keep the text
+  }
+
+  private nearEnd(): boolean {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  private scrollToEnd(force: boolean): void {
+    if (force || this.nearEnd()) this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+}
+
+/** Worth resuming: the connection, not the request, was the problem. */
+function retriable(err: unknown): boolean {
+  if (err instanceof StreamBroken) return true;
+  if (!(err instanceof ConnectError)) return err instanceof TypeError; // fetch: network error
+  return [Code.Unavailable, Code.Unknown, Code.DeadlineExceeded, Code.Internal, Code.Aborted].includes(err.code);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

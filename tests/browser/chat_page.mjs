@@ -1,0 +1,336 @@
+// Drives Parley's web page in headless Chromium (playwright-core, Debian's
+// /usr/bin/chromium), against a real `parley serve` with Envoy started by
+// tests/test_browser.py. One scenario per run:
+//
+//   node chat_page.mjs auth    register + verify (token from `parley outbox`),
+//                              sign out, sign in, infinite scroll, token refresh
+//   node chat_page.mjs chat    send and watch the answer grow, Stop, reload
+//                              mid-answer and see it resume and complete
+//   node chat_page.mjs errors  a grpc-web call with a bad token, cross-origin:
+//                              UNAUTHENTICATED is readable (CORS exposes the
+//                              grpc-status headers), and the page says so in words
+//
+// Inputs (environment): PARLEY_WEB_URL, PARLEY_WEB_URL_ALT (same server under
+// another origin), PARLEY_BIN (the parley command, for `parley outbox`),
+// SEED_EMAIL / SEED_PASSWORD (an active user with SEED_CONVERSATIONS
+// conversations), ARTIFACTS (screenshot dir), CHROMIUM (binary path).
+// Prints "ok: <step>" lines; exits non-zero with the reason on failure.
+
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+const require = createRequire(new URL("../../clients/web/package.json", import.meta.url));
+const { chromium } = require("playwright-core");
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE = env("PARLEY_WEB_URL");
+const ALT = env("PARLEY_WEB_URL_ALT");
+const ARTIFACTS = env("ARTIFACTS");
+const PASSWORD = "correct horse battery staple";
+const scenario = process.argv[2];
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const ok = (step) => console.log(`ok: ${step}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/** Poll fn until it returns a truthy value (returned) or time runs out. */
+async function until(fn, what, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+const words = (n, tag) => Array.from({ length: n }, (_, i) => `${tag}${i + 1}`).join(" ");
+
+async function signIn(page, email, password) {
+  await page.goto(BASE);
+  await page.waitForSelector("#signin-form");
+  await page.fill("#signin-form input[name=email]", email);
+  await page.fill("#signin-form input[name=password]", password);
+  await page.click("#signin-form button[type=submit]");
+  await page.waitForSelector("#conversation-list li .conversation, .list-status:has-text('No conversations')");
+}
+
+async function visibleError(page) {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll(".error, .notice"))
+      .filter((e) => !e.hidden && e.textContent)
+      .map((e) => e.textContent)
+      .join(" "),
+  );
+}
+
+async function assertNoRawCodes(page) {
+  const text = await page.evaluate(() => document.body.innerText);
+  for (const raw of ["[unauthenticated]", "[unknown]", "missing trailer", "UNAUTHENTICATED", "TOKEN_", "ConnectError"]) {
+    check(!text.includes(raw), `the page shows a raw error (${raw}): ${text}`);
+  }
+}
+
+// --- scenarios ----------------------------------------------------------------
+
+async function auth(page) {
+  const email = `web-${Date.now()}@example.com`;
+  await page.goto(BASE);
+  await page.waitForSelector("#signin-form");
+  await page.click("text=Create an account");
+  await page.fill("#register-form input[name=email]", email);
+  await page.fill("#register-form input[name=display_name]", "Web Tester");
+  await page.fill("#register-form input[name=password]", "short");
+  await page.click("#register-form button[type=submit]");
+  // The browser's own minlength check stops a short password; the server's
+  // policy is the other guard. Either way no account yet: use a good one.
+  await page.fill("#register-form input[name=password]", PASSWORD);
+  await page.click("#register-form button[type=submit]");
+  await page.waitForSelector("#verify-form");
+  const hint = await page.textContent("#verify-form .hint");
+  check(hint.includes(`parley outbox --to ${email}`), `verify step lacks the outbox hint: ${hint}`);
+  ok("register shows the verification step with the `parley outbox` hint");
+
+  await page.fill("#verify-form input[name=token]", "not-a-real-token");
+  await page.click("#verify-form button[type=submit]");
+  await until(async () => (await visibleError(page)).length > 0, "an error for a wrong token");
+  const wrong = await visibleError(page);
+  check(/not valid|expired|used/i.test(wrong), `wrong token message: ${wrong}`);
+  await assertNoRawCodes(page);
+  ok(`a wrong token is explained: "${wrong}"`);
+
+  const outbox = execFileSync(env("PARLEY_BIN"), ["outbox", "--to", email, "-n", "1"], { encoding: "utf8" });
+  const token = outbox.match(/token=([\w-]+)/)?.[1];
+  check(token, `no token in the outbox: ${outbox}`);
+  await page.fill("#verify-form input[name=token]", token);
+  await page.click("#verify-form button[type=submit]");
+  await page.waitForSelector("#conversation-list");
+  await page.waitForSelector(".list-status:has-text('No conversations')");
+  check((await page.textContent("#current-user")) === "Web Tester", "the signed-in user is shown");
+  ok("verifying with the emailed token signs the new user in");
+
+  await page.click("#sign-out");
+  await page.waitForSelector("#signin-form");
+  ok("sign out");
+
+  await page.fill("#signin-form input[name=email]", email);
+  await page.fill("#signin-form input[name=password]", "wrong password 123");
+  await page.click("#signin-form button[type=submit]");
+  await until(async () => (await visibleError(page)).includes("don't match"), "a wrong-password sentence");
+  await assertNoRawCodes(page);
+  ok("a wrong password is a sentence");
+
+  // The seeded user: more conversations than one page.
+  const seeded = Number(env("SEED_CONVERSATIONS"));
+  await signIn(page, env("SEED_EMAIL"), env("SEED_PASSWORD"));
+  const count = () => page.locator("#conversation-list li .conversation").count();
+  await until(async () => (await count()) >= 20, "the first page of conversations");
+  const first = await count();
+  check(first < seeded, `expected one page first, got ${first} of ${seeded}`);
+  const newest = await page.textContent("#conversation-list li:first-child .title");
+  check(newest === `Seeded conversation ${String(seeded).padStart(2, "0")}`, `newest first, got ${newest}`);
+  await page.locator("#sidebar .scroller").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await until(async () => (await count()) === seeded, `all ${seeded} conversations after scrolling`);
+  ok(`infinite scroll: ${first} conversations, then ${seeded} after scrolling`);
+
+  const before = await page.evaluate(() => JSON.parse(localStorage.getItem("parley.tokens")));
+  await page.evaluate(() => {
+    const t = JSON.parse(localStorage.getItem("parley.tokens"));
+    localStorage.setItem("parley.tokens", JSON.stringify({ ...t, accessToken: "expired.or.garbage" }));
+  });
+  await page.reload();
+  await until(async () => (await count()) >= 20, "the list after a token refresh");
+  const after = await page.evaluate(() => JSON.parse(localStorage.getItem("parley.tokens")));
+  check(after.refreshToken !== before.refreshToken && after.accessToken !== "expired.or.garbage", "tokens were rotated");
+  ok("an UNAUTHENTICATED call refreshes the session once and carries on");
+  await page.screenshot({ path: join(ARTIFACTS, "conversations.png") });
+}
+
+/** The newest assistant bubble's text and state. */
+async function lastAnswer(page) {
+  return page.evaluate(() => {
+    const all = document.querySelectorAll("#messages li.message.assistant");
+    const el = all[all.length - 1];
+    if (!el) return null;
+    return {
+      text: el.querySelector(".text").textContent,
+      state: el.dataset.state ?? "",
+      streaming: el.classList.contains("streaming"),
+      status: el.querySelector(".status").hidden ? "" : el.querySelector(".status").textContent,
+    };
+  });
+}
+
+async function send(page, content) {
+  const answers = await page.locator("#messages li.message.assistant").count();
+  await page.fill("#composer-input", content);
+  await page.click("#send-button");
+  await until(async () => (await page.locator("#messages li.message.assistant").count()) > answers, "a new answer bubble");
+}
+
+async function chat(page) {
+  await signIn(page, env("SEED_EMAIL"), env("SEED_PASSWORD"));
+  await until(() => page.evaluate(() => document.querySelectorAll("#agent-select option:not([disabled])").length > 0), "agents");
+  await page.click("#new-conversation-button");
+  await page.waitForSelector("#composer:not([hidden])");
+  ok("new conversation");
+
+  // 1. The answer grows in steps while it streams.
+  const first = words(40, "grow");
+  await send(page, first);
+  const seen = [];
+  const done = await until(async () => {
+    const answer = await lastAnswer(page);
+    if (answer && (seen.length === 0 || seen[seen.length - 1] !== answer.text.length)) seen.push(answer.text.length);
+    return answer?.state === "complete" ? answer : null;
+  }, "the first answer to complete", 30000);
+  check(done.text === `Echo: ${first}`, `first answer text: ${done.text}`);
+  const growing = seen.filter((n) => n > 0 && n < done.text.length);
+  check(growing.length >= 3, `expected the answer to grow over several observations, saw lengths ${seen}`);
+  check(growing.every((n, i) => i === 0 || n > growing[i - 1]), `lengths must only grow: ${seen}`);
+  ok(`the answer streamed in: ${growing.length} partial lengths before ${done.text.length} characters`);
+
+  // 2. Stop keeps the partial text and says so.
+  const long = words(150, "stop");
+  await send(page, long);
+  await until(async () => ((await lastAnswer(page))?.text.length ?? 0) > 30, "some text before Stop");
+  await page.click("#stop-button");
+  const stopped = await until(async () => {
+    const a = await lastAnswer(page);
+    return a?.state === "cancelled" ? a : null;
+  }, "the answer to be cancelled");
+  check(stopped.status === "Stopped.", `status after Stop: ${stopped.status}`);
+  check(stopped.text.length < `Echo: ${long}`.length, "Stop cut the answer short");
+  await sleep(800);
+  check((await lastAnswer(page)).text === stopped.text, "no text arrives after Stop");
+  check(await page.isVisible("#send-button"), "Send is back after Stop");
+  ok(`Stop cancelled the answer at ${stopped.text.length} characters`);
+
+  // 3. A reload mid-answer resumes where it was and completes, without duplicates.
+  const resumed = words(120, "reload");
+  await send(page, resumed);
+  const partial = await until(async () => {
+    const a = await lastAnswer(page);
+    return a && a.text.length > 40 && a.streaming ? a : null;
+  }, "some text before the reload");
+  const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem("parley.stream")));
+  check(stored?.messageId && stored.offset > 0, `sessionStorage holds the stream: ${JSON.stringify(stored)}`);
+  await page.reload();
+  const afterReload = await until(async () => {
+    const a = await lastAnswer(page);
+    return a && a.text.length >= partial.text.length ? a : null;
+  }, "the partial answer back after the reload");
+  const final = await until(async () => {
+    const a = await lastAnswer(page);
+    return a?.state === "complete" ? a : null;
+  }, "the resumed answer to complete", 30000);
+  check(final.text === `Echo: ${resumed}`, `resumed answer text: ${final.text}`);
+  check(await page.evaluate(() => sessionStorage.getItem("parley.stream") === null), "the stream state is cleared");
+  const bubbles = await page.locator("#messages li.message").count();
+  check(bubbles === 6, `three exchanges, six bubbles after the reload; got ${bubbles}`);
+  ok(`reload at ${partial.text.length} chars: back at ${afterReload.text.length}, completed at ${final.text.length}`);
+  await assertNoRawCodes(page);
+
+  await page.screenshot({ path: join(ARTIFACTS, "chat-desktop.png") });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await sleep(300);
+  await page.screenshot({ path: join(ARTIFACTS, "chat-phone.png") });
+  await page.click("#menu-button");
+  await sleep(300);
+  await page.screenshot({ path: join(ARTIFACTS, "chat-phone-list.png") });
+  ok("screenshots saved");
+}
+
+async function errors(page) {
+  // A page on the other origin (localhost vs 127.0.0.1) calls the API
+  // cross-origin: only exposed headers are readable, and gRPC errors are
+  // usually trailers-only (status in the HTTP headers).
+  await page.goto(ALT);
+  await page.waitForSelector("#signin-form");
+  const result = await page.evaluate(async (api) => {
+    const res = await fetch(`${api}/parley.auth.v1.AuthService/GetCurrentUser`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/grpc-web+proto",
+        "x-grpc-web": "1",
+        authorization: "Bearer not-a-token",
+      },
+      body: new Uint8Array([0, 0, 0, 0, 0]),
+    });
+    const details = res.headers.get("grpc-status-details-bin");
+    return {
+      http: res.status,
+      status: res.headers.get("grpc-status"),
+      message: res.headers.get("grpc-message"),
+      details: details ? atob(details.replace(/-/g, "+").replace(/_/g, "/")) : null,
+    };
+  }, BASE);
+  check(result.http === 200, `HTTP status ${result.http}`);
+  check(result.status === "16", `grpc-status readable cross-origin, got ${JSON.stringify(result)}`);
+  check(result.details?.includes("TOKEN_INVALID"), `grpc-status-details-bin readable with ErrorInfo: ${JSON.stringify(result)}`);
+  ok(`cross-origin grpc-web call with a bad token: grpc-status ${result.status}, "${result.message}", ErrorInfo TOKEN_INVALID`);
+
+  // The page itself, holding tokens that no longer work: a sentence, not a code.
+  await page.goto(BASE);
+  await page.waitForSelector("#signin-form");
+  await page.evaluate(() =>
+    localStorage.setItem(
+      "parley.tokens",
+      JSON.stringify({ accessToken: "bad", refreshToken: "also-bad", email: "ghost@example.com" }),
+    ),
+  );
+  await page.reload();
+  await page.waitForSelector("#signin-form .notice");
+  const notice = await page.textContent("#signin-form .notice");
+  check(/sign in again/i.test(notice), `expected a session-ended sentence, got: ${notice}`);
+  await assertNoRawCodes(page);
+  ok(`stale tokens: the page says "${notice}"`);
+}
+
+// --- run -------------------------------------------------------------------------
+
+const scenarios = { auth, chat, errors };
+if (!scenarios[scenario]) {
+  console.error(`usage: node chat_page.mjs ${Object.keys(scenarios).join("|")}`);
+  process.exit(2);
+}
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on("pageerror", (err) => consoleErrors.push(String(err)));
+try {
+  await scenarios[scenario](page);
+  check(consoleErrors.length === 0, `uncaught errors in the page: ${consoleErrors.join("; ")}`);
+  console.log(`scenario ${scenario}: passed`);
+} catch (err) {
+  await page.screenshot({ path: join(ARTIFACTS, `failed-${scenario}.png`) }).catch(() => {});
+  console.error(`scenario ${scenario} FAILED: ${err.message}`);
+  console.error(`page text: ${(await page.evaluate(() => document.body.innerText).catch(() => "?")).slice(0, 2000)}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

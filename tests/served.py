@@ -1,0 +1,185 @@
+"""A real `parley serve` process for tests, with or without Envoy.
+
+Each one gets a fresh data directory, a fresh database (its own embedded
+PostgreSQL, or a new database on the DATABASE_URL server, dropped afterwards)
+and free ports for gRPC, Envoy and Envoy's admin, so tests never collide with
+each other, with earlier runs, or with a developer's running Parley.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.engine import make_url
+
+from parley_server.db.database import normalise_url
+
+BIN = Path(sys.executable).parent
+START_TIMEOUT_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    """A running `parley serve`: its environment, addresses, process and log."""
+
+    def __init__(
+        self, env: dict[str, str], process: subprocess.Popen[bytes], log: Path, cleanup: Callable[[], None]
+    ) -> None:
+        self.env = env
+        self.process = process
+        self.log = log
+        self._cleanup = cleanup
+        self.addr = env["PARLEY_GRPC_ADDR"]
+        self.envoy_addr = env["PARLEY_ENVOY_ADDR"]
+        self.admin_addr = env["PARLEY_ENVOY_ADMIN_ADDR"]
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.envoy_addr}"
+
+    def parley(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "parley"), *args], env=self.env, capture_output=True, text=True, timeout=120)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> int:
+        """SIGTERM (kill after 30 s), drop its database; the exit code."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        code = self.process.wait()
+        self._cleanup()
+        return code
+
+
+def _in_thread(work: Callable[[], object]) -> None:
+    """Run blocking asyncio work off the test's event loop (pytest-asyncio owns that one)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def fresh_database() -> tuple[dict[str, str], Callable[[], None]]:
+    """Environment for a fresh database and the function that drops it.
+    Without DATABASE_URL: no variable, so `parley serve` embeds PostgreSQL
+    in its fresh data dir."""
+    external = os.environ.get("DATABASE_URL")
+    if not external:
+        return {}, lambda: None
+    url = make_url(normalise_url(external))
+    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"parley_served_{uuid.uuid4().hex[:12]}"
+
+    async def execute(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    _in_thread(lambda: asyncio.run(execute(f'CREATE DATABASE "{name}"')))
+    env = {"DATABASE_URL": url.set(database=name).render_as_string(hide_password=False)}
+    return env, lambda: _in_thread(lambda: asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+
+
+def serve_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a served process: free ports, cheap Argon2, embedded
+    PostgreSQL in data_dir unless overrides name a DATABASE_URL."""
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return {
+        **base,
+        "PARLEY_DATA_DIR": str(data_dir),
+        "PARLEY_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_ENVOY_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_ENVOY_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_ARGON2_TIME_COST": "1",
+        "PARLEY_ARGON2_MEMORY_KIB": "8192",
+        "PARLEY_SHUTDOWN_GRACE": "2",
+        **overrides,
+    }
+
+
+def grpc_serving(addr: str) -> bool:
+    try:
+        with grpc.insecure_channel(addr) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def envoy_ready(admin_addr: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{admin_addr}/ready", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(data_dir: Path, *args: str, envoy: bool = True, **env: str) -> Served:
+    """Start `parley serve` and return once gRPC (and Envoy) are ready; fail with its log if not."""
+    database_env, drop_database = fresh_database()
+    full_env = serve_env(data_dir, **database_env, **env)
+    log = data_dir / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "parley"), "serve", *args, *([] if envoy else ["--no-envoy"])],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(full_env, process, log, drop_database)
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            served.stop()
+            pytest.fail(f"parley serve exited early ({process.returncode}):\n{served.log_tail()}")
+        if grpc_serving(served.addr) and (not envoy or envoy_ready(served.admin_addr)):
+            return served
+        time.sleep(0.2)
+    process.kill()
+    served.stop()
+    pytest.fail(f"parley serve was not ready in {START_TIMEOUT_SECONDS} s:\n{served.log_tail()}")
+
+
+def start_served(data_dir: Path, *, envoy: bool = True, **env: str) -> Iterator[Served]:
+    """For fixtures: start, yield, and always stop (SIGTERM, then kill)."""
+    served = start(data_dir, envoy=envoy, **env)
+    try:
+        yield served
+    finally:
+        served.stop()
