@@ -1,0 +1,365 @@
+"""ParleyClient: a small typed async client for Parley's gRPC API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from parley.admin.v1 import admin_pb2_grpc
+from parley.agent.v1 import agent_pb2_grpc
+from parley.agent_access.v1 import agent_access_pb2_grpc
+from parley.auth.v1 import auth_pb2, auth_pb2_grpc
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc
+from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+
+from parley.client._auth import Tokens, TokenStore, interceptors
+from parley.client.channel import channel_options
+from parley.client.errors import ParleyError
+from parley.client.events import (
+    TERMINAL_EVENTS,
+    Accepted,
+    Cancelled,
+    ChatEvent,
+    Completed,
+    ConversationDeleted,
+    ConversationUpdated,
+    Failed,
+    MessageCompleted,
+    MessageCreated,
+    MessageDelta,
+    TextDelta,
+    Usage,
+    WatchEvent,
+)
+
+__all__ = ["ParleyClient"]
+
+log = logging.getLogger("parley.client")
+
+# Stream re-attach after UNAVAILABLE: attempts without progress, and backoff.
+STREAM_RECONNECT_ATTEMPTS = 6
+STREAM_BACKOFF_INITIAL = 0.1
+STREAM_BACKOFF_MAX = 3.0
+REFRESH_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 5.0
+
+
+StubT = TypeVar("StubT")
+
+
+def _stub(cls: Callable[[grpc.aio.Channel], StubT], channel: grpc.aio.Channel) -> StubT:
+    # The generated *_pb2_grpc modules are untyped; the stub classes are the types.
+    return cls(channel)
+
+
+class _StreamGap(Exception):
+    """The server sent text that does not continue what we have; resume instead."""
+
+
+class ParleyClient:
+    """An async client owning one `grpc.aio` channel to a Parley server.
+
+        async with ParleyClient("127.0.0.1:50051") as client:
+            await client.login("ada@example.com", "correct horse battery")
+            async for event in client.send_message(conversation_id, "Hello"):
+                if isinstance(event, TextDelta):
+                    print(event.text, end="", flush=True)
+
+    The channel retries UNAVAILABLE for idempotent methods and keeps long
+    streams alive (see `parley.client.channel` for which methods and why).
+    Every call, including those made through the generated stubs returned by
+    `auth`, `conversations`, `agents`, `access`, `admin` and `chat`, gets the
+    access token attached; on UNAUTHENTICATED the client refreshes the token
+    pair once (concurrent calls share one refresh) and retries the call once.
+    Failed calls raise ParleyError (a `grpc.RpcError`) with the decoded error
+    details.
+
+    Create the client inside a running event loop. `on_tokens` is called with
+    the new pair (or None after logout / a refused refresh) whenever the tokens
+    change, e.g. to persist them: refresh tokens rotate, so an old one stops
+    working once a refresh happened.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        secure: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        on_tokens: Callable[[Tokens | None], None] | None = None,
+    ) -> None:
+        self.target = target
+        self._store = TokenStore(on_tokens)
+        self._store.refresher = self._refresh
+        opts = channel_options(options)
+        chain = interceptors(self._store)
+        if secure or credentials is not None:
+            self._channel = grpc.aio.secure_channel(
+                target, credentials or grpc.ssl_channel_credentials(), options=opts, interceptors=chain
+            )
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=opts, interceptors=chain)
+        self._auth = _stub(auth_pb2_grpc.AuthServiceStub, self._channel)
+        self._conversations = _stub(conversation_pb2_grpc.ConversationServiceStub, self._channel)
+        self._agents = _stub(agent_pb2_grpc.AgentServiceStub, self._channel)
+        self._access = _stub(agent_access_pb2_grpc.AgentAccessServiceStub, self._channel)
+        self._admin = _stub(admin_pb2_grpc.AdminServiceStub, self._channel)
+        self._chat = _stub(chat_pb2_grpc.ChatServiceStub, self._channel)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channel (in-flight calls are cancelled after `grace` seconds)."""
+        await self._channel.close(grace)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The underlying channel (with the token interceptor)."""
+        return self._channel
+
+    # -- generated stubs -----------------------------------------------------
+
+    @property
+    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
+        return self._auth
+
+    @property
+    def conversations(self) -> conversation_pb2_grpc.ConversationServiceStub:
+        return self._conversations
+
+    @property
+    def agents(self) -> agent_pb2_grpc.AgentServiceStub:
+        return self._agents
+
+    @property
+    def access(self) -> agent_access_pb2_grpc.AgentAccessServiceStub:
+        return self._access
+
+    @property
+    def admin(self) -> admin_pb2_grpc.AdminServiceStub:
+        return self._admin
+
+    @property
+    def chat(self) -> chat_pb2_grpc.ChatServiceStub:
+        return self._chat
+
+    # -- session -------------------------------------------------------------
+
+    @property
+    def tokens(self) -> Tokens | None:
+        """The current token pair (None when logged out); persist it to stay logged in."""
+        return self._store.tokens
+
+    def use_tokens(self, access_token: str, refresh_token: str) -> None:
+        """Restore a persisted pair (an expired access token is fine: it is refreshed on first use)."""
+        self._store.set(Tokens(access_token, refresh_token))
+
+    async def login(self, email: str, password: str) -> auth_pb2.User:
+        """Log in and keep the token pair; returns the user."""
+        response: auth_pb2.LoginResponse = await self._auth.Login(
+            auth_pb2.LoginRequest(email=email, password=password)
+        )
+        self._store.set(Tokens.from_proto(response.tokens))
+        return response.user
+
+    async def register(
+        self, email: str, password: str, *, display_name: str = "", invite_code: str = ""
+    ) -> auth_pb2.User:
+        """Create an account (PENDING_VERIFICATION, or WAITLISTED); does not log in."""
+        response: auth_pb2.RegisterResponse = await self._auth.Register(
+            auth_pb2.RegisterRequest(
+                email=email, password=password, display_name=display_name, invite_code=invite_code
+            )
+        )
+        return response.user
+
+    async def logout(self, *, all_sessions: bool = False) -> None:
+        """Revoke this session (or every session) and forget the tokens.
+
+        The tokens are forgotten even when the server answers UNAUTHENTICATED
+        (the session was already gone); other errors are raised and the
+        tokens kept, so the caller can try again.
+        """
+        tokens = self._store.tokens
+        if tokens is None:
+            return
+        try:
+            await self._auth.Logout(
+                auth_pb2.LogoutRequest(refresh_token=tokens.refresh_token, all_sessions=all_sessions)
+            )
+        except ParleyError as error:
+            if error.code != grpc.StatusCode.UNAUTHENTICATED:
+                raise
+        self._store.set(None)
+
+    async def _refresh(self, refresh_token: str) -> auth_pb2.TokenPair:
+        response: auth_pb2.RefreshTokenResponse = await self._auth.RefreshToken(
+            auth_pb2.RefreshTokenRequest(refresh_token=refresh_token), timeout=REFRESH_TIMEOUT
+        )
+        return response.tokens
+
+    # -- chat ----------------------------------------------------------------
+
+    async def send_message(
+        self, conversation_id: str, content: str, request_id: str | None = None
+    ) -> AsyncIterator[ChatEvent]:
+        """Send a user message and stream the answer: Accepted, TextDelta...,
+        Usage, then Completed, Failed or Cancelled.
+
+        request_id (AIP-155) defaults to a fresh UUID. If the connection drops
+        (UNAVAILABLE) the stream is re-established transparently: before
+        Accepted by repeating SendMessage with the same request_id (which
+        re-attaches to the same exchange), after it by ResumeStream from the
+        last offset received. Each character is yielded exactly once, with
+        contiguous offsets. Leaving the iteration early only disconnects: the
+        generation goes on (use cancel() to stop it).
+        """
+        request = chat_pb2.SendMessageRequest(
+            conversation_id=conversation_id, content=content, request_id=request_id or str(uuid.uuid4())
+        )
+        async for event in self._generation(request, None, 0):
+            yield event
+
+    async def resume(self, message_id: str, offset: int = 0) -> AsyncIterator[ChatEvent]:
+        """Stream an assistant message's text after offset, then live until its
+        terminal event (with the same transparent reconnect as send_message)."""
+        async for event in self._generation(None, message_id, offset):
+            yield event
+
+    async def cancel(self, message_id: str) -> conversation_pb2.Message:
+        """Stop a generation (the stop button); returns the message with its partial text."""
+        request = chat_pb2.CancelGenerationRequest(message_id=message_id)
+        response: chat_pb2.CancelGenerationResponse = await self._chat.CancelGeneration(request)
+        return response.message
+
+    async def watch(self, conversation_id: str) -> AsyncIterator[WatchEvent]:
+        """Every change to a conversation from now on, until it is deleted.
+
+        Not resumed on disconnect (changes in between would be missed
+        silently): on ParleyError UNAVAILABLE, re-read the state with
+        ConversationService and watch again.
+        """
+        call = self._chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=conversation_id))
+        try:
+            while (response := await call.read()) is not grpc.aio.EOF:
+                kind = response.WhichOneof("event")
+                if kind == "message_created":
+                    yield MessageCreated(response.message_created)
+                elif kind == "delta":
+                    d = response.delta
+                    yield MessageDelta(d.message_id, d.text, d.offset)
+                elif kind == "message_completed":
+                    yield MessageCompleted(response.message_completed)
+                elif kind == "conversation_updated":
+                    yield ConversationUpdated(response.conversation_updated)
+                elif kind == "conversation_deleted":
+                    yield ConversationDeleted(response.conversation_deleted)
+        finally:
+            call.cancel()
+
+    async def _generation(
+        self, request: chat_pb2.SendMessageRequest | None, message_id: str | None, offset: int
+    ) -> AsyncIterator[ChatEvent]:
+        """The shared loop of send_message and resume, with reconnects."""
+        accepted_sent = usage_sent = False
+        failures = 0
+        while True:
+            if message_id is None:
+                assert request is not None
+                call = self._chat.SendMessage(request)
+            else:
+                call = self._chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=message_id, offset=offset))
+            try:
+                while (response := await call.read()) is not grpc.aio.EOF:
+                    event = _chat_event(response)
+                    if event is None:
+                        continue
+                    if isinstance(event, Accepted):
+                        message_id = event.assistant_message_id
+                        if accepted_sent:
+                            continue
+                        accepted_sent = True
+                    elif isinstance(event, TextDelta):
+                        if event.offset > offset:
+                            raise _StreamGap
+                        if event.offset + len(event.text) <= offset:
+                            continue  # replayed text we already yielded
+                        event = TextDelta(event.text[offset - event.offset :], offset)
+                        offset += len(event.text)
+                    elif isinstance(event, Usage):
+                        if usage_sent:
+                            continue
+                        usage_sent = True
+                    failures = 0
+                    yield event
+                    if isinstance(event, TERMINAL_EVENTS):
+                        await _drain(call)
+                        return
+                # The stream ended without a terminal event: treat it as a drop.
+                failure: ParleyError | None = None
+            except ParleyError as error:
+                if error.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                failure = error
+            except _StreamGap:
+                failure = None
+            finally:
+                call.cancel()
+            failures += 1
+            if failures > STREAM_RECONNECT_ATTEMPTS:
+                raise failure or ParleyError(
+                    grpc.StatusCode.UNAVAILABLE, "the answer stream kept ending early", "STREAM_INTERRUPTED"
+                )
+            backoff = min(STREAM_BACKOFF_MAX, STREAM_BACKOFF_INITIAL * 2 ** (failures - 1))
+            log.info(
+                "chat stream interrupted (%s); re-attaching to %s at offset %d, attempt %d",
+                failure or "ended early",
+                f"message {message_id}" if message_id else "the request",
+                offset,
+                failures,
+            )
+            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+
+
+async def _drain(call: Any) -> None:
+    """Read a stream to its end (the server closes it right after the terminal
+    event), so it finishes with OK instead of being cancelled under the server."""
+    with contextlib.suppress(ParleyError, TimeoutError):
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            while await call.read() is not grpc.aio.EOF:
+                pass
+
+
+def _chat_event(response: chat_pb2.SendMessageResponse | chat_pb2.ResumeStreamResponse) -> ChatEvent | None:
+    kind = response.WhichOneof("event")
+    if kind == "accepted":
+        a = response.accepted
+        return Accepted(a.user_message, a.assistant_message_id)
+    if kind == "delta":
+        return TextDelta(response.delta.text, response.delta.offset)
+    if kind == "usage":
+        u = response.usage.usage
+        return Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)
+    if kind == "completed":
+        return Completed(response.completed.message)
+    if kind == "failed":
+        return Failed(response.failed.reason, response.failed.message)
+    if kind == "cancelled":
+        return Cancelled(response.cancelled.message)
+    return None  # an event kind newer than this client: skip it
