@@ -11,6 +11,7 @@ and an empty session cache.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,21 +21,18 @@ import asyncpg
 import grpc
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 
 from parley_server.app import App, build_app
 from parley_server.config import Settings
-from parley_server.db.database import normalise_url
+from parley_server.db.database import asyncpg_dsn, normalise_url
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
 from parley_server.server import RunningServer, start_server
 from tests.support import Stubs
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +47,7 @@ async def database_url(tmp_root: Path) -> AsyncIterator[str]:
         yield start_embedded_postgres(tmp_root / "embedded", cleanup="delete")
         return
     name = f"parley_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(external))
+    admin = await asyncpg.connect(asyncpg_dsn(external))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         yield make_url(normalise_url(external)).set(database=name).render_as_string(hide_password=False)
@@ -68,6 +66,8 @@ def test_settings(tmp_root: Path, database_url: str, **overrides: object) -> Set
             "PARLEY_ARGON2_TIME_COST": "1",
             "PARLEY_ARGON2_MEMORY_KIB": "8192",
             "PARLEY_EMAIL_BACKEND": "outbox",
+            "PARLEY_ECHO_DELAY_MS": "10",
+            "PARLEY_PERSIST_INTERVAL_MS": "100",
         }
     )
     return base.__class__(**{**base.__dict__, **overrides})
@@ -82,6 +82,7 @@ async def app(tmp_root: Path, database_url: str) -> AsyncIterator[App]:
         await db.execute(text("CREATE SCHEMA IF NOT EXISTS test_seed"))
         await db.execute(text("DROP TABLE IF EXISTS test_seed.agents"))
         await db.execute(text("CREATE TABLE test_seed.agents AS SELECT * FROM agents"))
+    await application.start()
     yield application
     await application.aclose()
 
@@ -107,14 +108,29 @@ async def stubs(channel: grpc.aio.Channel, app: App) -> AsyncIterator[Stubs]:
 
 
 async def truncate_all(app: App) -> None:
-    async with app.database.transaction() as db:
-        tables = (
-            await db.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-            )
-        ).scalars()
-        await db.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        await db.execute(text("INSERT INTO agents SELECT * FROM test_seed.agents"))
+    # A previous test's generation may still be finishing (usage, title):
+    # let it end so it does not write into the next test's tables.
+    assert await app.chat.generations.idle(timeout=30), "a generation did not finish"
+    for attempt in range(5):
+        try:
+            async with app.database.transaction() as db:
+                tables = (
+                    await db.execute(
+                        text(
+                            "SELECT tablename FROM pg_tables "
+                            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                        )
+                    )
+                ).scalars()
+                await db.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                await db.execute(text("INSERT INTO agents SELECT * FROM test_seed.agents"))
+            break
+        except DBAPIError as exc:
+            # Server processes of other tests may still be writing (a title, a
+            # sweep); TRUNCATE then deadlocks with them. Try again shortly.
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
+            await asyncio.sleep(0.2)
     app.sessions.clear_cache()
 
 

@@ -54,13 +54,20 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("served")
     addr = f"127.0.0.1:{free_port()}"
+    # With DATABASE_URL, use this run's own database (never the named one);
+    # without, let `parley serve` start its own embedded PostgreSQL.
+    database = {"DATABASE_URL": database_url} if os.environ.get("DATABASE_URL") else {}
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        **database,
         "PARLEY_DATA_DIR": str(data_dir),
         "PARLEY_GRPC_ADDR": addr,
+        # `parley serve` starts Envoy too: keep it off the default 8080/9901.
+        "PARLEY_ENVOY_ADDR": f"127.0.0.1:{free_port()}",
+        "PARLEY_ENVOY_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
         "PARLEY_ARGON2_TIME_COST": "1",
         "PARLEY_ARGON2_MEMORY_KIB": "8192",
         "PARLEY_SHUTDOWN_GRACE": "2",
@@ -134,7 +141,7 @@ def test_create_admin_rejects_weak_password(served: Served) -> None:
 
 def test_help_lists_subcommands() -> None:
     result = subprocess.run([str(BIN / "parley"), "--help"], capture_output=True, text=True)
-    for command in ["serve", "migrate", "create-admin", "invite", "outbox"]:
+    for command in ["serve", "migrate", "create-admin", "invite", "outbox", "chat"]:
         assert command in result.stdout
 
 

@@ -7,19 +7,22 @@ the same wiring as `parley serve`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 
 from parley_server.config import Settings
-from parley_server.db.database import Database
+from parley_server.db.database import Database, asyncpg_dsn
+from parley_server.domain.activity import Activity
 from parley_server.domain.admin_service import AdminService
 from parley_server.domain.agent_access_service import AgentAccessService
 from parley_server.domain.agent_registry import AgentRegistry
 from parley_server.domain.agent_service import AgentService
 from parley_server.domain.auth_service import AuthLimits, AuthService
+from parley_server.domain.chat_service import ChatService
 from parley_server.domain.conversation_service import ConversationService
+from parley_server.domain.event_bus import EventBus
 from parley_server.domain.email_service import EmailSender, EmailTemplates, OutboxSender, SmtpSender
 from parley_server.domain.pagination import Paginator
 from parley_server.domain.passwords import Passwords
@@ -40,8 +43,20 @@ class App:
     access: AgentAccessService
     conversations: ConversationService
     admin: AdminService
+    bus: EventBus
+    chat: ChatService
+    started: bool = field(default=False, init=False)
+
+    async def start(self) -> None:
+        """Start the background parts a serving process needs (events, generations)."""
+        await self.bus.start()
+        await self.chat.start()
+        self.started = True
 
     async def aclose(self) -> None:
+        if self.started:
+            await self.chat.stop(self.settings.shutdown_grace_seconds)
+            await self.bus.stop()
         await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()
@@ -84,9 +99,26 @@ def build_app(settings: Settings, database_url: str) -> App:
         ),
         waitlist_enabled=settings.waitlist_enabled,
     )
-    registry = AgentRegistry()
+    registry = AgentRegistry(
+        echo_delay_seconds=settings.echo_delay_ms / 1000, provider_timeout_seconds=settings.provider_timeout_seconds
+    )
     agents = AgentService(database, paginator, registry)
     access = AgentAccessService(database, paginator)
-    conversations = ConversationService(database, paginator, access, registry)
-    admin = AdminService(database, paginator, sessions, auth, conversations)
-    return App(settings, database, sessions, email, auth, registry, agents, access, conversations, admin)
+    bus = EventBus(asyncpg_dsn(database_url))
+    conversations = ConversationService(database, paginator, access, registry, publish=bus.publish)
+    activity = Activity()
+    admin = AdminService(database, paginator, sessions, auth, conversations, activity=activity)
+    chat = ChatService(
+        database,
+        bus,
+        access,
+        registry,
+        conversations,
+        activity=activity,
+        generation_timeout_seconds=settings.generation_timeout_seconds,
+        persist_interval=settings.persist_interval_ms / 1000,
+        sweep_interval=settings.sweep_interval_seconds,
+    )
+    return App(
+        settings, database, sessions, email, auth, registry, agents, access, conversations, admin, bus, chat
+    )

@@ -1,4 +1,4 @@
-"""The `parley` command: serve, migrate, create-admin, invite, outbox.
+"""The `parley` command: serve, migrate, create-admin, invite, outbox, chat.
 
 Configuration comes from environment variables (see the README); the flags
 here only choose what to do. With no DATABASE_URL every subcommand uses the
@@ -16,16 +16,20 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from parley.client import terminal
 from sqlalchemy import select
 
 from parley_server import __version__
 from parley_server.app import App, build_app
 from parley_server.config import ConfigError, Settings
+from parley_server.db.database import Database
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
 from parley_server.db.models import OutboxEmail
 from parley_server.domain.errors import DomainError
+from parley_server.envoy_supervisor import serve_with_envoy
 from parley_server.server import serve_until_signalled
+from parley_server.workers import serve_in_workers
 
 log = logging.getLogger("parley")
 
@@ -59,7 +63,25 @@ async def _with_app(settings: Settings, action: Callable[[App], Awaitable[int]])
         await app.aclose()
 
 
-async def _serve(app: App, address: str) -> int:
+def _prepare_database(settings: Settings) -> str:
+    """Resolve and migrate the database once, before workers fork; returns its URL."""
+    url = resolve_database_url(settings)
+
+    async def migrate_only() -> None:
+        database = Database(url)
+        try:
+            await migrate(database)
+        finally:
+            await database.close()
+
+    asyncio.run(migrate_only())
+    return url
+
+
+async def _serve(app: App, address: str, with_envoy: bool) -> int:
+    await app.start()
+    if with_envoy:
+        return await serve_with_envoy(app, address)
     await serve_until_signalled(app, address)
     return 0
 
@@ -111,8 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"parley {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="migrate the database and serve gRPC until Ctrl-C / SIGTERM")
+    serve = sub.add_parser(
+        "serve",
+        help="migrate the database and serve gRPC, plus the web page and gRPC-web through Envoy, "
+        "until Ctrl-C / SIGTERM",
+    )
     serve.add_argument("--addr", help="listen address host:port (default: PARLEY_GRPC_ADDR or 127.0.0.1:50051)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N server processes on one port (SO_REUSEPORT); with N > 1 Envoy is not started "
+        "(run it separately with envoy.yaml) (default 1)",
+    )
+    serve.add_argument(
+        "--no-envoy",
+        action="store_true",
+        help="serve gRPC only: no Envoy gRPC-web bridge and no web page (PARLEY_ENVOY_ADDR)",
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
     admin = sub.add_parser(
         "create-admin",
@@ -121,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("email")
     invite = sub.add_parser("invite", help="print a single-use invite code that skips the waitlist")
     invite.add_argument("email", nargs="?", help="bind the code to this email and email it there")
+    chat = sub.add_parser("chat", help="chat with an agent from the terminal (a gRPC client of a running server)")
+    terminal.add_arguments(chat)
     outbox = sub.add_parser("outbox", help="print the newest emails of the development outbox")
     outbox.add_argument("--to", dest="recipient", help="only emails to this address")
     outbox.add_argument("-n", "--limit", type=int, default=5, help="how many emails (default 5)")
@@ -129,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "chat":  # a client: needs no database and no server settings
+        return terminal.run(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -138,13 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     actions: dict[str, Callable[[App], Awaitable[int]]] = {
-        "serve": lambda app: _serve(app, args.addr or settings.grpc_addr),
+        "serve": lambda app: _serve(app, args.addr or settings.grpc_addr, not args.no_envoy),
         "migrate": _migrate,
         "create-admin": lambda app: _create_admin(app, args.email),
         "invite": lambda app: _invite(app, args.email),
         "outbox": lambda app: _outbox(app, args.recipient, args.limit),
     }
     try:
+        if args.command == "serve" and args.workers > 1:
+            address = args.addr or settings.grpc_addr
+            return serve_in_workers(
+                settings,
+                address,
+                args.workers,
+                prepare=_prepare_database,
+                run_worker=lambda shared: run(_with_app(shared, lambda app: _serve(app, address, False))),
+            )
         return run(_with_app(settings, actions[args.command]))
     except DomainError as exc:
         print(f"parley: {exc.message}", file=sys.stderr)

@@ -8,6 +8,7 @@ that every part of the process sees one consistent configuration.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,43 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) 
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
     return value
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """("host", port) of "host:port" or "[v6]:port"; ValueError when malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(address)
+    return host.strip("[]"), int(port)
+
+
+def _host_port(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    try:
+        split_host_port(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be host:port, got {value!r}") from exc
+    return value
+
+
+def _loopback(env: Mapping[str, str], name: str, default: str) -> str:
+    """A host:port on the loopback interface (admin endpoints must not be reachable)."""
+    value = _host_port(env, name, default)
+    if split_host_port(value)[0] not in {"127.0.0.1", "localhost", "::1"}:
+        raise ConfigError(f"{name} must listen on 127.0.0.1 (loopback only), got {value!r}")
+    return value
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:]+\](:\d{1,5})?$")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated browser origins (scheme://host[:port], no path)."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(f"{name} must list origins like http://example.com:8080, got {origin!r}")
+    return origins
 
 
 @dataclass(frozen=True)
@@ -97,7 +135,21 @@ class Settings:
     # Longest wait for an OpenAI-compatible endpoint to connect or send the
     # next chunk; a stalled provider fails the generation instead of hanging it.
     provider_timeout_seconds: int = 60
+    # A generation is stopped (FAILED, text kept) after this many seconds.
+    generation_timeout_seconds: int = 300
+    # Streaming text is written to PostgreSQL at most this often (a crash
+    # loses at most this much of an answer).
+    persist_interval_ms: int = 500
+    # How often each replica looks for generations orphaned by a dead replica.
+    sweep_interval_seconds: int = 10
     log_level: str = "INFO"
+    # The Envoy gRPC-web bridge in front of the gRPC server (and the web page).
+    envoy_addr: str = "127.0.0.1:8080"
+    # Envoy's admin interface; loopback only, it can stop the proxy.
+    envoy_admin_addr: str = "127.0.0.1:9901"
+    # Origins allowed to call through Envoy from another origin (CORS); empty
+    # means the page's own origins, see envoy_config.default_origins.
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +184,12 @@ class Settings:
             log_level=(env.get("PARLEY_LOG_LEVEL") or "INFO").upper(),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", 30),
             provider_timeout_seconds=_int(env, "PARLEY_PROVIDER_TIMEOUT", 60),
+            generation_timeout_seconds=_int(env, "PARLEY_GENERATION_TIMEOUT", 300),
+            persist_interval_ms=_int(env, "PARLEY_PERSIST_INTERVAL_MS", 500),
+            sweep_interval_seconds=_int(env, "PARLEY_SWEEP_INTERVAL", 10),
+            envoy_addr=_host_port(env, "PARLEY_ENVOY_ADDR", "127.0.0.1:8080"),
+            envoy_admin_addr=_loopback(env, "PARLEY_ENVOY_ADMIN_ADDR", "127.0.0.1:9901"),
+            allowed_origins=_origins(env, "PARLEY_ALLOWED_ORIGINS"),
         )
 
     def resolved_jwt_secret(self) -> str:

@@ -27,6 +27,7 @@ from parley_server.rpc.admin_handlers import AdminHandlers
 from parley_server.rpc.agent_access_handlers import AgentAccessHandlers
 from parley_server.rpc.agent_handlers import AgentHandlers
 from parley_server.rpc.auth_handlers import AuthHandlers
+from parley_server.rpc.chat_handlers import ChatHandlers
 from parley_server.rpc.conversation_handlers import ConversationHandlers
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.max_connection_idle_ms", 30 * 60_000),
+        # Oversized headers (a huge bogus token) must reach the auth interceptor
+        # and get a proper UNAUTHENTICATED, not the transport's bare refusal.
+        ("grpc.max_metadata_size", 64 * 1024),
+        ("grpc.absolute_max_metadata_size", 64 * 1024),
         ("grpc.so_reuseport", 1),
     ]
 
@@ -98,7 +103,7 @@ async def start_server(app: App, address: str) -> RunningServer:
     agent_access_pb2_grpc.add_AgentAccessServiceServicer_to_server(AgentAccessHandlers(app.access), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminHandlers(app.admin), server)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentHandlers(app.agents), server)
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(chat_pb2_grpc.ChatServiceServicer(), server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatHandlers(app.chat), server)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,11 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same URL as a plain libpq-style DSN, for raw asyncpg connections."""
+    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Database:

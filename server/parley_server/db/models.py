@@ -108,6 +108,9 @@ class User(Base):
     create_time: Mapped[datetime] = _now()
     last_login_time: Mapped[datetime | None] = mapped_column(default=None)
 
+    # ListUsers (newest first, keyset on create_time, id) and GetStats' new users per day.
+    __table_args__ = (Index("ix_users_create_time_id", "create_time", "id"),)
+
 
 class Session(Base):
     """One login: the family of refresh tokens rotated from it. Access tokens
@@ -172,6 +175,11 @@ class WaitlistEntry(Base):
     create_time: Mapped[datetime] = _now()
     approve_time: Mapped[datetime | None] = mapped_column(default=None)
     invite_sent: Mapped[bool] = mapped_column(default=False)
+
+    # Positions count the pending entries ahead of one.
+    __table_args__ = (
+        Index("ix_waitlist_entries_pending_seq", "seq", postgresql_where=text("approve_time IS NULL")),
+    )
 
 
 class RateLimitCounter(Base):
@@ -304,9 +312,16 @@ class Message(Base):
     content_search: Mapped[str] = mapped_column(
         TSVECTOR, Computed("to_tsvector('simple', content)", persisted=True)
     )
+    # Advisory-lock key of the replica generating this STREAMING message.
+    generation_owner: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # For an assistant message: the user message it answers.
+    reply_to: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None
+    )
 
     __table_args__ = (
         Index("ix_messages_conversation_seq", "conversation_id", "seq"),
+        Index("ix_messages_streaming_owner", "generation_owner", postgresql_where=text("state = 'streaming'")),
         Index("ix_messages_content_search", "content_search", postgresql_using="gin"),
         Index("ix_messages_create_time", "create_time"),
     )
@@ -328,4 +343,7 @@ class UsageDaily(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
-    __table_args__ = (Index("ix_usage_daily_day_agent", "day", "agent_id"),)
+    # GetStats: index-only scans of a day range, distinct users per day in index order.
+    __table_args__ = (
+        Index("ix_usage_daily_day_user", "day", "user_id", postgresql_include=["agent_id", "message_count"]),
+    )

@@ -39,13 +39,15 @@ class AuthInterceptor(AroundInterceptor):
             info = current_request.get()
             if info is not None:
                 info.user_id = str(caller.user_id)
-        caller_token = current_caller.set(caller)
-        address_token = current_client_address.set(client_address(context))
+        previous = current_caller.get(), current_client_address.get()
+        current_caller.set(caller)
+        current_client_address.set(client_address(context))
         try:
             yield
         finally:
-            current_client_address.reset(address_token)
-            current_caller.reset(caller_token)
+            # set, not reset(token): see logging_interceptor.
+            current_caller.set(previous[0])
+            current_client_address.set(previous[1])
 
     async def _caller(self, context: grpc.aio.ServicerContext, *, required: bool) -> Caller | None:
         """The authenticated caller; None for public RPCs called without a token.

@@ -25,7 +25,8 @@ class LoggingInterceptor(AroundInterceptor):
     @asynccontextmanager
     async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
         info = RequestInfo(incoming_request_id(context))
-        token = current_request.set(info)
+        previous = current_request.get()
+        current_request.set(info)
         started = time.perf_counter()
         code = "OK"
         try:
@@ -50,7 +51,9 @@ class LoggingInterceptor(AroundInterceptor):
                     }
                 )
             )
-            current_request.reset(token)
+            # set, not reset(token): a cancelled stream may be finalised in
+            # another context, where reset() raises.
+            current_request.set(previous)
 
 
 def _code_name(code: object) -> str | None:
