@@ -291,3 +291,16 @@ async def test_an_admin_can_delete_another_admin_but_not_the_last(stubs: Stubs) 
         FAILED_PRECONDITION,
         "LAST_ADMIN",
     )
+
+
+async def test_the_last_admin_cannot_delete_their_own_account(stubs: Stubs) -> None:
+    admin = await stubs.admin_account("only-admin@example.com")
+    await expect_error(
+        stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=admin.password), metadata=admin.md),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "LAST_ADMIN",
+    )
+    second = await stubs.admin_account("second-admin@example.com")
+    await stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=admin.password), metadata=admin.md)
+    me = await stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=second.md)
+    assert me.user.email == "second-admin@example.com"

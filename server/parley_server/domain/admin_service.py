@@ -27,12 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley_server import __version__
 from parley_server.db.database import Database
 from parley_server.db.models import Role, User, UserState, WaitlistEntry
+from parley_server.domain.admin_guard import ensure_another_active_admin, is_active_admin, lock_admin_guard
 from parley_server.domain.activity import Activity
 from parley_server.domain.auth_service import AuthService
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
 from parley_server.domain.conversation_service import DEFAULT_EMPTY_AGE, ConversationService
-from parley_server.domain.errors import FailedPrecondition, NotFound
+from parley_server.domain.errors import NotFound
 from parley_server.domain.pagination import Page, Paginator
 from parley_server.domain.session_service import LOCKED_OUT_STATES, SessionService
 from parley_server.domain.stats_service import Stats, StatsService
@@ -45,8 +46,6 @@ USER_PATHS = {"role", "state", "premium", "display_name"}
 GUARDED_PATHS = {"role", "state"}
 MAX_APPROVALS = 100
 PING_TIMEOUT_SECONDS = 2.0
-# pg_advisory_xact_lock key serialising the last-admin guard; "admins" in ASCII.
-LAST_ADMIN_LOCK_KEY = 0x61646D696E73
 
 
 @dataclass(frozen=True)
@@ -156,13 +155,13 @@ class AdminService:
         assert uid is not None
         async with self._db.transaction() as db:
             if GUARDED_PATHS & set(paths):
-                await _lock_admin_guard(db)
+                await lock_admin_guard(db)
             user = await _require_user(db, uid, for_update=True)
             role = changes.role if "role" in paths else user.role
             state = changes.state if "state" in paths else user.state
             assert role is not None and state is not None
-            if _is_active_admin(user) and (role is not Role.ADMIN or state is not UserState.ACTIVE):
-                await _ensure_another_active_admin(db, user.id)
+            if is_active_admin(user) and (role is not Role.ADMIN or state is not UserState.ACTIVE):
+                await ensure_another_active_admin(db, user.id)
             if "state" in paths and state in LOCKED_OUT_STATES:
                 await self._sessions.revoke_all(db, user.id)
             user.role, user.state = role, state
@@ -179,15 +178,8 @@ class AdminService:
         """Delete a user and all they own, like DeleteAccount; never the last active admin."""
         uid = _user_id("user_id", user_id)
         async with self._db.transaction() as db:
-            await _lock_admin_guard(db)
-            user = await _require_user(db, uid)
-            if _is_active_admin(user):
-                await _ensure_another_active_admin(db, user.id)
-            # AuthService owns deletion and commits it in its own transaction
-            # while this one still holds the guard lock: nobody can demote the
-            # remaining admins in between. No row lock is held here, so the
-            # nested delete cannot wait on this transaction.
-            await self._auth.delete_user(uid)
+            await _require_user(db, uid)
+        await self._auth.delete_user(uid)
         log.info("admin %s deleted user %s", caller.user_id, uid)
 
     # -- waitlist -------------------------------------------------------------
@@ -329,28 +321,3 @@ async def _require_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: boo
     if user is None:
         raise NotFound("user not found", reason="USER_NOT_FOUND")
     return user
-
-
-def _is_active_admin(user: User) -> bool:
-    return user.role is Role.ADMIN and user.state is UserState.ACTIVE
-
-
-async def _lock_admin_guard(db: AsyncSession) -> None:
-    """Serialise operations that may remove an active admin, until this transaction ends.
-
-    Always taken before any row lock: DeleteUser holds it while a nested
-    transaction deletes, so a holder of the lock must never wait for a row.
-    """
-    await db.execute(select(func.pg_advisory_xact_lock(LAST_ADMIN_LOCK_KEY)))
-
-
-async def _ensure_another_active_admin(db: AsyncSession, user_id: uuid.UUID) -> None:
-    others = await db.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(User.role == Role.ADMIN, User.state == UserState.ACTIVE, User.id != user_id)
-    )
-    if not others:
-        raise FailedPrecondition(
-            "this is the last active administrator; promote another account first", reason="LAST_ADMIN"
-        )

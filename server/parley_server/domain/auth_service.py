@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
 from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserState, WaitlistEntry
+from parley_server.domain.admin_guard import ensure_another_active_admin, is_active_admin, lock_admin_guard
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
-from parley_server.domain.email_service import Email, EmailSender, EmailTemplates
+from parley_server.domain.email_service import EmailSender, EmailTemplates
 from parley_server.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -256,8 +257,12 @@ class AuthService:
         await self.delete_user(user.id)
 
     async def delete_user(self, user_id: uuid.UUID) -> None:
-        """Delete an account and, through cascading keys, all it owns."""
+        """Delete an account and, through cascading keys, all it owns; never the last active admin."""
         async with self._db.transaction() as db:
+            await lock_admin_guard(db)
+            user = await db.get(User, user_id)
+            if user is not None and is_active_admin(user):
+                await ensure_another_active_admin(db, user_id)
             await db.execute(delete(User).where(User.id == user_id))
         self._sessions.forget_user(user_id)
 
