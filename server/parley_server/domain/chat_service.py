@@ -140,6 +140,9 @@ class ChatService:
             assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
             if is_new:
                 agent = await self._access.require_access(db, caller, conversation.agent_id)
+                # Counted now, in the same transaction as the check, so a burst of
+                # sends cannot all pass a quota that only finished answers count.
+                await self._access.record_usage(db, caller.user_id, agent.id, 0, 0, messages=1)
                 user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
             else:
                 user_message = await self._user_message_of(db, assistant_id)
@@ -210,11 +213,16 @@ class ChatService:
         return user_message
 
     async def _on_finished(self, outcome: Outcome) -> None:
-        """Record usage; title the conversation after its first exchange."""
+        """Record the tokens used; title the conversation after its first exchange."""
         spec = outcome.spec
         async with self._db.transaction() as db:
             await self._access.record_usage(
-                db, spec.user_id, spec.agent_id, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
+                db,
+                spec.user_id,
+                spec.agent_id,
+                outcome.usage.prompt_tokens,
+                outcome.usage.completion_tokens,
+                messages=0,  # counted when it was sent
             )
             conversation = await db.get(Conversation, spec.conversation_id)
         if conversation is not None and not conversation.title and outcome.state is MessageState.COMPLETE:
