@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.served import fresh_database
+
 BIN = Path(sys.executable).parent
 PASSWORD = "correct horse battery staple"
 
@@ -54,12 +56,12 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("served")
     addr = f"127.0.0.1:{free_port()}"
-    # With DATABASE_URL, use this run's own database (never the named one);
-    # without, let `parley serve` start its own embedded PostgreSQL.
-    database = {"DATABASE_URL": database_url} if os.environ.get("DATABASE_URL") else {}
+    # A database of its own: with DATABASE_URL a fresh one on that server
+    # (never the named one); without, `parley serve` embeds PostgreSQL.
+    database, drop_database = fresh_database()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         **database,
@@ -90,6 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     if process.poll() is None:
         process.kill()
         process.wait()
+    drop_database()
 
 
 def test_grpcurl_lists_and_describes_without_proto_files(served: Served) -> None:
@@ -101,6 +104,23 @@ def test_grpcurl_lists_and_describes_without_proto_files(served: Served) -> None
     assert "rpc Login ( .parley.auth.v1.LoginRequest ) returns ( .parley.auth.v1.LoginResponse )" in described.stdout
     message = served.grpcurl("describe", "parley.auth.v1.User")
     assert "email_verified" in message.stdout
+
+
+def test_readme_grpcurl_walkthrough_runs(served: Served, repo_root: Path) -> None:
+    """The README's grpcurl block, run verbatim by bash against a real server."""
+    readme = (repo_root / "README.md").read_text()
+    block = readme.split("<!-- grpcurl-walkthrough")[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        env={**served.env, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in ("parley.chat.v1.ChatService", "rpc Login", '"accepted"', '"delta"', '"completed"'):
+        assert expected in result.stdout, expected
+    assert '"content": "Echo: Hello there"' in result.stdout
 
 
 def test_register_verify_from_outbox_login_and_call(served: Served) -> None:
