@@ -168,7 +168,11 @@ def start(data_dir: Path, *args: str, envoy: bool = True, **env: str) -> Served:
         if process.poll() is not None:
             served.stop()
             pytest.fail(f"parley serve exited early ({process.returncode}):\n{served.log_tail()}")
-        if grpc_serving(served.addr) and (not envoy or envoy_ready(served.admin_addr)):
+        # With Envoy, also wait for parley's own "Envoy (pid N) serving" line:
+        # Envoy can answer /ready a moment before its supervisor says so.
+        if grpc_serving(served.addr) and (
+            not envoy or (envoy_ready(served.admin_addr) and "Envoy (pid" in log.read_text(errors="replace"))
+        ):
             return served
         time.sleep(0.2)
     process.kill()
