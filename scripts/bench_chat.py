@@ -104,7 +104,7 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
             )
             for i, cid in enumerate(cids)
         ]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), timeout=120)
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), timeout=600)
         await asyncio.sleep(delay_ms / 1000 * words / 3)  # mid-stream: every stream open and streaming
         rss_open = rss_kib(pid)
         results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -38,12 +38,15 @@ def asyncpg_dsn(url: str) -> str:
 class Database:
     """An async engine plus the session factory bound to it."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 20, pool_timeout: float = 60) -> None:
         self.url = normalise_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=max_overflow,
+            # Bursts (a thousand streams starting at once) queue for a
+            # connection rather than fail after the default 30 s.
+            pool_timeout=pool_timeout,
             pool_pre_ping=True,
             pool_recycle=1800,
         )

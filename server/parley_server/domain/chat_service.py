@@ -261,22 +261,34 @@ class ChatService:
                 if chunk:
                     yield chunk
                 while final is None:
-                    event = await subscription.next()
-                    if isinstance(event, Delta) and event.message_id == message_id:
-                        if event.offset > position:  # a gap: fall back to the stored text
-                            event = None
-                        else:
-                            fresh = event.text[position - event.offset :]
-                            if fresh:
-                                yield TextChunk(message_id, position, fresh)
+                    # Everything already queued is handled at once: when the
+                    # client or the server falls behind, consecutive deltas
+                    # travel as one message instead of many.
+                    events = [await subscription.next(), *subscription.pending()]
+                    text: list[str] = []
+                    start = position
+                    for event in events:
+                        if isinstance(event, Delta) and event.message_id == message_id:
+                            if event.offset <= position:
+                                fresh = event.text[position - event.offset :]
+                                text.append(fresh)
                                 position += len(fresh)
-                            continue
-                    if event is None or (isinstance(event, Finished) and event.message_id == message_id):
-                        (position, chunk), final = await self._catch_up(caller, message_id, position)
-                        if chunk:
-                            yield chunk
-                    elif isinstance(event, ConversationDeleted):
-                        raise NotFound("the conversation was deleted", reason="CONVERSATION_NOT_FOUND")
+                                continue
+                            event = None  # a gap: fall back to the stored text
+                        if event is None or (isinstance(event, Finished) and event.message_id == message_id):
+                            if "".join(text):
+                                yield TextChunk(message_id, start, "".join(text))
+                            text = []
+                            (position, chunk), final = await self._catch_up(caller, message_id, position)
+                            if chunk:
+                                yield chunk
+                            start = position
+                            if final is not None:
+                                break
+                        elif isinstance(event, ConversationDeleted):
+                            raise NotFound("the conversation was deleted", reason="CONVERSATION_NOT_FOUND")
+                    if "".join(text) and final is None:
+                        yield TextChunk(message_id, start, "".join(text))
                 yield Ended(final)
 
     async def _catch_up(

@@ -62,6 +62,13 @@ class Subscription:
         """The next event, or None when events were lost (resync, then call again)."""
         return await self._queue.get()
 
+    def pending(self) -> list[Event | None]:
+        """Every event already queued, without waiting (lets a slow consumer batch)."""
+        items = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
 
 class EventBus:
     def __init__(self, dsn: str, *, notify_interval: float = 0.05) -> None:

@@ -45,11 +45,15 @@ class EchoProvider:
         if max_output_tokens > 0:
             words = words[:max_output_tokens]
         failing = user_text.lstrip().startswith(FAIL_COMMAND)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for index, word in enumerate(words):
             if failing and index == WORDS_BEFORE_FAILURE:
                 break
-            # Sleeping even for 0 s yields to the loop, so a cancel lands between words.
-            await asyncio.sleep(self._delay)
+            # Word k is due at start + (k+1) * delay: an absolute schedule, so
+            # timer overshoot does not accumulate over a long reply. Sleeping
+            # even for 0 s yields to the loop, so a cancel lands between words.
+            await asyncio.sleep(max(0.0, started + (index + 1) * self._delay - loop.time()))
             yield TextDelta(word if index == len(words) - 1 else word + " ")
         if failing:
             raise ProviderError(FAIL_REASON)
