@@ -7,8 +7,9 @@ streams with the offline echo provider, and prints:
 
 - whether every stream completed, and tokens lost (expected vs received text);
 - tokens/s delivered to clients;
-- per-token lateness added by the server: for the k-th delta of a stream,
-  arrival(k) - (arrival(0) + k * delay), since echo emits one word per delay;
+- per-token lateness added by the server: echo emits word k at start + k *
+  delay, so a delta carrying words up to k is due then; lateness is its
+  arrival minus that due time, measured from the stream's earliest delta;
 - the server's peak RSS, and RSS per open stream: (RSS with all streams open -
   RSS before) / N.
 
@@ -118,11 +119,14 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
     lost = sum(max(0, len(expected.split()) - len(r.text.split())) for r in ok) + len(errors) * words
     exact = sum(r.text == expected for r in ok)
     tokens = sum(len(r.text.split()) for r in ok)
-    lateness = [
-        (arrival - r.arrivals[0][0] - (words_so_far - r.arrivals[0][1]) * delay_ms / 1000) * 1000
-        for r in ok
-        for arrival, words_so_far in r.arrivals
-    ]
+    lateness = []
+    for r in ok:
+        # Each delta's arrival minus its due time on the stream's own schedule;
+        # the schedule's origin is the stream's best (earliest) delta, so the
+        # figure is what the server added, never negative.
+        due = [(arrival - words * delay_ms / 1000) for arrival, words in r.arrivals]
+        origin = min(due, default=0.0)
+        lateness += [(d - origin) * 1000 for d in due]
     q = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
     print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms")
     print(f"completed:            {completed}/{n} ({'all' if completed == n else 'NOT all'}); exact text: {exact}/{n}")

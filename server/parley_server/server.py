@@ -127,7 +127,9 @@ async def _probe_database(app: App, health: HealthServicer) -> None:
     last: int | None = None
     while True:
         try:
-            await asyncio.wait_for(app.database.ping(), timeout=HEALTH_PROBE_SECONDS)
+            # shield: a ping timed out while queued for a pooled connection must
+            # not be cancelled mid-checkout (that can leak the pool's slot).
+            await asyncio.wait_for(asyncio.shield(app.database.ping()), timeout=HEALTH_PROBE_SECONDS)
             status = serving
         except asyncio.CancelledError:
             raise

@@ -140,10 +140,11 @@ class ChatService:
             assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
             if is_new:
                 agent = await self._access.require_access(db, caller, conversation.agent_id)
-                # Counted now, in the same transaction as the check, so a burst of
-                # sends cannot all pass a quota that only finished answers count.
-                await self._access.record_usage(db, caller.user_id, agent.id, 0, 0, messages=1)
                 user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
+                # Counted in the same transaction as the check, so a burst of sends
+                # cannot all pass a quota that only finished answers count; last,
+                # because every send of a user contends for this one row's lock.
+                await self._access.record_usage(db, caller.user_id, agent.id, 0, 0, messages=1)
             else:
                 user_message = await self._user_message_of(db, assistant_id)
                 spec = None
@@ -153,7 +154,7 @@ class ChatService:
             self._bus.publish(ConversationChanged(cid))
             self.generations.launch(spec)
         yield Accepted(user_message, assistant_id)
-        async for update in self._follow(caller, cid, assistant_id, 0):
+        async for update in self._follow(cid, assistant_id, 0):
             yield update
 
     async def _start_exchange(
@@ -248,16 +249,14 @@ class ChatService:
             message, conversation = await owned_message(db, mid, caller.user_id)
         if message.role is not MessageRole.ASSISTANT:
             raise FailedPrecondition("only assistant messages are generated", reason="NOT_A_GENERATION")
-        async for update in self._follow(caller, conversation.id, mid, offset):
+        async for update in self._follow(conversation.id, mid, offset):
             yield update
 
-    async def _follow(
-        self, caller: Caller, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int
-    ) -> AsyncIterator[ChatUpdate]:
+    async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
         with self._activity.chat_stream():
             async with self._bus.subscribe(conversation_id) as subscription:
-                (position, chunk), final = await self._catch_up(caller, message_id, offset, first=True)
+                (position, chunk), final = await self._catch_up(message_id, offset, first=True)
                 if chunk:
                     yield chunk
                 while final is None:
@@ -279,7 +278,7 @@ class ChatService:
                             if "".join(text):
                                 yield TextChunk(message_id, start, "".join(text))
                             text = []
-                            (position, chunk), final = await self._catch_up(caller, message_id, position)
+                            (position, chunk), final = await self._catch_up(message_id, position)
                             if chunk:
                                 yield chunk
                             start = position
@@ -292,13 +291,26 @@ class ChatService:
                 yield Ended(final)
 
     async def _catch_up(
-        self, caller: Caller, message_id: uuid.UUID, position: int, *, first: bool = False
+        self, message_id: uuid.UUID, position: int, *, first: bool = False
     ) -> tuple[tuple[int, TextChunk | None], Message | None]:
-        """The text after position that the client has not seen, and the final message if it ended."""
-        async with self._db.transaction() as db:
-            message, _ = await owned_message(db, message_id, caller.user_id)
-        final = message if message.state in FINAL_STATES else None
-        current = message.content if final else (self.generations.snapshot(message_id) or message.content)
+        """The text after position that the client has not seen, and the final message if it ended.
+
+        A generation running in this process is read from its buffer (fresher
+        than the database, and no connection needed: a thousand streams
+        starting at once must not queue for the pool); otherwise the stored
+        row is read. Ownership was checked before following began.
+        """
+        live = self.generations.snapshot(message_id)
+        final: Message | None = None
+        if live is not None:
+            current = live
+        else:
+            async with self._db.transaction() as db:
+                message = await db.get(Message, message_id)
+            if message is None:
+                raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+            final = message if message.state in FINAL_STATES else None
+            current = message.content
         if first and position > len(current) and final is not None:
             raise InvalidArgument([FieldViolation("offset", f"is beyond the message's {len(current)} characters")])
         if position >= len(current):
