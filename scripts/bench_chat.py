@@ -42,7 +42,9 @@ from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc  # no
 from tests.server_process import ServerProcess  # noqa: E402
 
 PASSWORD = "benchmark password 123"
-CHANNELS = 8
+# Streams per connection: a real deployment's clients are many connections,
+# and HTTP/2 caps concurrent streams per connection.
+STREAMS_PER_CHANNEL = 50
 
 
 @dataclass
@@ -79,7 +81,7 @@ async def open_stream(
 
 
 async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) -> None:
-    channels = [grpc.aio.insecure_channel(server.addr) for _ in range(CHANNELS)]
+    channels = [grpc.aio.insecure_channel(server.addr) for _ in range(max(1, -(-n // STREAMS_PER_CHANNEL)))]
     try:
         auth = auth_pb2_grpc.AuthServiceStub(channels[0])
         login = await auth.Login(auth_pb2.LoginRequest(email="bench@example.com", password=PASSWORD))
@@ -101,7 +103,7 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
         opened = [asyncio.Event() for _ in range(n)]
         tasks = [
             asyncio.create_task(
-                open_stream(chat_pb2_grpc.ChatServiceStub(channels[i % CHANNELS]), md, cid, content, opened[i])
+                open_stream(chat_pb2_grpc.ChatServiceStub(channels[i % len(channels)]), md, cid, content, opened[i])
             )
             for i, cid in enumerate(cids)
         ]

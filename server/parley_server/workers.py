@@ -12,10 +12,12 @@ PostgreSQL (events, generation ownership), exactly as on separate machines.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 
 from parley_server.config import ConfigError, Settings
@@ -23,6 +25,7 @@ from parley_server.config import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+PR_SET_PDEATHSIG = 1
 
 
 def serve_in_workers(
@@ -46,6 +49,7 @@ def serve_in_workers(
         pid = os.fork()
         if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
             code = 1
+            _die_with_parent()
             try:
                 code = run_worker(shared)
             finally:
@@ -79,6 +83,14 @@ async def _supervise(settings: Settings, children: list[int]) -> int:
                 log.error("worker %d exited with %d; stopping the others", pid, code)
                 _signal_all(alive, signal.SIGTERM)
     return worst
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies, even by SIGKILL, so no worker
+    is left serving the port with nobody supervising it."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_all(pids: set[int], sig: signal.Signals) -> None:
