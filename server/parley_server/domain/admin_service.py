@@ -34,7 +34,7 @@ from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
 from parley_server.domain.conversation_service import DEFAULT_EMPTY_AGE, ConversationService
 from parley_server.domain.errors import NotFound
-from parley_server.domain.pagination import Page, Paginator
+from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.session_service import LOCKED_OUT_STATES, SessionService
 from parley_server.domain.stats_service import Stats, StatsService
 from parley_server.domain.validation import MAX_DISPLAY_NAME_LENGTH, MAX_EMAIL_LENGTH, Violations
@@ -125,13 +125,10 @@ class AdminService:
             query = query.where(User.state == where.state)
         if where.premium is not None:
             query = query.where(User.premium == where.premium)
-        if keyset is not None:
-            after = (datetime.fromisoformat(keyset[0]), uuid.UUID(keyset[1]))
-            query = query.where(tuple_(User.create_time, User.id) < after)
-        query = query.order_by(User.create_time.desc(), User.id.desc()).limit(size + 1)
+        query = newest_first(query, User.create_time, User.id, keyset, size)
         async with self._db.transaction() as db:
             rows = list((await db.execute(query)).scalars())
-        return self._paginator.page(rows, size, scope, lambda u: (u.create_time.isoformat(), str(u.id)))
+        return self._paginator.page(rows, size, scope, lambda u: time_id_keyset(u.create_time, u.id))
 
     async def get_user(self, user_id: str) -> User:
         uid = _user_id("user_id", user_id)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +33,7 @@ from parley_server.domain.agent_service import AgentView, agent_views
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
 from parley_server.domain.errors import NotFound, PermissionDenied, ResourceExhausted
-from parley_server.domain.pagination import Page, Paginator
+from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.validation import Violations
 
 DENIALS = {
@@ -216,18 +216,15 @@ class AgentAccessService:
         scope = f"ListAgentGrants:{caller.user_id}:{user}:{agent}"
         after = self._paginator.decode(v, page_token, scope, 2)
         v.raise_if_any()
-        query = select(AgentGrant).order_by(AgentGrant.create_time.desc(), AgentGrant.id.desc()).limit(size + 1)
+        query = select(AgentGrant)
         if user is not None:
             query = query.where(AgentGrant.user_id == user)
         if agent is not None:
             query = query.where(AgentGrant.agent_id == agent)
-        if after is not None:
-            query = query.where(
-                tuple_(AgentGrant.create_time, AgentGrant.id) < (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
-            )
+        query = newest_first(query, AgentGrant.create_time, AgentGrant.id, after, size)
         async with self._db.transaction() as db:
             rows = list((await db.execute(query)).scalars())
-        return self._paginator.page(rows, size, scope, lambda grant: (grant.create_time.isoformat(), str(grant.id)))
+        return self._paginator.page(rows, size, scope, lambda grant: time_id_keyset(grant.create_time, grant.id))
 
 
 async def _live_agents(db: AsyncSession) -> list[Agent]:

@@ -20,9 +20,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import ColumnElement, delete, exists, func, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, delete, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
@@ -35,7 +35,7 @@ from parley_server.domain.chat_events import ConversationChanged, ConversationDe
 from parley_server.domain.clock import utcnow
 from parley_server.domain.errors import FailedPrecondition, NotFound, PermissionDenied, ResourceExhausted
 from parley_server.domain.ownership import owned_conversation, owned_message
-from parley_server.domain.pagination import Page, Paginator
+from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.providers.base import ChatTurn, ProviderError, TurnRole, complete_text
 from parley_server.domain.title_generation import clean_title, heuristic_title
 from parley_server.domain.validation import Violations
@@ -186,10 +186,7 @@ class ConversationService:
             stmt = stmt.where(Conversation.archived == where.archived)
         if where.pinned is not None:
             stmt = stmt.where(Conversation.pinned == where.pinned)
-        if keyset is not None:
-            after = (datetime.fromisoformat(keyset[0]), uuid.UUID(keyset[1]))
-            stmt = stmt.where(tuple_(Conversation.update_time, Conversation.id) < after)
-        stmt = stmt.order_by(Conversation.update_time.desc(), Conversation.id.desc()).limit(size + 1)
+        stmt = newest_first(stmt, Conversation.update_time, Conversation.id, keyset, size)
         async with self._db.transaction() as db:
             if query:
                 tsquery = await self._prefix_tsquery(db, query)
@@ -197,7 +194,7 @@ class ConversationService:
                     return Page([], "")
                 stmt = stmt.where(self._matches(tsquery))
             rows = list((await db.execute(stmt)).scalars())
-        return self._paginator.page(rows, size, scope, lambda c: (c.update_time.isoformat(), str(c.id)))
+        return self._paginator.page(rows, size, scope, lambda c: time_id_keyset(c.update_time, c.id))
 
     async def get_or_create_fresh_conversation(self, caller: Caller, agent_id: str) -> tuple[Conversation, bool]:
         """The caller's empty, unarchived conversation with the agent, created if there is none.

@@ -15,8 +15,13 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Sequence
+import uuid
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from parley_server.domain.validation import Violations
 
@@ -80,3 +85,26 @@ class Paginator:
         items = rows[:size]
         return Page(items, self.encode(scope, keyset_of(items[-1])))
 
+
+
+def newest_first(
+    query: Select[Any],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[uuid.UUID],
+    keyset: list[str] | None,
+    size: int,
+) -> Select[Any]:
+    """Order by (time, id) descending, start strictly after keyset, fetch size + 1 rows.
+
+    The id breaks ties between equal times, so the order is total and a row
+    can be neither repeated nor skipped between pages.
+    """
+    if keyset is not None:
+        after = (datetime.fromisoformat(keyset[0]), uuid.UUID(keyset[1]))
+        query = query.where(tuple_(time_column, id_column) < after)
+    return query.order_by(time_column.desc(), id_column.desc()).limit(size + 1)
+
+
+def time_id_keyset(time: datetime, row_id: uuid.UUID) -> tuple[str, str]:
+    """The keyset of a row in a newest_first listing."""
+    return (time.isoformat(), str(row_id))
