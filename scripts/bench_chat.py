@@ -107,7 +107,13 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
             )
             for i, cid in enumerate(cids)
         ]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), timeout=600)
+        async def accepted_or_ended(task: asyncio.Task[StreamResult], event: asyncio.Event) -> None:
+            """Until the stream is accepted, or has ended (an error must not hang the run)."""
+            waiter = asyncio.ensure_future(event.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+        await asyncio.wait_for(asyncio.gather(*(accepted_or_ended(t, e) for t, e in zip(tasks, opened, strict=True))), 600)
         await asyncio.sleep(delay_ms / 1000 * words / 3)  # mid-stream: every stream open and streaming
         rss_open = rss_kib(pid)
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -132,7 +138,8 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
     q = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
     print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms")
     print(f"completed:            {completed}/{n} ({'all' if completed == n else 'NOT all'}); exact text: {exact}/{n}")
-    print(f"errors:               {len(errors)}" + (f" (first: {errors[0]!r:.200})" if errors else ""))
+    kinds_of_errors = sorted({f"{getattr(e, 'code', lambda: type(e).__name__)()}: {getattr(e, 'details', lambda: e)()}" for e in errors})
+    print(f"errors:               {len(errors)}" + (f" ({'; '.join(kinds_of_errors)[:300]})" if errors else ""))
     print(f"tokens lost:          {lost}")
     print(f"tokens delivered:     {tokens} in {elapsed:.1f} s = {tokens / elapsed:,.0f} tokens/s")
     print(f"per-token lateness:   p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (added on top of the {delay_ms} ms pacing)")
