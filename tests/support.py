@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from parley.admin.v1 import admin_pb2_grpc
 from parley.agent.v1 import agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2_grpc
+from parley.client.errors import ParleyError
 from parley.conversation.v1 import conversation_pb2_grpc
 from sqlalchemy import select, text
 
@@ -53,24 +52,12 @@ class ErrorDetails:
 
 
 def error_details(exc: grpc.aio.AioRpcError) -> ErrorDetails:
-    """Decode grpc-status-details-bin: ErrorInfo, BadRequest, RetryInfo."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    assert status is not None, f"no status details on {exc.code()}: {exc.details()}"
-    found = ErrorDetails(exc.code(), exc.details() or "", "", "")
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            found.reason, found.domain = info.reason, info.domain
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found.violations = {v.field: v.description for v in bad.field_violations}
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
-            found.retry_seconds = retry.retry_delay.ToTimedelta().total_seconds()
-    return found
+    """Decode grpc-status-details-bin (ErrorInfo, BadRequest, RetryInfo) with the client's decoder."""
+    error = ParleyError.from_rpc_error(exc)
+    assert error.domain, f"no ErrorInfo details on {exc.code()}: {exc.details()}"
+    return ErrorDetails(
+        error.code, error.message, error.reason, error.domain, error.field_violations, error.retry_after
+    )
 
 
 async def expect_error(call: Awaitable[Any], code: grpc.StatusCode, reason: str | None = None) -> ErrorDetails:
