@@ -15,6 +15,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -132,6 +133,21 @@ async def truncate_all(app: App) -> None:
                 raise
             await asyncio.sleep(0.2)
     app.sessions.clear_cache()
+
+
+@asynccontextmanager
+async def second_server(tmp_root: Path, database_url: str, **overrides: object) -> AsyncIterator[Stubs]:
+    """Another replica on the same database: its own App (pool, caches, settings
+    overrides) and port, reached through Stubs whose `.app` is that App."""
+    other = build_app(test_settings(tmp_root, database_url, **overrides), database_url)
+    running = await start_server(other, "127.0.0.1:0")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield Stubs(channel, other)
+    finally:
+        await channel.close()
+        await running.stop(0)
+        await other.aclose()
 
 
 @pytest.fixture(scope="session")

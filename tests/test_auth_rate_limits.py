@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -12,8 +11,7 @@ import pytest
 from parley.auth.v1 import auth_pb2
 from sqlalchemy import text
 
-from parley_server.app import App, build_app
-from parley_server.server import RunningServer, start_server
+from parley_server.app import App
 from tests import conftest
 from tests.support import PASSWORD, Stubs, expect_error
 
@@ -22,26 +20,11 @@ LIMIT = 5  # PARLEY_LOGIN_MAX_FAILURES default
 WINDOW_SECONDS = 15 * 60
 
 
-@dataclass
-class Replica:
-    app: App
-    server: RunningServer
-    channel: grpc.aio.Channel
-    stubs: Stubs
-
-
 @pytest.fixture(scope="module")
-async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Replica]:
+async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
     """A second server process-alike: its own App (pool, caches) and port, same database."""
-    other = build_app(conftest.test_settings(tmp_root, database_url), database_url)
-    running = await start_server(other, "127.0.0.1:0")
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
-        yield Replica(other, running, channel, Stubs(channel, other))
-    finally:
-        await channel.close()
-        await running.stop(0)
-        await other.aclose()
+    async with conftest.second_server(tmp_root, database_url) as other:
+        yield other
 
 
 async def login(stubs: Stubs, email: str, password: str) -> auth_pb2.LoginResponse:
@@ -116,17 +99,17 @@ async def test_limit_lifts_when_the_window_has_passed(stubs: Stubs) -> None:
     await stubs.login("ada@example.com")
 
 
-async def test_limit_holds_across_replicas(stubs: Stubs, replica: Replica) -> None:
+async def test_limit_holds_across_replicas(stubs: Stubs, replica: Stubs) -> None:
     await stubs.active_account()
     await stubs.active_account("bob@example.com")
     # Five failures on this replica: the other one refuses the sixth.
     await fail_logins(stubs, "ada@example.com", LIMIT)
-    await expect_limited(replica.stubs, "ada@example.com")
+    await expect_limited(replica, "ada@example.com")
     # Failures spread over both replicas add up.
     await fail_logins(stubs, "bob@example.com", 3)
-    await fail_logins(replica.stubs, "bob@example.com", LIMIT - 3)
+    await fail_logins(replica, "bob@example.com", LIMIT - 3)
     await expect_limited(stubs, "bob@example.com")
-    await expect_limited(replica.stubs, "bob@example.com")
+    await expect_limited(replica, "bob@example.com")
 
 
 async def test_wrong_passwords_on_change_password_and_delete_account_count_too(stubs: Stubs) -> None:
@@ -171,23 +154,15 @@ async def test_concurrent_guesses_cannot_exceed_the_limit(stubs: Stubs) -> None:
 
 
 @pytest.fixture
-async def strict_replica(stubs: Stubs, tmp_root: Path, database_url: str) -> AsyncIterator[Replica]:
+async def strict_replica(stubs: Stubs, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
     """A replica allowing only 3 failures per client address (the default is 50)."""
-    settings = conftest.test_settings(tmp_root, database_url, login_max_failures_per_client=3)
-    other = build_app(settings, database_url)
-    running = await start_server(other, "127.0.0.1:0")
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
-        yield Replica(other, running, channel, Stubs(channel, other))
-    finally:
-        await channel.close()
-        await running.stop(0)
-        await other.aclose()
+    async with conftest.second_server(tmp_root, database_url, login_max_failures_per_client=3) as other:
+        yield other
 
 
-async def test_many_failures_from_one_client_limit_that_client(strict_replica: Replica) -> None:
+async def test_many_failures_from_one_client_limit_that_client(strict_replica: Stubs) -> None:
     """Failures spread over many emails from one address: the address is limited, even for a real account."""
-    stubs = strict_replica.stubs
+    stubs = strict_replica
     await stubs.active_account()
     # Successful logins do not use up the client's allowance.
     for _ in range(4):

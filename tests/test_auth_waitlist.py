@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -11,40 +10,23 @@ import pytest
 from parley.auth.v1 import auth_pb2
 from sqlalchemy import text
 
-from parley_server.app import App, build_app
-from parley_server.server import RunningServer, start_server
+from parley_server.app import App
 from tests import conftest
 from tests.support import PASSWORD, Stubs, expect_error, snapshot
 
 
-@dataclass
-class WaitlistServer:
-    app: App
-    server: RunningServer
-    channel: grpc.aio.Channel
-    stubs: Stubs
-
-
 @pytest.fixture(scope="module")
-async def waitlist_server(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[WaitlistServer]:
+async def waitlist_server(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
     """A second App and server with the waitlist on, sharing the test database."""
-    settings = conftest.test_settings(tmp_root, database_url, waitlist_enabled=True)
-    other = build_app(settings, database_url)
-    running = await start_server(other, "127.0.0.1:0")
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
-        yield WaitlistServer(other, running, channel, Stubs(channel, other))
-    finally:
-        await channel.close()
-        await running.stop(0)
-        await other.aclose()
+    async with conftest.second_server(tmp_root, database_url, waitlist_enabled=True) as other:
+        yield other
 
 
 @pytest.fixture
-async def wl(stubs: Stubs, waitlist_server: WaitlistServer) -> Stubs:
+async def wl(stubs: Stubs, waitlist_server: Stubs) -> Stubs:
     """Stubs of the waitlist server, on tables `stubs` just emptied."""
     waitlist_server.app.sessions.clear_cache()
-    return waitlist_server.stubs
+    return waitlist_server
 
 
 async def join(stubs: Stubs, email: str, note: str = "") -> int:
