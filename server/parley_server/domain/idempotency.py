@@ -10,9 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.models import IdempotencyKey
 
-MAX_REQUEST_ID_LENGTH = 100
-
-
 async def claim(
     db: AsyncSession, user_id: uuid.UUID, scope: str, request_id: str
 ) -> tuple[uuid.UUID, bool]:

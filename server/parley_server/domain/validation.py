@@ -17,6 +17,8 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_DISPLAY_NAME_LENGTH = 100
 MAX_TOKEN_LENGTH = 512
+# AIP-155 request ids; the idempotency_keys column holds 100 characters.
+MAX_REQUEST_ID_LENGTH = 100
 # Deliberately simple: one @, a dot in the domain, no spaces or control chars.
 _EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f.]+$")
 
@@ -87,8 +89,8 @@ class Violations:
 
     def request_id(self, field: str, value: str) -> str:
         """An AIP-155 request id: optional, at most 100 printable characters."""
-        if len(value) > 100:
-            self.add(field, "must be at most 100 characters")
+        if len(value) > MAX_REQUEST_ID_LENGTH:
+            self.add(field, f"must be at most {MAX_REQUEST_ID_LENGTH} characters")
         elif value and not value.isprintable():
             self.add(field, "must be printable")
         return value
