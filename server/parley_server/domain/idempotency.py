@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.models import IdempotencyKey
 
+
 async def claim(
     db: AsyncSession, user_id: uuid.UUID, scope: str, request_id: str
 ) -> tuple[uuid.UUID, bool]:
