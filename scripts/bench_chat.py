@@ -51,6 +51,8 @@ STREAMS_PER_CHANNEL = 50
 class StreamResult:
     completed: bool = False
     text: str = ""
+    # Seconds from the call's start to its `accepted` event.
+    accepted_after: float | None = None
     # (arrival time, words received so far) per delta; a delta may carry
     # several words when the server coalesced a replay.
     arrivals: list[tuple[float, int]] = field(default_factory=list)
@@ -67,10 +69,12 @@ async def open_stream(
     stub: chat_pb2_grpc.ChatServiceStub, md: tuple[tuple[str, str], ...], cid: str, content: str, opened: asyncio.Event
 ) -> StreamResult:
     result = StreamResult()
+    started = time.perf_counter()
     call = stub.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=md)
     async for event in call:
         kind = event.WhichOneof("event")
         if kind == "accepted":
+            result.accepted_after = time.perf_counter() - started
             opened.set()
         elif kind == "delta":
             result.text += event.delta.text
@@ -135,17 +139,23 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
         due = [(arrival - words * delay_ms / 1000) for arrival, words in r.arrivals]
         origin = min(due, default=0.0)
         lateness += [(d - origin) * 1000 for d in due]
-    q = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
+    q = percentiles(lateness)
+    accepts = percentiles([r.accepted_after * 1000 for r in ok if r.accepted_after is not None])
     print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms")
     print(f"completed:            {completed}/{n} ({'all' if completed == n else 'NOT all'}); exact text: {exact}/{n}")
     kinds_of_errors = sorted({f"{getattr(e, 'code', lambda: type(e).__name__)()}: {getattr(e, 'details', lambda: e)()}" for e in errors})
     print(f"errors:               {len(errors)}" + (f" ({'; '.join(kinds_of_errors)[:300]})" if errors else ""))
     print(f"tokens lost:          {lost}")
     print(f"tokens delivered:     {tokens} in {elapsed:.1f} s = {tokens / elapsed:,.0f} tokens/s")
+    print(f"time to accepted:     p50 {accepts[49]:.0f} ms, p99 {accepts[98]:.0f} ms (all streams opened at once)")
     print(f"per-token lateness:   p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (added on top of the {delay_ms} ms pacing)")
     print(f"server RSS:           before {rss_before / 1024:.1f} MiB, streams open {rss_open / 1024:.1f} MiB, "
           f"peak {rss_kib(pid, 'VmHWM') / 1024:.1f} MiB")
     print(f"RSS per open stream:  {(rss_open - rss_before) / n:.1f} KiB")
+
+
+def percentiles(values: list[float]) -> list[float]:
+    return statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
 
 
 async def prepare(server: ServerProcess) -> None:

@@ -61,10 +61,7 @@ async def expire_grants(stubs: Stubs, user: Account) -> None:
 
 
 async def record(stubs: Stubs, user: Account, agent_id: str, prompt: int, completion: int, messages: int = 1) -> None:
-    async with stubs.app.database.transaction() as db:
-        await stubs.app.access.record_usage(
-            db, uuid.UUID(user.user.id), uuid.UUID(agent_id), prompt, completion, messages=messages
-        )
+    await stubs.app.access.record_usage(uuid.UUID(user.user.id), uuid.UUID(agent_id), prompt, completion, messages=messages)
 
 
 # -- the rules ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
 from parley_server.server import RunningServer
@@ -273,6 +273,33 @@ async def test_quota_exceeded_is_refused_before_anything_is_stored(stubs: Stubs,
         "QUOTA_EXCEEDED",
     )
     assert await snapshot(stubs.app) == before
+
+
+async def test_concurrent_sends_in_many_conversations_cannot_pass_the_quota_together(
+    stubs: Stubs, alice: Account
+) -> None:
+    cids = [await new_conversation(stubs, alice) for _ in range(8)]
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=3))
+
+    async def send(cid: str) -> grpc.StatusCode:
+        try:
+            await collect(
+                stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md)
+            )
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(send(cid) for cid in cids))
+    assert sorted(code.name for code in codes) == ["OK"] * 3 + ["RESOURCE_EXHAUSTED"] * 5
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    async with stubs.app.database.transaction() as db:
+        usage = await db.scalar(select(UsageDaily.message_count).where(UsageDaily.user_id == uuid.UUID(alice.user.id)))
+        stored = await db.scalar(
+            select(func.count()).select_from(Message).where(Message.conversation_id.in_([uuid.UUID(c) for c in cids]))
+        )
+    assert (usage, stored) == (3, 6)  # three exchanges of two messages; the refused ones stored nothing
 
 
 async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs, alice: Account) -> None:

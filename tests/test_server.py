@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import descriptor_pool
@@ -16,7 +18,9 @@ from parley.agent_access.v1 import agent_access_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
+from parley.conversation.v1.conversation_pb2 import ListConversationsRequest
 
+from parley_server.db.database import asyncpg_dsn
 from parley_server.interceptors.access_policy import POLICY, Access
 from parley_server.server import SERVICE_NAMES, RunningServer
 from tests.support import Stubs, expect_error
@@ -63,6 +67,25 @@ async def test_health_reports_serving_overall_and_per_service(channel: grpc.aio.
     for name in ["", *SERVICE_NAMES]:
         response = await health.Check(health_pb2.HealthCheckRequest(service=name))
         assert response.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+async def test_requests_succeed_after_postgresql_closed_every_pooled_connection(stubs: Stubs) -> None:
+    alice = await stubs.active_account()
+    # Fill the pool with several connections, then have PostgreSQL drop them all
+    # (what a database restart or failover does to a running server).
+    await asyncio.gather(*(stubs.conversation.ListConversations(ListConversationsRequest(), metadata=alice.md) for _ in range(8)))
+    admin = await asyncpg.connect(asyncpg_dsn(stubs.app.database.url))
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    await asyncio.sleep(0.3)  # the server's event loop sees the sockets close
+    for _ in range(3):
+        await stubs.conversation.ListConversations(ListConversationsRequest(), metadata=alice.md)
 
 
 async def test_health_of_unknown_service_is_not_found(channel: grpc.aio.Channel, server: RunningServer) -> None:

@@ -57,6 +57,13 @@ def until_next_utc_day(now: datetime) -> timedelta:
     return start_of_utc_day(utc_day(now) + timedelta(days=1)) - now
 
 
+def daily_quota(caller: Caller, agent: Agent) -> int | None:
+    """Messages per UTC day the caller may send to agent; None = unlimited."""
+    if caller.is_admin or caller.premium:
+        return None
+    return agent.daily_message_quota
+
+
 def _rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> AccessDecision:
     if agent.delete_time is not None or not agent.enabled:
         return AccessDecision(AccessReason.AGENT_DISABLED)
@@ -66,8 +73,8 @@ def _rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> Acces
         return AccessDecision(AccessReason.PREMIUM_REQUIRED)
     if agent.visibility is AgentVisibility.RESTRICTED and not granted:
         return AccessDecision(AccessReason.NOT_GRANTED)
-    quota = agent.daily_message_quota
-    if quota is None or caller.premium:
+    quota = daily_quota(caller, agent)
+    if quota is None:
         return AccessDecision(AccessReason.OK)
     if used_today >= quota:
         return AccessDecision(AccessReason.QUOTA_EXCEEDED, 0)

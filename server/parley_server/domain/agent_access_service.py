@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
@@ -22,6 +22,7 @@ from parley_server.db.models import Agent, AgentGrant, UsageDaily, User
 from parley_server.domain.access_rules import (
     AccessDecision,
     AccessReason,
+    daily_quota,
     decide,
     decide_many,
     live_agent,
@@ -55,6 +56,31 @@ class AgentUsage:
     remaining_daily_quota: int | None = None
 
 
+_USAGE_KEY = [UsageDaily.user_id, UsageDaily.agent_id, UsageDaily.day]
+
+
+def _usage_upsert(
+    user_id: uuid.UUID, agent_id: uuid.UUID, messages: int, prompt_tokens: int = 0, completion_tokens: int = 0
+) -> Insert:
+    """INSERT of today's usage row; the caller adds the ON CONFLICT rule."""
+    return insert(UsageDaily).values(
+        user_id=user_id,
+        agent_id=agent_id,
+        day=utc_day(utcnow()),
+        message_count=messages,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+    )
+
+
+def _quota_exceeded(now: datetime) -> ResourceExhausted:
+    return ResourceExhausted(
+        "today's message quota for this agent is used up",
+        retry_after=until_next_utc_day(now),
+        reason=AccessReason.QUOTA_EXCEEDED.name,
+    )
+
+
 class AgentAccessService:
     def __init__(self, database: Database, paginator: Paginator) -> None:
         self._db = database
@@ -75,43 +101,62 @@ class AgentAccessService:
         now = utcnow()
         decision = await decide(db, caller, agent, now)
         if decision.reason is AccessReason.QUOTA_EXCEEDED:
-            raise ResourceExhausted(
-                "today's message quota for this agent is used up",
-                retry_after=until_next_utc_day(now),
-                reason=AccessReason.QUOTA_EXCEEDED.name,
-            )
+            raise _quota_exceeded(now)
         if not decision.allowed:
             raise PermissionDenied(DENIALS[decision.reason], reason=decision.reason.name)
         return agent
 
+    async def take_quota(self, db: AsyncSession, caller: Caller, agent: Agent) -> bool:
+        """Count one message against the caller's daily quota for agent, in db's transaction.
+
+        The check and the increment are one statement, and the usage row's
+        lock holds until the transaction ends, so concurrent sends (in any
+        conversation, on any replica) cannot together pass the limit.
+        Returns False when no quota applies: the caller then counts the
+        message with `record_usage` after committing, so unlimited senders
+        never queue behind one another on that row. Call it last in the
+        transaction, to hold the lock for as short a time as possible.
+        """
+        quota = daily_quota(caller, agent)
+        if quota is None:
+            return False
+        stmt = _usage_upsert(caller.user_id, agent.id, messages=1)
+        counted = await db.scalar(
+            stmt.on_conflict_do_update(
+                index_elements=_USAGE_KEY,
+                set_={"message_count": UsageDaily.message_count + 1},
+                where=UsageDaily.message_count < quota,
+            ).returning(UsageDaily.message_count)
+        )
+        if counted is None or counted > quota:
+            raise _quota_exceeded(utcnow())
+        return True
+
     async def record_usage(
         self,
-        db: AsyncSession,
         user_id: uuid.UUID,
         agent_id: uuid.UUID,
         prompt_tokens: int,
         completion_tokens: int,
         messages: int = 1,
     ) -> None:
-        """Add one generation (by default) to today's (UTC) usage of user and agent."""
-        stmt = insert(UsageDaily).values(
-            user_id=user_id,
-            agent_id=agent_id,
-            day=utc_day(utcnow()),
-            message_count=messages,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        )
-        await db.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[UsageDaily.user_id, UsageDaily.agent_id, UsageDaily.day],
-                set_={
-                    "message_count": UsageDaily.message_count + stmt.excluded.message_count,
-                    "prompt_tokens": UsageDaily.prompt_tokens + stmt.excluded.prompt_tokens,
-                    "completion_tokens": UsageDaily.completion_tokens + stmt.excluded.completion_tokens,
-                },
+        """Add to today's (UTC) usage of user and agent, committed at once.
+
+        Autocommit: this row is shared by every generation of the user and
+        agent, and must not stay locked for the length of a transaction.
+        """
+        stmt = _usage_upsert(user_id, agent_id, messages, prompt_tokens, completion_tokens)
+        async with self._db.autocommit() as conn:
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=_USAGE_KEY,
+                    set_={
+                        "message_count": UsageDaily.message_count + stmt.excluded.message_count,
+                        "prompt_tokens": UsageDaily.prompt_tokens + stmt.excluded.prompt_tokens,
+                        "completion_tokens": UsageDaily.completion_tokens + stmt.excluded.completion_tokens,
+                    },
+                )
             )
-        )
 
     # -- RPCs -------------------------------------------------------------------
 

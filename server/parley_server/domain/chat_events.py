@@ -97,27 +97,40 @@ def from_json(data: dict[str, Any]) -> Event:
 
 
 def encode_batch(origin: str, events: list[Event], limit: int) -> list[str]:
-    """Pack events into JSON payloads of at most `limit` bytes, splitting long deltas."""
+    """Pack events into JSON payloads of at most `limit` bytes, splitting long deltas.
+
+    Each event is serialised once and payloads are assembled from the pieces
+    (json.dumps escapes to ASCII, so characters are bytes): a flush carries
+    thousands of deltas when many streams run, and must stay linear in them.
+    """
+    head = _batch_head(origin)
     payloads: list[str] = []
-    current: list[dict[str, Any]] = []
-
-    def size(items: list[dict[str, Any]]) -> int:
-        return len(json.dumps({"o": origin, "e": items}, separators=(",", ":")).encode())
-
+    current: list[str] = []
+    size = len(head) + 2  # head + "]}"
     for event in _split_deltas(events, limit // 2):
-        item = to_json(event)
-        if current and size([*current, item]) > limit:
-            payloads.append(json.dumps({"o": origin, "e": current}, separators=(",", ":")))
-            current = []
+        item = json.dumps(to_json(event), separators=(",", ":"))
+        if current and size + 1 + len(item) > limit:
+            payloads.append(head + ",".join(current) + "]}")
+            current, size = [], len(head) + 2
+        size += len(item) + (1 if current else 0)
         current.append(item)
     if current:
-        payloads.append(json.dumps({"o": origin, "e": current}, separators=(",", ":")))
+        payloads.append(head + ",".join(current) + "]}")
     return payloads
+
+
+def is_from(payload: str, origin: str) -> bool:
+    """Whether payload was sent by origin (checked without parsing the rest)."""
+    return payload.startswith(_batch_head(origin))
 
 
 def decode_batch(payload: str) -> tuple[str, list[Event]]:
     data = json.loads(payload)
     return data["o"], [from_json(item) for item in data["e"]]
+
+
+def _batch_head(origin: str) -> str:
+    return json.dumps({"o": origin}, separators=(",", ":"))[:-1] + ',"e":['
 
 
 def _split_deltas(events: list[Event], max_bytes: int) -> list[Event]:

@@ -135,20 +135,21 @@ class ChatService:
         request_id = v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None
+        counted = False
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
             assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
             if is_new:
                 agent = await self._access.require_access(db, caller, conversation.agent_id)
                 user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
-                # Counted in the same transaction as the check, so a burst of sends
-                # cannot all pass a quota that only finished answers count; last,
-                # because every send of a user contends for this one row's lock.
-                await self._access.record_usage(db, caller.user_id, agent.id, 0, 0, messages=1)
+                # Counted with the exchange it pays for: a refused send stores nothing.
+                counted = await self._access.take_quota(db, caller, agent)
             else:
                 user_message = await self._user_message_of(db, assistant_id)
                 spec = None
         if spec is not None:
+            if not counted:
+                await self._access.record_usage(caller.user_id, spec.agent_id, 0, 0, messages=1)
             self._bus.publish(MessageCreated(cid, user_message.id))
             self._bus.publish(MessageCreated(cid, assistant_id))
             self._bus.publish(ConversationChanged(cid))
@@ -216,15 +217,14 @@ class ChatService:
     async def _on_finished(self, outcome: Outcome) -> None:
         """Record the tokens used; title the conversation after its first exchange."""
         spec = outcome.spec
+        await self._access.record_usage(
+            spec.user_id,
+            spec.agent_id,
+            outcome.usage.prompt_tokens,
+            outcome.usage.completion_tokens,
+            messages=0,  # counted when it was sent
+        )
         async with self._db.transaction() as db:
-            await self._access.record_usage(
-                db,
-                spec.user_id,
-                spec.agent_id,
-                outcome.usage.prompt_tokens,
-                outcome.usage.completion_tokens,
-                messages=0,  # counted when it was sent
-            )
             conversation = await db.get(Conversation, spec.conversation_id)
         if conversation is not None and not conversation.title and outcome.state is MessageState.COMPLETE:
             try:

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from parley_server.domain.chat_events import Delta, Event, decode_batch, encode_batch
+from parley_server.domain.chat_events import Delta, Event, decode_batch, encode_batch, is_from
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,12 @@ class EventBus:
         self._listen_conn = conn
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if is_from(payload, self.origin):
+            return  # delivered locally when published
         try:
-            origin, events = decode_batch(payload)
+            _, events = decode_batch(payload)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring malformed event payload on %s", channel)
-            return
-        if origin == self.origin:
             return
         for event in events:
             self._dispatch(event)
