@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import func, select, update
@@ -114,6 +115,28 @@ async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs
     async with stubs.app.database.transaction() as db:
         usage = (await db.execute(select(UsageDaily))).scalars().all()
     assert [(u.message_count, u.completion_tokens > 0) for u in usage] == [(1, True)]
+
+
+async def test_a_title_set_while_the_first_answer_streams_is_kept(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    events = []
+    async for event in call:
+        events.append(event)
+        if kinds(events).count("delta") == 3:
+            await stubs.conversation.UpdateConversation(
+                conversation_pb2.UpdateConversationRequest(
+                    conversation=conversation_pb2.Conversation(id=cid, title="Chosen by me"),
+                    update_mask=FieldMask(paths=["title"]),
+                ),
+                metadata=alice.md,
+            )
+    assert kinds(events)[-1] == "completed"
+    assert await stubs.app.chat.generations.idle(timeout=10)  # the automatic title had its chance
+    got = await stubs.conversation.GetConversation(
+        conversation_pb2.GetConversationRequest(conversation_id=cid), metadata=alice.md
+    )
+    assert got.conversation.title == "Chosen by me"
 
 
 async def test_disconnect_then_resume_from_last_offset_gives_exact_text(stubs: Stubs, alice: Account) -> None:

@@ -319,6 +319,10 @@ class Message(Base):
         ForeignKey("messages.id", ondelete="SET NULL"), default=None
     )
 
+    # INSERT ... RETURNING fills seq and the timestamps, so a new message can be
+    # returned to the client without a second round trip to read them back.
+    __mapper_args__ = {"eager_defaults": True}
+
     __table_args__ = (
         Index("ix_messages_conversation_seq", "conversation_id", "seq"),
         Index("ix_messages_streaming_owner", "generation_owner", postgresql_where=text("state = 'streaming'")),

@@ -5,7 +5,7 @@ ListAccessibleAgents, GetUsage's remaining quota, and the checks made before
 creating a conversation or sending a message all go through `decide`, so they
 can never disagree. The rule itself (`_rule`) is a pure function of the
 caller, the agent, whether a live grant exists and today's message count;
-`decide_many` loads those facts for many agents in two queries.
+`decide_many` loads those facts for many agents in at most two queries.
 """
 
 from __future__ import annotations
@@ -64,6 +64,13 @@ def daily_quota(caller: Caller, agent: Agent) -> int | None:
     return agent.daily_message_quota
 
 
+def _grant_matters(caller: Caller, agent: Agent) -> bool:
+    """Whether a grant could change _rule's answer for caller and agent."""
+    if caller.is_admin or agent.visibility is AgentVisibility.PUBLIC:
+        return False
+    return not (agent.visibility is AgentVisibility.PREMIUM and caller.premium)
+
+
 def _rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> AccessDecision:
     if agent.delete_time is not None or not agent.enabled:
         return AccessDecision(AccessReason.AGENT_DISABLED)
@@ -84,27 +91,37 @@ def _rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> Acces
 async def decide_many(
     db: AsyncSession, caller: Caller, agents: Sequence[Agent], now: datetime
 ) -> list[AccessDecision]:
-    """The caller's access to each of agents at now, in the same order."""
-    ids = [agent.id for agent in agents]
-    granted = set(
-        await db.scalars(
-            select(AgentGrant.agent_id).where(
-                AgentGrant.user_id == caller.user_id,
-                AgentGrant.agent_id.in_(ids),
-                or_(AgentGrant.expire_time.is_(None), AgentGrant.expire_time > now),
+    """The caller's access to each of agents at now, in the same order.
+
+    Grants and usage are only read for the agents whose rule depends on them
+    (an admin, or a public agent without quota, needs neither): every chat
+    message passes here, and most callers need no query at all.
+    """
+    grant_ids = [agent.id for agent in agents if _grant_matters(caller, agent)]
+    usage_ids = [agent.id for agent in agents if daily_quota(caller, agent) is not None]
+    granted: set[uuid.UUID] = set()
+    if grant_ids:
+        granted = set(
+            await db.scalars(
+                select(AgentGrant.agent_id).where(
+                    AgentGrant.user_id == caller.user_id,
+                    AgentGrant.agent_id.in_(grant_ids),
+                    or_(AgentGrant.expire_time.is_(None), AgentGrant.expire_time > now),
+                )
             )
         )
-    )
-    used: dict[uuid.UUID, int] = {
-        row.agent_id: row.message_count
-        for row in await db.execute(
-            select(UsageDaily.agent_id, UsageDaily.message_count).where(
-                UsageDaily.user_id == caller.user_id,
-                UsageDaily.day == utc_day(now),
-                UsageDaily.agent_id.in_(ids),
+    used: dict[uuid.UUID, int] = {}
+    if usage_ids:
+        used = {
+            row.agent_id: row.message_count
+            for row in await db.execute(
+                select(UsageDaily.agent_id, UsageDaily.message_count).where(
+                    UsageDaily.user_id == caller.user_id,
+                    UsageDaily.day == utc_day(now),
+                    UsageDaily.agent_id.in_(usage_ids),
+                )
             )
-        )
-    }
+        }
     return [_rule(caller, agent, agent.id in granted, used.get(agent.id, 0)) for agent in agents]
 
 

@@ -113,9 +113,10 @@ class AgentAccessService:
         lock holds until the transaction ends, so concurrent sends (in any
         conversation, on any replica) cannot together pass the limit.
         Returns False when no quota applies: the caller then counts the
-        message with `record_usage` after committing, so unlimited senders
-        never queue behind one another on that row. Call it last in the
-        transaction, to hold the lock for as short a time as possible.
+        message later with `record_usage` (chat: with its tokens, when the
+        answer ends), so unlimited senders never queue behind one another on
+        that row. Call it last in the transaction, to hold the lock for as
+        short a time as possible.
         """
         quota = daily_quota(caller, agent)
         if quota is None:
@@ -145,18 +146,18 @@ class AgentAccessService:
         Autocommit: this row is shared by every generation of the user and
         agent, and must not stay locked for the length of a transaction.
         """
-        stmt = _usage_upsert(user_id, agent_id, messages, prompt_tokens, completion_tokens)
+        stmt = _usage_upsert(user_id, agent_id, messages, prompt_tokens, completion_tokens).on_conflict_do_update(
+            index_elements=_USAGE_KEY,
+            # Bound increments rather than `excluded`, whose column collection
+            # SQLAlchemy rebuilds on every call.
+            set_={
+                "message_count": UsageDaily.message_count + messages,
+                "prompt_tokens": UsageDaily.prompt_tokens + prompt_tokens,
+                "completion_tokens": UsageDaily.completion_tokens + completion_tokens,
+            },
+        )
         async with self._db.autocommit() as conn:
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=_USAGE_KEY,
-                    set_={
-                        "message_count": UsageDaily.message_count + stmt.excluded.message_count,
-                        "prompt_tokens": UsageDaily.prompt_tokens + stmt.excluded.prompt_tokens,
-                        "completion_tokens": UsageDaily.completion_tokens + stmt.excluded.completion_tokens,
-                    },
-                )
-            )
+            await conn.execute(stmt)
 
     # -- RPCs -------------------------------------------------------------------
 

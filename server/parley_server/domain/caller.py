@@ -12,12 +12,8 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from parley_server.db.models import Role, User, UserState
+from parley_server.db.models import Role, UserState
 from parley_server.domain.errors import Unauthenticated
-
-
-# Session id of work the server does for a user outside any RPC.
-BACKGROUND_SESSION = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -33,11 +29,6 @@ class Caller:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
-
-    @classmethod
-    def acting_for(cls, user: User) -> Caller:
-        """The caller for background work done on a user's behalf (no session)."""
-        return cls(user.id, BACKGROUND_SESSION, user.role, user.state, user.premium)
 
 
 current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default=None)

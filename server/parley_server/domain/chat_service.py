@@ -16,13 +16,13 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
-from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState, User
+from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
 from parley_server.domain.activity import Activity
 from parley_server.domain.agent_access_service import AgentAccessService
 from parley_server.domain.agent_registry import AgentRegistry
@@ -135,7 +135,6 @@ class ChatService:
         request_id = v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None
-        counted = False
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
             assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
@@ -143,13 +142,13 @@ class ChatService:
                 agent = await self._access.require_access(db, caller, conversation.agent_id)
                 user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
                 # Counted with the exchange it pays for: a refused send stores nothing.
+                # Without a quota it is counted, with its tokens, when the answer ends.
                 counted = await self._access.take_quota(db, caller, agent)
+                spec = replace(spec, count_message=not counted)
             else:
                 user_message = await self._user_message_of(db, assistant_id)
                 spec = None
         if spec is not None:
-            if not counted:
-                await self._access.record_usage(caller.user_id, spec.agent_id, 0, 0, messages=1)
             self._bus.publish(MessageCreated(cid, user_message.id))
             self._bus.publish(MessageCreated(cid, assistant_id))
             self._bus.publish(ConversationChanged(cid))
@@ -169,10 +168,13 @@ class ChatService:
     ) -> tuple[Message, GenerationSpec]:
         now = utcnow()
         user_message = Message(
-            conversation_id=conversation.id, role=MessageRole.USER, content=content, state=MessageState.COMPLETE
+            id=uuid.uuid4(),
+            conversation_id=conversation.id,
+            role=MessageRole.USER,
+            content=content,
+            state=MessageState.COMPLETE,
         )
         db.add(user_message)
-        await db.flush()
         db.add(
             Message(
                 id=assistant_id,
@@ -188,19 +190,19 @@ class ChatService:
         conversation.last_message_time = now
         conversation.update_time = now
         await db.flush()
-        await db.refresh(user_message)
         turns = await self._conversations.history_for_agent(
             db, conversation, agent, HISTORY_MAX_MESSAGES, HISTORY_MAX_CHARS
         )
         spec = GenerationSpec(
             message_id=assistant_id,
             conversation_id=conversation.id,
-            user_id=caller.user_id,
+            caller=caller,
             agent_id=agent.id,
             provider=await self._registry.provider_for(agent),
             turns=turns,
             max_output_tokens=agent.max_output_tokens,
             temperature=agent.temperature,
+            title_after=not conversation.title,
         )
         return user_message, spec
 
@@ -215,24 +217,21 @@ class ChatService:
         return user_message
 
     async def _on_finished(self, outcome: Outcome) -> None:
-        """Record the tokens used; title the conversation after its first exchange."""
+        """Record the usage; title the conversation after its first exchange."""
         spec = outcome.spec
         await self._access.record_usage(
-            spec.user_id,
+            spec.caller.user_id,
             spec.agent_id,
             outcome.usage.prompt_tokens,
             outcome.usage.completion_tokens,
-            messages=0,  # counted when it was sent
+            messages=1 if spec.count_message else 0,
         )
-        async with self._db.transaction() as db:
-            conversation = await db.get(Conversation, spec.conversation_id)
-        if conversation is not None and not conversation.title and outcome.state is MessageState.COMPLETE:
+        if spec.title_after and outcome.state is MessageState.COMPLETE:
             try:
-                async with self._db.transaction() as db:
-                    user = await db.get(User, spec.user_id)
-                if user is not None:
-                    # generate_title announces the new title itself.
-                    await self._conversations.generate_title(Caller.acting_for(user), str(spec.conversation_id))
+                # generate_title announces the new title itself.
+                await self._conversations.generate_title(spec.caller, str(spec.conversation_id), only_if_untitled=True)
+            except NotFound:
+                pass  # the conversation was deleted meanwhile
             except Exception:  # a missing title must not turn a finished answer into an error
                 log.exception("could not title conversation %s", spec.conversation_id)
 

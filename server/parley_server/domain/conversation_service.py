@@ -417,13 +417,15 @@ class ConversationService:
 
     # -- titles ---------------------------------------------------------------
 
-    async def generate_title(self, caller: Caller, conversation_id: str) -> Conversation:
+    async def generate_title(self, caller: Caller, conversation_id: str, *, only_if_untitled: bool = False) -> Conversation:
         """Title the conversation from its first user message; stored and returned.
 
         The agent is asked when it supports title generation and the caller
         may still use it; its answer goes through the heuristic's clean-up,
         and the heuristic is used when it fails or says nothing usable. No
-        transaction is held while the provider works.
+        transaction is held while the provider works. With only_if_untitled
+        (the automatic title after a first exchange), a title the user set
+        meanwhile is kept.
         """
         cid = self._conversation_id(conversation_id)
         async with self._db.transaction() as db:
@@ -440,6 +442,8 @@ class ConversationService:
         title = (await self._ask_for_title(agent, first_message) if agent else "") or heuristic_title(first_message)
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            if only_if_untitled and conversation.title:
+                return conversation
             conversation.title = title
             conversation.update_time = utcnow()
         self._emit(ConversationChanged(cid))

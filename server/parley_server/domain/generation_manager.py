@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, func, text, update
 from parley_server.db.database import Database
 from parley_server.db.models import Message, MessageState
 from parley_server.domain.activity import Activity
+from parley_server.domain.caller import Caller
 from parley_server.domain.chat_events import CancelRequested, Delta, Event, Finished
 from parley_server.domain.event_bus import EventBus
 from parley_server.domain.providers.base import ChatProvider, ChatTurn, ProviderError, TextDelta, Usage
@@ -48,12 +49,17 @@ class GenerationSpec:
 
     message_id: uuid.UUID
     conversation_id: uuid.UUID
-    user_id: uuid.UUID
+    caller: Caller
     agent_id: uuid.UUID
     provider: ChatProvider
     turns: Sequence[ChatTurn]
     max_output_tokens: int
     temperature: float
+    # For on_finished: whether the message itself is still to be counted in
+    # the usage (no quota took it when it was sent), and whether the
+    # conversation had no title yet.
+    count_message: bool = False
+    title_after: bool = False
 
 
 @dataclass
