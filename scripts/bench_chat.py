@@ -14,6 +14,7 @@ streams with the offline echo provider, and prints:
   RSS before) / N.
 
     python scripts/bench_chat.py --streams 100 1000 --words 200
+    python scripts/bench_chat.py --streams 1000 --workers 2   # one process per core
     python scripts/bench_chat.py --quick          # CI: small and fast
 """
 
@@ -58,11 +59,31 @@ class StreamResult:
     arrivals: list[tuple[float, int]] = field(default_factory=list)
 
 
-def rss_kib(pid: int, key: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+def serving_pids(pid: int) -> list[int]:
+    """The processes that serve: `parley serve` itself, or its forked workers
+    (children with the same command line; the embedded PostgreSQL's are not)."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [c for c in children if Path(f"/proc/{c}/cmdline").read_bytes() == command] or [pid]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pids: list[int], key: str = "VmRSS") -> int:
+    """Resident memory of the processes together (VmHWM: the sum of their peaks)."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                total += int(line.split()[1])
+    return total
 
 
 async def open_stream(
@@ -101,8 +122,9 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
             cids.append(created.conversation.id)
         content = " ".join(f"token{i}" for i in range(words - 1))
         expected = "Echo: " + content
-        pid = server.process.pid  # type: ignore[union-attr]
-        rss_before = rss_kib(pid)
+        pids = serving_pids(server.process.pid)  # type: ignore[union-attr]
+        rss_before = rss_kib(pids)
+        cpu_before = cpu_seconds(pids)
         started = time.perf_counter()
         opened = [asyncio.Event() for _ in range(n)]
         tasks = [
@@ -119,9 +141,10 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
 
         await asyncio.wait_for(asyncio.gather(*(accepted_or_ended(t, e) for t, e in zip(tasks, opened, strict=True))), 600)
         await asyncio.sleep(delay_ms / 1000 * words / 3)  # mid-stream: every stream open and streaming
-        rss_open = rss_kib(pid)
+        rss_open = rss_kib(pids)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         elapsed = time.perf_counter() - started
+        cpu_used = cpu_seconds(pids) - cpu_before
     finally:
         for channel in channels:
             await channel.close()
@@ -150,7 +173,8 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
     print(f"time to accepted:     p50 {accepts[49]:.0f} ms, p99 {accepts[98]:.0f} ms (all streams opened at once)")
     print(f"per-token lateness:   p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (added on top of the {delay_ms} ms pacing)")
     print(f"server RSS:           before {rss_before / 1024:.1f} MiB, streams open {rss_open / 1024:.1f} MiB, "
-          f"peak {rss_kib(pid, 'VmHWM') / 1024:.1f} MiB")
+          f"peak {rss_kib(pids, 'VmHWM') / 1024:.1f} MiB")
+    print(f"server CPU:           {cpu_used:.1f} s, {cpu_used / n * 1000:.1f} ms per exchange")
     print(f"RSS per open stream:  {(rss_open - rss_before) / n:.1f} KiB")
 
 
@@ -178,15 +202,18 @@ async def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[100, 1000], help="concurrent streams per round")
     parser.add_argument("--words", type=int, default=200, help="words per answer")
     parser.add_argument("--delay-ms", type=int, default=50, help="echo provider pause per word")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (parley serve --workers)")
     parser.add_argument("--quick", action="store_true", help="small run for CI (20 streams x 30 words)")
     args = parser.parse_args()
     if args.quick:
         args.streams, args.words, args.delay_ms = [20], 30, 20
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"PARLEY_ECHO_DELAY_MS": str(args.delay_ms), "PARLEY_LOG_LEVEL": "WARNING"}
+        # The default persistence interval, not the tests' faster one: figures for production settings.
+        env = {"PARLEY_ECHO_DELAY_MS": str(args.delay_ms), "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_PERSIST_INTERVAL_MS": "500"}
         if os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-        server = ServerProcess(Path(tmp), **env).start()
+        server = ServerProcess(Path(tmp), args=("--no-envoy", "--workers", str(args.workers)), **env).start()
+        print(f"server: parley serve --workers {args.workers}, embedded PostgreSQL unless DATABASE_URL is set")
         try:
             await prepare(server)
             for n in args.streams:

@@ -64,7 +64,7 @@ class App:
 
 def build_app(settings: Settings, database_url: str) -> App:
     """Wire the services for one process; database_url is the resolved URL."""
-    database = Database(database_url)
+    database = Database(database_url, pool_size=settings.db_pool_size)
     jwt_secret = settings.resolved_jwt_secret()
     paginator = Paginator(jwt_secret)
     sessions = SessionService(

@@ -142,6 +142,9 @@ class Settings:
     persist_interval_ms: int = 500
     # How often each replica looks for generations orphaned by a dead replica.
     sweep_interval_seconds: int = 10
+    # PostgreSQL connections each server process keeps open (plus a few
+    # more in bursts); replicas x this must stay under max_connections.
+    db_pool_size: int = 30
     log_level: str = "INFO"
     # The Envoy gRPC-web bridge in front of the gRPC server (and the web page).
     envoy_addr: str = "127.0.0.1:8080"
@@ -187,6 +190,7 @@ class Settings:
             generation_timeout_seconds=_int(env, "PARLEY_GENERATION_TIMEOUT", 300),
             persist_interval_ms=_int(env, "PARLEY_PERSIST_INTERVAL_MS", 500),
             sweep_interval_seconds=_int(env, "PARLEY_SWEEP_INTERVAL", 10),
+            db_pool_size=_int(env, "PARLEY_DB_POOL_SIZE", 30),
             envoy_addr=_host_port(env, "PARLEY_ENVOY_ADDR", "127.0.0.1:8080"),
             envoy_admin_addr=_loopback(env, "PARLEY_ENVOY_ADMIN_ADDR", "127.0.0.1:9901"),
             allowed_origins=_origins(env, "PARLEY_ALLOWED_ORIGINS"),

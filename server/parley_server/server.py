@@ -20,6 +20,7 @@ from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
 from parley_server.app import App
 from parley_server.interceptors.auth_interceptor import AuthInterceptor
+from parley_server.interceptors.base import AroundChain
 from parley_server.interceptors.decode_interceptor import DecodeInterceptor
 from parley_server.interceptors.error_interceptor import ErrorInterceptor
 from parley_server.interceptors.logging_interceptor import LoggingInterceptor
@@ -62,6 +63,12 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.max_metadata_size", 64 * 1024),
         ("grpc.absolute_max_metadata_size", 64 * 1024),
         ("grpc.so_reuseport", 1),
+        # grpc.aio takes new calls from Core one per event-loop turn; in a burst
+        # (a thousand streams opened at once on one busy core) the last ones
+        # wait tens of seconds, and Core's default cancels those unclaimed
+        # after 30 s. Serving a burst late beats dropping it: callers that
+        # would rather fail fast set a deadline, which Core still enforces.
+        ("grpc.server_max_unrequested_time_in_server", 300),
     ]
 
 
@@ -95,7 +102,10 @@ class RunningServer:
 async def start_server(app: App, address: str) -> RunningServer:
     """Build and start the server on address ("host:port"; port 0 picks one)."""
     server = grpc.aio.server(
-        interceptors=[LoggingInterceptor(), ErrorInterceptor(), AuthInterceptor(app.sessions), DecodeInterceptor()],
+        interceptors=[
+            AroundChain(LoggingInterceptor(), ErrorInterceptor(), AuthInterceptor(app.sessions)),
+            DecodeInterceptor(),
+        ],
         options=server_options(app.settings.max_message_bytes),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)

@@ -53,12 +53,15 @@ def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 class Database:
     """An async engine plus the session factory bound to it."""
 
-    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 20, pool_timeout: float = 60) -> None:
+    def __init__(self, url: str, *, pool_size: int = 30, pool_timeout: float = 60) -> None:
         self.url = normalise_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
-            max_overflow=max_overflow,
+            # Overflow connections are closed when given back, and a new one
+            # costs a connect plus asyncpg's type introspection: keep the
+            # overflow small so a busy server reuses its connections.
+            max_overflow=max(2, pool_size // 3),
             # Bursts (a thousand streams starting at once) queue for a
             # connection rather than fail after the default 30 s.
             pool_timeout=pool_timeout,

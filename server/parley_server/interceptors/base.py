@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import grpc
@@ -56,6 +56,25 @@ class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
                     yield item
         finally:
             await responses.aclose()  # type: ignore[attr-defined]
+
+
+class AroundChain(AroundInterceptor):
+    """Several AroundInterceptors as one, the first outermost.
+
+    Same nesting as registering them one by one, but a streamed message
+    passes through one wrapping generator instead of two per interceptor:
+    with a thousand streams, those hops were a measurable share of the CPU.
+    """
+
+    def __init__(self, *parts: AroundInterceptor) -> None:
+        self._parts = parts
+
+    @asynccontextmanager
+    async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for part in self._parts:
+                await stack.enter_async_context(part.around(context, method_name))
+            yield
 
 
 async def _raise(exc: Exception) -> Any:
