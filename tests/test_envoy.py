@@ -189,7 +189,7 @@ async def test_web_server_explains_an_unbuilt_page(tmp_path: Path) -> None:
 
 
 @dataclasses.dataclass
-class Bridge:
+class RunningBridge:
     url: str
     admin: str
     config: Path
@@ -198,7 +198,7 @@ class Bridge:
 
 
 @pytest.fixture
-async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Bridge]:
+async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RunningBridge]:
     """serve_with_envoy in this process, on the test app, until the test ends."""
     caplog.set_level(logging.INFO, logger="parley_server.envoy_supervisor")
     settings = dataclasses.replace(
@@ -217,7 +217,7 @@ async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
         assert time.monotonic() < deadline, f"Envoy was not ready in 30 s:\n{caplog.text}"
         await asyncio.sleep(0.05)
     assert await asyncio.to_thread(_ready, settings.envoy_admin_addr)
-    yield Bridge(f"http://{settings.envoy_addr}", settings.envoy_admin_addr, tmp_path / "envoy.yaml", task, stop)
+    yield RunningBridge(f"http://{settings.envoy_addr}", settings.envoy_admin_addr, tmp_path / "envoy.yaml", task, stop)
     stop.set()
     await asyncio.wait_for(task, 30)
 
@@ -229,7 +229,7 @@ def _ready(admin: str) -> bool:
         return False
 
 
-async def test_grpc_web_error_is_readable_cross_origin(bridge: Bridge) -> None:
+async def test_grpc_web_error_is_readable_cross_origin(bridge: RunningBridge) -> None:
     """A trailers-only UNAUTHENTICATED answer with the headers a browser may read."""
     origin = bridge.url.replace("127.0.0.1", "localhost")
     status, headers, _ = await asyncio.to_thread(
@@ -248,7 +248,7 @@ async def test_grpc_web_error_is_readable_cross_origin(bridge: Bridge) -> None:
     assert b"TOKEN_INVALID" in details and b"parley" in details
 
 
-async def test_grpc_web_success_and_health_through_envoy(bridge: Bridge) -> None:
+async def test_grpc_web_success_and_health_through_envoy(bridge: RunningBridge) -> None:
     status, headers, body = await asyncio.to_thread(
         http, bridge.url + "/grpc.health.v1.Health/Check", method="POST", headers=GRPC_WEB, body=EMPTY_FRAME
     )
@@ -258,7 +258,7 @@ async def test_grpc_web_success_and_health_through_envoy(bridge: Bridge) -> None
     assert body[7] == 0x80 and b"grpc-status:0" in body
 
 
-async def test_cors_preflight_only_for_allowed_origins(bridge: Bridge) -> None:
+async def test_cors_preflight_only_for_allowed_origins(bridge: RunningBridge) -> None:
     path = bridge.url + "/parley.chat.v1.ChatService/SendMessage"
     preflight = {"access-control-request-method": "POST", "access-control-request-headers": "authorization,x-grpc-web"}
     allowed = bridge.url.replace("127.0.0.1", "localhost")
@@ -271,14 +271,16 @@ async def test_cors_preflight_only_for_allowed_origins(bridge: Bridge) -> None:
     assert "access-control-allow-origin" not in headers, "an unknown origin gets no CORS grant"
 
 
-async def test_page_is_served_through_envoy(bridge: Bridge) -> None:
+async def test_page_is_served_through_envoy(bridge: RunningBridge) -> None:
     status, headers, _ = await asyncio.to_thread(http, bridge.url + "/")
     # 200 with a built page, 503 with build instructions without one: never Envoy's own 404/503.
     assert status in (200, 503)
     assert headers["content-type"].startswith("text/html")
 
 
-async def test_envoy_dying_stops_serving_with_exit_code_1(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+async def test_envoy_dying_stops_serving_with_exit_code_1(
+    bridge: RunningBridge, caplog: pytest.LogCaptureFixture
+) -> None:
     os.kill(_pid_running(bridge.config), signal.SIGKILL)
     assert await asyncio.wait_for(bridge.task, 30) == 1
     assert "Envoy exited unexpectedly" in caplog.text

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
+from tests.served import start
 from tests.server_process import ServerProcess
+from tests.test_envoy import EMPTY_FRAME, GRPC_WEB, http
 
 
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, database_url: str) -> None:
-    server = ServerProcess(tmp_path, args=("--workers", "2"), DATABASE_URL=database_url).start()
+    server = ServerProcess(tmp_path, args=("--no-envoy", "--workers", "2"), DATABASE_URL=database_url).start()
     try:
         assert server.process is not None
         workers = _children(server.process.pid)
@@ -28,6 +31,42 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, database_u
         assert not any(_alive(pid) for pid in workers)
     finally:
         server.kill()
+
+
+def test_workers_serve_grpc_web_behind_one_envoy_that_stops_last(tmp_path: Path) -> None:
+    served = start(tmp_path, "--workers", "2")
+    try:
+        envoy_pid = _envoy_pid(served.log.read_text())
+        workers = _children(served.process.pid)
+        assert len(workers) == 2, workers
+        for _ in range(4):  # new connections from Envoy reach whichever worker; all answer
+            status, _, body = http(
+                f"{served.web_url}/grpc.health.v1.Health/Check", method="POST", headers=GRPC_WEB, body=EMPTY_FRAME
+            )
+            assert status == 200 and b"grpc-status:0" in body
+        assert http(served.web_url + "/")[0] in (200, 503)  # the page (or how to build it), not Envoy's 404
+    finally:
+        code = served.stop()
+    assert code == 0, served.log_tail()
+    assert not _alive(envoy_pid) and not any(_alive(pid) for pid in workers)
+    log = served.log.read_text()
+    assert log.rindex("shutting down") < log.index("caught ENVOY_SIGTERM"), "workers drain before Envoy stops"
+
+
+def test_workers_stop_with_exit_code_1_when_envoy_dies(tmp_path: Path) -> None:
+    served = start(tmp_path, "--workers", "2")
+    workers = _children(served.process.pid)
+    os.kill(_envoy_pid(served.log.read_text()), signal.SIGKILL)
+    served.process.wait(timeout=60)
+    assert served.stop() == 1
+    assert "Envoy exited unexpectedly" in served.log.read_text()
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _envoy_pid(log: str) -> int:
+    match = re.search(r"Envoy \(pid (\d+)\)", log)
+    assert match, log
+    return int(match.group(1))
 
 
 def _children(pid: int) -> list[int]:

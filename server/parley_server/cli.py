@@ -144,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="run N server processes on one port (SO_REUSEPORT); with N > 1 Envoy is not started "
-        "(run it separately with envoy.yaml) (default 1)",
+        help="run N server processes on one port (SO_REUSEPORT), behind one Envoy (default 1)",
     )
     serve.add_argument(
         "--no-envoy",
@@ -196,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 prepare=_prepare_database,
                 run_worker=lambda shared: run(_with_app(shared, lambda app: _serve(app, address, False))),
+                with_envoy=not args.no_envoy,
             )
         return run(_with_app(settings, actions[args.command]))
     except DomainError as exc:

@@ -25,7 +25,7 @@ from pathlib import Path
 import envoy
 
 from parley_server.app import App
-from parley_server.config import split_host_port
+from parley_server.config import Settings, split_host_port
 from parley_server.envoy_config import addresses, write_config
 from parley_server.server import start_server
 from parley_server.web_server import WebServer
@@ -146,6 +146,45 @@ class EnvoyProcess:
         return response.startswith(b"HTTP/1.1 200")
 
 
+class Bridge:
+    """The web page and Envoy in front of a gRPC port: what `parley serve`
+    runs besides gRPC, whether it serves gRPC itself or through workers."""
+
+    def __init__(self, settings: Settings, grpc_port: int) -> None:
+        self._settings = settings
+        self._grpc_port = grpc_port
+        self._web = WebServer()
+        self._proxy: EnvoyProcess | None = None
+
+    async def start(self) -> None:
+        """Serve the page, then start Envoy; raises EnvoyError if it cannot start."""
+        self._web.start()
+        config = write_config(addresses(self._settings, self._grpc_port, self._web.port), self._settings.data_dir)
+        self._proxy = EnvoyProcess(config, self._settings.envoy_admin_addr)
+        await self._proxy.start()
+        log.info(
+            "Envoy (pid %s) serving the web page and gRPC-web on http://%s/ (admin %s)",
+            self._proxy.pid,
+            self._settings.envoy_addr,
+            self._proxy.admin,
+        )
+
+    async def died(self) -> None:
+        """Return when Envoy exits on its own, after logging why."""
+        assert self._proxy is not None
+        code = await self._proxy.wait()
+        log.error(
+            "Envoy exited unexpectedly (code %s); the web page and gRPC-web are down, shutting down Parley: %s",
+            code,
+            self._proxy.last_output(),
+        )
+
+    async def stop(self) -> None:
+        if self._proxy is not None:
+            await self._proxy.stop()
+        await self._web.stop()
+
+
 async def serve_with_envoy(app: App, address: str, stop: asyncio.Event | None = None) -> int:
     """Serve gRPC, the web page and Envoy until SIGINT/SIGTERM (or `stop`
     is set): exit code 0; or until Envoy dies: exit code 1. Always drains
@@ -158,43 +197,31 @@ async def serve_with_envoy(app: App, address: str, stop: asyncio.Event | None = 
     try:
         running = await start_server(app, address)
         log.info("Parley gRPC listening on %s", address.rsplit(":", 1)[0] + f":{running.port}")
-        web = WebServer()
-        proxy: EnvoyProcess | None = None
+        bridge = Bridge(app.settings, running.port)
         try:
-            web.start()
-            config = write_config(addresses(app.settings, running.port, web.port), app.settings.data_dir)
-            proxy = EnvoyProcess(config, app.settings.envoy_admin_addr)
-            return await _run_until_stopped(proxy, app.settings.envoy_addr, stop)
+            return await run_bridge_until_stopped(bridge, stop)
         finally:
             log.info("shutting down (grace %ss)", app.settings.shutdown_grace_seconds)
             # gRPC first, with Envoy still up: streams in flight through it can finish.
             await running.stop(app.settings.shutdown_grace_seconds)
-            if proxy is not None:
-                await proxy.stop()
-            await web.stop()
+            await bridge.stop()
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
 
 
-async def _run_until_stopped(proxy: EnvoyProcess, envoy_addr: str, stop: asyncio.Event) -> int:
-    """Start Envoy, then wait for a stop request (0) or Envoy's death (1)."""
+async def run_bridge_until_stopped(bridge: Bridge, stop: asyncio.Event) -> int:
+    """Start the bridge, then wait for a stop request (0) or Envoy's death (1).
+    The caller stops the bridge, after draining gRPC."""
     try:
-        await proxy.start()
+        await bridge.start()
     except EnvoyError as exc:
         log.error("Envoy could not start, shutting down: %s", exc)
         return EXIT_ENVOY_DIED
-    log.info("Envoy (pid %s) serving the web page and gRPC-web on http://%s/ (admin %s)", proxy.pid, envoy_addr, proxy.admin)
-    died = asyncio.create_task(proxy.wait())
+    died = asyncio.create_task(bridge.died())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({died, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if died.done() and not stop.is_set():
-        log.error(
-            "Envoy exited unexpectedly (code %s); the web page and gRPC-web are down, shutting down Parley: %s",
-            died.result(),
-            proxy.last_output(),
-        )
-        return EXIT_ENVOY_DIED
-    died.cancel()
-    return 0
+    envoy_died = died.done() and not stop.is_set()
+    for task in (died, stopping):
+        task.cancel()
+    return EXIT_ENVOY_DIED if envoy_died else 0

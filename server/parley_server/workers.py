@@ -3,9 +3,10 @@
 gRPC Core does not survive fork, so the parent creates no gRPC object at all:
 it resolves the database (starting the embedded one if needed), applies
 migrations, forks the workers, and only then starts its own event loop to
-supervise them (and Envoy with the web page, which need no gRPC). Each worker
-builds its own event loop, App and server, listening with SO_REUSEPORT so the
-kernel spreads connections across them. Replicas cooperate through
+supervise them and to run the bridge (the web page and Envoy in front of the
+shared port; they need no gRPC). Each worker builds its own event loop, App
+and server, listening with SO_REUSEPORT so the kernel spreads connections
+across them. Replicas cooperate through
 PostgreSQL (events, generation ownership), exactly as on separate machines.
 """
 
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable
 
 from parley_server.config import ConfigError, Settings
+from parley_server.envoy_supervisor import Bridge, run_bridge_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,13 @@ def serve_in_workers(
     *,
     prepare: Callable[[Settings], str],
     run_worker: Callable[[Settings], int],
+    with_envoy: bool,
 ) -> int:
     """Fork `workers` processes running `run_worker`; returns the worst exit code.
 
     `prepare` resolves and migrates the database in the parent and returns
-    its URL, which every worker then uses as DATABASE_URL.
+    its URL, which every worker then uses as DATABASE_URL. With Envoy, the
+    parent runs the bridge (page and Envoy) in front of the shared port.
     """
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
@@ -56,32 +60,55 @@ def serve_in_workers(
                 os._exit(code)
         log.info("worker %d started (pid %d)", index + 1, pid)
         children.append(pid)
-    return asyncio.run(_supervise(shared, children))
+    bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
+    return asyncio.run(_supervise(children, bridge))
 
 
-async def _supervise(settings: Settings, children: list[int]) -> int:
-    """Wait for the workers; forward SIGINT/SIGTERM; if one dies, stop the rest."""
+async def _supervise(children: list[int], bridge: Bridge | None) -> int:
+    """Wait for the workers; forward SIGINT/SIGTERM; if one dies, or Envoy
+    does, stop the rest. Envoy stops last, once the workers have drained."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     alive = set(children)
     worst = 0
-    while alive:
-        if stop.is_set():
-            _signal_all(alive, signal.SIGTERM)
-            stop.clear()
-        await asyncio.sleep(POLL_SECONDS)
-        for pid in list(alive):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done == 0:
-                continue
-            alive.discard(pid)
-            code = os.waitstatus_to_exitcode(status)
-            worst = max(worst, abs(code))
-            if code != 0 and alive:
-                log.error("worker %d exited with %d; stopping the others", pid, code)
+    bridge_result: asyncio.Task[int] | None = None
+    if bridge is not None:
+        bridge_result = asyncio.create_task(run_bridge_until_stopped(bridge, stop))
+    try:
+        while alive:
+            if bridge_result is not None and bridge_result.done():
+                worst = max(worst, bridge_result.result())
+                bridge_result = None
+                stop.set()  # Envoy is gone (or never came up): the service is not whole
+            if stop.is_set():
                 _signal_all(alive, signal.SIGTERM)
+                stop.clear()
+            worst = max(worst, await _reap(alive))
+    finally:
+        if bridge_result is not None:
+            stop.set()
+            await bridge_result
+        if bridge is not None:
+            await bridge.stop()
+    return worst
+
+
+async def _reap(alive: set[int]) -> int:
+    """Wait a moment, then collect exited workers; returns their worst exit code."""
+    worst = 0
+    await asyncio.sleep(POLL_SECONDS)
+    for pid in list(alive):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            continue
+        alive.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        worst = max(worst, abs(code))
+        if code != 0 and alive:
+            log.error("worker %d exited with %d; stopping the others", pid, code)
+            _signal_all(alive, signal.SIGTERM)
     return worst
 
 
