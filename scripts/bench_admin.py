@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Latency of the admin statistics and of conversation listing on a big database.
 
-Starts an in-process Parley server (build_app + start_server, as the tests
-do) on DATABASE_URL (or the embedded PostgreSQL), logs in as an administrator
-and as the heavy seeded user, and prints p50/p95 over N real gRPC calls of:
+Starts a real `parley serve` child process on DATABASE_URL (or the embedded
+PostgreSQL of PARLEY_DATA_DIR), so the figures are the server's and not those
+of a client sharing its event loop. This process migrates, seeds (--quick),
+creates an administrator, then, as a plain gRPC client, logs in as the
+administrator and as the heavy seeded user and prints p50/p95 over N calls of:
 
-- GetStats cold: the in-process caches are emptied before every call, so
-  everything is computed by SQL (the worst case);
-- GetStats with a new range each call (distinct minutes, 1 to 90 days): no
-  call hits the cache entry of its own range;
+- GetStats fully cold, 30 and 90 days: the stored per-day figures
+  (stats_day, stats_day_agent) are emptied before every call and every call
+  asks a new range, so the server computes every day from usage_daily and
+  stores it (the worst case: a range nobody asked for yet);
+- GetStats with the days stored but a new range each call, 30 and 90 days:
+  what a fresh replica, or a range not cached in the process, costs;
 - GetStats cached: one range asked again and again;
 - ListConversations: the first page, and pages deep in the heavy user's list;
 - ListUsers: the first page, and a filtered one.
 
+A new range differs from the others by its start minute; all end now.
 Targets: GetStats p50 < 100 ms, ListConversations page p50 < 10 ms.
 
     python scripts/seed_bulk.py && python scripts/bench_admin.py
@@ -23,13 +28,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -37,15 +45,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from parley.admin.v1 import admin_pb2, admin_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, text
 
 from parley_server.app import App, build_app
 from parley_server.cli import resolve_database_url
 from parley_server.config import Settings
 from parley_server.db.migrate import migrate
 from parley_server.db.models import User
-from parley_server.server import start_server
 from seed_bulk import HEAVY_USER_EMAIL, SEED_PASSWORD, Sizes, seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.server_process import ServerProcess  # noqa: E402
 
 ADMIN_EMAIL = "bench-admin@parley.test"
 ADMIN_PASSWORD = "bench-admin-password"
@@ -55,7 +65,11 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 def settings_from_env() -> Settings:
-    """The environment's settings, with a throwaway JWT secret and the outbox unless set."""
+    """The environment's settings, with a throwaway JWT secret and the outbox unless set.
+
+    Used by this process only (migrate, seed, create the admin); the server
+    child has its own data directory and secret.
+    """
     env = dict(os.environ)
     env.setdefault("PARLEY_JWT_SECRET", secrets.token_urlsafe(48))
     env.setdefault("PARLEY_EMAIL_BACKEND", "outbox")
@@ -69,16 +83,23 @@ def ts(value: datetime) -> Timestamp:
     return stamp
 
 
-async def timed(label: str, calls: list[Callable[[], Awaitable[Any]]]) -> list[float] | None:
-    """Run calls one after the other; their latencies in ms, or None when the RPC is unimplemented."""
+async def timed(
+    label: str,
+    calls: list[Callable[[], Awaitable[Any]]],
+    before_each: Callable[[], Awaitable[None]] | None = None,
+) -> list[float] | None:
+    """Run calls one after the other, each after before_each (not timed); their
+    latencies in ms, or None when the RPC is unimplemented."""
     latencies = []
     for call in calls:
+        if before_each is not None:
+            await before_each()
         started = time.perf_counter()
         try:
             await call()
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                print(f"{label:<44} UNIMPLEMENTED on this server; skipped")
+                print(f"{label:<52} UNIMPLEMENTED on this server; skipped")
                 return None
             raise
         latencies.append((time.perf_counter() - started) * 1000)
@@ -94,7 +115,7 @@ def report(label: str, latencies: list[float] | None, target_ms: float | None = 
     if target_ms is not None:
         verdict = f"  target p50 < {target_ms:g} ms: {'ok' if p50 < target_ms else 'MISSED'}"
     spread = f"p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {max(latencies):7.1f} ms"
-    print(f"{label:<44} n={len(latencies):<4} {spread}{verdict}")
+    print(f"{label:<52} n={len(latencies):<4} {spread}{verdict}")
 
 
 async def login(auth: auth_pb2_grpc.AuthServiceStub, email: str, password: str) -> Metadata:
@@ -102,34 +123,29 @@ async def login(auth: auth_pb2_grpc.AuthServiceStub, email: str, password: str) 
     return (("authorization", f"Bearer {response.tokens.access_token}"),)
 
 
-async def bench_stats(app: App, admin: admin_pb2_grpc.AdminServiceStub, md: Metadata, calls: int) -> None:
+async def bench_stats(
+    admin: admin_pb2_grpc.AdminServiceStub, md: Metadata, calls: int, forget_stored_days: Callable[[], Awaitable[None]]
+) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # Start minutes no range used before: the server's per-range cache never answers.
+    earlier = itertools.count(1)
 
-    def stats(end: datetime, days: int, *, cold: bool = False) -> Callable[[], Awaitable[Any]]:
-        request = admin_pb2.GetStatsRequest(start_time=ts(end - timedelta(days=days)), end_time=ts(end))
+    def stats(days: int, *, new_range: bool = True) -> Callable[[], Awaitable[Any]]:
+        start = now - timedelta(days=days, minutes=next(earlier) if new_range else 0)
+        request = admin_pb2.GetStatsRequest(start_time=ts(start), end_time=ts(now))
+        return lambda: admin.GetStats(request, metadata=md)
 
-        async def call() -> Any:
-            return await admin.GetStats(request, metadata=md)
-
-        if not cold:
-            return call
-
-        async def cold_call() -> Any:
-            app.admin.clear_stats_cache()
-            return await call()
-
-        return cold_call
-
-    # Cold: every cache emptied before the call, so all of it is computed by SQL.
-    cold = [stats(now, 30, cold=True)] * calls
-    report("GetStats cold, 30 days (no cache at all)", await timed("GetStats", cold), 100)
-    cold_long = [stats(now, 90, cold=True)] * calls
-    report("GetStats cold, 90 days (no cache at all)", await timed("GetStats", cold_long), 100)
-    # New ranges: distinct end minutes and lengths, so no call is a cache hit for its range.
-    fresh = [stats(now - timedelta(minutes=n + 1), 1 + (n * 7) % 90) for n in range(calls)]
-    report("GetStats new range each call (1..90 days)", await timed("GetStats", fresh), 100)
-    await stats(now, 30)()
-    report("GetStats cached (same 30 day range)", await timed("GetStats", [stats(now, 30)] * calls), 100)
+    await stats(90)()  # not timed: the server opens its pooled connections
+    for days in (30, 90):
+        cold = await timed("GetStats", [stats(days) for _ in range(calls)], before_each=forget_stored_days)
+        report(f"GetStats {days} days, fully cold (no stored day)", cold, 100)
+    for days in (30, 90):
+        await stats(days)()  # stores the days of the range
+        warm = await timed("GetStats", [stats(days) for _ in range(calls)])
+        report(f"GetStats {days} days, days stored, new range", warm, 100)
+    await stats(30, new_range=False)()
+    cached = await timed("GetStats", [stats(30, new_range=False) for _ in range(calls)])
+    report("GetStats 30 days, cached (same range)", cached, 100)
 
 
 async def bench_conversations(
@@ -183,23 +199,30 @@ async def main_async(calls: int, quick: bool) -> None:
                 raise SystemExit(f"{HEAVY_USER_EMAIL} not found: run scripts/seed_bulk.py first (or use --quick)")
             await seed(url, QUICK_SIZES, 42)
         await app.auth.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
-        running = await start_server(app, "127.0.0.1:0")
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                auth = auth_pb2_grpc.AuthServiceStub(channel)
-                admin = admin_pb2_grpc.AdminServiceStub(channel)
-                admin_md = await login(auth, ADMIN_EMAIL, ADMIN_PASSWORD)
-                user_md = await login(auth, HEAVY_USER_EMAIL, SEED_PASSWORD)
-                health = await admin.GetSystemHealth(admin_pb2.GetSystemHealthRequest(), metadata=admin_md)
-                print(
-                    f"server {health.version}, database latency "
-                    f"{health.database_latency.ToTimedelta().total_seconds() * 1000:.1f} ms, {calls} calls each"
-                )
-                await bench_stats(app, admin, admin_md, calls)
-                await bench_conversations(conversation_pb2_grpc.ConversationServiceStub(channel), user_md, calls)
-                await bench_users(admin, admin_md, calls)
-        finally:
-            await running.stop(0)
+
+        async def forget_stored_days() -> None:
+            async with app.database.transaction() as db:
+                await db.execute(text("TRUNCATE stats_day, stats_day_agent"))
+
+        with tempfile.TemporaryDirectory() as data_dir:
+            env = {"DATABASE_URL": url, "PARLEY_LOG_LEVEL": "WARNING"}
+            server = await asyncio.to_thread(ServerProcess(Path(data_dir), **env).start)
+            try:
+                async with grpc.aio.insecure_channel(server.addr) as channel:
+                    auth = auth_pb2_grpc.AuthServiceStub(channel)
+                    admin = admin_pb2_grpc.AdminServiceStub(channel)
+                    admin_md = await login(auth, ADMIN_EMAIL, ADMIN_PASSWORD)
+                    user_md = await login(auth, HEAVY_USER_EMAIL, SEED_PASSWORD)
+                    health = await admin.GetSystemHealth(admin_pb2.GetSystemHealthRequest(), metadata=admin_md)
+                    print(
+                        f"server {health.version} (parley serve at {server.addr}), database latency "
+                        f"{health.database_latency.ToTimedelta().total_seconds() * 1000:.1f} ms, {calls} calls each"
+                    )
+                    await bench_stats(admin, admin_md, calls, forget_stored_days)
+                    await bench_conversations(conversation_pb2_grpc.ConversationServiceStub(channel), user_md, calls)
+                    await bench_users(admin, admin_md, calls)
+            finally:
+                await asyncio.to_thread(server.terminate)
     finally:
         await app.aclose()
 

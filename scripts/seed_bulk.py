@@ -322,6 +322,9 @@ async def seed(url: str, sizes: Sizes, seed_value: int) -> None:
                 lap("messages", await copy(conn, "messages", MESSAGE_COLUMNS, message_rows(rng, plans, usage)))
                 lap("usage_daily rows", await copy(conn, "usage_daily", USAGE_COLUMNS, usage_rows(usage)))
             lap("tables re-keyed and re-indexed", len(BULK_TABLES))
+            # Figures of past days stored before this load (GetStats on the
+            # empty database) no longer hold: GetStats recomputes them.
+            await conn.execute("DELETE FROM stats_day")
         # Fresh statistics and visibility maps, as autovacuum would leave them
         # on a live database; without them the first queries plan badly.
         for table in ("users", "agents", *BULK_TABLES):

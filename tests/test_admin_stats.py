@@ -6,20 +6,26 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from parley.admin.v1 import admin_pb2 as pb
+from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
+from sqlalchemy import text
 
 from parley_server import __version__
 from parley_server.app import App
 from parley_server.db.database import Database
+from parley_server.domain import stats_rollup
 from parley_server.domain.activity import Activity
 from parley_server.domain.admin_service import AdminService
 from parley_server.domain.pagination import Paginator
-from parley_server.domain.stats_service import Stats, StatsService, TtlCache
+from parley_server.domain.stats_rollup import FILL_PARTS, SETTLE, STATS_LOCK_KEY
+from parley_server.domain.stats_service import StatsService, TtlCache
+from tests import conftest
 from tests.admin_support import expect_invalid
 from tests.conversation_support import add_message, agent_id, new_conversation, sql
 from tests.support import Account, Stubs
@@ -259,51 +265,217 @@ async def test_cleanup_empty_conversations_of_every_user(stubs: Stubs) -> None:
     assert {str(row[0]) for row in await sql(stubs.app, "SELECT id FROM conversations")} == {old_full.id}
 
 
-async def test_finished_days_are_reused_across_ranges_and_today_is_always_read(fresh_stats: Stubs) -> None:
-    """Domain level, with the range cache off: what the per-day memory may and may not hide."""
+# -- stored figures of finished days ------------------------------------------
+
+Usage = tuple[list[tuple[str, int]], list[tuple[str, str, int]]]
+
+
+@pytest.fixture(scope="module")
+async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
+    """Another replica on the same database, with its own statistics cache."""
+    async with conftest.second_server(tmp_root, database_url) as other:
+        yield other
+
+
+def usage_of(stats: pb.Stats) -> Usage:
+    """The per-day usage series of stats: active users, and messages per agent."""
+    return (
+        [(d.day, d.count) for d in stats.active_users_per_day],
+        [(m.day, m.agent_id, m.count) for m in stats.messages_per_day_per_agent],
+    )
+
+
+async def usage_from_rows(stubs: Stubs, first: date, last: date) -> Usage:
+    """The same series computed directly from usage_daily, the plainest way."""
+    active = await sql(
+        stubs.app,
+        "SELECT d.day, count(DISTINCT u.user_id) FILTER (WHERE u.message_count > 0)"
+        " FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d(day)"
+        " LEFT JOIN usage_daily u ON u.day = d.day GROUP BY d.day ORDER BY d.day",
+        first=first,
+        last=last,
+    )
+    per_agent = await sql(
+        stubs.app,
+        "SELECT day, agent_id, sum(message_count) FROM usage_daily WHERE day BETWEEN :first AND :last"
+        " GROUP BY day, agent_id HAVING sum(message_count) > 0 ORDER BY day, agent_id",
+        first=first,
+        last=last,
+    )
+    return (
+        [(d.date().isoformat(), n) for d, n in active],
+        [(d.isoformat(), str(agent), int(n)) for d, agent, n in per_agent],
+    )
+
+
+async def stored_days(stubs: Stubs) -> list[tuple[str, int]]:
+    return [(d.isoformat(), n) for d, n in await sql(stubs.app, "SELECT day, active_users FROM stats_day ORDER BY day")]
+
+
+async def busy_days(stubs: Stubs) -> None:
+    """Three users and two agents over D1..D5: a user on two agents, a day of
+    tokens only, a day without usage."""
+    users = [await add_user(stubs, f"u{n}@example.com", "active", START - timedelta(days=1)) for n in range(3)]
+    agents = [await agent_id(stubs.app, "assistant"), await agent_id(stubs.app, "writer")]
+    for user, agent, offset, messages in [
+        (0, 0, 0, 5), (0, 1, 0, 2), (1, 0, 0, 1),  # D1: user 0 on both agents counts once
+        (1, 1, 1, 4), (2, 1, 1, 3),
+        (2, 0, 2, 0),  # D3: tokens only, neither active nor a message
+        # D4: nothing
+        (0, 0, 4, 7), (1, 0, 4, 1), (2, 1, 4, 2),
+    ]:  # fmt: skip
+        await add_usage(stubs, users[user], agents[agent], offset, messages)
+
+
+async def test_stored_days_give_the_figures_usage_daily_gives(fresh_stats: Stubs, replica: Stubs) -> None:
+    stubs = fresh_stats
+    admin = await stubs.admin_account()
+    await busy_days(stubs)
+    window = {"start_time": ts(START), "end_time": ts(START + timedelta(days=5))}
+    expected = await usage_from_rows(stubs, D1, D1 + timedelta(days=4))
+    assert expected[0] == [(day(0), 2), (day(1), 2), (day(2), 0), (day(3), 0), (day(4), 3)]
+    assert await stored_days(stubs) == []
+
+    computed = await get_stats(stubs, admin, **window)  # the days are computed, then stored
+    assert await stored_days(stubs) == expected[0]
+    stubs.app.admin.clear_stats_cache()
+    from_storage = await get_stats(stubs, admin, **window)
+    replica.app.admin.clear_stats_cache()
+    other_replica = await get_stats(replica, admin, **window)
+
+    for stats in (computed, from_storage, other_replica):
+        assert usage_of(stats) == expected
+        assert stats.top_agents == computed.top_agents
+    assert [(a.agent_name, a.message_count) for a in computed.top_agents] == [("Assistant", 14), ("Writing Coach", 11)]
+    # Served from the stored rows, not computed again: a change to them shows.
+    await sql(stubs.app, "UPDATE stats_day SET active_users = 99 WHERE day = :day", day=D1)
+    stubs.app.admin.clear_stats_cache()
+    assert (await get_stats(stubs, admin, **window)).active_users_per_day[0].count == 99
+
+
+async def test_recent_days_are_read_live_until_settled(fresh_stats: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Today, and yesterday until SETTLE after midnight, are read from usage_daily every time."""
     stubs = fresh_stats
     await stubs.admin_account()
-    u1 = await add_user(stubs, "u1@example.com", "active", START)
-    assistant = await agent_id(stubs.app, "assistant")
     today = datetime.now(UTC).date()
-    for offset in (0, 1, 2, 4):
-        await add_usage(stubs, u1, assistant, offset, 1 + offset)
-    remembering = StatsService(stubs.app.database, cache_seconds=0, finished_day_seconds=3600)
+    yesterday = today - timedelta(days=1)
+    midnight = datetime.combine(today, datetime.min.time(), UTC)
+    u1 = await add_user(stubs, "u1@example.com", "active", START)
+    u2 = await add_user(stubs, "u2@example.com", "active", START)
+    assistant = await agent_id(stubs.app, "assistant")
+    await add_usage(stubs, u1, assistant, (yesterday - D1).days, 1)
+    await add_usage(stubs, u1, assistant, (today - D1).days, 2)
+    service = StatsService(stubs.app.database, cache_seconds=0)
+    recent = (midnight - timedelta(days=1), midnight + timedelta(days=1))
 
-    def per_day(stats: Stats) -> dict[date, int]:
-        totals: dict[date, int] = {}
-        for row in stats.messages_per_day_per_agent:
-            totals[row.day] = totals.get(row.day, 0) + row.count
-        return totals
+    async def active_users_at(now: datetime) -> list[int]:
+        monkeypatch.setattr(stats_rollup, "utcnow", lambda: now)
+        return [d.count for d in (await service.get_stats(*recent)).active_users_per_day]
 
-    first = await remembering.get_stats(START + timedelta(days=1), END)  # D2, D3
-    # A wider range reads only the days it lacks (two runs, D1 and D4..D5), and
-    # agrees with a service that remembers nothing.
-    wide = (START, END + timedelta(days=2))
-    assert per_day(await remembering.get_stats(*wide)) == per_day(
-        await StatsService(stubs.app.database).get_stats(*wide)
-    )
-    assert per_day(await remembering.get_stats(*wide)) == {
-        D1: 1,
-        D1 + timedelta(days=1): 2,
-        D1 + timedelta(days=2): 3,
-        D1 + timedelta(days=4): 5,
-    }
-    # A change to a finished day is not seen until the memory expires...
-    await add_usage(stubs, u1, await agent_id(stubs.app, "writer"), 1, 7)
-    again = await remembering.get_stats(START + timedelta(days=1), END)
-    assert per_day(again) == per_day(first) and again.compute_time == first.compute_time
-    # ...but today is read every time.
-    recent = (datetime.combine(today, datetime.min.time(), UTC), datetime.now(UTC) + timedelta(minutes=1))
-    before = await remembering.get_stats(*recent)
-    await add_usage(stubs, u1, assistant, (today - D1).days, 9)
-    after = await remembering.get_stats(*recent)
-    assert sum(d.count for d in after.active_users_per_day) == sum(d.count for d in before.active_users_per_day) + 1
-    remembering.clear_cache()
-    assert per_day(await remembering.get_stats(START + timedelta(days=1), END)) == {
-        D1 + timedelta(days=1): 2 + 7,
-        D1 + timedelta(days=2): 3,
-    }
+    assert await active_users_at(midnight + SETTLE - timedelta(seconds=1)) == [1, 1]
+    assert await stored_days(stubs) == []
+    await add_usage(stubs, u2, assistant, (yesterday - D1).days, 1)  # a late write to yesterday
+    assert await active_users_at(midnight + SETTLE) == [2, 1]
+    assert await stored_days(stubs) == [(yesterday.isoformat(), 2)]
+    await add_usage(stubs, u2, assistant, (today - D1).days, 1)
+    assert await active_users_at(midnight + SETTLE + timedelta(hours=1)) == [2, 2]
+    assert await stored_days(stubs) == [(yesterday.isoformat(), 2)]
+
+
+async def test_deleted_accounts_leave_stored_days_at_once(fresh_stats: Stubs) -> None:
+    """DeleteUser and DeleteAccount forget the stored days of the usage they delete, in
+    the same transaction; a soft-deleted agent keeps its usage history, so its days stay."""
+    stubs = fresh_stats
+    admin = await stubs.admin_account()
+    ada = await stubs.active_account("ada@example.com")
+    bob = await stubs.active_account("bob@example.com")
+    carl = await add_user(stubs, "carl@example.com", "active", START)
+    assistant, writer = await agent_id(stubs.app, "assistant"), await agent_id(stubs.app, "writer")
+    for user, agent, offset, messages in [
+        (ada.user.id, assistant, 0, 3), (ada.user.id, writer, 0, 2), (ada.user.id, assistant, 1, 4),
+        (bob.user.id, writer, 1, 5), (bob.user.id, assistant, 2, 1),
+        (carl, assistant, 0, 1), (carl, assistant, 1, 2), (carl, writer, 2, 3),
+    ]:  # fmt: skip
+        await add_usage(stubs, user, agent, offset, messages)
+    last = D1 + timedelta(days=2)
+
+    def window(minutes: int) -> dict[str, Timestamp]:
+        """D1..D3, ending a few minutes earlier each time: a new range, so no cached result."""
+        return {"start_time": ts(START), "end_time": ts(END - timedelta(minutes=minutes))}
+
+    before = await get_stats(stubs, admin, **window(0))
+    assert usage_of(before) == await usage_from_rows(stubs, D1, last)
+    assert await stored_days(stubs) == [(day(0), 2), (day(1), 3), (day(2), 2)]
+
+    await stubs.admin.DeleteUser(pb.DeleteUserRequest(user_id=ada.user.id), metadata=admin.md)
+    assert await stored_days(stubs) == [(day(2), 2)]  # ada's days: gone when the call returns
+    await stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=bob.password), metadata=bob.md)
+    assert await stored_days(stubs) == []
+
+    after = await get_stats(stubs, admin, **window(1))
+    expected = await usage_from_rows(stubs, D1, last)
+    assert usage_of(after) == expected
+    assert expected[0] == [(day(0), 1), (day(1), 1), (day(2), 1)]  # carl alone
+    assert expected[1] == [(day(0), assistant, 1), (day(1), assistant, 2), (day(2), writer, 3)]
+
+    await stubs.agent.DeleteAgent(agent_pb2.DeleteAgentRequest(id=writer), metadata=admin.md)
+    assert await stored_days(stubs) == [(day(0), 1), (day(1), 1), (day(2), 1)]
+    assert usage_of(await get_stats(stubs, admin, **window(2))) == expected
+
+
+async def stats_lock_waiters(stubs: Stubs, expected: int) -> None:
+    """Return once `expected` transactions wait for STATS_LOCK_KEY."""
+    waiting = 0
+    for _ in range(200):
+        rows = await sql(
+            stubs.app,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND (classid::bigint << 32) + objid::bigint = :key",
+            key=STATS_LOCK_KEY,
+        )
+        waiting = rows[0][0]
+        if waiting == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{waiting} waiting for the stats lock, expected {expected}")
+
+
+async def test_a_fill_running_while_an_account_is_deleted_is_forgotten_too(fresh_stats: Stubs) -> None:
+    """A fill that read the usage before the delete committed must not outlive it."""
+    stubs = fresh_stats
+    admin = await stubs.admin_account()
+    ada = await add_user(stubs, "ada@example.com", "active", START)
+    await add_usage(stubs, ada, await agent_id(stubs.app, "assistant"), 0, 3)
+    async with stubs.app.database.transaction() as db:
+        # What a fill does: the lock shared, then it stores figures that count ada.
+        await db.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": STATS_LOCK_KEY})
+        await db.execute(text("INSERT INTO stats_day (day, active_users) VALUES (:day, 1)"), {"day": D1})
+        delete = asyncio.ensure_future(stubs.admin.DeleteUser(pb.DeleteUserRequest(user_id=ada), metadata=admin.md))
+        await stats_lock_waiters(stubs, 1)  # the delete waits for the fill to commit...
+    await delete
+    assert await stored_days(stubs) == []  # ...then forgets what it stored
+
+
+async def test_replicas_filling_the_same_days_at_once_store_them_once(fresh_stats: Stubs, replica: Stubs) -> None:
+    stubs = fresh_stats
+    admin = await stubs.admin_account()
+    replica.app.admin.clear_stats_cache()
+    await busy_days(stubs)
+    window = {"start_time": ts(START), "end_time": ts(END)}  # D1..D3, none stored yet
+    expected = await usage_from_rows(stubs, D1, D1 + timedelta(days=2))
+    fills_per_call = min(3, FILL_PARTS)
+    # Holding the lock a forgetting delete takes makes both replicas find the days
+    # missing and wait to fill them; releasing it lets their fills run together.
+    async with stubs.app.database.transaction() as db:
+        await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STATS_LOCK_KEY})
+        calls = [asyncio.ensure_future(get_stats(s, admin, **window)) for s in (stubs, replica)]
+        await stats_lock_waiters(stubs, 2 * fills_per_call)
+    results = await asyncio.gather(*calls)
+
+    assert [usage_of(stats) for stats in results] == [expected, expected]
+    assert await stored_days(stubs) == expected[0]
+    stored_agents = await sql(stubs.app, "SELECT day, agent_id, messages FROM stats_day_agent ORDER BY day, agent_id")
+    assert [(d.isoformat(), str(agent), n) for d, agent, n in stored_agents] == expected[1]
 
 
 async def test_ttl_cache_shares_one_computation_and_forgets_failures() -> None:

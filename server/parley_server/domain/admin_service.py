@@ -276,7 +276,8 @@ class AdminService:
         return await self._stats.get_stats(start, end)
 
     def clear_stats_cache(self) -> None:
-        """Forget cached statistics (tests, or right after a bulk load)."""
+        """Forget this replica's cached results (tests). Stored past days need no
+        clearing, except after a bulk load into past days (seed_bulk clears them)."""
         self._stats.clear_cache()
 
     async def system_health(self) -> SystemHealth:

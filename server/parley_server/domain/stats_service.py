@@ -1,10 +1,12 @@
-"""Admin statistics: indexed SQL over the rollup, cached briefly per process.
+"""Admin statistics: indexed SQL over the rollups, cached briefly per process.
 
-Why it stays fast on millions of messages:
-- Every per-day series reads `usage_daily` (one row per user, agent and UTC
-  day) through a covering index on its day, never the `messages` table; the
-  work grows with active users per day, not with messages. The message total
-  sums the per-conversation counters instead of counting message rows.
+Why it stays fast on millions of messages, on any replica, cached or not:
+- Per-day usage of finished UTC days is read from figures stored once per
+  day in PostgreSQL (stats_rollup.py): one row per day and agent, whichever
+  replica computed them. Only today, and days no request asked for before,
+  are computed from `usage_daily` (an index-only scan per day), never from
+  the `messages` table. The message total sums the per-conversation
+  counters instead of counting message rows.
 - New users per day read `users` through its create_time index.
 - The queries are independent, so they run concurrently on separate pooled
   connections (each a consistent snapshot of its own; the set is not one
@@ -12,12 +14,8 @@ Why it stays fast on millions of messages:
 - A result is cached for CACHE_SECONDS per (start, end) widened to whole
   minutes, so dashboards polling "the last 30 days" share one computation
   (API.md: "cached briefly"). Concurrent misses of one key share a single
-  computation.
-- The usage of a finished UTC day is also kept for FINISHED_DAY_SECONDS, so a
-  new range mostly reads only today (and the days no range asked for lately)
-  from the database. Finished days only change when accounts or agents are
-  deleted, so the price is that such deletions may show a few minutes late.
-  `compute_time` is the time of the oldest part of an answer.
+  computation. It is the only thing a replica keeps: stored days are exact,
+  since deleting usage forgets them in the deleting transaction.
 
 Day granularity: the rollup has whole UTC days, so the usage series cover
 every UTC day the range touches; new users are counted on exact timestamps.
@@ -34,19 +32,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Date, Executable, cast, func, select, text
+from sqlalchemy import Date, Executable, cast, func, select
 
 from parley_server.db.database import Database
-from parley_server.db.models import Agent, Conversation, UsageDaily, User, UserState
+from parley_server.db.models import Agent, Conversation, User, UserState
 from parley_server.domain.clock import utcnow
+from parley_server.domain.stats_rollup import day_usage
 from parley_server.domain.validation import Violations
 
 CACHE_SECONDS = 30.0
 CACHE_MAX_ENTRIES = 256
-FINISHED_DAY_SECONDS = 300.0
-FINISHED_DAYS_KEPT = 2 * 367
-# More runs of unknown days than this are read as one span.
-MAX_RUNS = 3
 DEFAULT_RANGE = timedelta(days=30)
 MAX_RANGE = timedelta(days=366)
 TOP_AGENTS = 10
@@ -130,58 +125,10 @@ class TtlCache(Generic[K, V]):
         self._entries.clear()
 
 
-@dataclass(frozen=True)
-class DayUsage:
-    """What the rollup says about one UTC day."""
-
-    active_users: int
-    # (agent id, messages), by agent id; only agents with messages.
-    messages_by_agent: tuple[tuple[uuid.UUID, int], ...]
-    # time.monotonic() when it was read, and the wall-clock equivalent.
-    read_at: float
-    read_time: datetime
-
-
-class FinishedDays:
-    """DayUsage of days that are over, kept for `ttl` seconds, at most `max_days`.
-
-    A finished day's rollup rows no longer grow; they only shrink when an
-    account or agent is deleted (cascade), which statistics may show late.
-    """
-
-    def __init__(self, ttl: float, max_days: int) -> None:
-        self._ttl = ttl
-        self._max = max_days
-        self._days: OrderedDict[date, DayUsage] = OrderedDict()
-
-    def get(self, day: date) -> DayUsage | None:
-        usage = self._days.get(day)
-        if usage is None or usage.read_at + self._ttl <= time.monotonic():
-            return None
-        self._days.move_to_end(day)
-        return usage
-
-    def put(self, day: date, usage: DayUsage) -> None:
-        self._days[day] = usage
-        self._days.move_to_end(day)
-        while len(self._days) > self._max:
-            self._days.popitem(last=False)
-
-    def clear(self) -> None:
-        self._days.clear()
-
-
 class StatsService:
-    def __init__(
-        self,
-        database: Database,
-        *,
-        cache_seconds: float = CACHE_SECONDS,
-        finished_day_seconds: float = FINISHED_DAY_SECONDS,
-    ) -> None:
+    def __init__(self, database: Database, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self._db = database
         self._cache: TtlCache[tuple[datetime, datetime], Stats] = TtlCache(cache_seconds, CACHE_MAX_ENTRIES)
-        self._finished = FinishedDays(finished_day_seconds, FINISHED_DAYS_KEPT)
 
     async def get_stats(self, start: datetime | None, end: datetime | None) -> Stats:
         """Statistics over [start, end): end defaults to now, start to 30 days before end."""
@@ -202,13 +149,13 @@ class StatsService:
 
     def clear_cache(self) -> None:
         self._cache.clear()
-        self._finished.clear()
 
     async def _compute(self, start: datetime, end: datetime) -> Stats:
         first_day = start.date()
         last_day = max(start, end - timedelta(microseconds=1)).date()
         days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
         new_day = cast(func.timezone("UTC", User.create_time), Date)
+        compute_time = utcnow()
         states, (conversations, messages), new_users, usage = await asyncio.gather(
             self._rows(select(User.state, func.count()).group_by(User.state)),
             self._one(
@@ -219,7 +166,7 @@ class StatsService:
             self._rows(
                 select(new_day, func.count()).where(User.create_time >= start, User.create_time < end).group_by(new_day)
             ),
-            self._usage(days),
+            day_usage(self._db, days),
         )
         users_by_state = {state: 0 for state in UserState} | {state: int(n) for state, n in states}
         new_by_day = {day: int(n) for day, n in new_users}
@@ -235,53 +182,8 @@ class StatsService:
             active_users_per_day=[DailyCount(day, usage[day].active_users) for day in days],
             messages_per_day_per_agent=per_agent_day,
             top_agents=await self._top_agents(per_agent_day),
-            # The oldest part: a finished day may come from FinishedDays.
-            compute_time=min(u.read_time for u in usage.values()),
+            compute_time=compute_time,
         )
-
-    async def _usage(self, days: list[date]) -> dict[date, DayUsage]:
-        """DayUsage of each day: finished ones from memory when known, the rest
-        from the rollup, one range query per run of consecutive unknown days."""
-        known = {day: usage for day in days if (usage := self._finished.get(day)) is not None}
-        missing = [day for day in days if day not in known]
-        runs = _runs(missing)
-        if len(runs) > MAX_RUNS:  # scattered: one pass over the whole span is cheaper
-            runs = [(missing[0], missing[-1])]
-        today = utcnow().date()  # before reading: a day over by then was read complete
-        read = await asyncio.gather(*(self._read_days(first, last) for first, last in runs))
-        for batch in read:
-            for day, usage in batch.items():
-                if day < today:
-                    self._finished.put(day, usage)
-                known.setdefault(day, usage)
-        return known
-
-    async def _read_days(self, first: date, last: date) -> dict[date, DayUsage]:
-        in_days = UsageDaily.day.between(first, last)
-        # (day, user) pairs stream out of ix_usage_daily_day_user in order: no sort, no hash.
-        pairs = (
-            select(UsageDaily.day, UsageDaily.user_id)
-            .where(in_days, UsageDaily.message_count > 0)
-            .group_by(UsageDaily.day, UsageDaily.user_id)
-            .subquery()
-        )
-        read_at, read_time = time.monotonic(), utcnow()
-        active, per_agent = await asyncio.gather(
-            self._rows(select(pairs.c.day, func.count()).group_by(pairs.c.day)),
-            self._rows(
-                select(UsageDaily.day, UsageDaily.agent_id, func.sum(UsageDaily.message_count))
-                .where(in_days, UsageDaily.message_count > 0)
-                .group_by(UsageDaily.day, UsageDaily.agent_id)
-            ),
-        )
-        active_by_day = {day: int(n) for day, n in active}
-        messages: defaultdict[date, list[tuple[uuid.UUID, int]]] = defaultdict(list)
-        for day, agent_id, n in per_agent:
-            messages[day].append((agent_id, int(n)))
-        return {
-            day: DayUsage(active_by_day.get(day, 0), tuple(sorted(messages[day])), read_at, read_time)
-            for day in (first + timedelta(days=n) for n in range((last - first).days + 1))
-        }
 
     async def _top_agents(self, per_agent_day: list[AgentDailyCount]) -> list[AgentCount]:
         totals: defaultdict[uuid.UUID, int] = defaultdict(int)
@@ -295,11 +197,6 @@ class StatsService:
 
     async def _rows(self, query: Executable) -> list[Any]:
         async with self._db.transaction() as db:
-            # The default (4.0) prices random reads for spinning disks and makes the
-            # planner prefer a sequential scan plus hashing to an index-only scan of
-            # ix_usage_daily_day_user, several times slower. 1.1 is the usual SSD
-            # setting; operators may set it database-wide instead.
-            await db.execute(text("SET LOCAL random_page_cost = 1.1"))
             return list((await db.execute(query)).all())
 
     async def _one(self, query: Executable) -> Any:
@@ -310,14 +207,3 @@ def _minute(value: datetime, *, up: bool = False) -> datetime:
     """value on a whole minute (UTC): the one before it, or with up, the one after."""
     floor = value.astimezone(UTC).replace(second=0, microsecond=0)
     return floor + timedelta(minutes=1) if up and floor != value else floor
-
-
-def _runs(days: list[date]) -> list[tuple[date, date]]:
-    """Sorted days as (first, last) runs of consecutive days."""
-    runs: list[tuple[date, date]] = []
-    for day in days:
-        if runs and runs[-1][1] + timedelta(days=1) == day:
-            runs[-1] = (runs[-1][0], day)
-        else:
-            runs.append((day, day))
-    return runs
