@@ -21,7 +21,7 @@ from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
 
 from tests import conftest
-from tests.support import Account, Metadata, Stubs, bearer, error_details, expect_error
+from tests.support import Account, Metadata, Stubs, bearer, expect_error
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 # HS512 with the (HS256-sized) test secret is one of the forgeries.

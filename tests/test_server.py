@@ -73,7 +73,8 @@ async def test_requests_succeed_after_postgresql_closed_every_pooled_connection(
     alice = await stubs.active_account()
     # Fill the pool with several connections, then have PostgreSQL drop them all
     # (what a database restart or failover does to a running server).
-    await asyncio.gather(*(stubs.conversation.ListConversations(ListConversationsRequest(), metadata=alice.md) for _ in range(8)))
+    listing = ListConversationsRequest()
+    await asyncio.gather(*(stubs.conversation.ListConversations(listing, metadata=alice.md) for _ in range(8)))
     admin = await asyncpg.connect(asyncpg_dsn(stubs.app.database.url))
     try:
         killed = await admin.fetchval(

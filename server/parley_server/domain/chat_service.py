@@ -154,8 +154,8 @@ class ChatService:
             self._bus.publish(ConversationChanged(cid))
             self.generations.launch(spec)
         yield Accepted(user_message, assistant_id)
-        async for update in self._follow(cid, assistant_id, 0):
-            yield update
+        async for chat_update in self._follow(cid, assistant_id, 0):
+            yield chat_update
 
     async def _start_exchange(
         self,
@@ -248,8 +248,8 @@ class ChatService:
             message, conversation = await owned_message(db, mid, caller.user_id)
         if message.role is not MessageRole.ASSISTANT:
             raise FailedPrecondition("only assistant messages are generated", reason="NOT_A_GENERATION")
-        async for update in self._follow(conversation.id, mid, offset):
-            yield update
+        async for chat_update in self._follow(conversation.id, mid, offset):
+            yield chat_update
 
     async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
