@@ -1,15 +1,22 @@
-"""A real `parley serve` process for tests, with or without Envoy.
+"""Real `parley serve` processes for tests and benchmarks.
 
-Each one gets a fresh data directory, a fresh database (its own embedded
-PostgreSQL, or a new database on the DATABASE_URL server, dropped afterwards)
-and free ports for gRPC, Envoy and Envoy's admin, so tests never collide with
-each other, with earlier runs, or with a developer's running Parley.
+Two shapes, one set of helpers (ports, environment, readiness):
+- `start` / `start_served`: a whole installation as a user runs it, with or
+  without Envoy, on a fresh database (its own embedded PostgreSQL, or a new
+  database on the DATABASE_URL server, dropped afterwards); also driven with
+  grpcurl, as the README does.
+- `ServerProcess`: a replica on a database the caller names, which a test
+  may SIGKILL and start again (several replicas, crash and restart).
+Every process gets its own data directory and free ports, so tests never
+collide with each other, with earlier runs, or with a developer's Parley.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,8 +64,27 @@ class Served:
     def web_url(self) -> str:
         return f"http://{self.envoy_addr}"
 
-    def parley(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "parley"), *args], env=self.env, capture_output=True, text=True, timeout=120)
+    def parley(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "parley"), *args], env={**self.env, **env}, capture_output=True, text=True, timeout=120
+        )
+
+    def grpcurl(
+        self, *args: str, data: dict[str, object] | None = None, token: str = ""
+    ) -> subprocess.CompletedProcess[str]:
+        """grpcurl against the gRPC port, with reflection (no proto files), as the README does."""
+        command = [str(BIN / "grpcurl"), "-plaintext"]
+        if token:
+            command += ["-H", f"authorization: Bearer {token}"]
+        if data is not None:
+            command += ["-d", json.dumps(data)]
+        return subprocess.run([*command, self.addr, *args], capture_output=True, text=True, timeout=60)
+
+    def call(self, method: str, data: dict[str, object], token: str = "") -> dict[str, object]:
+        """One successful grpcurl call's JSON answer."""
+        result = self.grpcurl(method, data=data, token=token)
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout or "{}"))
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -187,3 +213,46 @@ def start_served(data_dir: Path, *, envoy: bool = True, **env: str) -> Iterator[
         yield served
     finally:
         served.stop()
+
+
+class ServerProcess:
+    """One `parley serve` replica on the database its env names (embedded in
+    data_dir without DATABASE_URL); `addr` is its gRPC address. It may be
+    killed and another started on the same database."""
+
+    def __init__(self, data_dir: Path, *, args: tuple[str, ...] = ("--no-envoy",), **env: str) -> None:
+        self.data_dir = data_dir
+        # Streaming text is persisted every 100 ms (not 500): crash tests wait less.
+        self.env = serve_env(data_dir, **{"PARLEY_PERSIST_INTERVAL_MS": "100", **env})
+        self.addr = self.env["PARLEY_GRPC_ADDR"]
+        self.args = args
+        self.log_path = data_dir / f"serve-{self.addr.rsplit(':', 1)[1]}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "parley"), "serve", *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"parley serve exited early:\n{self.log()}")
+            if grpc_serving(self.addr):
+                return self
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"parley serve did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()

@@ -20,7 +20,7 @@ from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 
 from parley_server.db.models import Message, MessageState
-from tests.server_process import ServerProcess
+from tests.served import ServerProcess
 from tests.support import Account, Stubs
 from tests.test_chat import agent_id, collect, kinds, text_of
 

@@ -6,93 +6,24 @@ a fresh data directory, exactly as on a new machine.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.served import fresh_database
+from tests.served import BIN, Served, start_served
 
-BIN = Path(sys.executable).parent
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Served:
-    def __init__(self, env: dict[str, str], addr: str) -> None:
-        self.env = env
-        self.addr = addr
-
-    def parley(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "parley"), *args], env={**self.env, **env}, capture_output=True, text=True, timeout=120
-        )
-
-    def grpcurl(self, *args: str, data: dict[str, object] | None = None, token: str = "") -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "grpcurl"), "-plaintext"]
-        if token:
-            cmd += ["-H", f"authorization: Bearer {token}"]
-        if data is not None:
-            cmd += ["-d", json.dumps(data)]
-        return subprocess.run([*cmd, self.addr, *args], capture_output=True, text=True, timeout=60)
-
-    def call(self, method: str, data: dict[str, object], token: str = "") -> dict[str, object]:
-        result = self.grpcurl(method, data=data, token=token)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout or "{}")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    data_dir = tmp_path_factory.mktemp("served")
-    addr = f"127.0.0.1:{free_port()}"
-    # A database of its own: with DATABASE_URL a fresh one on that server
-    # (never the named one); without, `parley serve` embeds PostgreSQL.
-    database, drop_database = fresh_database()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        **database,
-        "PARLEY_DATA_DIR": str(data_dir),
-        "PARLEY_GRPC_ADDR": addr,
-        # `parley serve` starts Envoy too: keep it off the default 8080/9901.
-        "PARLEY_ENVOY_ADDR": f"127.0.0.1:{free_port()}",
-        "PARLEY_ENVOY_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
-        "PARLEY_ARGON2_TIME_COST": "1",
-        "PARLEY_ARGON2_MEMORY_KIB": "8192",
-        "PARLEY_SHUTDOWN_GRACE": "2",
-    }
-    log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen([str(BIN / "parley"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    served = Served(env, addr)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"parley serve exited early:\n{(data_dir / 'serve.log').read_text()}")
-        if served.grpcurl("grpc.health.v1.Health/Check").stdout.count("SERVING"):
-            break
-        time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"parley serve did not become healthy:\n{(data_dir / 'serve.log').read_text()}")
-    served.process = process  # type: ignore[attr-defined]
-    yield served
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    drop_database()
+    """`parley serve` as the README starts it (Envoy included), on a database of its own."""
+    yield from start_served(tmp_path_factory.mktemp("served"))
 
 
 def test_grpcurl_lists_and_describes_without_proto_files(served: Served) -> None:
@@ -176,6 +107,5 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_gracefully(served: Served) -> None:
-    process: subprocess.Popen[bytes] = served.process  # type: ignore[attr-defined]
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=30) == 0

@@ -14,7 +14,7 @@ from parley_server.app import build_app
 from parley_server.config import SmtpSettings
 from parley_server.db.migrate import migrate
 from tests import conftest
-from tests.server_process import free_port
+from tests.served import free_port
 from tests.support import PASSWORD, Stubs
 
 

@@ -259,7 +259,7 @@ async def test_wrong_password_is_one_clear_line(alice: Account, terminal: StartT
 
 
 async def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
-    from tests.server_process import free_port
+    from tests.served import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     address = f"127.0.0.1:{free_port()}"

@@ -8,8 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.served import start
-from tests.server_process import ServerProcess
+from tests.served import ServerProcess, grpc_serving, start
 from tests.test_envoy import EMPTY_FRAME, GRPC_WEB, http
 
 
@@ -25,7 +24,7 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, database_u
             time.sleep(0.2)  # the second worker may still be starting
         assert _listening_sockets(port) == 2, "each worker must bind the port itself (SO_REUSEPORT)"
         for _ in range(6):  # every new connection is served, whichever worker gets it
-            assert server.healthy()
+            assert grpc_serving(server.addr)
         assert server.terminate() == 0
         time.sleep(0.2)
         assert not any(_alive(pid) for pid in workers)
