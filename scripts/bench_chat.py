@@ -6,12 +6,14 @@ embedded PostgreSQL in a temporary directory), opens N concurrent SendMessage
 streams with the offline echo provider, and prints:
 
 - whether every stream completed, and tokens lost (expected vs received text);
-- tokens/s delivered to clients;
+- tokens/s delivered to clients (run as --clients processes, 2 by default,
+  so that one client's event loop does not limit what the server shows);
+- time from each call to its `accepted` event;
 - per-token lateness added by the server: echo emits word k at start + k *
   delay, so a delta carrying words up to k is due then; lateness is its
   arrival minus that due time, measured from the stream's earliest delta;
-- the server's peak RSS, and RSS per open stream: (RSS with all streams open -
-  RSS before) / N.
+- the server's CPU per exchange, its peak RSS, and RSS per open stream:
+  (RSS with all streams open - RSS before) / N.
 
     python scripts/bench_chat.py --streams 100 1000 --words 200
     python scripts/bench_chat.py --streams 1000 --workers 2   # one process per core
@@ -22,13 +24,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -46,6 +51,8 @@ PASSWORD = "benchmark password 123"
 # Streams per connection: a real deployment's clients are many connections,
 # and HTTP/2 caps concurrent streams per connection.
 STREAMS_PER_CHANNEL = 50
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass
@@ -87,69 +94,115 @@ def rss_kib(pids: list[int], key: str = "VmRSS") -> int:
 
 
 async def open_stream(
-    stub: chat_pb2_grpc.ChatServiceStub, md: tuple[tuple[str, str], ...], cid: str, content: str, opened: asyncio.Event
+    stub: chat_pb2_grpc.ChatServiceStub, md: Metadata, cid: str, content: str, opened: asyncio.Event
 ) -> StreamResult:
     result = StreamResult()
-    started = time.perf_counter()
+    started = time.monotonic()
     call = stub.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=md)
     async for event in call:
         kind = event.WhichOneof("event")
         if kind == "accepted":
-            result.accepted_after = time.perf_counter() - started
+            result.accepted_after = time.monotonic() - started
             opened.set()
         elif kind == "delta":
             result.text += event.delta.text
-            result.arrivals.append((time.perf_counter(), len(result.text.split())))
+            result.arrivals.append((time.monotonic(), len(result.text.split())))
         elif kind == "completed":
             result.completed = True
     return result
 
 
-async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) -> None:
-    channels = [grpc.aio.insecure_channel(server.addr) for _ in range(max(1, -(-n // STREAMS_PER_CHANNEL)))]
+async def client_part(
+    addr: str, md: Metadata, cids: list[str], content: str, start_at: float, opened_all: Any
+) -> list[StreamResult | str]:
+    """One client process's share: open its streams at start_at (wall clock,
+    shared by all clients), report on opened_all once every stream is
+    accepted (or ended), and return each stream's result or error."""
+    channels = [grpc.aio.insecure_channel(addr) for _ in range(max(1, -(-len(cids) // STREAMS_PER_CHANNEL)))]
     try:
-        auth = auth_pb2_grpc.AuthServiceStub(channels[0])
-        login = await auth.Login(auth_pb2.LoginRequest(email="bench@example.com", password=PASSWORD))
-        md = (("authorization", f"Bearer {login.tokens.access_token}"),)
-        agents = await agent_pb2_grpc.AgentServiceStub(channels[0]).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
-        agent_id = next(a.id for a in agents.agents if a.slug == "assistant")
-        conversations = conversation_pb2_grpc.ConversationServiceStub(channels[0])
-        cids = []
-        for _ in range(n):
-            created = await conversations.CreateConversation(
-                conversation_pb2.CreateConversationRequest(agent_id=agent_id, title="bench"), metadata=md
-            )
-            cids.append(created.conversation.id)
-        content = " ".join(f"token{i}" for i in range(words - 1))
-        expected = "Echo: " + content
-        pids = serving_pids(server.process.pid)  # type: ignore[union-attr]
-        rss_before = rss_kib(pids)
-        cpu_before = cpu_seconds(pids)
-        started = time.perf_counter()
-        opened = [asyncio.Event() for _ in range(n)]
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        opened = [asyncio.Event() for _ in cids]
         tasks = [
             asyncio.create_task(
                 open_stream(chat_pb2_grpc.ChatServiceStub(channels[i % len(channels)]), md, cid, content, opened[i])
             )
             for i, cid in enumerate(cids)
         ]
+
         async def accepted_or_ended(task: asyncio.Task[StreamResult], event: asyncio.Event) -> None:
             """Until the stream is accepted, or has ended (an error must not hang the run)."""
             waiter = asyncio.ensure_future(event.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
-        await asyncio.wait_for(asyncio.gather(*(accepted_or_ended(t, e) for t, e in zip(tasks, opened, strict=True))), 600)
-        await asyncio.sleep(delay_ms / 1000 * words / 3)  # mid-stream: every stream open and streaming
-        rss_open = rss_kib(pids)
+        await asyncio.gather(*(accepted_or_ended(t, e) for t, e in zip(tasks, opened, strict=True)))
+        opened_all.put(len(cids))
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        elapsed = time.perf_counter() - started
-        cpu_used = cpu_seconds(pids) - cpu_before
     finally:
         for channel in channels:
             await channel.close()
+    return [r if isinstance(r, StreamResult) else describe(r) for r in results]
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return f"{type(error).__name__}: {error}"
+
+
+def client_process(addr: str, md: Metadata, cids: list[str], content: str, start_at: float, opened_all: Any) -> list[StreamResult | str]:
+    """Entry point of a client process (spawned: no gRPC state inherited)."""
+    return asyncio.run(client_part(addr, md, cids, content, start_at, opened_all))
+
+
+async def create_conversations(addr: str, n: int) -> tuple[Metadata, list[str]]:
+    async with grpc.aio.insecure_channel(addr) as channel:
+        login = await auth_pb2_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(email="bench@example.com", password=PASSWORD)
+        )
+        md = (("authorization", f"Bearer {login.tokens.access_token}"),)
+        agents = await agent_pb2_grpc.AgentServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
+        agent_id = next(a.id for a in agents.agents if a.slug == "assistant")
+        conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
+        cids = []
+        for _ in range(n):
+            created = await conversations.CreateConversation(
+                conversation_pb2.CreateConversationRequest(agent_id=agent_id, title="bench"), metadata=md
+            )
+            cids.append(created.conversation.id)
+    return md, cids
+
+
+async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int, clients: int) -> None:
+    md, cids = await create_conversations(server.addr, n)
+    content = " ".join(f"token{i}" for i in range(words - 1))
+    expected = "Echo: " + content
+    pids = serving_pids(server.process.pid)  # type: ignore[union-attr]
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(clients, mp_context=context) as pool:
+        opened_all = manager.Queue()
+        loop = asyncio.get_running_loop()
+        # Each client process gets a slice of the conversations; all open their
+        # streams at one moment, once every process has started.
+        start_at = time.time() + 3 + clients
+        parts = [
+            loop.run_in_executor(pool, client_process, server.addr, md, cids[k::clients], content, start_at, opened_all)
+            for k in range(clients)
+        ]
+        await asyncio.sleep(max(0.0, start_at - time.time() - 0.5))
+        rss_before = rss_kib(pids)
+        cpu_before = cpu_seconds(pids)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        started = time.monotonic()
+        for _ in range(clients):  # until every stream is accepted (or has ended)
+            await loop.run_in_executor(None, opened_all.get)
+        await asyncio.sleep(delay_ms / 1000 * words / 3)  # mid-stream: every stream open and streaming
+        rss_open = rss_kib(pids)
+        results = [r for part in await asyncio.gather(*parts) for r in part]
+        elapsed = time.monotonic() - started
+        cpu_used = cpu_seconds(pids) - cpu_before
     ok = [r for r in results if isinstance(r, StreamResult)]
-    errors = [r for r in results if not isinstance(r, StreamResult)]
+    errors = [r for r in results if isinstance(r, str)]
     completed = sum(r.completed for r in ok)
     lost = sum(max(0, len(expected.split()) - len(r.text.split())) for r in ok) + len(errors) * words
     exact = sum(r.text == expected for r in ok)
@@ -164,10 +217,9 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int) ->
         lateness += [(d - origin) * 1000 for d in due]
     q = percentiles(lateness)
     accepts = percentiles([r.accepted_after * 1000 for r in ok if r.accepted_after is not None])
-    print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms")
+    print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms, {clients} client process(es)")
     print(f"completed:            {completed}/{n} ({'all' if completed == n else 'NOT all'}); exact text: {exact}/{n}")
-    kinds_of_errors = sorted({f"{getattr(e, 'code', lambda: type(e).__name__)()}: {getattr(e, 'details', lambda: e)()}" for e in errors})
-    print(f"errors:               {len(errors)}" + (f" ({'; '.join(kinds_of_errors)[:300]})" if errors else ""))
+    print(f"errors:               {len(errors)}" + (f" ({'; '.join(sorted(set(errors)))[:300]})" if errors else ""))
     print(f"tokens lost:          {lost}")
     print(f"tokens delivered:     {tokens} in {elapsed:.1f} s = {tokens / elapsed:,.0f} tokens/s")
     print(f"time to accepted:     p50 {accepts[49]:.0f} ms, p99 {accepts[98]:.0f} ms (all streams opened at once)")
@@ -203,6 +255,7 @@ async def main() -> None:
     parser.add_argument("--words", type=int, default=200, help="words per answer")
     parser.add_argument("--delay-ms", type=int, default=50, help="echo provider pause per word")
     parser.add_argument("--workers", type=int, default=1, help="server processes (parley serve --workers)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes sharing the streams")
     parser.add_argument("--quick", action="store_true", help="small run for CI (20 streams x 30 words)")
     args = parser.parse_args()
     if args.quick:
@@ -217,7 +270,7 @@ async def main() -> None:
         try:
             await prepare(server)
             for n in args.streams:
-                await run_round(server, n, args.words, args.delay_ms)
+                await run_round(server, n, args.words, args.delay_ms, args.clients)
         finally:
             server.terminate()
 
