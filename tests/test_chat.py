@@ -112,9 +112,27 @@ async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs
                 break
             await asyncio.sleep(0.05)
     assert got.conversation.message_count == 2
+    # The seeded assistant has title generation: its (echo) answer, cleaned, is the title.
+    assert got.conversation.title == "Echo: How do tides work"
     async with stubs.app.database.transaction() as db:
         usage = (await db.execute(select(UsageDaily))).scalars().all()
     assert [(u.message_count, u.completion_tokens > 0) for u in usage] == [(1, True)]
+
+
+async def test_only_the_first_exchange_titles_a_conversation(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    await stubs.conversation.CreateMessage(
+        conversation_pb2.CreateMessageRequest(
+            conversation_id=cid, role=conversation_pb2.MESSAGE_ROLE_USER, content="imported earlier"
+        ),
+        metadata=alice.md,
+    )
+    await collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md))
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    got = await stubs.conversation.GetConversation(
+        conversation_pb2.GetConversationRequest(conversation_id=cid), metadata=alice.md
+    )
+    assert got.conversation.title == ""  # not a first exchange: GenerateTitle is there when wanted
 
 
 async def test_a_title_set_while_the_first_answer_streams_is_kept(stubs: Stubs, alice: Account) -> None:

@@ -167,6 +167,7 @@ class ChatService:
         assistant_id: uuid.UUID,
     ) -> tuple[Message, GenerationSpec]:
         now = utcnow()
+        first_exchange = conversation.message_count == 0 and not conversation.title
         user_message = Message(
             id=uuid.uuid4(),
             conversation_id=conversation.id,
@@ -202,7 +203,8 @@ class ChatService:
             turns=turns,
             max_output_tokens=agent.max_output_tokens,
             temperature=agent.temperature,
-            title_after=not conversation.title,
+            title_from=content if first_exchange else None,
+            title_agent=agent if first_exchange and agent.title_generation else None,
         )
         return user_message, spec
 
@@ -226,10 +228,11 @@ class ChatService:
             outcome.usage.completion_tokens,
             messages=1 if spec.count_message else 0,
         )
-        if spec.title_after and outcome.state is MessageState.COMPLETE:
+        if spec.title_from is not None and outcome.state is MessageState.COMPLETE:
             try:
-                # generate_title announces the new title itself.
-                await self._conversations.generate_title(spec.caller, str(spec.conversation_id), only_if_untitled=True)
+                await self._conversations.title_first_exchange(
+                    spec.caller, spec.conversation_id, spec.title_from, spec.title_agent
+                )
             except NotFound:
                 pass  # the conversation was deleted meanwhile
             except Exception:  # a missing title must not turn a finished answer into an error

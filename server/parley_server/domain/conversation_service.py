@@ -5,8 +5,8 @@ Properties this module keeps:
   NOT_FOUND (domain.ownership), and list queries filter on the caller first.
 - A conversation's message_count / last_message_time change only while its row
   is locked, so concurrent writers cannot lose an increment.
-- Reading the history for a model (`history_for_agent`) and titling
-  (`generate_title`) are public because ChatService builds on them.
+- Reading the history for a model (`history_for_agent`) and the automatic
+  title (`title_first_exchange`) are public because ChatService builds on them.
 - Every change a conversation's watchers must see (WatchConversation) is
   published as an event after its transaction commits, so a receiver that
   reads the database sees the change.
@@ -417,15 +417,13 @@ class ConversationService:
 
     # -- titles ---------------------------------------------------------------
 
-    async def generate_title(self, caller: Caller, conversation_id: str, *, only_if_untitled: bool = False) -> Conversation:
+    async def generate_title(self, caller: Caller, conversation_id: str) -> Conversation:
         """Title the conversation from its first user message; stored and returned.
 
         The agent is asked when it supports title generation and the caller
         may still use it; its answer goes through the heuristic's clean-up,
         and the heuristic is used when it fails or says nothing usable. No
-        transaction is held while the provider works. With only_if_untitled
-        (the automatic title after a first exchange), a title the user set
-        meanwhile is kept.
+        transaction is held while the provider works.
         """
         cid = self._conversation_id(conversation_id)
         async with self._db.transaction() as db:
@@ -439,10 +437,30 @@ class ConversationService:
             if first_message is None:
                 raise FailedPrecondition("the conversation has no user message to title", reason="NO_USER_MESSAGE")
             agent = await self._title_agent(db, caller, conversation.agent_id)
-        title = (await self._ask_for_title(agent, first_message) if agent else "") or heuristic_title(first_message)
+        return await self._store_title(caller, cid, await self._title(agent, first_message), keep_existing=False)
+
+    async def title_first_exchange(
+        self, caller: Caller, conversation_id: uuid.UUID, first_message: str, agent: Agent | None
+    ) -> None:
+        """The automatic title after a conversation's first exchange.
+
+        ChatService passes the message it just stored and the agent it just
+        checked (None: use the heuristic), so nothing is read back first. A
+        title the user set while the answer streamed is kept.
+        """
+        title = await self._title(agent, first_message[:TITLE_SOURCE_CHARS])
+        await self._store_title(caller, conversation_id, title, keep_existing=True)
+
+    async def _title(self, agent: Agent | None, first_message: str) -> str:
+        return (await self._ask_for_title(agent, first_message) if agent else "") or heuristic_title(first_message)
+
+    async def _store_title(
+        self, caller: Caller, cid: uuid.UUID, title: str, *, keep_existing: bool
+    ) -> Conversation:
+        """Store title (announced to watchers), unless keep_existing and one is set; the conversation."""
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
-            if only_if_untitled and conversation.title:
+            if keep_existing and conversation.title:
                 return conversation
             conversation.title = title
             conversation.update_time = utcnow()

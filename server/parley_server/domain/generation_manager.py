@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, text, update
 
 from parley_server.db.database import Database
-from parley_server.db.models import Message, MessageState
+from parley_server.db.models import Agent, Message, MessageState
 from parley_server.domain.activity import Activity
 from parley_server.domain.caller import Caller
 from parley_server.domain.chat_events import CancelRequested, Delta, Event, Finished
@@ -56,10 +56,12 @@ class GenerationSpec:
     max_output_tokens: int
     temperature: float
     # For on_finished: whether the message itself is still to be counted in
-    # the usage (no quota took it when it was sent), and whether the
-    # conversation had no title yet.
+    # the usage (no quota took it when it was sent); and when this exchange
+    # is its conversation's first, the user's message to title it from and
+    # the agent that may be asked for the title.
     count_message: bool = False
-    title_after: bool = False
+    title_from: str | None = None
+    title_agent: Agent | None = None
 
 
 @dataclass
@@ -220,8 +222,10 @@ class GenerationManager:
         final_text = generation.text
         stored = False
         try:
-            async with self._db.transaction() as db:
-                result = await db.execute(
+            # One statement, committed on its own: no ORM session and no
+            # BEGIN/COMMIT round trips for the write every generation ends with.
+            async with self._db.autocommit() as conn:
+                result = await conn.execute(
                     update(Message)
                     .where(Message.id == spec.message_id, Message.state == MessageState.STREAMING)
                     .values(
