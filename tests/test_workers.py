@@ -17,7 +17,7 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, database_u
     try:
         assert server.process is not None
         workers = _children(server.process.pid)
-        assert len(workers) == 2, workers
+        assert len(workers) == 2, server.log()
         port = int(server.addr.rsplit(":", 1)[1])
         deadline = time.monotonic() + 60
         while _listening_sockets(port) < 2 and time.monotonic() < deadline:

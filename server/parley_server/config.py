@@ -145,6 +145,8 @@ class Settings:
     # PostgreSQL connections each server process keeps open (plus a few
     # more in bursts); replicas x this must stay under max_connections.
     db_pool_size: int = 30
+    # How often expired sessions, tokens, counters and old request ids are deleted.
+    housekeeping_interval_seconds: int = 600
     log_level: str = "INFO"
     # The Envoy gRPC-web bridge in front of the gRPC server (and the web page).
     envoy_addr: str = "127.0.0.1:8080"
@@ -191,6 +193,7 @@ class Settings:
             persist_interval_ms=_int(env, "PARLEY_PERSIST_INTERVAL_MS", 500),
             sweep_interval_seconds=_int(env, "PARLEY_SWEEP_INTERVAL", 10),
             db_pool_size=_int(env, "PARLEY_DB_POOL_SIZE", 30),
+            housekeeping_interval_seconds=_int(env, "PARLEY_HOUSEKEEPING_INTERVAL", 600),
             envoy_addr=_host_port(env, "PARLEY_ENVOY_ADDR", "127.0.0.1:8080"),
             envoy_admin_addr=_loopback(env, "PARLEY_ENVOY_ADMIN_ADDR", "127.0.0.1:9901"),
             allowed_origins=_origins(env, "PARLEY_ALLOWED_ORIGINS"),
@@ -207,8 +210,17 @@ class Settings:
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside, then linked into place: processes starting together on
+        # a fresh data dir all end up with the one secret that was linked
+        # first, and none can read a half-written file.
+        draft = self.data_dir / f"{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secret)
-        return secret
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process won
+        finally:
+            draft.unlink()
+        return path.read_text().strip()

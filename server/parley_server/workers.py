@@ -47,7 +47,10 @@ def serve_in_workers(
     """
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
-    shared = dataclasses.replace(settings, database_url=prepare(settings))
+    # Resolved once here, so every worker signs and checks tokens with one secret.
+    shared = dataclasses.replace(
+        settings, database_url=prepare(settings), jwt_secret=settings.resolved_jwt_secret()
+    )
     children: list[int] = []
     for index in range(workers):
         pid = os.fork()
@@ -56,6 +59,8 @@ def serve_in_workers(
             _die_with_parent()
             try:
                 code = run_worker(shared)
+            except BaseException:  # os._exit below would swallow it silently
+                log.exception("worker %d failed", index + 1)
             finally:
                 os._exit(code)
         log.info("worker %d started (pid %d)", index + 1, pid)
