@@ -23,6 +23,7 @@ from parley_server.domain.auth_service import AuthLimits, AuthService
 from parley_server.domain.chat_service import ChatService
 from parley_server.domain.conversation_service import ConversationService
 from parley_server.domain.event_bus import EventBus
+from parley_server.domain.housekeeping import Housekeeping
 from parley_server.domain.email_service import EmailSender, EmailTemplates, OutboxSender, SmtpSender
 from parley_server.domain.pagination import Paginator
 from parley_server.domain.passwords import Passwords
@@ -45,16 +46,19 @@ class App:
     admin: AdminService
     bus: EventBus
     chat: ChatService
+    housekeeping: Housekeeping
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:
-        """Start the background parts a serving process needs (events, generations)."""
+        """Start the background parts a serving process needs (events, generations, housekeeping)."""
         await self.bus.start()
         await self.chat.start()
+        self.housekeeping.start()
         self.started = True
 
     async def aclose(self) -> None:
         if self.started:
+            await self.housekeeping.stop()
             await self.chat.stop(self.settings.shutdown_grace_seconds)
             await self.bus.stop()
         await self.registry.aclose()
@@ -84,6 +88,12 @@ def build_app(settings: Settings, database_url: str) -> App:
         else OutboxSender(database)
     )
     login_window = timedelta(seconds=settings.login_failure_window_seconds)
+    limits = AuthLimits(
+        login_per_email=Limit("login-email", settings.login_max_failures_per_email, login_window),
+        login_per_client=Limit("login-client", settings.login_max_failures_per_client, login_window),
+        verification_emails=Limit("verify-email", settings.verification_emails_per_hour, timedelta(hours=1)),
+        reset_emails=Limit("reset-email", settings.verification_emails_per_hour, timedelta(hours=1)),
+    )
     auth = AuthService(
         database,
         sessions,
@@ -91,12 +101,7 @@ def build_app(settings: Settings, database_url: str) -> App:
         email,
         EmailTemplates(settings.public_url),
         RateLimiter(),
-        AuthLimits(
-            login_per_email=Limit("login-email", settings.login_max_failures_per_email, login_window),
-            login_per_client=Limit("login-client", settings.login_max_failures_per_client, login_window),
-            verification_emails=Limit("verify-email", settings.verification_emails_per_hour, timedelta(hours=1)),
-            reset_emails=Limit("reset-email", settings.verification_emails_per_hour, timedelta(hours=1)),
-        ),
+        limits,
         waitlist_enabled=settings.waitlist_enabled,
     )
     registry = AgentRegistry(
@@ -119,6 +124,9 @@ def build_app(settings: Settings, database_url: str) -> App:
         persist_interval=settings.persist_interval_ms / 1000,
         sweep_interval=settings.sweep_interval_seconds,
     )
+    housekeeping = Housekeeping(
+        database, rate_limit_horizon=limits.longest_window, interval=settings.housekeeping_interval_seconds
+    )
     return App(
-        settings, database, sessions, email, auth, registry, agents, access, conversations, admin, bus, chat
+        settings, database, sessions, email, auth, registry, agents, access, conversations, admin, bus, chat, housekeeping
     )

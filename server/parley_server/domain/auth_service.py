@@ -59,6 +59,12 @@ class AuthLimits:
     verification_emails: Limit
     reset_emails: Limit
 
+    @property
+    def longest_window(self) -> timedelta:
+        """How long a counter can matter: housekeeping deletes those older."""
+        limits = (self.login_per_email, self.login_per_client, self.verification_emails, self.reset_emails)
+        return max(limit.window for limit in limits)
+
 
 class AuthService:
     def __init__(
