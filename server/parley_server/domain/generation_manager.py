@@ -33,6 +33,7 @@ from parley_server.domain.activity import Activity
 from parley_server.domain.caller import Caller
 from parley_server.domain.chat_events import CancelRequested, Delta, Event, Finished
 from parley_server.domain.event_bus import EventBus
+from parley_server.domain.periodic import every
 from parley_server.domain.providers.base import ChatProvider, ChatTurn, ProviderError, TextDelta, Usage
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,9 @@ class GenerationManager:
         await self.sweep()
         self._tasks = [
             asyncio.create_task(self._flusher(), name="generation-flusher"),
-            asyncio.create_task(self._sweeper(), name="generation-sweeper"),
+            asyncio.create_task(
+                every(self._sweep_interval, self.sweep, "sweeping orphaned generations"), name="generation-sweeper"
+            ),
         ]
 
     async def idle(self, timeout: float | None = None) -> bool:
@@ -275,14 +278,6 @@ class GenerationManager:
             await (await db.connection()).execute(statement, [{"mid": r["mid"], "body": r["body"]} for r in rows])
         for generation, row in zip(dirty, rows, strict=True):
             generation.persisted_length = max(generation.persisted_length, row["length"])
-
-    async def _sweeper(self) -> None:
-        while True:
-            await asyncio.sleep(self._sweep_interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("sweeping orphaned generations failed")
 
     async def sweep(self) -> int:
         """Mark FAILED the generations whose owning process is gone; returns how many."""

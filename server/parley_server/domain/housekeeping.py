@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, or_, select
 from parley_server.db.database import Database
 from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session
 from parley_server.domain.clock import utcnow
+from parley_server.domain.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class Housekeeping:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._rounds(), name="housekeeping")
+        self._task = asyncio.create_task(every(self._interval, self.run_once, "housekeeping"), name="housekeeping")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -77,11 +78,3 @@ class Housekeeping:
         if any(deleted.values()):
             log.info("housekeeping deleted %s", ", ".join(f"{n} {table}" for table, n in deleted.items() if n))
         return deleted
-
-    async def _rounds(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("housekeeping round failed; trying again next round")
