@@ -84,9 +84,10 @@ async def _supervise(children: list[int], bridge: Bridge | None) -> int:
     try:
         while alive:
             if bridge_result is not None and bridge_result.done():
-                worst = max(worst, bridge_result.result())
-                bridge_result = None
-                stop.set()  # Envoy is gone (or never came up): the service is not whole
+                code, bridge_result = bridge_result.result(), None
+                worst = max(worst, code)
+                if code:  # Envoy is gone (or never came up): the service is not whole
+                    stop.set()
             if stop.is_set():
                 _signal_all(alive, signal.SIGTERM)
                 stop.clear()
