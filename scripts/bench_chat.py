@@ -150,7 +150,9 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def client_process(addr: str, md: Metadata, cids: list[str], content: str, start_at: float, opened_all: Any) -> list[StreamResult | str]:
+def client_process(
+    addr: str, md: Metadata, cids: list[str], content: str, start_at: float, opened_all: Any
+) -> list[StreamResult | str]:
     """Entry point of a client process (spawned: no gRPC state inherited)."""
     return asyncio.run(client_part(addr, md, cids, content, start_at, opened_all))
 
@@ -235,18 +237,11 @@ def percentiles(values: list[float]) -> list[float]:
 
 
 async def prepare(server: ServerProcess) -> None:
-    result = await asyncio.to_thread(
-        server_cli, server, "create-admin", "bench@example.com"
+    created = await asyncio.to_thread(
+        server.parley, "create-admin", "bench@example.com", PARLEY_ADMIN_PASSWORD=PASSWORD
     )
-    if result != 0:
-        raise SystemExit("could not create the benchmark user")
-
-
-def server_cli(server: ServerProcess, *args: str) -> int:
-    import subprocess
-
-    env = {**server.env, "PARLEY_ADMIN_PASSWORD": PASSWORD}
-    return subprocess.run([str(Path(sys.executable).parent / "parley"), *args], env=env).returncode
+    if created.returncode != 0:
+        raise SystemExit(f"could not create the benchmark user: {created.stderr}")
 
 
 async def main() -> None:

@@ -46,6 +46,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_parley(env: dict[str, str], *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """A `parley` CLI command (create-admin, outbox, ...) against a served process's environment."""
+    return subprocess.run(
+        [str(BIN / "parley"), *args], env={**env, **extra_env}, capture_output=True, text=True, timeout=120
+    )
+
+
 class Served:
     """A running `parley serve`: its environment, addresses, process and log."""
 
@@ -65,9 +72,7 @@ class Served:
         return f"http://{self.envoy_addr}"
 
     def parley(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "parley"), *args], env={**self.env, **env}, capture_output=True, text=True, timeout=120
-        )
+        return run_parley(self.env, *args, **env)
 
     def grpcurl(
         self, *args: str, data: dict[str, object] | None = None, token: str = ""
@@ -256,3 +261,6 @@ class ServerProcess:
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
+
+    def parley(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return run_parley(self.env, *args, **env)
