@@ -37,7 +37,7 @@ from parley_server.domain.errors import NotFound
 from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.session_service import LOCKED_OUT_STATES, SessionService
 from parley_server.domain.stats_service import Stats, StatsService
-from parley_server.domain.validation import MAX_DISPLAY_NAME_LENGTH, MAX_EMAIL_LENGTH, Violations
+from parley_server.domain.validation import MAX_DISPLAY_NAME_LENGTH, MAX_EMAIL_LENGTH, Violations, only_uuid
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class AdminService:
         return self._paginator.page(rows, size, scope, lambda u: time_id_keyset(u.create_time, u.id))
 
     async def get_user(self, user_id: str) -> User:
-        uid = _user_id("user_id", user_id)
+        uid = only_uuid("user_id", user_id)
         async with self._db.transaction() as db:
             return await _require_user(db, uid)
 
@@ -173,7 +173,7 @@ class AdminService:
 
     async def delete_user(self, caller: Caller, user_id: str) -> None:
         """Delete a user and all they own, like DeleteAccount; never the last active admin."""
-        uid = _user_id("user_id", user_id)
+        uid = only_uuid("user_id", user_id)
         async with self._db.transaction() as db:
             await _require_user(db, uid)
         await self._auth.delete_user(uid)
@@ -304,14 +304,6 @@ class AdminService:
         )
         log.info("admin %s cleaned up %d empty conversations", caller.user_id, deleted)
         return deleted
-
-
-def _user_id(field: str, value: str) -> uuid.UUID:
-    v = Violations()
-    uid = v.uuid(field, value)
-    v.raise_if_any()
-    assert uid is not None
-    return uid
 
 
 async def _require_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> User:

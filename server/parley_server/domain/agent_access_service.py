@@ -35,7 +35,7 @@ from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
 from parley_server.domain.errors import NotFound, PermissionDenied, ResourceExhausted
 from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
-from parley_server.domain.validation import Violations
+from parley_server.domain.validation import Violations, only_uuid
 
 DENIALS = {
     AccessReason.PREMIUM_REQUIRED: "this agent needs a premium account or a grant",
@@ -162,10 +162,7 @@ class AgentAccessService:
     # -- RPCs -------------------------------------------------------------------
 
     async def check_access(self, caller: Caller, agent_id: str) -> AccessDecision:
-        v = Violations()
-        parsed = v.uuid("agent_id", agent_id)
-        v.raise_if_any()
-        assert parsed is not None
+        parsed = only_uuid("agent_id", agent_id)
         async with self._db.transaction() as db:
             return await decide(db, caller, await live_agent(db, parsed), utcnow())
 

@@ -32,7 +32,7 @@ from parley_server.domain.clock import utcnow
 from parley_server.domain.errors import AlreadyExists
 from parley_server.domain.idempotency import claim
 from parley_server.domain.pagination import Page, Paginator
-from parley_server.domain.validation import Violations
+from parley_server.domain.validation import Violations, only_uuid
 
 CREATE_SCOPE = "agent.create"
 
@@ -83,10 +83,7 @@ class AgentService:
             return Page(await agent_views(db, caller, page.items), page.next_page_token)
 
     async def get_agent(self, caller: Caller, agent_id: str) -> AgentView:
-        v = Violations()
-        parsed = v.uuid("id", agent_id)
-        v.raise_if_any()
-        assert parsed is not None
+        parsed = only_uuid("id", agent_id)
         async with self._db.transaction() as db:
             agent = await live_agent(db, parsed)
             return (await agent_views(db, caller, [agent]))[0]
@@ -138,10 +135,7 @@ class AgentService:
 
     async def delete_agent(self, agent_id: str) -> None:
         """Soft-delete: nobody can use it any more, its history stays."""
-        v = Violations()
-        parsed = v.uuid("id", agent_id)
-        v.raise_if_any()
-        assert parsed is not None
+        parsed = only_uuid("id", agent_id)
         async with self._db.transaction() as db:
             agent = await live_agent(db, parsed, for_update=True)
             agent.delete_time = agent.update_time = utcnow()

@@ -42,7 +42,7 @@ from parley_server.domain.event_bus import EventBus, Subscription
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
 from parley_server.domain.ownership import owned_conversation, owned_message
-from parley_server.domain.validation import Violations
+from parley_server.domain.validation import Violations, only_uuid
 
 log = logging.getLogger(__name__)
 
@@ -327,10 +327,7 @@ class ChatService:
         Cancelling a message that already ended returns it unchanged, so a
         stop button pressed a moment too late is not an error.
         """
-        v = Violations()
-        mid = v.uuid("message_id", message_id)
-        v.raise_if_any()
-        assert mid is not None
+        mid = only_uuid("message_id", message_id)
         async with self._db.transaction() as db:
             message, conversation = await owned_message(db, mid, caller.user_id)
         if message.state is not MessageState.STREAMING:
@@ -369,10 +366,7 @@ class ChatService:
 
     async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
         """The conversation as it is now, then every change to it until it is deleted."""
-        v = Violations()
-        cid = v.uuid("conversation_id", conversation_id)
-        v.raise_if_any()
-        assert cid is not None
+        cid = only_uuid("conversation_id", conversation_id)
         with self._activity.chat_stream():
             async with self._bus.subscribe(cid) as subscription:
                 async with self._db.transaction() as db:

@@ -38,7 +38,7 @@ from parley_server.domain.ownership import owned_conversation, owned_message
 from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.providers.base import ChatTurn, ProviderError, TurnRole, complete_text
 from parley_server.domain.title_generation import clean_title, heuristic_title
-from parley_server.domain.validation import Violations
+from parley_server.domain.validation import Violations, only_uuid
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class ConversationService:
             return await self._add_conversation(db, caller, agent_uuid, title, conversation_id)
 
     async def get_conversation(self, caller: Caller, conversation_id: str) -> Conversation:
-        cid = self._conversation_id(conversation_id)
+        cid = only_uuid("conversation_id", conversation_id)
         async with self._db.transaction() as db:
             return await owned_conversation(db, cid, caller.user_id)
 
@@ -251,7 +251,7 @@ class ConversationService:
 
     async def delete_conversation(self, caller: Caller, conversation_id: str) -> None:
         """Delete the conversation; its messages go with it (ON DELETE CASCADE)."""
-        cid = self._conversation_id(conversation_id)
+        cid = only_uuid("conversation_id", conversation_id)
         async with self._db.transaction() as db:
             await db.delete(await owned_conversation(db, cid, caller.user_id))
         self._emit(ConversationDeleted(cid))
@@ -405,7 +405,7 @@ class ConversationService:
 
     async def clear_messages(self, caller: Caller, conversation_id: str) -> tuple[Conversation, int]:
         """Delete every message, keep the conversation; returns it and how many were deleted."""
-        cid = self._conversation_id(conversation_id)
+        cid = only_uuid("conversation_id", conversation_id)
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
             result = await db.execute(delete(Message).where(Message.conversation_id == cid))
@@ -425,7 +425,7 @@ class ConversationService:
         and the heuristic is used when it fails or says nothing usable. No
         transaction is held while the provider works.
         """
-        cid = self._conversation_id(conversation_id)
+        cid = only_uuid("conversation_id", conversation_id)
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id)
             first_message = await db.scalar(
@@ -502,15 +502,6 @@ class ConversationService:
         if self._publish is not None:
             for event in events:
                 self._publish(event)
-
-    @staticmethod
-    def _conversation_id(value: str) -> uuid.UUID:
-        """conversation_id of a request that has no other field to check."""
-        v = Violations()
-        cid = v.uuid("conversation_id", value)
-        v.raise_if_any()
-        assert cid is not None
-        return cid
 
     @staticmethod
     async def _add_conversation(

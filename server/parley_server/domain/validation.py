@@ -104,3 +104,12 @@ class Violations:
             if path not in allowed:
                 self.add(f"{field}.paths", f"unknown or read-only path {path!r}")
         return paths
+
+
+def only_uuid(field: str, value: str) -> uuid.UUID:
+    """The UUID of a request whose only field to check is this id; INVALID_ARGUMENT otherwise."""
+    v = Violations()
+    parsed = v.uuid(field, value)
+    v.raise_if_any()
+    assert parsed is not None
+    return parsed
