@@ -12,7 +12,10 @@ and an empty session cache.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -21,16 +24,19 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.engine import make_url
-
 from parley_server.app import App, build_app
 from parley_server.config import Settings
 from parley_server.db.database import asyncpg_dsn, normalise_url
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
+from parley_server.envoy_supervisor import serve_with_envoy
 from parley_server.server import RunningServer, start_server
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from tests.grpc_web import RunningBridge, http
+from tests.served import free_port
 from tests.support import Stubs
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
@@ -153,3 +159,35 @@ async def second_server(tmp_root: Path, database_url: str, **overrides: object) 
 @pytest.fixture(scope="session")
 def repo_root() -> Iterator[Path]:
     yield Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RunningBridge]:
+    """serve_with_envoy in this process, on the test app, until the test ends."""
+    caplog.set_level(logging.INFO, logger="parley_server.envoy_supervisor")
+    settings = dataclasses.replace(
+        app.settings,
+        data_dir=tmp_path,
+        envoy_addr=f"127.0.0.1:{free_port()}",
+        envoy_admin_addr=f"127.0.0.1:{free_port()}",
+        shutdown_grace_seconds=1,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_with_envoy(dataclasses.replace(app, settings=settings), "127.0.0.1:0", stop))
+    deadline = time.monotonic() + 30
+    # Ready once the supervisor says so (it has seen Envoy's /ready itself).
+    while "Envoy (pid" not in caplog.text:
+        assert not task.done(), f"serve_with_envoy ended early: {task.result()}\n{caplog.text}"
+        assert time.monotonic() < deadline, f"Envoy was not ready in 30 s:\n{caplog.text}"
+        await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(_ready, settings.envoy_admin_addr)
+    yield RunningBridge(f"http://{settings.envoy_addr}", settings.envoy_admin_addr, tmp_path / "envoy.yaml", task, stop)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+def _ready(admin: str) -> bool:
+    try:
+        return http(f"http://{admin}/ready")[0] == 200
+    except OSError:
+        return False

@@ -9,43 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
-import logging
 import os
 import re
 import signal
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import envoy
 import pytest
-
-from parley_server.app import App
 from parley_server.config import ConfigError, Settings
 from parley_server.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
-from parley_server.envoy_supervisor import EnvoyError, EnvoyProcess, envoy_command, serve_with_envoy
+from parley_server.envoy_supervisor import (
+    EnvoyError,
+    EnvoyProcess,
+    envoy_command,
+)
 from parley_server.web_server import WebServer
+
+from tests.grpc_web import EMPTY_FRAME, GRPC_WEB, RunningBridge, http
 from tests.served import BIN, free_port, serve_env, start
-
-GRPC_WEB = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}
-EMPTY_FRAME = b"\x00\x00\x00\x00\x00"
-
-
-def http(
-    url: str, *, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """(status, lower-cased headers, body) of one HTTP/1.1 request, errors included."""
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
 def validate(config_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -183,50 +166,6 @@ async def test_web_server_explains_an_unbuilt_page(tmp_path: Path) -> None:
         assert status == 503 and b"npm ci &amp;&amp; npm run build" in body
     finally:
         await web.stop()
-
-
-# --- the bridge in this process (the shared test server's app) ------------------------
-
-
-@dataclasses.dataclass
-class RunningBridge:
-    url: str
-    admin: str
-    config: Path
-    task: asyncio.Task[int]
-    stop: asyncio.Event
-
-
-@pytest.fixture
-async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RunningBridge]:
-    """serve_with_envoy in this process, on the test app, until the test ends."""
-    caplog.set_level(logging.INFO, logger="parley_server.envoy_supervisor")
-    settings = dataclasses.replace(
-        app.settings,
-        data_dir=tmp_path,
-        envoy_addr=f"127.0.0.1:{free_port()}",
-        envoy_admin_addr=f"127.0.0.1:{free_port()}",
-        shutdown_grace_seconds=1,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_with_envoy(dataclasses.replace(app, settings=settings), "127.0.0.1:0", stop))
-    deadline = time.monotonic() + 30
-    # Ready once the supervisor says so (it has seen Envoy's /ready itself).
-    while "Envoy (pid" not in caplog.text:
-        assert not task.done(), f"serve_with_envoy ended early: {task.result()}\n{caplog.text}"
-        assert time.monotonic() < deadline, f"Envoy was not ready in 30 s:\n{caplog.text}"
-        await asyncio.sleep(0.05)
-    assert await asyncio.to_thread(_ready, settings.envoy_admin_addr)
-    yield RunningBridge(f"http://{settings.envoy_addr}", settings.envoy_admin_addr, tmp_path / "envoy.yaml", task, stop)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-
-
-def _ready(admin: str) -> bool:
-    try:
-        return http(f"http://{admin}/ready")[0] == 200
-    except OSError:
-        return False
 
 
 async def test_grpc_web_error_is_readable_cross_origin(bridge: RunningBridge) -> None:

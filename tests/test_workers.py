@@ -8,8 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+from tests.grpc_web import EMPTY_FRAME, GRPC_WEB, http
 from tests.served import ServerProcess, grpc_serving, start
-from tests.test_envoy import EMPTY_FRAME, GRPC_WEB, http
 
 
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, database_url: str) -> None:

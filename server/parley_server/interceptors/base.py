@@ -1,9 +1,11 @@
 """A base for interceptors that wrap a whole RPC, unary or streaming, alike.
 
-grpc-interceptor hands `intercept` either a coroutine (unary response) or an
-async generator (server streaming). Subclasses implement one async context
-manager, `around`, that encloses the RPC: for a stream it stays open until the
-last message is sent, so auth, error mapping and logging see streams whole.
+grpc-interceptor hands `intercept` either a coroutine (a unary response, or a
+stream whose handler writes with `context.write`, like the standard health
+service's Watch) or an async generator (a stream that yields). Subclasses
+implement one async context manager, `around`, that encloses the RPC: for a
+stream it stays open until the last message is sent, so auth, error mapping
+and logging see streams whole.
 """
 
 from __future__ import annotations
