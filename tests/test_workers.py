@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,13 +70,15 @@ def _envoy_pid(log: str) -> int:
     return int(match.group(1))
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, argv_word: str = "serve") -> list[int]:
+    """The worker processes forked by the supervisor `pid` (its children whose
+    arguments hold argv_word: theirs are the parent's)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         found = [
             int(p.name)
             for p in Path("/proc").iterdir()
-            if p.name.isdigit() and _ppid(p) == pid and "parley" in _cmdline(p)
+            if p.name.isdigit() and _ppid(p) == pid and argv_word in _argv(p)
         ]
         if len(found) >= 2:
             return found
@@ -95,11 +99,14 @@ def _ppid(proc: Path) -> int:
         return -1
 
 
-def _cmdline(proc: Path) -> str:
+def _argv(proc: Path) -> list[str]:
+    """A process's arguments: a worker's are the parent's (`parley serve ...`);
+    Envoy, the parent's other child, has none that is exactly `serve`, even
+    when its paths contain the word."""
     try:
-        return (proc / "cmdline").read_text()
+        return (proc / "cmdline").read_text().split("\0")
     except OSError:
-        return ""
+        return []
 
 
 def _alive(pid: int) -> bool:
@@ -108,3 +115,49 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}").exists() and "Z" not in (Path(f"/proc/{pid}/stat").read_text().split()[2])
+
+
+# The supervisor alone, with workers that only sleep (no handler for SIGTERM,
+# like a worker that is still starting), in a process of its own.
+SLEEPING_WORKERS = """
+import sys, time
+from parley_server.config import Settings
+from parley_server.workers import serve_in_workers
+
+settings = Settings.from_env({"PARLEY_DATA_DIR": sys.argv[1], "PARLEY_JWT_SECRET": "s" * 40})
+sys.exit(serve_in_workers(
+    settings, "127.0.0.1:1", 2, prepare=lambda _: "postgresql://unused",
+    run_worker=lambda _: time.sleep(120) or 0, with_envoy=False,
+))
+"""
+
+
+def _sleeping_supervisor(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLEEPING_WORKERS, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    workers = _children(process.pid, argv_word="-c")
+    assert len(workers) == 2
+    return process, workers
+
+
+def test_workers_stopped_while_starting_are_a_clean_stop(tmp_path: Path) -> None:
+    """SIGTERM to Parley reaches workers that have no handler yet: they die of
+    it, and that is the stop that was asked for, so Parley exits 0."""
+    process, workers = _sleeping_supervisor(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert not any(_alive(pid) for pid in workers)
+
+
+def test_a_worker_killed_from_outside_stops_parley_with_its_code(tmp_path: Path) -> None:
+    process, workers = _sleeping_supervisor(tmp_path)
+    os.kill(workers[0], signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == signal.SIGTERM, output
+    assert f"worker {workers[0]} exited with -15; stopping the others" in output
+    assert not any(_alive(pid) for pid in workers)

@@ -48,9 +48,7 @@ def serve_in_workers(
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
     # Resolved once here, so every worker signs and checks tokens with one secret.
-    shared = dataclasses.replace(
-        settings, database_url=prepare(settings), jwt_secret=settings.resolved_jwt_secret()
-    )
+    shared = dataclasses.replace(settings, database_url=prepare(settings), jwt_secret=settings.resolved_jwt_secret())
     children: list[int] = []
     for index in range(workers):
         pid = os.fork()
@@ -81,6 +79,7 @@ async def _supervise(children: list[int], bridge: Bridge | None) -> int:
     bridge_result: asyncio.Task[int] | None = None
     if bridge is not None:
         bridge_result = asyncio.create_task(run_bridge_until_stopped(bridge, stop))
+    stopping = False
     try:
         while alive:
             if bridge_result is not None and bridge_result.done():
@@ -91,7 +90,8 @@ async def _supervise(children: list[int], bridge: Bridge | None) -> int:
             if stop.is_set():
                 _signal_all(alive, signal.SIGTERM)
                 stop.clear()
-            worst = max(worst, await _reap(alive))
+                stopping = True
+            worst = max(worst, await _reap(alive, stopping))
     finally:
         if bridge_result is not None:
             stop.set()
@@ -101,8 +101,15 @@ async def _supervise(children: list[int], bridge: Bridge | None) -> int:
     return worst
 
 
-async def _reap(alive: set[int]) -> int:
-    """Wait a moment, then collect exited workers; returns their worst exit code."""
+async def _reap(alive: set[int], stopping: bool) -> int:
+    """Wait a moment, then collect exited workers; returns their worst exit code.
+
+    Once the workers were told to stop, one that died of that SIGTERM was
+    still starting (it installs its graceful handler only when it serves, so
+    it had nothing in flight): it stopped as asked, which is no failure of its
+    own. The exit code then says why Parley stopped, not how fast each worker
+    had started.
+    """
     worst = 0
     await asyncio.sleep(POLL_SECONDS)
     for pid in list(alive):
@@ -111,6 +118,9 @@ async def _reap(alive: set[int]) -> int:
             continue
         alive.discard(pid)
         code = os.waitstatus_to_exitcode(status)
+        if stopping and code == -signal.SIGTERM:
+            log.info("worker %d stopped before it was serving", pid)
+            code = 0
         worst = max(worst, abs(code))
         if code != 0 and alive:
             log.error("worker %d exited with %d; stopping the others", pid, code)
