@@ -199,14 +199,51 @@ async def test_resume_a_finished_message_replays_it(stubs: Stubs, alice: Account
         stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED)), metadata=alice.md)
     )
     assert kinds(tail) == ["usage", "completed"]
-    await expect_error(
+    details = await expect_error(
         collect(
             stubs.chat.ResumeStream(
                 chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED) + 1), metadata=alice.md
             )
         ),
-        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
     )
+    assert details.metadata == {"length": str(len(EXPECTED))}
+
+
+async def test_resume_beyond_the_text_of_a_streaming_message_is_out_of_range(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen = [await call.read(), await call.read()]
+    mid = seen[0].accepted.assistant_message_id
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED)), metadata=alice.md)
+        ),
+        grpc.StatusCode.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
+    )
+    assert int(details.metadata["length"]) < len(EXPECTED)
+    assert (await stored(stubs, mid)).state is MessageState.STREAMING, "refused while the answer still streams"
+    seen += await read_rest(call)
+    assert text_of(seen) == EXPECTED
+
+
+async def test_resume_of_a_user_message_is_invalid_argument(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=events[0].accepted.user_message.id), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "NOT_A_GENERATION",
+    )
+    assert "message_id" in details.violations
 
 
 async def test_cancel_from_another_connection_keeps_partial_text(

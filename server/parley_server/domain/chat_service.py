@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
@@ -37,7 +37,7 @@ from parley_server.domain.chat_events import (
 )
 from parley_server.domain.clock import utcnow
 from parley_server.domain.conversation_service import ConversationService, message_content
-from parley_server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange
 from parley_server.domain.event_bus import EventBus, Subscription
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
@@ -51,6 +51,10 @@ HISTORY_MAX_CHARS = 100_000
 # How long CancelGeneration waits for the owning replica to confirm the stop
 # before deciding the owner is gone and cancelling in the database itself.
 CANCEL_CONFIRM_SECONDS = 3.0
+# The stored text of a generation running on another replica trails its live
+# deltas by up to one persist interval (plus the NOTIFY hop): a resume offset
+# beyond it is OUT_OF_RANGE only once this much longer has passed.
+OFFSET_SETTLE_SLACK_SECONDS = 1.0
 FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
 
 
@@ -117,6 +121,7 @@ class ChatService:
             sweep_interval=sweep_interval,
         )
         self._activity = activity
+        self._persist_interval = persist_interval
 
     async def start(self) -> None:
         await self.generations.start()
@@ -250,15 +255,56 @@ class ChatService:
         async with self._db.transaction() as db:
             message, conversation = await owned_message(db, mid, caller.user_id)
         if message.role is not MessageRole.ASSISTANT:
-            raise FailedPrecondition("only assistant messages are generated", reason="NOT_A_GENERATION")
+            raise InvalidArgument(
+                [FieldViolation("message_id", "is not an assistant message; only answers are generated")],
+                reason="NOT_A_GENERATION",
+            )
+        await self._require_offset_within_text(mid, offset)
         async for chat_update in self._follow(conversation.id, mid, offset):
             yield chat_update
+
+    async def _require_offset_within_text(self, message_id: uuid.UUID, offset: int) -> None:
+        """OUT_OF_RANGE unless offset is within the text generated so far.
+
+        The buffer of a generation running here, or the row of a finished
+        message, is the whole text. The row of a generation running on
+        another replica may lag what its client already saw, so an offset
+        beyond it is looked at again until the lag has passed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._persist_interval + OFFSET_SETTLE_SLACK_SECONDS
+        while True:
+            length, whole = await self._text_length(message_id)
+            if offset <= length:
+                return
+            if whole or loop.time() >= deadline:
+                raise OutOfRange(
+                    f"offset {offset} is beyond the {length} characters generated so far",
+                    reason="OFFSET_OUT_OF_RANGE",
+                    metadata={"length": str(length)},
+                )
+            await asyncio.sleep(0.1)
+
+    async def _text_length(self, message_id: uuid.UUID) -> tuple[int, bool]:
+        """Code points of text generated so far, and whether that is known to be all of it."""
+        live = self.generations.snapshot(message_id)
+        if live is not None:
+            return len(live), True
+        async with self._db.transaction() as db:
+            row = (
+                await db.execute(
+                    select(func.char_length(Message.content), Message.state).where(Message.id == message_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+        return int(row[0]), row[1] in FINAL_STATES
 
     async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
         with self._activity.chat_stream():
             async with self._bus.subscribe(conversation_id) as subscription:
-                (position, chunk), final = await self._catch_up(message_id, offset, first=True)
+                (position, chunk), final = await self._catch_up(message_id, offset)
                 if chunk:
                     yield chunk
                 while final is None:
@@ -293,7 +339,7 @@ class ChatService:
                 yield Ended(final)
 
     async def _catch_up(
-        self, message_id: uuid.UUID, position: int, *, first: bool = False
+        self, message_id: uuid.UUID, position: int
     ) -> tuple[tuple[int, TextChunk | None], Message | None]:
         """The text after position that the client has not seen, and the final message if it ended.
 
@@ -313,8 +359,6 @@ class ChatService:
                 raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
             final = message if message.state in FINAL_STATES else None
             current = message.content
-        if first and position > len(current) and final is not None:
-            raise InvalidArgument([FieldViolation("offset", f"is beyond the message's {len(current)} characters")])
         if position >= len(current):
             return (position, None), final
         return (len(current), TextChunk(message_id, position, current[position:])), final

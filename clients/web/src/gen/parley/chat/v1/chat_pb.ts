@@ -313,7 +313,8 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
  */
 export type ResumeStreamRequest = Message<"parley.chat.v1.ResumeStreamRequest"> & {
   /**
-   * UUID of an assistant message; other roles are INVALID_ARGUMENT.
+   * UUID of an assistant message; other roles are INVALID_ARGUMENT
+   * (reason NOT_A_GENERATION).
    *
    * @generated from field: string message_id = 1;
    */
@@ -321,7 +322,9 @@ export type ResumeStreamRequest = Message<"parley.chat.v1.ResumeStreamRequest"> 
 
   /**
    * Code points of content the client already has; 0 = from the start.
-   * Negative or beyond the content generated so far is OUT_OF_RANGE.
+   * Negative is INVALID_ARGUMENT. Beyond the content generated so far, while
+   * streaming too, is OUT_OF_RANGE (reason OFFSET_OUT_OF_RANGE, with the
+   * current length in ErrorInfo.metadata "length").
    *
    * @generated from field: int64 offset = 2;
    */
