@@ -548,9 +548,9 @@ export const ChatService: GenService<{
    * Checks agent access and quota, stores the user message, starts the
    * generation and streams its events: accepted, then deltas and usage, then
    * exactly one of completed, failed or cancelled, after which the stream
-   * ends with OK. No access is PERMISSION_DENIED (ErrorInfo.reason is the
-   * AccessReason name) and an exhausted quota is RESOURCE_EXHAUSTED, both
-   * before anything is stored. A retried request_id creates no second
+   * ends with OK. No access is PERMISSION_DENIED and an exhausted quota is
+   * RESOURCE_EXHAUSTED (ErrorInfo.reason as AccessReason says), both before
+   * anything is stored. A retried request_id creates no second
    * exchange: it re-attaches to the first, replaying accepted and the whole
    * text so far, then continuing live. Access: user.
    *

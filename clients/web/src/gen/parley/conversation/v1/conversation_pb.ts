@@ -240,7 +240,8 @@ export const AgentMessageSchema: GenMessage<AgentMessage> = /*@__PURE__*/
  */
 export type CreateConversationRequest = Message$1<"parley.conversation.v1.CreateConversationRequest"> & {
   /**
-   * UUID of an agent the caller may use now; otherwise PERMISSION_DENIED, or
+   * UUID of an agent the caller may use now; otherwise PERMISSION_DENIED
+   * (ErrorInfo.reason as parley.agent_access.v1.AccessReason says), or
    * NOT_FOUND if the agent does not exist.
    *
    * @generated from field: string agent_id = 1;
