@@ -36,7 +36,12 @@ from parley_server.domain.chat_events import (
     MessageCreated,
 )
 from parley_server.domain.clock import utcnow
-from parley_server.domain.conversation_service import ConversationService, message_content
+from parley_server.domain.conversation_service import (
+    DEFAULT_HISTORY_CHARS,
+    DEFAULT_HISTORY_MESSAGES,
+    ConversationService,
+    message_content,
+)
 from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange
 from parley_server.domain.event_bus import EventBus, Subscription
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
@@ -46,8 +51,6 @@ from parley_server.domain.validation import Violations, only_uuid
 
 log = logging.getLogger(__name__)
 
-HISTORY_MAX_MESSAGES = 50
-HISTORY_MAX_CHARS = 100_000
 # How long CancelGeneration waits for the owning replica to confirm the stop
 # before deciding the owner is gone and cancelling in the database itself.
 CANCEL_CONFIRM_SECONDS = 3.0
@@ -197,7 +200,7 @@ class ChatService:
         conversation.update_time = now
         await db.flush()
         turns = await self._conversations.history_for_agent(
-            db, conversation, agent, HISTORY_MAX_MESSAGES, HISTORY_MAX_CHARS
+            db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
         )
         spec = GenerationSpec(
             message_id=assistant_id,
