@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,7 @@ from parley_server.domain.chat_events import (
     Finished,
     MessageCreated,
 )
+from parley_server.domain.chat_updates import Accepted, ChatUpdate, Ended, TextChunk, WatchUpdate
 from parley_server.domain.clock import utcnow
 from parley_server.domain.conversation_service import (
     DEFAULT_HISTORY_CHARS,
@@ -42,8 +43,9 @@ from parley_server.domain.conversation_service import (
     ConversationService,
     message_content,
 )
+from parley_server.domain.conversation_watch import ConversationWatch
 from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange
-from parley_server.domain.event_bus import EventBus, Subscription
+from parley_server.domain.event_bus import EventBus
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
 from parley_server.domain.ownership import owned_conversation, owned_message
@@ -59,40 +61,6 @@ CANCEL_CONFIRM_SECONDS = 3.0
 # beyond it is OUT_OF_RANGE only once this much longer has passed.
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
-
-
-@dataclass(frozen=True)
-class Accepted:
-    user_message: Message
-    assistant_message_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class TextChunk:
-    message_id: uuid.UUID
-    offset: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Ended:
-    """The final message: COMPLETE, CANCELLED or FAILED (with its partial text)."""
-
-    message: Message
-
-
-ChatUpdate = Accepted | TextChunk | Ended
-
-
-@dataclass(frozen=True)
-class WatchUpdate:
-    """One change to a watched conversation; exactly one field is set."""
-
-    message_created: Message | None = None
-    delta: TextChunk | None = None
-    message_completed: Message | None = None
-    conversation_updated: Conversation | None = None
-    conversation_deleted: uuid.UUID | None = None
 
 
 class ChatService:
@@ -412,48 +380,10 @@ class ChatService:
     # -- WatchConversation ---------------------------------------------------
 
     async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
-        """The conversation as it is now, then every change to it until it is deleted."""
+        """The conversation as it is now, then every change to it until it is deleted (see conversation_watch)."""
         cid = only_uuid("conversation_id", conversation_id)
+        watch = ConversationWatch(self._db, self.generations, caller, cid)
         with self._activity.chat_stream():
             async with self._bus.subscribe(cid) as subscription:
-                async with self._db.transaction() as db:
-                    conversation = await owned_conversation(db, cid, caller.user_id)
-                # The current state first: the watcher knows where it starts,
-                # and that from here on it misses nothing.
-                yield WatchUpdate(conversation_updated=conversation)
-                while True:
-                    update_ = await self._watch_update(caller, cid, subscription)
-                    if update_ is None:
-                        continue
+                async for update_ in watch.follow(subscription):
                     yield update_
-                    if update_.conversation_deleted is not None:
-                        return
-
-    async def _watch_update(self, caller: Caller, cid: uuid.UUID, subscription: Subscription) -> WatchUpdate | None:
-        event = await subscription.next()
-        if event is None:
-            # Events were lost; tell the watcher the conversation's current state.
-            return WatchUpdate(conversation_updated=await self._conversation_or_none(caller, cid))
-        if isinstance(event, Delta):
-            return WatchUpdate(delta=TextChunk(event.message_id, event.offset, event.text))
-        if isinstance(event, ConversationDeleted):
-            return WatchUpdate(conversation_deleted=cid)
-        if isinstance(event, ConversationChanged):
-            conversation = await self._conversation_or_none(caller, cid)
-            return WatchUpdate(conversation_updated=conversation) if conversation else None
-        if isinstance(event, (MessageCreated, Finished)):
-            async with self._db.transaction() as db:
-                message = await db.get(Message, event.message_id)
-            if message is None:
-                return None
-            if isinstance(event, MessageCreated):
-                return WatchUpdate(message_created=message)
-            return WatchUpdate(message_completed=message)
-        return None
-
-    async def _conversation_or_none(self, caller: Caller, cid: uuid.UUID) -> Conversation | None:
-        async with self._db.transaction() as db:
-            try:
-                return await owned_conversation(db, cid, caller.user_id)
-            except NotFound:
-                return None
