@@ -386,6 +386,37 @@ async def test_watch_fills_in_the_text_lost_mid_answer(
     assert text == EXPECTED == events[-1].message_completed.content
 
 
+async def test_a_slow_watcher_gets_each_character_once(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events queue up while the answer completes, so the watch reads the messages only after it ended."""
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    caught_up = asyncio.Event()
+    next_event = subscription.next
+
+    async def slow_next() -> Any:
+        await caught_up.wait()
+        return await next_event()
+
+    monkeypatch.setattr(subscription, "next", slow_next)
+    sent = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    caught_up.set()
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    answer_id = sent[0].accepted.assistant_message_id
+    text = ""
+    for event in events:
+        if event.WhichOneof("event") == "message_created" and event.message_created.id == answer_id:
+            text = event.message_created.content
+        elif event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), kinds(events)
+            text += event.delta.text
+    assert text == EXPECTED
+
+
 async def test_watch_started_mid_answer_gets_the_text_so_far_first(stubs: Stubs, alice: Account) -> None:
     cid = await new_conversation(stubs, alice)
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)

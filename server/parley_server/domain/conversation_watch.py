@@ -133,8 +133,9 @@ class ConversationWatch:
         if message.id in told.announced:
             return []
         told.announced.add(message.id)
-        if message.state is MessageState.STREAMING:
-            # The text so far travels in the message itself.
+        if message.role is MessageRole.ASSISTANT:
+            # The text so far travels in the message itself (all of it, if the
+            # answer ended before it was read): deltas continue after it.
             told.text_sent[message.id] = max(told.text_sent.get(message.id, 0), len(message.content))
         return [WatchUpdate(message_created=message)]
 
