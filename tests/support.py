@@ -49,6 +49,7 @@ class ErrorDetails:
     domain: str
     violations: dict[str, str] = field(default_factory=dict)
     retry_seconds: float | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def error_details(exc: grpc.aio.AioRpcError) -> ErrorDetails:
@@ -56,7 +57,13 @@ def error_details(exc: grpc.aio.AioRpcError) -> ErrorDetails:
     error = ParleyError.from_rpc_error(exc)
     assert error.domain, f"no ErrorInfo details on {exc.code()}: {exc.details()}"
     return ErrorDetails(
-        error.code, error.message, error.reason, error.domain, error.field_violations, error.retry_after
+        error.code,
+        error.message,
+        error.reason,
+        error.domain,
+        error.field_violations,
+        error.retry_after,
+        error.metadata,
     )
 
 

@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from parley.admin.v1 import admin_pb2 as pb
 from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
+from parley.chat.v1 import chat_pb2
 from sqlalchemy import text
 
 from parley_server import __version__
@@ -147,6 +148,38 @@ async def test_stats_on_a_known_data_set(fresh_stats: Stubs) -> None:
     ]
     assert stats.top_agents[-1].agent_id == assistant
     assert abs(stats.compute_time.ToDatetime(tzinfo=UTC) - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_stats_count_chat_messages_sent_per_agent_and_every_stored_message_in_total(
+    fresh_stats: Stubs,
+) -> None:
+    """Two SendMessage exchanges and one CreateMessage: 2 chat messages sent, 5 stored (admin.proto)."""
+    stubs = fresh_stats
+    admin = await stubs.admin_account()
+    user = await stubs.active_account()
+    conversation = await new_conversation(stubs, user, "chat")
+    for content in ("first question", "second question"):
+        events = [
+            e
+            async for e in stubs.chat.SendMessage(
+                chat_pb2.SendMessageRequest(conversation_id=conversation.id, content=content), metadata=user.md
+            )
+        ]
+        assert events[-1].WhichOneof("event") == "completed"
+    await add_message(stubs, user, conversation.id, "a note added with CreateMessage")
+    assistant = await agent_id(stubs.app, "assistant")
+    today = datetime.now(UTC).date().isoformat()
+    async with asyncio.timeout(10):  # an exchange without a quota is counted as its answer ends
+        while True:
+            stubs.app.admin.clear_stats_cache()
+            stats = await get_stats(stubs, admin)
+            if sum(a.message_count for a in stats.top_agents) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    assert stats.total_messages == 5
+    assert [(m.day, m.agent_id, m.count) for m in stats.messages_per_day_per_agent] == [(today, assistant, 2)]
+    assert [(a.agent_id, a.message_count) for a in stats.top_agents] == [(assistant, 2)]
+    assert stats.active_users_per_day[-1].count == 1
 
 
 async def test_stats_default_to_the_last_30_days_up_to_now(fresh_stats: Stubs) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2 as pb
+from parley.client.terminal import FRIENDLY_REASONS
+from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import update
 
 from parley_server.db.models import AgentGrant, UsageDaily
@@ -76,6 +80,34 @@ MATRIX = {
     "admin": {"assistant": OK, "writer": OK, "code-reviewer": OK},
 }
 DENIED = {PREMIUM_REQUIRED: "PREMIUM_REQUIRED", NOT_GRANTED: "NOT_GRANTED", DISABLED: "AGENT_DISABLED"}
+WEB_ERRORS = Path(__file__).resolve().parent.parent / "clients" / "web" / "src" / "errors.ts"
+
+
+def refusal_reason(reason: int) -> str:
+    """ErrorInfo.reason of a refusal: the AccessReason name without its prefix (agent_access.proto)."""
+    return R.Name(reason).removeprefix("ACCESS_REASON_")
+
+
+async def test_a_refusal_names_the_access_reason_in_one_spelling_everywhere(stubs: Stubs) -> None:
+    ids = await seeded_ids(stubs)
+    plain = await stubs.active_account("plain@example.com")
+    off = agent_pb2.Agent(id=ids["assistant"], enabled=False)
+    await update_agent(stubs, await stubs.admin_account(), off, "enabled")
+    for slug in ("writer", "code-reviewer", "assistant"):
+        answer = await check(stubs, plain, ids[slug])
+        assert answer.reason in DENIED, (slug, R.Name(answer.reason))
+        await expect_error(
+            stubs.conversation.CreateConversation(
+                conversation_pb2.CreateConversationRequest(agent_id=ids[slug]), metadata=plain.md
+            ),
+            grpc.StatusCode.PERMISSION_DENIED,
+            refusal_reason(answer.reason),
+        )
+    # The clients explain exactly those spellings, and no other.
+    web_keys = set(re.findall(r"^\s+([A-Z_]+):", WEB_ERRORS.read_text(), re.MULTILINE))
+    spoken = {refusal_reason(r) for r in (PREMIUM_REQUIRED, NOT_GRANTED, DISABLED, QUOTA)}
+    assert spoken <= web_keys and spoken <= FRIENDLY_REASONS.keys()
+    assert not {k for k in web_keys if k.startswith("ACCESS_REASON_")}, "errors.ts maps a spelling the server never sends"
 
 
 async def test_visibility_matrix_for_enabled_and_disabled_agents(stubs: Stubs) -> None:

@@ -23,7 +23,7 @@ from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
-from tests.served import Served, start_served
+from tests.served import Served, free_port, start_served
 from tests.support import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,15 @@ def built_page(node: str) -> Path:
 @pytest.fixture(scope="module")
 def web(built_page: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     # Slow enough echo words that the page can be seen streaming, Stopped and reloaded.
-    yield from start_served(tmp_path_factory.mktemp("browser"), envoy=True, PARLEY_ECHO_DELAY_MS="60")
+    # Emailed links point at the page itself, as they do for a real deployment.
+    addr = f"127.0.0.1:{free_port()}"
+    yield from start_served(
+        tmp_path_factory.mktemp("browser"),
+        envoy=True,
+        PARLEY_ECHO_DELAY_MS="60",
+        PARLEY_ENVOY_ADDR=addr,
+        PARLEY_PUBLIC_URL=f"http://{addr}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +133,11 @@ def test_page_streams_stops_and_resumes_after_reload(node: str, web: Served, see
     output = run_scenario(node, web, seeded, "chat")
     assert "the answer streamed in" in output and "reload at" in output
     assert (ARTIFACTS / "chat-desktop.png").is_file() and (ARTIFACTS / "chat-phone.png").is_file()
+
+
+def test_page_resets_a_forgotten_password_with_the_emailed_link(node: str, web: Served, seeded: str) -> None:
+    output = run_scenario(node, web, seeded, "reset")
+    assert "the old password no longer works; the new one signs in" in output
 
 
 def test_bad_token_through_envoy_is_unauthenticated_in_the_browser(node: str, web: Served, seeded: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import func, select, update
 
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
+from parley_server.domain.event_bus import Subscription
 from parley_server.server import RunningServer
 from tests.support import Account, Stubs, expect_error, snapshot
 
@@ -65,6 +67,13 @@ async def stored(stubs: Stubs, message_id: str) -> Message:
         message = await db.get(Message, uuid.UUID(message_id))
         assert message is not None
         return message
+
+
+async def stored_conversation(stubs: Stubs, conversation_id: str) -> Conversation:
+    async with stubs.app.database.transaction() as db:
+        conversation = await db.get(Conversation, uuid.UUID(conversation_id))
+        assert conversation is not None
+        return conversation
 
 
 async def wait_for_state(stubs: Stubs, message_id: str, state: MessageState, timeout: float = 10) -> Message:
@@ -199,14 +208,53 @@ async def test_resume_a_finished_message_replays_it(stubs: Stubs, alice: Account
         stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED)), metadata=alice.md)
     )
     assert kinds(tail) == ["usage", "completed"]
-    await expect_error(
+    details = await expect_error(
         collect(
             stubs.chat.ResumeStream(
                 chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED) + 1), metadata=alice.md
             )
         ),
-        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
     )
+    assert details.metadata == {"length": str(len(EXPECTED))}
+
+
+async def test_resume_beyond_the_text_of_a_streaming_message_is_out_of_range(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen = [await call.read(), await call.read()]
+    mid = seen[0].accepted.assistant_message_id
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED)), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
+    )
+    assert int(details.metadata["length"]) < len(EXPECTED)
+    assert (await stored(stubs, mid)).state is MessageState.STREAMING, "refused while the answer still streams"
+    seen += await read_rest(call)
+    assert text_of(seen) == EXPECTED
+
+
+async def test_resume_of_a_user_message_is_invalid_argument(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=events[0].accepted.user_message.id), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "NOT_A_GENERATION",
+    )
+    assert "message_id" in details.violations
 
 
 async def test_cancel_from_another_connection_keeps_partial_text(
@@ -255,6 +303,132 @@ async def test_watch_sees_messages_deltas_completion_and_title(
     assert deltas == EXPECTED
     completed = [e.message_completed for e in seen if e.WhichOneof("event") == "message_completed"]
     assert completed[0].content == EXPECTED
+
+
+async def watch_and_its_subscription(
+    stubs: Stubs, account: Account, cid: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Subscription]:
+    """A started watch and the event-bus subscription feeding it, so a test can make it lose events."""
+    subscriptions: list[Subscription] = []
+    subscribe = stubs.app.bus.subscribe
+
+    @contextlib.asynccontextmanager
+    async def recording(conversation_id: uuid.UUID) -> AsyncIterator[Subscription]:
+        async with subscribe(conversation_id) as subscription:
+            subscriptions.append(subscription)
+            yield subscription
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stubs.app.bus, "subscribe", recording)
+        request = chat_pb2.WatchConversationRequest(conversation_id=cid)
+        watch = stubs.chat.WatchConversation(request, metadata=account.md)
+        first = await watch.read()
+    assert first.conversation_updated.id == cid and len(subscriptions) == 1
+    return watch, subscriptions[0]
+
+
+async def read_until(watch: Any, kind: str) -> list[Any]:
+    """Watch events up to and including the first of kind."""
+    events: list[Any] = []
+    async with asyncio.timeout(15):
+        while not events or kinds(events)[-1] != kind:
+            events.append(await watch.read())
+    return events
+
+
+async def test_watch_replays_an_exchange_whose_events_were_lost(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    with monkeypatch.context() as deaf:
+        deaf.setattr(subscription, "deliver", lambda event: None)
+        sent = await collect(
+            stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+        )
+        async with asyncio.timeout(10):  # the title, the exchange's last change, comes after the answer
+            while not (await stored_conversation(stubs, cid)).title:
+                await asyncio.sleep(0.05)
+    subscription.mark_lagged()  # what the bus does when it notices lost events
+    events = await read_until(watch, "conversation_updated")
+    watch.cancel()
+    user, answer = sent[0].accepted.user_message, sent[-1].completed.message
+    assert kinds(events) == ["message_created", "message_created", "message_completed", "conversation_updated"]
+    assert [events[0].message_created, events[1].message_created.id] == [user, answer.id]
+    assert events[2].message_completed == answer
+    assert events[3].conversation_updated.message_count == 2 and events[3].conversation_updated.title
+
+
+async def test_watch_fills_in_the_text_lost_mid_answer(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    with monkeypatch.context() as deaf:
+        deaf.setattr(subscription, "deliver", lambda event: None)
+        seen = [await call.read()]
+        while kinds(seen).count("delta") < 5:
+            seen.append(await call.read())
+    subscription.mark_lagged()
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    call.cancel()
+    assert kinds(events)[:2] == ["message_created", "message_created"]
+    answer = events[1].message_created
+    assert answer.id == seen[0].accepted.assistant_message_id
+    assert "conversation_updated" in kinds(events), "the catch-up ends with the conversation"
+    text = answer.content  # the text so far travels in the message, then deltas continue it exactly
+    for event in events[2:-1]:
+        if event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), kinds(events)
+            text += event.delta.text
+    assert text == EXPECTED == events[-1].message_completed.content
+
+
+async def test_a_slow_watcher_gets_each_character_once(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events queue up while the answer completes, so the watch reads the messages only after it ended."""
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    caught_up = asyncio.Event()
+    next_event = subscription.next
+
+    async def slow_next() -> Any:
+        await caught_up.wait()
+        return await next_event()
+
+    monkeypatch.setattr(subscription, "next", slow_next)
+    sent = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    caught_up.set()
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    answer_id = sent[0].accepted.assistant_message_id
+    text = ""
+    for event in events:
+        if event.WhichOneof("event") == "message_created" and event.message_created.id == answer_id:
+            text = event.message_created.content
+        elif event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), kinds(events)
+            text += event.delta.text
+    assert text == EXPECTED
+
+
+async def test_watch_started_mid_answer_gets_the_text_so_far_first(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen = [await call.read()]
+    while kinds(seen).count("delta") < 5:
+        seen.append(await call.read())
+    watch = stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md)
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    call.cancel()
+    assert kinds(events)[0] == "conversation_updated"
+    assert events[1].delta.offset == 0 and text_of(events) == EXPECTED
 
 
 async def test_watch_ends_when_conversation_is_deleted(stubs: Stubs, alice: Account) -> None:

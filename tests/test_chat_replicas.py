@@ -14,12 +14,16 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 
+from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
+from parley_server.domain.chat_events import ConversationChanged
+from parley_server.domain.event_bus import EventBus
 from tests.served import ServerProcess
 from tests.support import Account, Stubs
 from tests.test_chat import agent_id, collect, kinds, text_of
@@ -77,6 +81,85 @@ async def test_resume_on_another_replica(two: tuple[Stubs, Stubs, Account, str])
     )
     assert kinds(rest)[-1] == "completed"
     assert partial + "".join(e.delta.text for e in rest if e.WhichOneof("event") == "delta") == EXPECTED
+
+
+async def test_a_watch_recovers_what_a_lost_listen_connection_dropped(
+    two: tuple[Stubs, Stubs, Account, str], database_url: str
+) -> None:
+    """Events from replica A reach a watch on B through B's LISTEN connection: cut it mid-answer."""
+    a, b, account, cid = two
+    watch = b.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=account.md)
+    assert (await watch.read()).conversation_updated.id == cid
+    call, seen = await start_on(a, account, cid, deltas=3)
+    listener = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        cut = await listener.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await listener.close()
+    assert cut >= 2, "A's and B's LISTEN connections"
+    events: list[Any] = []
+    async with asyncio.timeout(20):
+        while not events or kinds(events)[-1] != "message_completed":
+            events.append(await watch.read())
+    watch.cancel()
+    call.cancel()
+    answer_id = seen[0].accepted.assistant_message_id
+    text = ""
+    for event in events:
+        kind = event.WhichOneof("event")
+        if kind == "message_created" and event.message_created.id == answer_id:
+            text = event.message_created.content
+        elif kind == "delta":
+            assert event.delta.message_id == answer_id and event.delta.offset == len(text), kinds(events)
+            text += event.delta.text
+    assert text == EXPECTED == events[-1].message_completed.content
+
+
+async def test_subscribers_resync_after_listening_resumes_not_before(
+    stubs: Stubs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What another replica publishes while the LISTEN connection is down is lost: the resync
+    signal (None) must come once listening has resumed, or the outage itself goes unnoticed."""
+    dsn = asyncpg_dsn(stubs.app.database.url)
+    sender, receiver = EventBus(dsn), EventBus(dsn)
+    await sender.start()
+    await receiver.start()
+    listening_again = asyncio.Event()
+    connect = receiver._connect_listener
+
+    async def slow_reconnect() -> None:  # the database is unreachable for a moment
+        await listening_again.wait()
+        await connect()
+
+    monkeypatch.setattr(receiver, "_connect_listener", slow_reconnect)
+    cid = uuid.uuid4()
+    try:
+        async with receiver.subscribe(cid) as subscription:
+            admin = await asyncpg.connect(dsn)
+            try:  # the backend holding the receiver's replica lock is its LISTEN connection
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND ((classid::bigint << 32) | objid::bigint) = $1",
+                    receiver.replica_key,
+                )
+            finally:
+                await admin.close()
+            async with asyncio.timeout(5):
+                while receiver._listen_conn is not None and not receiver._listen_conn.is_closed():
+                    await asyncio.sleep(0.01)
+            sender.publish(ConversationChanged(cid))  # lost: nobody listens
+            await asyncio.sleep(0.3)  # past the sender's flush
+            assert subscription.pending() == [], "a resync now would miss what is published until listening resumes"
+            listening_again.set()
+            async with asyncio.timeout(5):
+                assert await subscription.next() is None
+    finally:
+        listening_again.set()
+        await receiver.stop()
+        await sender.stop()
 
 
 async def test_watch_on_another_replica(two: tuple[Stubs, Stubs, Account, str]) -> None:

@@ -463,7 +463,7 @@ async def _history(
 
 
 async def test_messages_for_agent_keep_the_system_prompt_and_trim_oldest_first(stubs: Stubs) -> None:
-    ada = await stubs.active_account()
+    ada = await stubs.admin_account()  # who may see the system prompt
     cid = (await new_conversation(stubs, ada)).id
     system = (pb.MESSAGE_ROLE_SYSTEM, "You are a helpful, concise assistant.")
     user, assistant = pb.MESSAGE_ROLE_USER, pb.MESSAGE_ROLE_ASSISTANT
@@ -517,8 +517,30 @@ async def test_messages_for_agent_default_budget_is_fifty_messages(stubs: Stubs)
         cid=cid,
     )
     default = await _history(stubs, ada, cid)
-    assert len(default) == 1 + 50 and default[-1][1] == "m600" and default[1][1] == "m551"
-    assert len(await _history(stubs, ada, cid, max_messages=10_000)) == 1 + 500
+    assert len(default) == 50 and default[-1][1] == "m600" and default[0][1] == "m551"
+    assert len(await _history(stubs, ada, cid, max_messages=500)) == 500
+    # Asking for more than the maximum is refused, not silently cut.
+    details = await expect_error(
+        stubs.conversation.GetMessagesForAgent(
+            pb.GetMessagesForAgentRequest(conversation_id=cid, max_messages=501, max_chars=500_001), metadata=ada.md
+        ),
+        INVALID,
+    )
+    assert set(details.violations) == {"max_messages", "max_chars"}
+
+
+async def test_messages_for_agent_show_the_system_prompt_to_admins_only(stubs: Stubs) -> None:
+    """As GetAgent: a plain user sees the history without the agent's system prompt."""
+    prompt = (pb.MESSAGE_ROLE_SYSTEM, "You are a helpful, concise assistant.")
+    history = (pb.MESSAGE_ROLE_USER, "hello")
+    for account, expected in [
+        (await stubs.active_account(), [history]),
+        (await stubs.admin_account(), [prompt, history]),
+    ]:
+        cid = (await new_conversation(stubs, account)).id
+        await add_message(stubs, account, cid, "hello")
+        assert await _history(stubs, account, cid) == expected
+        assert await _history(stubs, account, cid, max_messages=1) == expected
 
 
 # -- GenerateTitle --------------------------------------------------------------

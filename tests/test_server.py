@@ -22,6 +22,12 @@ from parley.conversation.v1.conversation_pb2 import ListConversationsRequest
 
 from parley_server.db.database import asyncpg_dsn
 from parley_server.interceptors.access_policy import POLICY, Access
+from parley_server.rpc.admin_handlers import AdminHandlers
+from parley_server.rpc.agent_access_handlers import AgentAccessHandlers
+from parley_server.rpc.agent_handlers import AgentHandlers
+from parley_server.rpc.auth_handlers import AuthHandlers
+from parley_server.rpc.chat_handlers import ChatHandlers
+from parley_server.rpc.conversation_handlers import ConversationHandlers
 from parley_server.server import SERVICE_NAMES, RunningServer
 from tests.support import Stubs, expect_error
 
@@ -55,6 +61,30 @@ def test_every_service_is_served() -> None:
     assert sorted(SERVICE_NAMES) == sorted(
         s.full_name for m in PARLEY_FILES for s in m.DESCRIPTOR.services_by_name.values()
     )
+
+
+def test_every_rpc_has_a_handler() -> None:
+    """No RPC falls through to the generated base servicer's UNIMPLEMENTED."""
+    handlers = [AuthHandlers, ConversationHandlers, AgentAccessHandlers, AdminHandlers, AgentHandlers, ChatHandlers]
+    by_service = {h.__mro__[1].__name__.removesuffix("Servicer"): h for h in handlers}
+    for module in PARLEY_FILES:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            handler = by_service[service.name]
+            missing = [m.name for m in service.methods if m.name not in vars(handler)]
+            assert not missing, f"{service.full_name} has no handler for {missing}"
+
+
+def test_the_repository_cites_no_document_outside_it(repo_root: Path) -> None:
+    """The repository stands alone: no source or doc points at a design file it does not hold."""
+    outside = "API" + ".md"  # spelled apart so this file does not cite it
+    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout
+    citing = [
+        name
+        for name in files.split()
+        if name.endswith((".py", ".proto", ".ts", ".mjs", ".md", ".sh", ".yaml", ".toml"))
+        and outside in (repo_root / name).read_text(encoding="utf-8", errors="replace")
+    ]
+    assert not citing, f"these files cite {outside}, which is not in the repository: {citing}"
 
 
 def test_admin_rpcs_are_admin_only() -> None:

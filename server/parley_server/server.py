@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_PROBE_SECONDS = 5.0
 
-# Parley's services; those without handlers yet answer UNIMPLEMENTED through
-# their generated base servicer, but are registered so reflection shows them.
+# Parley's services: each has its handlers (rpc/), and reflection and health
+# list them by these names.
 SERVICE_NAMES = [
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
     conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,

@@ -6,11 +6,15 @@
 //                              sign out, sign in, infinite scroll, token refresh
 //   node chat_page.mjs chat    send and watch the answer grow, Stop, reload
 //                              mid-answer and see it resume and complete
+//   node chat_page.mjs reset   forgot password: request a reset on the page, open
+//                              the emailed link (from `parley outbox`), set a
+//                              new password, sign in with it; the link works once
 //   node chat_page.mjs errors  a grpc-web call with a bad token, cross-origin:
 //                              UNAUTHENTICATED is readable (CORS exposes the
 //                              grpc-status headers), and the page says so in words
 //
-// Inputs (environment): PARLEY_WEB_URL, PARLEY_WEB_URL_ALT (same server under
+// Inputs (environment): PARLEY_WEB_URL (also the PARLEY_PUBLIC_URL of the
+// emailed links), PARLEY_WEB_URL_ALT (same server under
 // another origin), PARLEY_BIN (the parley command, for `parley outbox`),
 // SEED_EMAIL / SEED_PASSWORD (an active user with SEED_CONVERSATIONS
 // conversations), ARTIFACTS (screenshot dir), CHROMIUM (binary path).
@@ -157,6 +161,74 @@ async function auth(page) {
   await page.screenshot({ path: join(ARTIFACTS, "conversations.png") });
 }
 
+/** The newest email to `email` in the development outbox. */
+function newestEmail(email) {
+  return execFileSync(env("PARLEY_BIN"), ["outbox", "--to", email, "-n", "1"], { encoding: "utf8" });
+}
+
+async function reset(page) {
+  // A fresh account, registered on the page and verified with the emailed link.
+  const email = `reset-${Date.now()}@example.com`;
+  const newPassword = "a brand new passphrase";
+  await page.goto(BASE);
+  await page.waitForSelector("#signin-form");
+  await page.click("text=Create an account");
+  await page.fill("#register-form input[name=email]", email);
+  await page.fill("#register-form input[name=password]", PASSWORD);
+  await page.click("#register-form button[type=submit]");
+  await page.waitForSelector("#verify-form");
+  const verifyLink = newestEmail(email).match(/(\S+\/verify\?token=[\w-]+)/)?.[1];
+  check(verifyLink, `no verification link in the outbox for ${email}`);
+  await page.goto(verifyLink);
+  await page.waitForSelector("#signin-form .notice:has-text('verified')");
+  ok("a new account, verified with the emailed link");
+
+  // Forgot password: the page asks for the email and says what happens next.
+  await page.fill("#signin-form input[name=email]", email);
+  await page.click("text=Forgot your password?");
+  await page.waitForSelector("#forgot-form");
+  check((await page.inputValue("#forgot-form input[name=email]")) === email, "the typed email is carried over");
+  await page.click("#forgot-form button[type=submit]");
+  await page.waitForSelector("#reset-sent");
+  const hint = await page.textContent("#reset-sent .hint");
+  check(hint.includes(`parley outbox --to ${email}`), `the reset step lacks the outbox hint: ${hint}`);
+  ok("a reset is requested on the page");
+
+  const mail = newestEmail(email);
+  const link = mail.match(/(\S+\/reset-password\?token=[\w-]+)/)?.[1];
+  check(link, `no reset link in the outbox: ${mail}`);
+  check(link.startsWith(`${BASE}/reset-password?token=`), `the link opens this page: ${link}`);
+  await page.goto(link);
+  await page.waitForSelector("#reset-form");
+  check(!page.url().includes("token="), `the token leaves the address bar: ${page.url()}`);
+  await page.fill("#reset-form input[name=new_password]", newPassword);
+  await page.click("#reset-form button[type=submit]");
+  await page.waitForSelector("#signin-form .notice");
+  const notice = await page.textContent("#signin-form .notice");
+  check(/password is changed/i.test(notice), `after the reset: ${notice}`);
+  ok(`the emailed link opens the reset form, and the new password is set: "${notice}"`);
+
+  await page.goto(link);
+  await page.waitForSelector("#reset-form");
+  await page.fill("#reset-form input[name=new_password]", "yet another passphrase");
+  await page.click("#reset-form button[type=submit]");
+  await until(async () => (await visibleError(page)).length > 0, "an error for a used link");
+  const used = await visibleError(page);
+  check(/already been used|not valid|expired/i.test(used), `a used link: ${used}`);
+  await assertNoRawCodes(page);
+  ok(`the link works once: "${used}"`);
+
+  await page.goto(BASE);
+  await page.waitForSelector("#signin-form");
+  await page.fill("#signin-form input[name=email]", email);
+  await page.fill("#signin-form input[name=password]", PASSWORD);
+  await page.click("#signin-form button[type=submit]");
+  await until(async () => (await visibleError(page)).includes("don't match"), "the old password refused");
+  await signIn(page, email, newPassword);
+  check((await page.textContent("#current-user")) === email, "signed in as the account that reset its password");
+  ok("the old password no longer works; the new one signs in");
+}
+
 /** The newest assistant bubble's text and state. */
 async function lastAnswer(page) {
   return page.evaluate(() => {
@@ -300,7 +372,7 @@ async function errors(page) {
 
 // --- run -------------------------------------------------------------------------
 
-const scenarios = { auth, chat, errors };
+const scenarios = { auth, chat, reset, errors };
 if (!scenarios[scenario]) {
   console.error(`usage: node chat_page.mjs ${Object.keys(scenarios).join("|")}`);
   process.exit(2);

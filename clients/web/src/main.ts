@@ -34,6 +34,12 @@ class App {
       await this.auth.verify(token, "");
       return;
     }
+    if (url.pathname === "/reset-password" && token) {
+      history.replaceState(null, "", "/");
+      replace(this.root, this.auth.root);
+      this.auth.showReset(token);
+      return;
+    }
     if (!tokens.get()) {
       this.showSignIn();
       return;

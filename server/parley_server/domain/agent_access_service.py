@@ -94,7 +94,8 @@ class AgentAccessService:
         Raises NOT_FOUND (AGENT_NOT_FOUND) for a deleted or unknown agent,
         RESOURCE_EXHAUSTED (QUOTA_EXCEEDED, retry at the next UTC midnight)
         for a used-up daily quota, and PERMISSION_DENIED with the
-        AccessReason name (PREMIUM_REQUIRED, NOT_GRANTED, AGENT_DISABLED)
+        AccessReason name (PREMIUM_REQUIRED, NOT_GRANTED, AGENT_DISABLED:
+        the proto enum's names without their ACCESS_REASON_ prefix)
         otherwise.
         """
         agent = await live_agent(db, agent_id)

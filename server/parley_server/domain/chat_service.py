@@ -16,9 +16,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
@@ -35,10 +35,17 @@ from parley_server.domain.chat_events import (
     Finished,
     MessageCreated,
 )
+from parley_server.domain.chat_updates import Accepted, ChatUpdate, Ended, TextChunk, WatchUpdate
 from parley_server.domain.clock import utcnow
-from parley_server.domain.conversation_service import ConversationService, message_content
-from parley_server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from parley_server.domain.event_bus import EventBus, Subscription
+from parley_server.domain.conversation_service import (
+    DEFAULT_HISTORY_CHARS,
+    DEFAULT_HISTORY_MESSAGES,
+    ConversationService,
+    message_content,
+)
+from parley_server.domain.conversation_watch import ConversationWatch
+from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange
+from parley_server.domain.event_bus import EventBus
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
 from parley_server.domain.ownership import owned_conversation, owned_message
@@ -46,46 +53,14 @@ from parley_server.domain.validation import Violations, only_uuid
 
 log = logging.getLogger(__name__)
 
-HISTORY_MAX_MESSAGES = 50
-HISTORY_MAX_CHARS = 100_000
 # How long CancelGeneration waits for the owning replica to confirm the stop
 # before deciding the owner is gone and cancelling in the database itself.
 CANCEL_CONFIRM_SECONDS = 3.0
+# The stored text of a generation running on another replica trails its live
+# deltas by up to one persist interval (plus the NOTIFY hop): a resume offset
+# beyond it is OUT_OF_RANGE only once this much longer has passed.
+OFFSET_SETTLE_SLACK_SECONDS = 1.0
 FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
-
-
-@dataclass(frozen=True)
-class Accepted:
-    user_message: Message
-    assistant_message_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class TextChunk:
-    message_id: uuid.UUID
-    offset: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Ended:
-    """The final message: COMPLETE, CANCELLED or FAILED (with its partial text)."""
-
-    message: Message
-
-
-ChatUpdate = Accepted | TextChunk | Ended
-
-
-@dataclass(frozen=True)
-class WatchUpdate:
-    """One change to a watched conversation; exactly one field is set."""
-
-    message_created: Message | None = None
-    delta: TextChunk | None = None
-    message_completed: Message | None = None
-    conversation_updated: Conversation | None = None
-    conversation_deleted: uuid.UUID | None = None
 
 
 class ChatService:
@@ -117,6 +92,7 @@ class ChatService:
             sweep_interval=sweep_interval,
         )
         self._activity = activity
+        self._persist_interval = persist_interval
 
     async def start(self) -> None:
         await self.generations.start()
@@ -192,7 +168,7 @@ class ChatService:
         conversation.update_time = now
         await db.flush()
         turns = await self._conversations.history_for_agent(
-            db, conversation, agent, HISTORY_MAX_MESSAGES, HISTORY_MAX_CHARS
+            db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
         )
         spec = GenerationSpec(
             message_id=assistant_id,
@@ -250,15 +226,56 @@ class ChatService:
         async with self._db.transaction() as db:
             message, conversation = await owned_message(db, mid, caller.user_id)
         if message.role is not MessageRole.ASSISTANT:
-            raise FailedPrecondition("only assistant messages are generated", reason="NOT_A_GENERATION")
+            raise InvalidArgument(
+                [FieldViolation("message_id", "is not an assistant message; only answers are generated")],
+                reason="NOT_A_GENERATION",
+            )
+        await self._require_offset_within_text(mid, offset)
         async for chat_update in self._follow(conversation.id, mid, offset):
             yield chat_update
+
+    async def _require_offset_within_text(self, message_id: uuid.UUID, offset: int) -> None:
+        """OUT_OF_RANGE unless offset is within the text generated so far.
+
+        The buffer of a generation running here, or the row of a finished
+        message, is the whole text. The row of a generation running on
+        another replica may lag what its client already saw, so an offset
+        beyond it is looked at again until the lag has passed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._persist_interval + OFFSET_SETTLE_SLACK_SECONDS
+        while True:
+            length, whole = await self._text_length(message_id)
+            if offset <= length:
+                return
+            if whole or loop.time() >= deadline:
+                raise OutOfRange(
+                    f"offset {offset} is beyond the {length} characters generated so far",
+                    reason="OFFSET_OUT_OF_RANGE",
+                    metadata={"length": str(length)},
+                )
+            await asyncio.sleep(0.1)
+
+    async def _text_length(self, message_id: uuid.UUID) -> tuple[int, bool]:
+        """Code points of text generated so far, and whether that is known to be all of it."""
+        live = self.generations.snapshot(message_id)
+        if live is not None:
+            return len(live), True
+        async with self._db.transaction() as db:
+            row = (
+                await db.execute(
+                    select(func.char_length(Message.content), Message.state).where(Message.id == message_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+        return int(row[0]), row[1] in FINAL_STATES
 
     async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
         with self._activity.chat_stream():
             async with self._bus.subscribe(conversation_id) as subscription:
-                (position, chunk), final = await self._catch_up(message_id, offset, first=True)
+                (position, chunk), final = await self._catch_up(message_id, offset)
                 if chunk:
                     yield chunk
                 while final is None:
@@ -293,7 +310,7 @@ class ChatService:
                 yield Ended(final)
 
     async def _catch_up(
-        self, message_id: uuid.UUID, position: int, *, first: bool = False
+        self, message_id: uuid.UUID, position: int
     ) -> tuple[tuple[int, TextChunk | None], Message | None]:
         """The text after position that the client has not seen, and the final message if it ended.
 
@@ -313,8 +330,6 @@ class ChatService:
                 raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
             final = message if message.state in FINAL_STATES else None
             current = message.content
-        if first and position > len(current) and final is not None:
-            raise InvalidArgument([FieldViolation("offset", f"is beyond the message's {len(current)} characters")])
         if position >= len(current):
             return (position, None), final
         return (len(current), TextChunk(message_id, position, current[position:])), final
@@ -365,48 +380,10 @@ class ChatService:
     # -- WatchConversation ---------------------------------------------------
 
     async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
-        """The conversation as it is now, then every change to it until it is deleted."""
+        """The conversation as it is now, then every change to it until it is deleted (see conversation_watch)."""
         cid = only_uuid("conversation_id", conversation_id)
+        watch = ConversationWatch(self._db, self.generations, caller, cid)
         with self._activity.chat_stream():
             async with self._bus.subscribe(cid) as subscription:
-                async with self._db.transaction() as db:
-                    conversation = await owned_conversation(db, cid, caller.user_id)
-                # The current state first: the watcher knows where it starts,
-                # and that from here on it misses nothing.
-                yield WatchUpdate(conversation_updated=conversation)
-                while True:
-                    update_ = await self._watch_update(caller, cid, subscription)
-                    if update_ is None:
-                        continue
+                async for update_ in watch.follow(subscription):
                     yield update_
-                    if update_.conversation_deleted is not None:
-                        return
-
-    async def _watch_update(self, caller: Caller, cid: uuid.UUID, subscription: Subscription) -> WatchUpdate | None:
-        event = await subscription.next()
-        if event is None:
-            # Events were lost; tell the watcher the conversation's current state.
-            return WatchUpdate(conversation_updated=await self._conversation_or_none(caller, cid))
-        if isinstance(event, Delta):
-            return WatchUpdate(delta=TextChunk(event.message_id, event.offset, event.text))
-        if isinstance(event, ConversationDeleted):
-            return WatchUpdate(conversation_deleted=cid)
-        if isinstance(event, ConversationChanged):
-            conversation = await self._conversation_or_none(caller, cid)
-            return WatchUpdate(conversation_updated=conversation) if conversation else None
-        if isinstance(event, (MessageCreated, Finished)):
-            async with self._db.transaction() as db:
-                message = await db.get(Message, event.message_id)
-            if message is None:
-                return None
-            if isinstance(event, MessageCreated):
-                return WatchUpdate(message_created=message)
-            return WatchUpdate(message_completed=message)
-        return None
-
-    async def _conversation_or_none(self, caller: Caller, cid: uuid.UUID) -> Conversation | None:
-        async with self._db.transaction() as db:
-            try:
-                return await owned_conversation(db, cid, caller.user_id)
-            except NotFound:
-                return None

@@ -47,8 +47,9 @@ MAX_QUERY_LENGTH = 200
 MAX_CONTENT_LENGTH = 100_000
 UPDATABLE_PATHS = {"title", "archived", "pinned"}
 DEFAULT_EMPTY_AGE = timedelta(hours=24)
-# GetMessagesForAgent budgets: 0 means the default; larger values are capped
-# so one response stays well under the gRPC message size limit.
+# The history a model gets with each SendMessage, which GetMessagesForAgent
+# shows when asked with 0 budgets. Larger budgets are refused beyond these
+# maxima, so one response stays well under the gRPC message size limit.
 DEFAULT_HISTORY_MESSAGES = 50
 MAX_HISTORY_MESSAGES = 500
 DEFAULT_HISTORY_CHARS = 100_000
@@ -110,10 +111,12 @@ def message_content(v: Violations, field: str, value: str) -> str:
 
 
 def _budget(v: Violations, field: str, value: int, default: int, maximum: int) -> int:
-    """A history budget: 0 means default, larger than maximum is capped, negative is an error."""
+    """A history budget: 0 means default; negative or larger than maximum is an error."""
     if value < 0:
         v.add(field, "must not be negative")
-    return min(value or default, maximum)
+    elif value > maximum:
+        v.add(field, f"must be at most {maximum:,}")
+    return value or default
 
 
 def _fitting(messages: Sequence[Message], size: int) -> int:
@@ -350,7 +353,11 @@ class ConversationService:
     async def get_messages_for_agent(
         self, caller: Caller, conversation_id: str, max_messages: int, max_chars: int
     ) -> list[ChatTurn]:
-        """GetMessagesForAgent: see `history_for_agent`; 0 budgets mean 50 messages / 100,000 chars."""
+        """GetMessagesForAgent: see `history_for_agent`; 0 budgets mean what SendMessage uses.
+
+        The agent's system prompt is shown to admins only, as GetAgent does:
+        other callers get the history without it, though the model gets it too.
+        """
         v = Violations()
         cid = v.uuid("conversation_id", conversation_id)
         max_messages = _budget(v, "max_messages", max_messages, DEFAULT_HISTORY_MESSAGES, MAX_HISTORY_MESSAGES)
@@ -361,15 +368,24 @@ class ConversationService:
             conversation = await owned_conversation(db, cid, caller.user_id)
             agent = await db.get(Agent, conversation.agent_id)
             assert agent is not None  # agents are soft-deleted, never removed
-            return await self.history_for_agent(db, conversation, agent, max_messages, max_chars)
+            return await self.history_for_agent(
+                db, conversation, agent, max_messages, max_chars, system_prompt=caller.is_admin
+            )
 
     async def history_for_agent(
-        self, db: AsyncSession, conversation: Conversation, agent: Agent, max_messages: int, max_chars: int
+        self,
+        db: AsyncSession,
+        conversation: Conversation,
+        agent: Agent,
+        max_messages: int,
+        max_chars: int,
+        *,
+        system_prompt: bool = True,
     ) -> list[ChatTurn]:
         """The turns to send to the model, in chronological order.
 
-        The agent's system prompt (if any) comes first and counts against
-        neither budget. Then the newest messages that fit both budgets,
+        The agent's system prompt (if any, and unless system_prompt is false)
+        comes first and counts against neither budget. Then the newest messages that fit both budgets,
         dropping the oldest first and keeping whole messages, except that the
         newest message is always kept (cut to its last max_chars characters
         if it alone is larger) so the model always sees the latest turn.
@@ -399,7 +415,7 @@ class ConversationService:
         turns = [ChatTurn(_TURN_ROLES[role], content) for role, content in rows]
         if turns and len(turns[-1].content) > max_chars:
             turns[-1] = ChatTurn(turns[-1].role, turns[-1].content[-max_chars:])
-        if agent.system_prompt.strip():
+        if system_prompt and agent.system_prompt.strip():
             turns.insert(0, ChatTurn("system", agent.system_prompt))
         return turns
 

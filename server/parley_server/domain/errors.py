@@ -68,6 +68,12 @@ class FailedPrecondition(DomainError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class OutOfRange(DomainError):
+    """A position past the end of what exists now; valid again once it exists."""
+
+    default_reason = "OUT_OF_RANGE"
+
+
 class ResourceExhausted(DomainError):
     default_reason = "RESOURCE_EXHAUSTED"
 

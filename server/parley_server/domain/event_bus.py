@@ -39,8 +39,9 @@ class Subscription:
     """Events of one conversation for one consumer.
 
     If the consumer falls more than QUEUE_LIMIT events behind, or the bus
-    loses its LISTEN connection, the queued events are dropped and `next`
-    returns None once: the consumer must resynchronise from stored state.
+    lost its LISTEN connection (once it has it back), the queued events are
+    dropped and `next` returns None once: the consumer must resynchronise
+    from stored state.
     """
 
     def __init__(self, conversation_id: uuid.UUID) -> None:
@@ -158,9 +159,6 @@ class EventBus:
         if self._closing:
             return
         log.warning("lost the LISTEN connection; reconnecting")
-        for subscriptions in self._subscribers.values():
-            for subscription in subscriptions:
-                subscription.mark_lagged()
         self._tasks.append(asyncio.create_task(self._reconnect_listener()))
 
     async def _reconnect_listener(self) -> None:
@@ -168,11 +166,19 @@ class EventBus:
         while not self._closing:
             try:
                 await self._connect_listener()
-                return
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("LISTEN reconnect failed: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            # What other replicas published while nobody listened is lost.
+            # Subscribers resynchronise now that listening has resumed: had
+            # they done so when the connection dropped, they would still miss
+            # whatever was published during the outage.
+            for subscriptions in self._subscribers.values():
+                for subscription in subscriptions:
+                    subscription.mark_lagged()
+            return
 
     async def _sender(self) -> None:
         while True:

@@ -1,7 +1,7 @@
 """Ownership checks shared by every service that serves a user's own data.
 
 Another user's resource is reported exactly like a missing one (NOT_FOUND),
-so ids cannot be probed for existence (API.md, "Ownership").
+so ids cannot be probed for existence (conversation.proto and chat.proto promise it).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Why it stays fast on millions of messages, on any replica, cached or not:
   snapshot, which dashboards do not need).
 - A result is cached for CACHE_SECONDS per (start, end) widened to whole
   minutes, so dashboards polling "the last 30 days" share one computation
-  (API.md: "cached briefly"). Concurrent misses of one key share a single
+  (admin.proto promises "cached briefly"). Concurrent misses of one key share a single
   computation. It is the only thing a replica keeps: stored days are exact,
   since deleting usage forgets them in the deleting transaction.
 

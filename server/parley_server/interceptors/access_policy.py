@@ -17,7 +17,7 @@ class Access(enum.Enum):
     # verification: it must be able to see itself, resend the verification
     # email, log out and delete itself.
     AUTHENTICATED = "authenticated"
-    # An ACTIVE account (API.md's "user").
+    # An ACTIVE account: email verified, not waitlisted or disabled.
     USER = "user"
     # Role ADMIN.
     ADMIN = "admin"

@@ -15,7 +15,8 @@ from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 
 from parley_server.db.models import MessageState
 from parley_server.domain.caller import require_caller
-from parley_server.domain.chat_service import Accepted, ChatService, ChatUpdate, Ended, TextChunk
+from parley_server.domain.chat_service import ChatService
+from parley_server.domain.chat_updates import Accepted, ChatUpdate, Ended, TextChunk
 from parley_server.rpc.convert import conversation_to_proto, message_to_proto
 
 Ctx = grpc.aio.ServicerContext

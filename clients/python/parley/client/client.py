@@ -249,11 +249,12 @@ class ParleyClient:
         return response.message
 
     async def watch(self, conversation_id: str) -> AsyncIterator[WatchEvent]:
-        """Every change to a conversation from now on, until it is deleted.
+        """The conversation as it is now (ConversationUpdated), then every change to it until it is deleted.
 
-        Not resumed on disconnect (changes in between would be missed
-        silently): on ParleyError UNAVAILABLE, re-read the state with
-        ConversationService and watch again.
+        Nothing after the first event is missed (events the server loses it
+        replays from stored state), so list older messages after it. Not
+        resumed on disconnect (changes in between would be missed
+        silently): on ParleyError UNAVAILABLE, watch again and re-read.
         """
         call = self._chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=conversation_id))
         try:

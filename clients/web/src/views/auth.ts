@@ -1,9 +1,12 @@
-// Sign in, create an account, verify the email address.
+// Sign in, create an account, verify the email address, reset a forgotten
+// password.
 //
 // Verification: Parley emails a link `<PARLEY_PUBLIC_URL>/verify?token=...`
-// that opens this page; the token can also be pasted by hand. With the
-// development outbox backend no email leaves the machine: `parley outbox`
-// prints it, and the verify step says so.
+// that opens this page; the token can also be pasted by hand. A password
+// reset works the same way: "Forgot your password?" asks for the email, and
+// the emailed link `<PARLEY_PUBLIC_URL>/reset-password?token=...` opens the
+// form that sets the new one. With the development outbox backend no email
+// leaves the machine: `parley outbox` prints it, and both steps say so.
 
 import { UserState, type User } from "../gen/parley/auth/v1/auth_pb";
 import type { Api } from "../api";
@@ -36,6 +39,7 @@ export class AuthView {
       label("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
       error,
       h("button", { type: "submit", class: "primary" }, "Sign in"),
+      h("p", { class: "switch" }, link("Forgot your password?", () => this.showForgot(field(form, "email")))),
       h("p", { class: "switch" }, "New here? ", link("Create an account", () => this.showRegister())),
     );
     form.addEventListener("submit", (event) => {
@@ -103,6 +107,85 @@ export class AuthView {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       void busy(form, () => this.verify(field(form, "token"), email, error));
+    });
+    replace(this.root, form);
+    focusFirst(form);
+  }
+
+  /** Ask for a password reset link. The answer never says whether the account exists. */
+  showForgot(email = ""): void {
+    const error = h("p", { class: "error", role: "alert", hidden: true });
+    const form = h(
+      "form",
+      { class: "card", id: "forgot-form", "aria-labelledby": "forgot-title" },
+      h("h1", { id: "forgot-title" }, "Reset your password"),
+      h("p", {}, "Enter your account's email address and we will send you a link to choose a new password."),
+      label("Email", h("input", { name: "email", type: "email", autocomplete: "username", required: true, value: email })),
+      error,
+      h("button", { type: "submit", class: "primary" }, "Send the link"),
+      h("p", { class: "switch" }, link("Back to sign in", () => this.showSignIn("", field(form, "email")))),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void busy(form, async () => {
+        const address = field(form, "email");
+        try {
+          await this.api.auth.requestPasswordReset({ email: address });
+          this.showResetSent(address);
+        } catch (err) {
+          showError(error, describeError(err));
+        }
+      });
+    });
+    replace(this.root, form);
+    focusFirst(form);
+  }
+
+  private showResetSent(email: string): void {
+    const card = h(
+      "section",
+      { class: "card", id: "reset-sent", "aria-labelledby": "reset-sent-title" },
+      h("h1", { id: "reset-sent-title" }, "Check your email"),
+      h(
+        "p",
+        { role: "status" },
+        "If an account exists for ",
+        h("strong", {}, email),
+        ", we sent it a link to choose a new password. The link works once, within an hour.",
+      ),
+      h("p", { class: "hint" }, "Running Parley on your machine? No email is sent: ", h("code", {}, `parley outbox --to ${email}`), " prints it."),
+      h("p", { class: "switch" }, link("Back to sign in", () => this.showSignIn("", email))),
+    );
+    replace(this.root, card);
+  }
+
+  /** The form the emailed /reset-password?token= link opens: choose the new password. */
+  showReset(token: string): void {
+    const error = h("p", { class: "error", role: "alert", hidden: true });
+    const form = h(
+      "form",
+      { class: "card", id: "reset-form", "aria-labelledby": "reset-title" },
+      h("h1", { id: "reset-title" }, "Choose a new password"),
+      label(
+        "New password (at least 10 characters)",
+        h("input", { name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: "10" }),
+      ),
+      error,
+      h("button", { type: "submit", class: "primary" }, "Set the new password"),
+      h("p", { class: "switch" }, link("Ask for a new link", () => this.showForgot()), " · ", link("Back to sign in", () => this.showSignIn())),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void busy(form, async () => {
+        try {
+          await this.api.auth.resetPassword({ token, newPassword: field(form, "new_password") });
+          // Every session of the account was revoked, this browser's too.
+          tokens.clear();
+          this.showSignIn("Your password is changed. Sign in with the new one.");
+        } catch (err) {
+          showError(error, describeError(err));
+        }
+      });
     });
     replace(this.root, form);
     focusFirst(form);

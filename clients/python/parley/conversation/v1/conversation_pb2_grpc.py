@@ -168,8 +168,12 @@ class ConversationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMessagesForAgent(self, request, context):
-        """Returns the history formatted for the model: the agent's system prompt
-        first, then role/content pairs, trimmed oldest-first to the given budget.
+        """Returns the history as a model receives it: role/content pairs of the
+        newest messages that fit the budget, oldest first (the default budget is
+        the one SendMessage uses). The model also gets the agent's system prompt
+        before them; it is listed here for admins only (as GetAgent shows
+        system_prompt), so for other callers the list is the model's context
+        minus that prompt.
         Access: user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -137,7 +137,7 @@ export const DailyCountSchema: GenMessage<DailyCount> = /*@__PURE__*/
   messageDesc(file_parley_admin_v1_admin, 2);
 
 /**
- * Messages of one agent on one UTC day.
+ * Chat messages sent to one agent on one UTC day.
  *
  * @generated from message parley.admin.v1.AgentDailyCount
  */
@@ -157,7 +157,9 @@ export type AgentDailyCount = Message<"parley.admin.v1.AgentDailyCount"> & {
   agentId: string;
 
   /**
-   * Messages in conversations with the agent on that day.
+   * Chat messages users sent to the agent with SendMessage that day: one per
+   * exchange, whatever its outcome; answers and CreateMessage are not counted
+   * (the figure daily quotas count).
    *
    * @generated from field: int64 count = 3;
    */
@@ -172,7 +174,7 @@ export const AgentDailyCountSchema: GenMessage<AgentDailyCount> = /*@__PURE__*/
   messageDesc(file_parley_admin_v1_admin, 3);
 
 /**
- * Messages of one agent over the range.
+ * Chat messages sent to one agent over the range.
  *
  * @generated from message parley.admin.v1.AgentCount
  */
@@ -192,7 +194,8 @@ export type AgentCount = Message<"parley.admin.v1.AgentCount"> & {
   agentName: string;
 
   /**
-   * Messages in conversations with the agent in the range.
+   * Chat messages users sent to the agent with SendMessage in the range,
+   * counted as in AgentDailyCount.
    *
    * @generated from field: int64 message_count = 3;
    */
@@ -234,7 +237,9 @@ export type Stats = Message<"parley.admin.v1.Stats"> & {
   totalConversations: bigint;
 
   /**
-   * Current number of messages.
+   * Current number of stored messages of every role, however added: a
+   * SendMessage exchange stores two (the user's and the answer), CreateMessage
+   * one. Not comparable with the chat message counts below.
    *
    * @generated from field: int64 total_messages = 4;
    */
@@ -249,23 +254,24 @@ export type Stats = Message<"parley.admin.v1.Stats"> & {
   newUsersPerDay: DailyCount[];
 
   /**
-   * Users who sent at least one message, per UTC day in the range, oldest
-   * first, days without any included as 0.
+   * Users who sent at least one chat message (SendMessage), per UTC day in
+   * the range, oldest first, days without any included as 0.
    *
    * @generated from field: repeated parley.admin.v1.DailyCount active_users_per_day = 6;
    */
   activeUsersPerDay: DailyCount[];
 
   /**
-   * Messages per UTC day and agent in the range, by day then agent_id; only
-   * non-zero counts.
+   * Chat messages sent (SendMessage exchanges) per UTC day and agent in the
+   * range, by day then agent_id; only non-zero counts.
    *
    * @generated from field: repeated parley.admin.v1.AgentDailyCount messages_per_day_per_agent = 7;
    */
   messagesPerDayPerAgent: AgentDailyCount[];
 
   /**
-   * At most 10 agents with the most messages in the range, most first.
+   * At most 10 agents with the most chat messages sent in the range, most
+   * first.
    *
    * @generated from field: repeated parley.admin.v1.AgentCount top_agents = 8;
    */

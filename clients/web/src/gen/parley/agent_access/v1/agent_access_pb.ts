@@ -438,7 +438,11 @@ export const ListAgentGrantsResponseSchema: GenMessage<ListAgentGrantsResponse> 
   messageDesc(file_parley_agent_access_v1_agent_access, 13);
 
 /**
- * Why the caller may or may not use an agent.
+ * Why the caller may or may not use an agent. When a call is refused for one
+ * of these reasons, ErrorInfo.reason is the value's name without the
+ * ACCESS_REASON_ prefix, like every other reason: PREMIUM_REQUIRED,
+ * NOT_GRANTED and AGENT_DISABLED with PERMISSION_DENIED, QUOTA_EXCEEDED with
+ * RESOURCE_EXHAUSTED.
  *
  * @generated from enum parley.agent_access.v1.AccessReason
  */

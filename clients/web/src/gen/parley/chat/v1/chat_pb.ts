@@ -313,7 +313,8 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
  */
 export type ResumeStreamRequest = Message<"parley.chat.v1.ResumeStreamRequest"> & {
   /**
-   * UUID of an assistant message; other roles are INVALID_ARGUMENT.
+   * UUID of an assistant message; other roles are INVALID_ARGUMENT
+   * (reason NOT_A_GENERATION).
    *
    * @generated from field: string message_id = 1;
    */
@@ -321,7 +322,9 @@ export type ResumeStreamRequest = Message<"parley.chat.v1.ResumeStreamRequest"> 
 
   /**
    * Code points of content the client already has; 0 = from the start.
-   * Negative or beyond the content generated so far is OUT_OF_RANGE.
+   * Negative is INVALID_ARGUMENT. Beyond the content generated so far, while
+   * streaming too, is OUT_OF_RANGE (reason OFFSET_OUT_OF_RANGE, with the
+   * current length in ErrorInfo.metadata "length").
    *
    * @generated from field: int64 offset = 2;
    */
@@ -545,9 +548,9 @@ export const ChatService: GenService<{
    * Checks agent access and quota, stores the user message, starts the
    * generation and streams its events: accepted, then deltas and usage, then
    * exactly one of completed, failed or cancelled, after which the stream
-   * ends with OK. No access is PERMISSION_DENIED (ErrorInfo.reason is the
-   * AccessReason name) and an exhausted quota is RESOURCE_EXHAUSTED, both
-   * before anything is stored. A retried request_id creates no second
+   * ends with OK. No access is PERMISSION_DENIED and an exhausted quota is
+   * RESOURCE_EXHAUSTED (ErrorInfo.reason as AccessReason says), both before
+   * anything is stored. A retried request_id creates no second
    * exchange: it re-attaches to the first, replaying accepted and the whole
    * text so far, then continuing live. Access: user.
    *
@@ -586,9 +589,17 @@ export const ChatService: GenService<{
   /**
    * Streams every change to a conversation as it happens (new messages,
    * deltas, completions, title and other updates, deletion), for other tabs
-   * and devices, across replicas. Only changes after the call starts are sent;
-   * read the current state with ConversationService first. The stream ends
-   * with OK after conversation_deleted. Access: user.
+   * and devices, across replicas. The first event is conversation_updated
+   * with the conversation as it is when the watch starts; no change after it
+   * is missed, so read older messages (ListMessages) after that event: a
+   * message may then arrive both ways (match by id). The deltas of a message
+   * are contiguous from offset 0: one already streaming when the watch starts
+   * gets its text so far first. If the server loses events (a watcher too
+   * slow, a lost database connection), it sends what was missed from stored
+   * state: message_created for messages added meanwhile, a delta with each
+   * followed message's missing text, message_completed for those that
+   * finished, then conversation_updated (or conversation_deleted). The stream
+   * ends with OK after conversation_deleted. Access: user.
    *
    * @generated from rpc parley.chat.v1.ChatService.WatchConversation
    */

@@ -240,7 +240,8 @@ export const AgentMessageSchema: GenMessage<AgentMessage> = /*@__PURE__*/
  */
 export type CreateConversationRequest = Message$1<"parley.conversation.v1.CreateConversationRequest"> & {
   /**
-   * UUID of an agent the caller may use now; otherwise PERMISSION_DENIED, or
+   * UUID of an agent the caller may use now; otherwise PERMISSION_DENIED
+   * (ErrorInfo.reason as parley.agent_access.v1.AccessReason says), or
    * NOT_FOUND if the agent does not exist.
    *
    * @generated from field: string agent_id = 1;
@@ -697,8 +698,8 @@ export type GetMessagesForAgentRequest = Message$1<"parley.conversation.v1.GetMe
   conversationId: string;
 
   /**
-   * Most history messages to keep (the system prompt not counted); 0 = no
-   * limit, negative = INVALID_ARGUMENT.
+   * Most history messages to keep (the system prompt not counted); 0 = 50,
+   * what SendMessage uses. Negative or above 500 is INVALID_ARGUMENT.
    *
    * @generated from field: int32 max_messages = 2;
    */
@@ -706,7 +707,9 @@ export type GetMessagesForAgentRequest = Message$1<"parley.conversation.v1.GetMe
 
   /**
    * Most characters of history content to keep (the system prompt not
-   * counted); 0 = no limit, negative = INVALID_ARGUMENT.
+   * counted); 0 = 100000, what SendMessage uses. Negative or above 500000 is
+   * INVALID_ARGUMENT. The newest message is always kept, cut to its last
+   * max_chars characters if it alone is longer.
    *
    * @generated from field: int32 max_chars = 3;
    */
@@ -727,8 +730,9 @@ export const GetMessagesForAgentRequestSchema: GenMessage<GetMessagesForAgentReq
  */
 export type GetMessagesForAgentResponse = Message$1<"parley.conversation.v1.GetMessagesForAgentResponse"> & {
   /**
-   * The agent's system prompt (SYSTEM, omitted if empty) then the newest
-   * messages that fit the budget, oldest first.
+   * For an admin, the agent's system prompt first (SYSTEM, omitted if
+   * empty); then the newest messages that fit the budget, oldest first
+   * (messages without text, such as a failed answer's, are skipped).
    *
    * @generated from field: repeated parley.conversation.v1.AgentMessage messages = 1;
    */
@@ -1061,8 +1065,12 @@ export const ConversationService: GenService<{
     output: typeof ListMessagesResponseSchema;
   },
   /**
-   * Returns the history formatted for the model: the agent's system prompt
-   * first, then role/content pairs, trimmed oldest-first to the given budget.
+   * Returns the history as a model receives it: role/content pairs of the
+   * newest messages that fit the budget, oldest first (the default budget is
+   * the one SendMessage uses). The model also gets the agent's system prompt
+   * before them; it is listed here for admins only (as GetAgent shows
+   * system_prompt), so for other callers the list is the model's context
+   * minus that prompt.
    * Access: user.
    *
    * @generated from rpc parley.conversation.v1.ConversationService.GetMessagesForAgent
