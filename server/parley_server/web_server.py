@@ -21,11 +21,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from parley_server.envoy_config import REPO_ROOT
-
 log = logging.getLogger(__name__)
 
-WEB_DIST = REPO_ROOT / "clients" / "web" / "dist"
+WEB_DIST = Path(__file__).resolve().parents[2] / "clients" / "web" / "dist"
 
 NOT_BUILT_PAGE = b"""<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>Parley</title>
