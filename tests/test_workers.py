@@ -45,7 +45,7 @@ def test_workers_serve_grpc_web_behind_one_envoy_that_stops_last(tmp_path: Path)
                 f"{served.web_url}/grpc.health.v1.Health/Check", method="POST", headers=GRPC_WEB, body=EMPTY_FRAME
             )
             assert status == 200 and b"grpc-status:0" in body
-        assert http(served.web_url + "/")[0] in (200, 503)  # the page (or how to build it), not Envoy's 404
+        assert http(served.web_url + "/")[0] == 200  # the page, not Envoy's 404
     finally:
         code = served.stop()
     assert code == 0, served.log_tail()

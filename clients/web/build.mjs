@@ -1,6 +1,8 @@
-// Bundle the page into dist/: app.js (all TypeScript and the runtime
-// libraries, minified), app.css, index.html. Prints the sizes, raw and gzip,
-// because the bundle size is a number the README keeps.
+// Bundle the page into the server package (server/parley_server/static),
+// where `parley serve` finds it in a checkout and in a wheel alike: app.js
+// (all TypeScript and the runtime libraries, minified), app.css, index.html.
+// Prints the sizes, raw and gzip, because the bundle size is a number the
+// README keeps. `pip install` runs this (hatch_build.py).
 import { build } from "esbuild";
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -8,14 +10,14 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, "dist");
+const outdir = join(here, "..", "..", "server", "parley_server", "static");
 
-rmSync(dist, { recursive: true, force: true });
-mkdirSync(dist, { recursive: true });
+rmSync(outdir, { recursive: true, force: true });
+mkdirSync(outdir, { recursive: true });
 await build({
   // main.ts imports styles.css, so esbuild writes app.css beside app.js.
   entryPoints: { app: join(here, "src/main.ts") },
-  outdir: dist,
+  outdir,
   bundle: true,
   minify: true,
   format: "iife",
@@ -23,10 +25,10 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
-copyFileSync(join(here, "src/index.html"), join(dist, "index.html"));
+copyFileSync(join(here, "src/index.html"), join(outdir, "index.html"));
 
 for (const name of ["app.js", "app.css", "index.html"]) {
-  const bytes = readFileSync(join(dist, name));
+  const bytes = readFileSync(join(outdir, name));
   const kb = (n) => (n / 1024).toFixed(1) + " KB";
-  console.log(`dist/${name.padEnd(10)} ${kb(bytes.length).padStart(9)} raw ${kb(gzipSync(bytes, { level: 9 }).length).padStart(9)} gzip`);
+  console.log(`static/${name.padEnd(10)} ${kb(bytes.length).padStart(9)} raw ${kb(gzipSync(bytes, { level: 9 }).length).padStart(9)} gzip`);
 }

@@ -20,7 +20,7 @@ from typing import Any
 from parley.client import terminal
 from sqlalchemy import select
 
-from parley_server import __version__
+from parley_server import __version__, web_server
 from parley_server.app import App, build_app
 from parley_server.config import ConfigError, Settings
 from parley_server.db.database import Database
@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "outbox": lambda app: _outbox(app, args.recipient, args.limit),
     }
     try:
+        if args.command == "serve" and not args.no_envoy:
+            web_server.check_page(web_server.PAGE_DIR)  # before anything starts
         if args.command == "serve" and args.workers > 1:
             address = args.addr or settings.grpc_addr
             return serve_in_workers(

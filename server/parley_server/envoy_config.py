@@ -1,4 +1,4 @@
-"""Render the Envoy config template (`envoy.yaml` at the repository root).
+"""Render the Envoy config template (`envoy.yaml`, beside this module).
 
 The template stays a readable Envoy file with `${...}` placeholders
 (string.Template) rather than a config built in Python, so operators can read
@@ -15,8 +15,8 @@ from string import Template
 
 from parley_server.config import ConfigError, Settings, split_host_port
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-TEMPLATE_PATH = REPO_ROOT / "envoy.yaml"
+# Package data: found the same way in a checkout and in an installed wheel.
+TEMPLATE_PATH = Path(__file__).with_name("envoy.yaml")
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
 
 

@@ -1,9 +1,15 @@
-"""A small static-file server for the web page (clients/web/dist), behind Envoy.
+"""A small static-file server for the web page, behind Envoy.
 
 Envoy routes everything that is not a gRPC path here, so the page and its
 gRPC-web calls share one origin. It is the standard library's threading HTTP
 server on loopback: the page is three files, and the process already runs;
 a separate web server or Envoy's file serving would be one more thing to set up.
+
+The page is package data (`parley_server/static`, bundled from clients/web
+when Parley is built, see hatch_build.py), so a checkout and an installed
+wheel serve it from the same place. An installation without it is broken:
+`parley serve` refuses to start, saying so (`check_page`), rather than
+serving a bridge with no page.
 
 Paths without a file extension that match no file (`/verify?token=...` from
 the verification email, `/reset-password?...`) get index.html, so the page
@@ -21,21 +27,18 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from parley_server.envoy_config import REPO_ROOT
-
 log = logging.getLogger(__name__)
 
-WEB_DIST = REPO_ROOT / "clients" / "web" / "dist"
+PAGE_DIR = Path(__file__).with_name("static")
 
-NOT_BUILT_PAGE = b"""<!doctype html>
-<html lang="en"><meta charset="utf-8"><title>Parley</title>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem">
-<h1>Parley</h1>
-<p>The gRPC-web bridge is running, but the web page has not been built yet.</p>
-<p>Build it with <code>npm ci &amp;&amp; npm run build</code> in <code>clients/web</code>,
-then reload this page.</p>
-</body></html>
-"""
+
+def check_page(root: Path) -> None:
+    """Raise FileNotFoundError, in one sentence, when root holds no built page."""
+    if not (root / "index.html").is_file():
+        raise FileNotFoundError(
+            f"the web page is missing from this installation ({root / 'index.html'}): "
+            "reinstall Parley (its build bundles the page), or serve gRPC alone with --no-envoy"
+        )
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
@@ -52,10 +55,7 @@ class _PageHandler(SimpleHTTPRequestHandler):
     }
 
     def send_head(self) -> Any:
-        root = Path(self.directory)
         path = self.path.split("?", 1)[0].split("#", 1)[0]
-        if not (root / "index.html").is_file():
-            return self._not_built()
         if path.endswith("/") and path != "/":
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
@@ -80,15 +80,6 @@ class _PageHandler(SimpleHTTPRequestHandler):
         self.send_error(HTTPStatus.NOT_FOUND)
         return None
 
-    def _not_built(self) -> None:
-        self.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(NOT_BUILT_PAGE)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(NOT_BUILT_PAGE)
-        return None
-
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("web %s " + format, self.address_string(), *args)
 
@@ -96,8 +87,7 @@ class _PageHandler(SimpleHTTPRequestHandler):
 class WebServer:
     """The static-file server on 127.0.0.1 and an ephemeral port, in one thread."""
 
-    def __init__(self, root: Path = WEB_DIST) -> None:
-        self.root = root
+    def __init__(self, root: Path = PAGE_DIR) -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_PageHandler, directory=str(root)))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="parley-web", daemon=True)
@@ -107,8 +97,6 @@ class WebServer:
         return int(self._httpd.server_address[1])
 
     def start(self) -> None:
-        if not (self.root / "index.html").is_file():
-            log.warning("web page not built (%s missing): run `npm ci && npm run build` in clients/web", self.root)
         self._thread.start()
 
     async def stop(self) -> None:
