@@ -6,13 +6,14 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_parley_api_v1_access } from "../../api/v1/access_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file parley/auth/v1/auth.proto.
  */
 export const file_parley_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChlwYXJsZXkvYXV0aC92MS9hdXRoLnByb3RvEg5wYXJsZXkuYXV0aC52MSKUAgoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSIgoEcm9sZRgEIAEoDjIULnBhcmxleS5hdXRoLnYxLlJvbGUSKAoFc3RhdGUYBSABKA4yGS5wYXJsZXkuYXV0aC52MS5Vc2VyU3RhdGUSDwoHcHJlbWl1bRgGIAEoCBIWCg5lbWFpbF92ZXJpZmllZBgHIAEoCBIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbGFzdF9sb2dpbl90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhMKC2ludml0ZV9jb2RlGAQgASgJIjYKEFJlZ2lzdGVyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiLwoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIrUBCglUb2tlblBhaXISFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJeCg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLnBhcmxleS5hdXRoLnYxLlRva2VuUGFpchIiCgR1c2VyGAIgASgLMhQucGFybGV5LmF1dGgudjEuVXNlciIsChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiQQoUUmVmcmVzaFRva2VuUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkucGFybGV5LmF1dGgudjEuVG9rZW5QYWlyIjwKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCRIUCgxhbGxfc2Vzc2lvbnMYAiABKAgiEAoOTG9nb3V0UmVzcG9uc2UiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0IjwKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiawoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjsKFVVwZGF0ZVByb2ZpbGVSZXNwb25zZRIiCgR1c2VyGAEgASgLMhQucGFybGV5LmF1dGgudjEuVXNlciJDChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSFAoMb2xkX3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCSIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIjsKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiIwoSVmVyaWZ5RW1haWxSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjkKE1ZlcmlmeUVtYWlsUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiIAoeUmVzZW5kVmVyaWZpY2F0aW9uRW1haWxSZXF1ZXN0IiEKH1Jlc2VuZFZlcmlmaWNhdGlvbkVtYWlsUmVzcG9uc2UiKAoURGVsZXRlQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVRGVsZXRlQWNjb3VudFJlc3BvbnNlIjIKE0pvaW5XYWl0bGlzdFJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbm90ZRgCIAEoCSIoChRKb2luV2FpdGxpc3RSZXNwb25zZRIQCghwb3NpdGlvbhgBIAEoBSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAIqlwEKCVVzZXJTdGF0ZRIaChZVU0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASIwofVVNFUl9TVEFURV9QRU5ESU5HX1ZFUklGSUNBVElPThABEhUKEVVTRVJfU1RBVEVfQUNUSVZFEAISGQoVVVNFUl9TVEFURV9XQUlUTElTVEVEEAMSFwoTVVNFUl9TVEFURV9ESVNBQkxFRBAEMsQJCgtBdXRoU2VydmljZRJNCghSZWdpc3RlchIfLnBhcmxleS5hdXRoLnYxLlJlZ2lzdGVyUmVxdWVzdBogLnBhcmxleS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2USRAoFTG9naW4SHC5wYXJsZXkuYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5wYXJsZXkuYXV0aC52MS5Mb2dpblJlc3BvbnNlElkKDFJlZnJlc2hUb2tlbhIjLnBhcmxleS5hdXRoLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaJC5wYXJsZXkuYXV0aC52MS5SZWZyZXNoVG9rZW5SZXNwb25zZRJHCgZMb2dvdXQSHS5wYXJsZXkuYXV0aC52MS5Mb2dvdXRSZXF1ZXN0Gh4ucGFybGV5LmF1dGgudjEuTG9nb3V0UmVzcG9uc2USXwoOR2V0Q3VycmVudFVzZXISJS5wYXJsZXkuYXV0aC52MS5HZXRDdXJyZW50VXNlclJlcXVlc3QaJi5wYXJsZXkuYXV0aC52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlElwKDVVwZGF0ZVByb2ZpbGUSJC5wYXJsZXkuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVxdWVzdBolLnBhcmxleS5hdXRoLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZRJfCg5DaGFuZ2VQYXNzd29yZBIlLnBhcmxleS5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBomLnBhcmxleS5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UScQoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSKy5wYXJsZXkuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaLC5wYXJsZXkuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlElwKDVJlc2V0UGFzc3dvcmQSJC5wYXJsZXkuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBolLnBhcmxleS5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZRJWCgtWZXJpZnlFbWFpbBIiLnBhcmxleS5hdXRoLnYxLlZlcmlmeUVtYWlsUmVxdWVzdBojLnBhcmxleS5hdXRoLnYxLlZlcmlmeUVtYWlsUmVzcG9uc2USegoXUmVzZW5kVmVyaWZpY2F0aW9uRW1haWwSLi5wYXJsZXkuYXV0aC52MS5SZXNlbmRWZXJpZmljYXRpb25FbWFpbFJlcXVlc3QaLy5wYXJsZXkuYXV0aC52MS5SZXNlbmRWZXJpZmljYXRpb25FbWFpbFJlc3BvbnNlElwKDURlbGV0ZUFjY291bnQSJC5wYXJsZXkuYXV0aC52MS5EZWxldGVBY2NvdW50UmVxdWVzdBolLnBhcmxleS5hdXRoLnYxLkRlbGV0ZUFjY291bnRSZXNwb25zZRJZCgxKb2luV2FpdGxpc3QSIy5wYXJsZXkuYXV0aC52MS5Kb2luV2FpdGxpc3RSZXF1ZXN0GiQucGFybGV5LmF1dGgudjEuSm9pbldhaXRsaXN0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChlwYXJsZXkvYXV0aC92MS9hdXRoLnByb3RvEg5wYXJsZXkuYXV0aC52MSKUAgoEVXNlchIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSIgoEcm9sZRgEIAEoDjIULnBhcmxleS5hdXRoLnYxLlJvbGUSKAoFc3RhdGUYBSABKA4yGS5wYXJsZXkuYXV0aC52MS5Vc2VyU3RhdGUSDwoHcHJlbWl1bRgGIAEoCBIWCg5lbWFpbF92ZXJpZmllZBgHIAEoCBIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbGFzdF9sb2dpbl90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdCg9SZWdpc3RlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhMKC2ludml0ZV9jb2RlGAQgASgJIjYKEFJlZ2lzdGVyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiLwoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIrUBCglUb2tlblBhaXISFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJeCg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLnBhcmxleS5hdXRoLnYxLlRva2VuUGFpchIiCgR1c2VyGAIgASgLMhQucGFybGV5LmF1dGgudjEuVXNlciIsChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiQQoUUmVmcmVzaFRva2VuUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkucGFybGV5LmF1dGgudjEuVG9rZW5QYWlyIjwKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCRIUCgxhbGxfc2Vzc2lvbnMYAiABKAgiEAoOTG9nb3V0UmVzcG9uc2UiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0IjwKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiawoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjsKFVVwZGF0ZVByb2ZpbGVSZXNwb25zZRIiCgR1c2VyGAEgASgLMhQucGFybGV5LmF1dGgudjEuVXNlciJDChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSFAoMb2xkX3Bhc3N3b3JkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIYChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCSIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIjsKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiIwoSVmVyaWZ5RW1haWxSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjkKE1ZlcmlmeUVtYWlsUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiIAoeUmVzZW5kVmVyaWZpY2F0aW9uRW1haWxSZXF1ZXN0IiEKH1Jlc2VuZFZlcmlmaWNhdGlvbkVtYWlsUmVzcG9uc2UiKAoURGVsZXRlQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVRGVsZXRlQWNjb3VudFJlc3BvbnNlIjIKE0pvaW5XYWl0bGlzdFJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbm90ZRgCIAEoCSIoChRKb2luV2FpdGxpc3RSZXNwb25zZRIQCghwb3NpdGlvbhgBIAEoBSo7CgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1VTRVIQARIOCgpST0xFX0FETUlOEAIqlwEKCVVzZXJTdGF0ZRIaChZVU0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASIwofVVNFUl9TVEFURV9QRU5ESU5HX1ZFUklGSUNBVElPThABEhUKEVVTRVJfU1RBVEVfQUNUSVZFEAISGQoVVVNFUl9TVEFURV9XQUlUTElTVEVEEAMSFwoTVVNFUl9TVEFURV9ESVNBQkxFRBAEMpkKCgtBdXRoU2VydmljZRJTCghSZWdpc3RlchIfLnBhcmxleS5hdXRoLnYxLlJlZ2lzdGVyUmVxdWVzdBogLnBhcmxleS5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiBIi1GAESSgoFTG9naW4SHC5wYXJsZXkuYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5wYXJsZXkuYXV0aC52MS5Mb2dpblJlc3BvbnNlIgSItRgBEl8KDFJlZnJlc2hUb2tlbhIjLnBhcmxleS5hdXRoLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaJC5wYXJsZXkuYXV0aC52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIEiLUYARJNCgZMb2dvdXQSHS5wYXJsZXkuYXV0aC52MS5Mb2dvdXRSZXF1ZXN0Gh4ucGFybGV5LmF1dGgudjEuTG9nb3V0UmVzcG9uc2UiBIi1GAISaAoOR2V0Q3VycmVudFVzZXISJS5wYXJsZXkuYXV0aC52MS5HZXRDdXJyZW50VXNlclJlcXVlc3QaJi5wYXJsZXkuYXV0aC52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlIgeQAgGItRgCEmIKDVVwZGF0ZVByb2ZpbGUSJC5wYXJsZXkuYXV0aC52MS5VcGRhdGVQcm9maWxlUmVxdWVzdBolLnBhcmxleS5hdXRoLnYxLlVwZGF0ZVByb2ZpbGVSZXNwb25zZSIEiLUYAhJlCg5DaGFuZ2VQYXNzd29yZBIlLnBhcmxleS5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBomLnBhcmxleS5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiBIi1GAISdwoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSKy5wYXJsZXkuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaLC5wYXJsZXkuYXV0aC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIgSItRgBEmIKDVJlc2V0UGFzc3dvcmQSJC5wYXJsZXkuYXV0aC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBolLnBhcmxleS5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZSIEiLUYARJcCgtWZXJpZnlFbWFpbBIiLnBhcmxleS5hdXRoLnYxLlZlcmlmeUVtYWlsUmVxdWVzdBojLnBhcmxleS5hdXRoLnYxLlZlcmlmeUVtYWlsUmVzcG9uc2UiBIi1GAESgAEKF1Jlc2VuZFZlcmlmaWNhdGlvbkVtYWlsEi4ucGFybGV5LmF1dGgudjEuUmVzZW5kVmVyaWZpY2F0aW9uRW1haWxSZXF1ZXN0Gi8ucGFybGV5LmF1dGgudjEuUmVzZW5kVmVyaWZpY2F0aW9uRW1haWxSZXNwb25zZSIEiLUYAhJiCg1EZWxldGVBY2NvdW50EiQucGFybGV5LmF1dGgudjEuRGVsZXRlQWNjb3VudFJlcXVlc3QaJS5wYXJsZXkuYXV0aC52MS5EZWxldGVBY2NvdW50UmVzcG9uc2UiBIi1GAISYgoMSm9pbldhaXRsaXN0EiMucGFybGV5LmF1dGgudjEuSm9pbldhaXRsaXN0UmVxdWVzdBokLnBhcmxleS5hdXRoLnYxLkpvaW5XYWl0bGlzdFJlc3BvbnNlIgeQAgKItRgBYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_parley_api_v1_access]);
 
 /**
  * An account.
@@ -794,7 +795,6 @@ export const AuthService: GenService<{
   /**
    * Creates an account in PENDING_VERIFICATION (or WAITLISTED when the waitlist
    * is on and no valid invite code is given) and queues a verification email.
-   * Access: public.
    *
    * @generated from rpc parley.auth.v1.AuthService.Register
    */
@@ -805,7 +805,6 @@ export const AuthService: GenService<{
   },
   /**
    * Exchanges email and password for an access token and a refresh token.
-   * Access: public.
    *
    * @generated from rpc parley.auth.v1.AuthService.Login
    */
@@ -816,7 +815,7 @@ export const AuthService: GenService<{
   },
   /**
    * Rotates a refresh token. Reusing an already rotated token revokes the whole
-   * session family. Access: public.
+   * session family.
    *
    * @generated from rpc parley.auth.v1.AuthService.RefreshToken
    */
@@ -827,7 +826,7 @@ export const AuthService: GenService<{
   },
   /**
    * Revokes the session of the given refresh token, or every session of the
-   * caller. Access: user.
+   * caller.
    *
    * @generated from rpc parley.auth.v1.AuthService.Logout
    */
@@ -837,7 +836,7 @@ export const AuthService: GenService<{
     output: typeof LogoutResponseSchema;
   },
   /**
-   * Returns the caller. Access: user.
+   * Returns the caller.
    *
    * @generated from rpc parley.auth.v1.AuthService.GetCurrentUser
    */
@@ -847,7 +846,7 @@ export const AuthService: GenService<{
     output: typeof GetCurrentUserResponseSchema;
   },
   /**
-   * Updates the caller's profile fields named in update_mask. Access: user.
+   * Updates the caller's profile fields named in update_mask.
    *
    * @generated from rpc parley.auth.v1.AuthService.UpdateProfile
    */
@@ -857,7 +856,7 @@ export const AuthService: GenService<{
     output: typeof UpdateProfileResponseSchema;
   },
   /**
-   * Changes the caller's password and revokes every other session. Access: user.
+   * Changes the caller's password and revokes every other session.
    *
    * @generated from rpc parley.auth.v1.AuthService.ChangePassword
    */
@@ -868,7 +867,7 @@ export const AuthService: GenService<{
   },
   /**
    * Emails a single-use reset token. Always succeeds, whether or not the email
-   * belongs to an account. Access: public.
+   * belongs to an account.
    *
    * @generated from rpc parley.auth.v1.AuthService.RequestPasswordReset
    */
@@ -879,7 +878,6 @@ export const AuthService: GenService<{
   },
   /**
    * Sets a new password with a reset token and revokes every session.
-   * Access: public.
    *
    * @generated from rpc parley.auth.v1.AuthService.ResetPassword
    */
@@ -890,7 +888,6 @@ export const AuthService: GenService<{
   },
   /**
    * Activates an account with the token from the verification email.
-   * Access: public.
    *
    * @generated from rpc parley.auth.v1.AuthService.VerifyEmail
    */
@@ -900,7 +897,7 @@ export const AuthService: GenService<{
     output: typeof VerifyEmailResponseSchema;
   },
   /**
-   * Sends a fresh verification email (rate limited). Access: user.
+   * Sends a fresh verification email (rate limited).
    *
    * @generated from rpc parley.auth.v1.AuthService.ResendVerificationEmail
    */
@@ -910,7 +907,7 @@ export const AuthService: GenService<{
     output: typeof ResendVerificationEmailResponseSchema;
   },
   /**
-   * Deletes the caller and everything they own. Access: user.
+   * Deletes the caller and everything they own.
    *
    * @generated from rpc parley.auth.v1.AuthService.DeleteAccount
    */
@@ -920,7 +917,7 @@ export const AuthService: GenService<{
     output: typeof DeleteAccountResponseSchema;
   },
   /**
-   * Puts an email on the waitlist; idempotent. Access: public.
+   * Puts an email on the waitlist; idempotent.
    *
    * @generated from rpc parley.auth.v1.AuthService.JoinWaitlist
    */
