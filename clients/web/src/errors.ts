@@ -75,13 +75,9 @@ const REASONS: Record<string, string> = {
   ADMIN_REQUIRED: "Only administrators can do that.",
   CONVERSATION_NOT_FOUND: "This conversation no longer exists.",
   MESSAGE_NOT_FOUND: "This message no longer exists.",
-  ACCESS_REASON_PREMIUM_REQUIRED: "This agent is available to premium accounts only.",
   PREMIUM_REQUIRED: "This agent is available to premium accounts only.",
-  ACCESS_REASON_NOT_GRANTED: "You don't have access to this agent.",
   NOT_GRANTED: "You don't have access to this agent.",
-  ACCESS_REASON_AGENT_DISABLED: "This agent is currently switched off.",
   AGENT_DISABLED: "This agent is currently switched off.",
-  ACCESS_REASON_QUOTA_EXCEEDED: "You have reached today's message limit for this agent.",
   QUOTA_EXCEEDED: "You have reached today's message limit for this agent.",
 };
 

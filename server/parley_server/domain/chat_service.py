@@ -37,7 +37,7 @@ from parley_server.domain.chat_events import (
 )
 from parley_server.domain.clock import utcnow
 from parley_server.domain.conversation_service import ConversationService, message_content
-from parley_server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from parley_server.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Reason
 from parley_server.domain.event_bus import EventBus, Subscription
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
@@ -212,10 +212,10 @@ class ChatService:
         """The user half of an exchange already started with the same request_id."""
         assistant = await db.get(Message, assistant_id)
         if assistant is None or assistant.reply_to is None:
-            raise NotFound("the exchange of this request_id was deleted", reason="MESSAGE_NOT_FOUND")
+            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
         user_message = await db.get(Message, assistant.reply_to)
         if user_message is None:
-            raise NotFound("the exchange of this request_id was deleted", reason="MESSAGE_NOT_FOUND")
+            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
         return user_message
 
     async def _on_finished(self, outcome: Outcome) -> None:
@@ -250,7 +250,7 @@ class ChatService:
         async with self._db.transaction() as db:
             message, conversation = await owned_message(db, mid, caller.user_id)
         if message.role is not MessageRole.ASSISTANT:
-            raise FailedPrecondition("only assistant messages are generated", reason="NOT_A_GENERATION")
+            raise FailedPrecondition("only assistant messages are generated", reason=Reason.NOT_A_GENERATION)
         async for chat_update in self._follow(conversation.id, mid, offset):
             yield chat_update
 
@@ -287,7 +287,7 @@ class ChatService:
                             if final is not None:
                                 break
                         elif isinstance(event, ConversationDeleted):
-                            raise NotFound("the conversation was deleted", reason="CONVERSATION_NOT_FOUND")
+                            raise NotFound("the conversation was deleted", reason=Reason.CONVERSATION_NOT_FOUND)
                     if "".join(text) and final is None:
                         yield TextChunk(message_id, start, "".join(text))
                 yield Ended(final)
@@ -310,7 +310,7 @@ class ChatService:
             async with self._db.transaction() as db:
                 message = await db.get(Message, message_id)
             if message is None:
-                raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+                raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
             final = message if message.state in FINAL_STATES else None
             current = message.content
         if first and position > len(current) and final is not None:
