@@ -1,9 +1,11 @@
 """The per-RPC facts of the protos: every RPC states them, and they are coherent.
 
-Who may call an RPC is its `(parley.api.v1.access)` option and whether it is
-safe to retry is its `idempotency_level`; the server, the clients and the API
-reference read them (`parley.client.rpcs`). These tests make a missing or
-implausible declaration fail.
+Who may call an RPC is its `(parley.api.v1.access)` option, whether it is
+safe to retry is its `idempotency_level`, and the errors it returns besides
+those of its access level are its `(parley.api.v1.errors)`; the server, the
+clients and the API reference read them (`parley.client.rpcs`). These tests
+make a missing or implausible declaration fail. (That the server sends no
+undeclared error is checked over the whole run: see tests/conftest.py.)
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pb2 import MethodOptions
 from parley.api.v1 import access_pb2
 from parley.client import rpcs
+from parley.client.terminal import FRIENDLY_REASONS
+
+from parley_server.domain.access_rules import AccessReason
+from parley_server.domain.errors import Reason
+from parley_server.interceptors.access_policy import Access, implied_errors
 
 METHODS = {rpcs.full_name(m): m for m in rpcs.methods()}
 
@@ -72,3 +80,31 @@ def test_custom_methods_retried_by_clients() -> None:
         "/parley.chat.v1.ChatService/CancelGeneration",
         "/parley.chat.v1.ChatService/WatchConversation",
     }
+
+
+def test_declared_errors_name_real_codes_and_reasons() -> None:
+    for name, method in METHODS.items():
+        for code, reason in rpcs.declared_errors(method):
+            assert code in grpc.StatusCode.__members__, f"{name}: unknown status code {code!r}"
+            assert reason in Reason.__members__, f"{name}: {reason!r} is not a member of domain.errors.Reason"
+
+
+def test_every_reason_can_reach_a_caller() -> None:
+    # A reason no RPC declares or implies is dead, or an RPC forgot to declare it.
+    sent = {reason for method in METHODS.values() for _, reason in rpcs.declared_errors(method)}
+    sent |= {reason for level in Access for _, reason in implied_errors(level)}
+    for_unknown_methods = {Reason.METHOD_NOT_ALLOWED, Reason.UNIMPLEMENTED}
+    assert set(Reason) - for_unknown_methods == sent
+
+
+def test_agent_access_reasons_are_error_reasons() -> None:
+    # PERMISSION_DENIED for an agent carries the AccessReason's name.
+    assert {r.name for r in AccessReason if r is not AccessReason.OK} <= Reason.__members__.keys()
+
+
+def test_clients_explain_only_real_reasons(repo_root: Path) -> None:
+    page = (repo_root / "clients/web/src/errors.ts").read_text()
+    block = page[page.index("const REASONS") : page.index("};", page.index("const REASONS"))]
+    page_reasons = set(re.findall(r"^\s+([A-Z_]+):", block, re.M))
+    assert page_reasons and page_reasons <= Reason.__members__.keys(), page_reasons - Reason.__members__.keys()
+    assert FRIENDLY_REASONS.keys() <= Reason.__members__.keys()

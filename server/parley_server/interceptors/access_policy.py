@@ -14,6 +14,8 @@ import enum
 from parley.api.v1 import access_pb2
 from parley.client import rpcs
 
+from parley_server.domain.errors import Reason
+
 
 class Access(enum.Enum):
     """The levels of the proto's `parley.api.v1.Access` (see its comments)."""
@@ -50,3 +52,29 @@ POLICY: dict[str, Access] = {
 def access_for(method: str) -> Access | None:
     """The access level of a full method name, or None when it is not in the table."""
     return POLICY.get(method)
+
+
+# (status code, reason) pairs that any RPC can return, from the interceptors
+# and the server rather than from the RPC's own rules.
+ANY_RPC_ERRORS: tuple[tuple[str, Reason], ...] = (
+    ("INVALID_ARGUMENT", Reason.MALFORMED_REQUEST),
+    ("UNAVAILABLE", Reason.DATABASE_UNAVAILABLE),
+    ("INTERNAL", Reason.INTERNAL),
+)
+# What the auth interceptor answers a caller without a usable token.
+TOKEN_ERRORS: tuple[tuple[str, Reason], ...] = tuple(
+    ("UNAUTHENTICATED", reason)
+    for reason in (Reason.TOKEN_MISSING, Reason.TOKEN_INVALID, Reason.TOKEN_EXPIRED, Reason.SESSION_REVOKED)
+)
+LEVEL_ERRORS: dict[Access, tuple[tuple[str, Reason], ...]] = {
+    Access.PUBLIC: (),
+    Access.AUTHENTICATED: TOKEN_ERRORS,
+    Access.USER: (*TOKEN_ERRORS, ("PERMISSION_DENIED", Reason.EMAIL_NOT_VERIFIED)),
+    Access.ADMIN: (*TOKEN_ERRORS, ("PERMISSION_DENIED", Reason.ADMIN_REQUIRED)),
+}
+
+
+def implied_errors(access: Access) -> tuple[tuple[str, Reason], ...]:
+    """The errors every RPC of this access level can return; the protos'
+    `(parley.api.v1.errors)` option lists only each RPC's own on top."""
+    return (*ANY_RPC_ERRORS, *LEVEL_ERRORS[access])
