@@ -89,6 +89,14 @@ def test_declared_errors_name_real_codes_and_reasons() -> None:
             assert reason in Reason.__members__, f"{name}: {reason!r} is not a member of domain.errors.Reason"
 
 
+@pytest.mark.parametrize("name", METHODS)
+def test_rpcs_with_request_fields_declare_invalid_argument(name: str) -> None:
+    # Every field a caller sends is checked, and a bad one is INVALID_ARGUMENT.
+    method = METHODS[name]
+    declared = ("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT) in rpcs.declared_errors(method)
+    assert declared == bool(method.input_type.fields), name
+
+
 def test_every_reason_can_reach_a_caller() -> None:
     # A reason no RPC declares or implies is dead, or an RPC forgot to declare it.
     sent = {reason for method in METHODS.values() for _, reason in rpcs.declared_errors(method)}
