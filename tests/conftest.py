@@ -7,6 +7,12 @@ dropped afterwards, so the named database itself is never touched.
 The gRPC server runs in the test process on an ephemeral port and is reached
 through real channels and generated stubs. Each test starts from empty tables
 and an empty session cache.
+
+Every error the in-process servers send is recorded as (method, status code,
+reason) on its way through the error interceptor; when the run ends, one the
+RPC does not declare (its `(parley.api.v1.errors)` option in the protos, or
+what its access level implies) fails the run, so the declarations the API
+reference is built from cannot silently fall behind the code.
 """
 
 from __future__ import annotations
@@ -20,16 +26,21 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
 import pytest
+from parley.client import rpcs
 from parley_server.app import App, build_app
 from parley_server.config import Settings
 from parley_server.db.database import asyncpg_dsn, normalise_url
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
+from parley_server.domain.errors import DomainError
 from parley_server.envoy_supervisor import serve_with_envoy
+from parley_server.interceptors.access_policy import POLICY, implied_errors
+from parley_server.interceptors.error_interceptor import CODES, ErrorInterceptor
 from parley_server.server import RunningServer, start_server
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -40,6 +51,50 @@ from tests.served import free_port
 from tests.support import Stubs
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+SENT_ERRORS: set[tuple[str, str, str]] = set()
+_map_errors = ErrorInterceptor.around
+
+
+@asynccontextmanager
+async def _recording_around(self: ErrorInterceptor, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+    async with _map_errors(self, context, method_name):
+        try:
+            yield
+        except DomainError as exc:
+            SENT_ERRORS.add((method_name, CODES[type(exc)].name, str(exc.reason)))
+            raise
+
+
+ErrorInterceptor.around = _recording_around  # type: ignore[method-assign]
+
+
+def undeclared_errors() -> list[str]:
+    """The errors sent during the run that their RPC does not declare, as proto option lines."""
+    methods = {rpcs.full_name(m): m for m in rpcs.methods()}
+    missing = []
+    for method_name, code, reason in sorted(SENT_ERRORS):
+        method = methods.get(method_name)
+        if method is None or method_name not in POLICY:
+            continue
+        declared = {*rpcs.declared_errors(method), *implied_errors(POLICY[method_name])}
+        if (code, reason) not in declared:
+            missing.append(f'{method_name}: option (parley.api.v1.errors) = {{code: "{code}" reason: "{reason}"}};')
+    return missing
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if undeclared_errors() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    missing = undeclared_errors()
+    if missing:
+        terminalreporter.section("errors sent but not declared in the protos", red=True)
+        for line in missing:
+            terminalreporter.line(line)
 
 
 @pytest.fixture(scope="session")

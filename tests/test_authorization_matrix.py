@@ -1,11 +1,14 @@
 """The authorization matrix, generated from the proto descriptors.
 
 Every RPC of every Parley service is called as an anonymous caller, as the
-owner of the resources the request names, as another user, and as an admin.
-The expected status follows from the access table and from whether the RPC
-names a user-owned resource:
+owner of the resources the request names, as another user, as an admin, and
+as an account whose email is not verified yet. The expected status follows
+from the RPC's `(parley.api.v1.access)` option in the protos and from whether
+the RPC names a user-owned resource:
 
 - anonymous: UNAUTHENTICATED, unless the RPC is public;
+- unverified account: allowed for AUTHENTICATED RPCs, PERMISSION_DENIED for
+  USER and ADMIN ones;
 - admin-only RPCs: PERMISSION_DENIED for users, allowed for admins;
 - RPCs on a user's conversation or message: allowed for the owner, NOT_FOUND
   for anyone else, admins included (they use AdminService);
@@ -35,11 +38,11 @@ from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 
-from parley_server.interceptors.access_policy import POLICY, Access
+from parley.api.v1 import access_pb2
+from parley.client import rpcs
 from tests.support import PASSWORD, Account, Stubs
 from tests.test_chat import agent_id, collect
 
-FILES = [auth_pb2, conversation_pb2, agent_access_pb2, admin_pb2, agent_pb2, chat_pb2]
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
 
 
@@ -178,12 +181,7 @@ ADMIN_CLEANUP = "/parley.admin.v1.AdminService/CleanupEmptyConversations"
 
 
 def all_methods() -> list[tuple[str, Any]]:
-    return [
-        (f"/{service.full_name}/{method.name}", method)
-        for module in FILES
-        for service in module.DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-    ]
+    return [(rpcs.full_name(method), method) for method in rpcs.methods()]
 
 
 def request_for(full_name: str, method: Any, world: World) -> tuple[ProtoMessage, bool]:
@@ -218,7 +216,8 @@ def test_every_rpc_has_a_matrix_entry() -> None:
 @pytest.mark.parametrize("full_name", [name for name, _ in all_methods()])
 async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -> None:
     method = dict(all_methods())[full_name]
-    access = POLICY[full_name]
+    access = rpcs.access(method)
+    assert access != access_pb2.ACCESS_UNSPECIFIED, f"{full_name} has no (parley.api.v1.access) option"
     owner = await stubs.active_account("owner@example.com")
     other = await stubs.active_account("other@example.com")
     admin = await stubs.admin_account("admin@example.com")
@@ -231,23 +230,28 @@ async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -
         stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=owner.md)
     )
     world = World(owner, other, admin, aid, cid, sent[0].accepted.assistant_message_id)
+    await stubs.register("unverified@example.com")
+    unverified = await stubs.login("unverified@example.com")
     request, owned = request_for(full_name, method, world)
 
     anonymous = await call(channel, method, full_name, request, None)
-    if access is Access.PUBLIC:
+    if access == access_pb2.ACCESS_PUBLIC:
         assert anonymous not in DENIED, f"{full_name} is public but said {anonymous}"
     else:
         assert anonymous == grpc.StatusCode.UNAUTHENTICATED, f"{full_name} as anonymous: {anonymous}"
 
     results = {
         role: await call(channel, method, full_name, request, account.md)
-        for role, account in (("other", other), ("owner", owner), ("admin", admin))
+        for role, account in (("other", other), ("owner", owner), ("admin", admin), ("unverified", unverified))
     }
     for role, code in results.items():
         assert code != grpc.StatusCode.UNIMPLEMENTED, f"{full_name} is not implemented"
-        if access is Access.PUBLIC:
+        if access == access_pb2.ACCESS_PUBLIC:
             continue  # public RPCs ignore the caller; the anonymous call above is the check
-        if access is Access.ADMIN:
+        if role == "unverified":
+            expected_denied = access != access_pb2.ACCESS_AUTHENTICATED
+            assert (code == grpc.StatusCode.PERMISSION_DENIED) == expected_denied, f"{full_name} as {role}: {code}"
+        elif access == access_pb2.ACCESS_ADMIN:
             expected_denied = role != "admin"
             assert (code == grpc.StatusCode.PERMISSION_DENIED) == expected_denied, f"{full_name} as {role}: {code}"
         elif owned and role != "owner":

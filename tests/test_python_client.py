@@ -508,8 +508,8 @@ def test_retry_and_public_method_tables_match_the_protos() -> None:
             assert pool.FindServiceByName(service).FindMethodByName(method) is not None, (service, method)
     named = {(n["service"], n["method"]) for n in service_config()["methodConfig"][0]["name"]}
     assert named == {(s, m) for s, ms in IDEMPOTENT_METHODS.items() for m in ms}
-    # Never retried: not idempotent, or streams the client resumes itself.
-    for never in ("Login", "Register", "RefreshToken", "SendMessage", "ResumeStream"):
+    # Never retried: not idempotent (SendMessage re-attaches by itself instead).
+    for never in ("Login", "Register", "RefreshToken", "SendMessage"):
         assert all(never not in methods for methods in IDEMPOTENT_METHODS.values())
     parley_public = {m for m, access in POLICY.items() if access is Access.PUBLIC and m.startswith("/parley.")}
     assert PUBLIC_METHODS == parley_public

@@ -12,12 +12,8 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from parley.admin.v1 import admin_pb2
-from parley.agent.v1 import agent_pb2
-from parley.agent_access.v1 import agent_access_pb2
 from parley.auth.v1 import auth_pb2
-from parley.chat.v1 import chat_pb2
-from parley.conversation.v1 import conversation_pb2
+from parley.client import rpcs
 from parley.conversation.v1.conversation_pb2 import ListConversationsRequest
 
 from parley_server.db.database import asyncpg_dsn
@@ -31,7 +27,7 @@ from parley_server.rpc.conversation_handlers import ConversationHandlers
 from parley_server.server import SERVICE_NAMES, RunningServer
 from tests.support import Stubs, expect_error
 
-PARLEY_FILES = [auth_pb2, conversation_pb2, agent_access_pb2, admin_pb2, agent_pb2, chat_pb2]
+PARLEY_FILES = rpcs.FILES
 
 
 def all_parley_methods() -> set[str]:

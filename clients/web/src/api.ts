@@ -4,30 +4,24 @@
 // URL is the page's own origin. Binary gRPC-web is the only format that
 // streams through connect-web and that the Python server accepts.
 //
-// Auth: every call but the public AuthService ones carries the access token.
+// Auth: every call but the public ones carries the access token. Which calls
+// are public is the `(parley.api.v1.access)` option of each RPC in the protos,
+// read here from the generated descriptors.
 // A call that fails UNAUTHENTICATED triggers one RefreshToken (shared by all
 // calls failing at the same moment: refresh tokens are single-use, and a
 // reused one revokes the whole session) and is retried once.
 
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { getOption } from "@bufbuild/protobuf";
 import { AgentAccessService } from "./gen/parley/agent_access/v1/agent_access_pb";
 import { AgentService } from "./gen/parley/agent/v1/agent_pb";
+import { Access, access as accessOption } from "./gen/parley/api/v1/access_pb";
 import { AuthService } from "./gen/parley/auth/v1/auth_pb";
 import { ChatService } from "./gen/parley/chat/v1/chat_pb";
 import { ConversationService } from "./gen/parley/conversation/v1/conversation_pb";
 import { describeError, isUnauthenticated } from "./errors";
 import { tokens } from "./session";
-
-const PUBLIC_AUTH_METHODS = new Set([
-  "Register",
-  "Login",
-  "RefreshToken",
-  "VerifyEmail",
-  "RequestPasswordReset",
-  "ResetPassword",
-  "JoinWaitlist",
-]);
 
 export class Api {
   readonly auth: Client<typeof AuthService>;
@@ -41,7 +35,7 @@ export class Api {
 
   constructor(baseUrl: string = window.location.origin) {
     const bearer: Interceptor = (next) => async (req) => {
-      const isPublic = req.service.typeName === AuthService.typeName && PUBLIC_AUTH_METHODS.has(req.method.name);
+      const isPublic = getOption(req.method, accessOption) === Access.PUBLIC;
       const access = tokens.get()?.accessToken;
       if (!isPublic && access && !req.header.has("authorization")) {
         req.header.set("authorization", `Bearer ${access}`);

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.models import Agent, AgentGrant, AgentVisibility, UsageDaily
 from parley_server.domain.caller import Caller
-from parley_server.domain.errors import NotFound
+from parley_server.domain.errors import NotFound, Reason
 
 
 class AccessReason(enum.Enum):
@@ -137,5 +137,5 @@ async def live_agent(db: AsyncSession, agent_id: uuid.UUID, *, for_update: bool 
         query = query.with_for_update()
     agent = (await db.execute(query)).scalar_one_or_none()
     if agent is None:
-        raise NotFound("agent not found", reason="AGENT_NOT_FOUND")
+        raise NotFound("agent not found", reason=Reason.AGENT_NOT_FOUND)
     return agent

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.models import Role, User, UserState
-from parley_server.domain.errors import FailedPrecondition
+from parley_server.domain.errors import FailedPrecondition, Reason
 
 # pg_advisory_xact_lock key serialising the guard; "admins" in ASCII.
 LAST_ADMIN_LOCK_KEY = 0x61646D696E73
@@ -40,5 +40,5 @@ async def ensure_another_active_admin(db: AsyncSession, user_id: uuid.UUID) -> N
     )
     if not others:
         raise FailedPrecondition(
-            "this is the last active administrator; promote another account first", reason="LAST_ADMIN"
+            "this is the last active administrator; promote another account first", reason=Reason.LAST_ADMIN
         )

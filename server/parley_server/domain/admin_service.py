@@ -33,7 +33,7 @@ from parley_server.domain.auth_service import AuthService
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
 from parley_server.domain.conversation_service import DEFAULT_EMPTY_AGE, ConversationService
-from parley_server.domain.errors import NotFound
+from parley_server.domain.errors import NotFound, Reason
 from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.session_service import LOCKED_OUT_STATES, SessionService
 from parley_server.domain.stats_service import Stats, StatsService
@@ -241,7 +241,7 @@ class AdminService:
             if missing:
                 raise NotFound(
                     f"waitlist entry {missing[0]} not found",
-                    reason="WAITLIST_ENTRY_NOT_FOUND",
+                    reason=Reason.WAITLIST_ENTRY_NOT_FOUND,
                     metadata={"entry_id": str(missing[0])},
                 )
             pending = [entry for entry in entries.values() if entry.approve_time is None]
@@ -309,5 +309,5 @@ class AdminService:
 async def _require_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> User:
     user = await db.get(User, user_id, with_for_update=for_update)
     if user is None:
-        raise NotFound("user not found", reason="USER_NOT_FOUND")
+        raise NotFound("user not found", reason=Reason.USER_NOT_FOUND)
     return user

@@ -33,7 +33,7 @@ from parley_server.domain.access_rules import (
 from parley_server.domain.agent_service import AgentView, agent_views
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
-from parley_server.domain.errors import NotFound, PermissionDenied, ResourceExhausted
+from parley_server.domain.errors import NotFound, PermissionDenied, Reason, ResourceExhausted
 from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.validation import Violations, only_uuid
 
@@ -77,7 +77,7 @@ def _quota_exceeded(now: datetime) -> ResourceExhausted:
     return ResourceExhausted(
         "today's message quota for this agent is used up",
         retry_after=until_next_utc_day(now),
-        reason=AccessReason.QUOTA_EXCEEDED.name,
+        reason=Reason.QUOTA_EXCEEDED,
     )
 
 
@@ -104,7 +104,7 @@ class AgentAccessService:
         if decision.reason is AccessReason.QUOTA_EXCEEDED:
             raise _quota_exceeded(now)
         if not decision.allowed:
-            raise PermissionDenied(DENIALS[decision.reason], reason=decision.reason.name)
+            raise PermissionDenied(DENIALS[decision.reason], reason=Reason(decision.reason.name))
         return agent
 
     async def take_quota(self, db: AsyncSession, caller: Caller, agent: Agent) -> bool:
@@ -225,7 +225,7 @@ class AgentAccessService:
         assert user is not None and agent is not None
         async with self._db.transaction() as db:
             if await db.get(User, user) is None:
-                raise NotFound("user not found", reason="USER_NOT_FOUND")
+                raise NotFound("user not found", reason=Reason.USER_NOT_FOUND)
             await live_agent(db, agent)
             stmt = insert(AgentGrant).values(
                 id=uuid.uuid4(), user_id=user, agent_id=agent, expire_time=expire_time, granted_by=caller.user_id
@@ -247,7 +247,7 @@ class AgentAccessService:
                 delete(AgentGrant).where(AgentGrant.user_id == user, AgentGrant.agent_id == agent)
             )
             if not removed.rowcount:  # type: ignore[attr-defined]
-                raise NotFound("this user has no grant for this agent", reason="GRANT_NOT_FOUND")
+                raise NotFound("this user has no grant for this agent", reason=Reason.GRANT_NOT_FOUND)
 
     async def list_grants(
         self, caller: Caller, user_id: str, agent_id: str, page_size: int, page_token: str

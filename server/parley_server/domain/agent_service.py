@@ -29,7 +29,7 @@ from parley_server.domain.agent_fields import (
 from parley_server.domain.agent_registry import AgentRegistry
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
-from parley_server.domain.errors import AlreadyExists
+from parley_server.domain.errors import AlreadyExists, Reason
 from parley_server.domain.idempotency import claim
 from parley_server.domain.pagination import Page, Paginator
 from parley_server.domain.validation import Violations, only_uuid
@@ -58,7 +58,7 @@ async def agent_views(db: AsyncSession, caller: Caller, agents: Sequence[Agent])
 
 
 def _slug_taken() -> AlreadyExists:
-    return AlreadyExists("an agent with this slug already exists", reason="SLUG_TAKEN")
+    return AlreadyExists("an agent with this slug already exists", reason=Reason.SLUG_TAKEN)
 
 
 class AgentService:

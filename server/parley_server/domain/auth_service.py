@@ -35,6 +35,7 @@ from parley_server.domain.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    Reason,
     Unauthenticated,
 )
 from parley_server.domain.passwords import Passwords
@@ -103,7 +104,7 @@ class AuthService:
         try:
             async with self._db.transaction() as db:
                 if await self._find_user(db, email) is not None:
-                    raise AlreadyExists("an account with this email already exists", reason="EMAIL_TAKEN")
+                    raise AlreadyExists("an account with this email already exists", reason=Reason.EMAIL_TAKEN)
                 state = UserState.PENDING_VERIFICATION
                 if self._waitlist_enabled and not await self._redeem_invite(db, invite_code, email):
                     state = UserState.WAITLISTED
@@ -113,7 +114,7 @@ class AuthService:
                 await db.flush()
                 self._add_email_token(db, user, TokenPurpose.VERIFY_EMAIL, token, VERIFICATION_TOKEN_TTL)
         except IntegrityError as exc:  # a concurrent registration won the race
-            raise AlreadyExists("an account with this email already exists", reason="EMAIL_TAKEN") from exc
+            raise AlreadyExists("an account with this email already exists", reason=Reason.EMAIL_TAKEN) from exc
         await self._email.send(self._templates.verification(email, token))
         return user
 
@@ -133,7 +134,7 @@ class AuthService:
         async with self._db.transaction() as db:
             user = await self._require_user(db, caller.user_id)
             if user.email_verified:
-                raise FailedPrecondition("the email address is already verified", reason="ALREADY_VERIFIED")
+                raise FailedPrecondition("the email address is already verified", reason=Reason.ALREADY_VERIFIED)
             await self._limiter.hit_and_check(
                 db, self._limits.verification_emails, str(user.id), "too many verification emails; try later"
             )
@@ -152,14 +153,14 @@ class AuthService:
         async with self._db.transaction() as db:
             user = await self._find_user(db, email)
         if not await self._passwords.verify(user.password_hash if user else None, password):
-            raise Unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
+            raise Unauthenticated("email or password is wrong", reason=Reason.INVALID_CREDENTIALS)
         assert user is not None
         async with self._db.transaction() as db:
             await self._password_was_right(db, email, client_address)
         if user.state is UserState.WAITLISTED:
-            raise PermissionDenied("this account is on the waitlist", reason="ACCOUNT_WAITLISTED")
+            raise PermissionDenied("this account is on the waitlist", reason=Reason.ACCOUNT_WAITLISTED)
         if user.state is UserState.DISABLED:
-            raise PermissionDenied("this account is disabled", reason="ACCOUNT_DISABLED")
+            raise PermissionDenied("this account is disabled", reason=Reason.ACCOUNT_DISABLED)
         async with self._db.transaction() as db:
             await self._limiter.reset(db, self._limits.login_per_email, email)
             user = await self._require_user(db, user.id)
@@ -185,7 +186,7 @@ class AuthService:
             if refresh_token:
                 session = await self._sessions.session_of_refresh_token(db, refresh_token)
                 if session is None or session.user_id != caller.user_id:
-                    raise NotFound("no session of yours has this refresh token", reason="SESSION_NOT_FOUND")
+                    raise NotFound("no session of yours has this refresh token", reason=Reason.SESSION_NOT_FOUND)
                 session_id = session.id
             await self._sessions.revoke(db, session_id)
 
@@ -335,7 +336,7 @@ class AuthService:
     async def _require_user(self, db: AsyncSession, user_id: uuid.UUID) -> User:
         user = await db.get(User, user_id)
         if user is None:
-            raise Unauthenticated("account no longer exists", reason="SESSION_REVOKED")
+            raise Unauthenticated("account no longer exists", reason=Reason.SESSION_REVOKED)
         return user
 
     async def _begin_password_attempt(self, email: str, client: str, message: str) -> None:
@@ -356,7 +357,7 @@ class AuthService:
         """Re-check the password of a logged-in user; failures count like failed logins."""
         await self._begin_password_attempt(user.email, "", "too many wrong passwords; try again later")
         if not await self._passwords.verify(user.password_hash, password):
-            raise InvalidArgument([FieldViolation(field, "is wrong")], reason="WRONG_PASSWORD")
+            raise InvalidArgument([FieldViolation(field, "is wrong")], reason=Reason.WRONG_PASSWORD)
         async with self._db.transaction() as db:
             await self._password_was_right(db, user.email, "")
 
@@ -380,15 +381,15 @@ class AuthService:
             )
         ).one_or_none()
         if row is None:
-            raise FailedPrecondition("the token is not valid", reason="TOKEN_INVALID")
+            raise FailedPrecondition("the token is not valid", reason=Reason.TOKEN_INVALID)
         email_token, user = row
         now = utcnow()
         if email_token.use_time is not None:
-            raise FailedPrecondition("the token was already used", reason="TOKEN_USED")
+            raise FailedPrecondition("the token was already used", reason=Reason.TOKEN_USED)
         if email_token.expire_time <= now:
-            raise FailedPrecondition("the token has expired", reason="TOKEN_EXPIRED")
+            raise FailedPrecondition("the token has expired", reason=Reason.TOKEN_EXPIRED)
         if user.state in LOCKED_OUT_STATES and purpose is TokenPurpose.RESET_PASSWORD:
-            raise FailedPrecondition("this account cannot reset its password", reason="ACCOUNT_LOCKED")
+            raise FailedPrecondition("this account cannot reset its password", reason=Reason.ACCOUNT_LOCKED)
         email_token.use_time = now
         return user
 

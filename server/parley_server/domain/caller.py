@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from parley_server.db.models import Role, UserState
-from parley_server.domain.errors import Unauthenticated
+from parley_server.domain.errors import Reason, Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -40,5 +40,5 @@ def require_caller() -> Caller:
     """The caller of the RPC; the auth table guarantees one for non-public RPCs."""
     caller = current_caller.get()
     if caller is None:
-        raise Unauthenticated("authentication required", reason="TOKEN_MISSING")
+        raise Unauthenticated("authentication required", reason=Reason.TOKEN_MISSING)
     return caller

@@ -44,7 +44,7 @@ from parley_server.domain.conversation_service import (
     message_content,
 )
 from parley_server.domain.conversation_watch import ConversationWatch
-from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange
+from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason
 from parley_server.domain.event_bus import EventBus
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
@@ -188,10 +188,10 @@ class ChatService:
         """The user half of an exchange already started with the same request_id."""
         assistant = await db.get(Message, assistant_id)
         if assistant is None or assistant.reply_to is None:
-            raise NotFound("the exchange of this request_id was deleted", reason="MESSAGE_NOT_FOUND")
+            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
         user_message = await db.get(Message, assistant.reply_to)
         if user_message is None:
-            raise NotFound("the exchange of this request_id was deleted", reason="MESSAGE_NOT_FOUND")
+            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
         return user_message
 
     async def _on_finished(self, outcome: Outcome) -> None:
@@ -228,7 +228,7 @@ class ChatService:
         if message.role is not MessageRole.ASSISTANT:
             raise InvalidArgument(
                 [FieldViolation("message_id", "is not an assistant message; only answers are generated")],
-                reason="NOT_A_GENERATION",
+                reason=Reason.NOT_A_GENERATION,
             )
         await self._require_offset_within_text(mid, offset)
         async for chat_update in self._follow(conversation.id, mid, offset):
@@ -251,7 +251,7 @@ class ChatService:
             if whole or loop.time() >= deadline:
                 raise OutOfRange(
                     f"offset {offset} is beyond the {length} characters generated so far",
-                    reason="OFFSET_OUT_OF_RANGE",
+                    reason=Reason.OFFSET_OUT_OF_RANGE,
                     metadata={"length": str(length)},
                 )
             await asyncio.sleep(0.1)
@@ -268,7 +268,7 @@ class ChatService:
                 )
             ).one_or_none()
         if row is None:
-            raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+            raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
         return int(row[0]), row[1] in FINAL_STATES
 
     async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
@@ -304,7 +304,7 @@ class ChatService:
                             if final is not None:
                                 break
                         elif isinstance(event, ConversationDeleted):
-                            raise NotFound("the conversation was deleted", reason="CONVERSATION_NOT_FOUND")
+                            raise NotFound("the conversation was deleted", reason=Reason.CONVERSATION_NOT_FOUND)
                     if "".join(text) and final is None:
                         yield TextChunk(message_id, start, "".join(text))
                 yield Ended(final)
@@ -327,7 +327,7 @@ class ChatService:
             async with self._db.transaction() as db:
                 message = await db.get(Message, message_id)
             if message is None:
-                raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+                raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
             final = message if message.state in FINAL_STATES else None
             current = message.content
         if position >= len(current):

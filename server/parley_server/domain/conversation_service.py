@@ -33,7 +33,7 @@ from parley_server.domain.agent_registry import AgentRegistry
 from parley_server.domain.caller import Caller
 from parley_server.domain.chat_events import ConversationChanged, ConversationDeleted, Event, MessageCreated
 from parley_server.domain.clock import utcnow
-from parley_server.domain.errors import FailedPrecondition, NotFound, PermissionDenied, ResourceExhausted
+from parley_server.domain.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, ResourceExhausted
 from parley_server.domain.ownership import owned_conversation, owned_message
 from parley_server.domain.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.domain.providers.base import ChatTurn, ProviderError, TurnRole, complete_text
@@ -451,7 +451,7 @@ class ConversationService:
                 .limit(1)
             )
             if first_message is None:
-                raise FailedPrecondition("the conversation has no user message to title", reason="NO_USER_MESSAGE")
+                raise FailedPrecondition("the conversation has no user message to title", reason=Reason.NO_USER_MESSAGE)
             agent = await self._title_agent(db, caller, conversation.agent_id)
         return await self._store_title(caller, cid, await self._title(agent, first_message), keep_existing=False)
 

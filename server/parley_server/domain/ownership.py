@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.models import Conversation, Message
-from parley_server.domain.errors import NotFound
+from parley_server.domain.errors import NotFound, Reason
 
 async def owned_conversation(
     db: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
@@ -22,7 +22,7 @@ async def owned_conversation(
         query = query.with_for_update()
     conversation = (await db.execute(query)).scalar_one_or_none()
     if conversation is None:
-        raise NotFound("conversation not found", reason="CONVERSATION_NOT_FOUND")
+        raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
     return conversation
 
 
@@ -39,5 +39,5 @@ async def owned_message(
         query = query.with_for_update(of=Message)
     row = (await db.execute(query)).one_or_none()
     if row is None:
-        raise NotFound("message not found", reason="MESSAGE_NOT_FOUND")
+        raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
     return row[0], row[1]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.models import RateLimitCounter
 from parley_server.domain.clock import utcnow
-from parley_server.domain.errors import ResourceExhausted
+from parley_server.domain.errors import Reason, ResourceExhausted
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class RateLimiter:
             return
         if counter.count >= limit.limit:
             retry_after = counter.window_start + limit.window - now
-            raise ResourceExhausted(message, retry_after=retry_after, reason="RATE_LIMITED")
+            raise ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
 
     async def hit(self, db: AsyncSession, limit: Limit, key: str) -> int:
         """Count one event; returns the count in the current window."""
@@ -66,7 +66,7 @@ class RateLimiter:
             counter = await db.get(RateLimitCounter, f"{limit.name}:{key}")
             started: datetime = counter.window_start if counter else utcnow()
             raise ResourceExhausted(
-                message, retry_after=started + limit.window - utcnow(), reason="RATE_LIMITED"
+                message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED
             )
 
     async def release(self, db: AsyncSession, limit: Limit, key: str) -> None:

@@ -23,7 +23,7 @@ from parley_server.db.database import Database
 from parley_server.db.models import RefreshToken, Session, User, UserState
 from parley_server.domain.caller import Caller
 from parley_server.domain.clock import utcnow
-from parley_server.domain.errors import Unauthenticated
+from parley_server.domain.errors import Reason, Unauthenticated
 from parley_server.domain.tokens import AccessTokens, hash_secret, new_secret
 
 # Accounts in these states keep no usable session.
@@ -88,13 +88,13 @@ class SessionService:
                 )
             ).one_or_none()
             if row is None:
-                raise Unauthenticated("refresh token invalid", reason="REFRESH_TOKEN_INVALID")
+                raise Unauthenticated("refresh token invalid", reason=Reason.REFRESH_TOKEN_INVALID)
             token, session, user = row
             now = utcnow()
             if session.revoke_time is not None or session.expire_time <= now:
-                raise Unauthenticated("session ended; log in again", reason="SESSION_REVOKED")
+                raise Unauthenticated("session ended; log in again", reason=Reason.SESSION_REVOKED)
             if user.state in LOCKED_OUT_STATES:
-                raise Unauthenticated("account cannot log in", reason="SESSION_REVOKED")
+                raise Unauthenticated("account cannot log in", reason=Reason.SESSION_REVOKED)
             if token.rotate_time is not None:
                 session.revoke_time = now
                 reused_session = session.id
@@ -104,7 +104,7 @@ class SessionService:
         self._cache.pop(reused_session, None)
         raise Unauthenticated(
             "refresh token was already used; the session has been revoked",
-            reason="REFRESH_TOKEN_REUSED",
+            reason=Reason.REFRESH_TOKEN_REUSED,
         )
 
     async def session_of_refresh_token(self, db: AsyncSession, refresh_token: str) -> Session | None:
@@ -162,7 +162,7 @@ class SessionService:
             caller = await self._load_caller(claims.session_id)
             self._cache[claims.session_id] = (time.monotonic() + self._cache_seconds, caller)
         if caller is None or caller.user_id != claims.user_id:
-            raise Unauthenticated("session ended; log in again", reason="SESSION_REVOKED")
+            raise Unauthenticated("session ended; log in again", reason=Reason.SESSION_REVOKED)
         return caller
 
     async def _load_caller(self, session_id: uuid.UUID) -> Caller | None:

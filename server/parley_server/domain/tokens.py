@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import jwt
 
-from parley_server.domain.errors import Unauthenticated
+from parley_server.domain.errors import Reason, Unauthenticated
 
 ALGORITHM = "HS256"
 
@@ -80,6 +80,6 @@ class AccessTokens:
                 expire_time=datetime.fromtimestamp(claims["exp"]).astimezone(),
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("access token expired", reason="TOKEN_EXPIRED") from exc
+            raise Unauthenticated("access token expired", reason=Reason.TOKEN_EXPIRED) from exc
         except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError) as exc:
-            raise Unauthenticated("access token invalid", reason="TOKEN_INVALID") from exc
+            raise Unauthenticated("access token invalid", reason=Reason.TOKEN_INVALID) from exc

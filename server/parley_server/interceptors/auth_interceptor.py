@@ -14,7 +14,7 @@ import grpc
 
 from parley_server.db.models import UserState
 from parley_server.domain.caller import Caller, current_caller, current_client_address
-from parley_server.domain.errors import PermissionDenied, Unauthenticated
+from parley_server.domain.errors import PermissionDenied, Reason, Unauthenticated
 from parley_server.domain.session_service import SessionService
 from parley_server.interceptors.access_policy import Access, access_for
 from parley_server.interceptors.base import AroundInterceptor
@@ -32,7 +32,7 @@ class AuthInterceptor(AroundInterceptor):
     async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
         access = access_for(method_name)
         if access is None:
-            raise PermissionDenied("this method is not open to callers", reason="METHOD_NOT_ALLOWED")
+            raise PermissionDenied("this method is not open to callers", reason=Reason.METHOD_NOT_ALLOWED)
         caller = await self._caller(context, required=access is not Access.PUBLIC)
         if caller is not None:
             _authorise(caller, access)
@@ -59,9 +59,9 @@ class AuthInterceptor(AroundInterceptor):
         if not required:
             return None
         if header is None:
-            raise Unauthenticated("authentication required: send `authorization: Bearer <token>`", reason="TOKEN_MISSING")
+            raise Unauthenticated("authentication required: send `authorization: Bearer <token>`", reason=Reason.TOKEN_MISSING)
         if not header.lower().startswith(BEARER) or len(header) > MAX_TOKEN_LENGTH:
-            raise Unauthenticated("authorization metadata must be `Bearer <token>`", reason="TOKEN_INVALID")
+            raise Unauthenticated("authorization metadata must be `Bearer <token>`", reason=Reason.TOKEN_INVALID)
         return await self._sessions.authenticate(header[len(BEARER) :].strip())
 
 
@@ -74,6 +74,6 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
 
 def _authorise(caller: Caller, access: Access) -> None:
     if access is Access.ADMIN and not caller.is_admin:
-        raise PermissionDenied("administrators only", reason="ADMIN_REQUIRED")
+        raise PermissionDenied("administrators only", reason=Reason.ADMIN_REQUIRED)
     if access is Access.USER and caller.state is not UserState.ACTIVE:
-        raise PermissionDenied("verify your email address first", reason="EMAIL_NOT_VERIFIED")
+        raise PermissionDenied("verify your email address first", reason=Reason.EMAIL_NOT_VERIFIED)

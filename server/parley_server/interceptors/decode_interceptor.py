@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from parley_server.domain.errors import FieldViolation, InvalidArgument
+from parley_server.domain.errors import FieldViolation, InvalidArgument, Reason
 
 _MALFORMED = object()
 
@@ -94,7 +94,7 @@ def _checked(request: Any) -> Any:
     if request is _MALFORMED:
         raise InvalidArgument(
             [FieldViolation("request", "is not a valid protobuf message of this RPC's request type")],
-            reason="MALFORMED_REQUEST",
+            reason=Reason.MALFORMED_REQUEST,
         )
     return request
 

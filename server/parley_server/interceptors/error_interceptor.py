@@ -22,6 +22,7 @@ from grpc_status import rpc_status
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from parley_server.domain import errors
+from parley_server.domain.errors import Reason
 from parley_server.interceptors.base import AroundInterceptor
 from parley_server.interceptors.request_context import current_request
 
@@ -50,7 +51,7 @@ def _packed(message: object) -> any_pb2.Any:
 def rich_status(
     code: grpc.StatusCode,
     message: str,
-    reason: str,
+    reason: Reason,
     metadata: dict[str, str] | None = None,
     extra_details: list[object] | None = None,
 ) -> grpc.Status:
@@ -95,7 +96,7 @@ class ErrorInterceptor(AroundInterceptor):
         except NotImplementedError:
             # What the generated base servicer raises for an RPC without a handler.
             await abort_with(
-                context, rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", "UNIMPLEMENTED")
+                context, rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", Reason.UNIMPLEMENTED)
             )
         except (OperationalError, InterfaceError, ConnectionError, TimeoutError) as exc:
             rid = _request_id()
@@ -105,7 +106,7 @@ class ErrorInterceptor(AroundInterceptor):
                 rich_status(
                     grpc.StatusCode.UNAVAILABLE,
                     f"service temporarily unavailable; retry (request id {rid})",
-                    "DATABASE_UNAVAILABLE",
+                    Reason.DATABASE_UNAVAILABLE,
                     {"request_id": rid},
                 ),
             )
@@ -117,7 +118,7 @@ class ErrorInterceptor(AroundInterceptor):
                 rich_status(
                     grpc.StatusCode.INTERNAL,
                     f"internal error (request id {rid})",
-                    "INTERNAL",
+                    Reason.INTERNAL,
                     {"request_id": rid},
                 ),
             )

@@ -10,22 +10,28 @@ reachable, connection reset, replica shutting down) with exponential backoff
 and jitter: at most 5 attempts, waits drawn from 0..0.2 s, 0..0.4 s, ... capped
 at 5 s, plus a retry throttle so a server that is really down is not flooded.
 
-Only *idempotent* methods are retried, because UNAVAILABLE does not tell
-whether the server already executed the call:
+Only methods whose proto says so are retried: `idempotency_level` is
+NO_SIDE_EFFECTS or IDEMPOTENT (the protos are the one place this is stated;
+`parley.client.rpcs` reads them), because UNAVAILABLE does not tell whether
+the server already executed the call:
 
-- reads (Get*, List*, Check*, GetUsage, GetStats, GetSystemHealth,
-  GetMessagesForAgent, GetCurrentUser) change nothing;
-- the AIP-155 creates (CreateConversation, CreateMessage, CreateAgent) carry a
-  request_id, so a repeated attempt returns the first result instead of a
-  duplicate. ParleyClient fills an empty request_id with a fresh UUID before
-  sending, so this holds even when the caller did not set one (all attempts of
-  one call share it);
+- reads (NO_SIDE_EFFECTS: Get*, List*, Check*, GetUsage, GetStats,
+  GetSystemHealth, GetMessagesForAgent, GetCurrentUser, and the streams
+  WatchConversation and ResumeStream) change nothing;
+- the AIP-155 creates (IDEMPOTENT: CreateConversation, CreateMessage,
+  CreateAgent) carry a request_id, so a repeated attempt returns the first
+  result instead of a duplicate. ParleyClient fills an empty request_id of
+  every IDEMPOTENT method that has one before sending, so this holds even when
+  the caller did not set one (all attempts of one call share it);
 - GetOrCreateFreshConversation, JoinWaitlist and CancelGeneration are
-  idempotent by contract (a repeat returns the same conversation / position /
-  final message); WatchConversation is a read, and gRPC never retries a
-  stream after its first response anyway.
+  IDEMPOTENT by contract (a repeat returns the same conversation / position /
+  final message).
 
-Deliberately *not* retried:
+gRPC retries a stream only before its first response arrives, which is not
+where streams break; so for WatchConversation and ResumeStream it covers only
+a failed start.
+
+Deliberately *not* retried (idempotency_level unset):
 
 - Login and Register: not idempotent (a repeated Register answers
   ALREADY_EXISTS, a repeated Login counts as another login and another
@@ -37,12 +43,11 @@ Deliberately *not* retried:
 - Updates, deletes, ChangePassword, ResetPassword, VerifyEmail and the other
   writes: a retry could clobber a concurrent change or answer NOT_FOUND /
   FAILED_PRECONDITION for work that actually succeeded;
-- SendMessage and ResumeStream: they are long server streams, and gRPC can
-  only retry a call before its first response arrives, which is not where
-  streams break. ParleyClient.send_message() / resume() handle UNAVAILABLE
-  themselves instead: they re-attach with the same request_id (SendMessage is
-  idempotent with it) or ResumeStream from the last offset received, so the
-  caller sees every character exactly once.
+- SendMessage: without a request_id a repeat starts a second exchange.
+  ParleyClient.send_message() / resume() handle UNAVAILABLE themselves
+  instead, mid-stream too: they re-attach with the same request_id
+  (SendMessage is idempotent with it) or ResumeStream from the last offset
+  received, so the caller sees every character exactly once.
 
 Keepalive
 ---------
@@ -62,53 +67,31 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from google.protobuf.descriptor_pb2 import MethodOptions
+
+from parley.api.v1 import access_pb2
+from parley.client import rpcs
+
 __all__ = ["IDEMPOTENT_METHODS", "KEEPALIVE_OPTIONS", "PUBLIC_METHODS", "channel_options", "service_config"]
 
 # Methods gRPC retries on UNAVAILABLE, by fully qualified service name.
 IDEMPOTENT_METHODS: Mapping[str, tuple[str, ...]] = {
-    "parley.auth.v1.AuthService": ("GetCurrentUser", "JoinWaitlist"),
-    "parley.conversation.v1.ConversationService": (
-        "CreateConversation",
-        "GetConversation",
-        "ListConversations",
-        "GetOrCreateFreshConversation",
-        "CreateMessage",
-        "ListMessages",
-        "GetMessagesForAgent",
-    ),
-    "parley.agent_access.v1.AgentAccessService": (
-        "CheckAgentAccess",
-        "ListAccessibleAgents",
-        "GetUsage",
-        "ListAgentGrants",
-    ),
-    "parley.agent.v1.AgentService": ("ListAgents", "GetAgent", "CreateAgent"),
-    "parley.admin.v1.AdminService": ("ListUsers", "GetUser", "ListWaitlist", "GetStats", "GetSystemHealth"),
-    "parley.chat.v1.ChatService": ("CancelGeneration", "WatchConversation"),
+    service.full_name: tuple(m.name for m in service.methods if rpcs.retry_safe(m)) for service in rpcs.SERVICES
 }
 
-# Creates whose request_id (AIP-155) ParleyClient fills when empty.
+# IDEMPOTENT creates whose request_id (AIP-155) ParleyClient fills when empty.
 REQUEST_ID_METHODS: frozenset[str] = frozenset(
-    {
-        "/parley.conversation.v1.ConversationService/CreateConversation",
-        "/parley.conversation.v1.ConversationService/CreateMessage",
-        "/parley.agent.v1.AgentService/CreateAgent",
-    }
+    rpcs.full_name(m)
+    for m in rpcs.methods()
+    if m.GetOptions().idempotency_level == MethodOptions.IDEMPOTENT and "request_id" in m.input_type.fields_by_name
 )
 
 # Methods that take no access token: the client neither attaches one nor
 # refreshes on UNAUTHENTICATED (a failed Login is UNAUTHENTICATED too).
 PUBLIC_METHODS: frozenset[str] = frozenset(
-    {
-        "/parley.auth.v1.AuthService/Register",
-        "/parley.auth.v1.AuthService/Login",
-        "/parley.auth.v1.AuthService/RefreshToken",
-        "/parley.auth.v1.AuthService/RequestPasswordReset",
-        "/parley.auth.v1.AuthService/ResetPassword",
-        "/parley.auth.v1.AuthService/VerifyEmail",
-        "/parley.auth.v1.AuthService/JoinWaitlist",
-    }
+    rpcs.full_name(m) for m in rpcs.methods() if rpcs.access(m) == access_pb2.ACCESS_PUBLIC
 )
+# The standard services (health, reflection), which carry no access option.
 PUBLIC_SERVICE_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 RETRY_POLICY: Mapping[str, Any] = {

@@ -27,8 +27,7 @@ if _version_not_supported:
 
 class AdminServiceStub:
     """AdminService is for administrators: users, the waitlist, statistics, system
-    health and housekeeping. Every RPC needs the token of an active account
-    with role ADMIN; a valid token without that role is PERMISSION_DENIED.
+    health and housekeeping.
     """
 
     def __init__(self, channel):
@@ -86,19 +85,18 @@ class AdminServiceStub:
 
 class AdminServiceServicer:
     """AdminService is for administrators: users, the waitlist, statistics, system
-    health and housekeeping. Every RPC needs the token of an active account
-    with role ADMIN; a valid token without that role is PERMISSION_DENIED.
+    health and housekeeping.
     """
 
     def ListUsers(self, request, context):
-        """Lists users, newest first, with optional filters. Access: admin.
+        """Lists users, newest first, with optional filters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetUser(self, request, context):
-        """Returns one user. Access: admin.
+        """Returns one user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,7 +105,7 @@ class AdminServiceServicer:
     def UpdateUser(self, request, context):
         """Updates role, state, premium and display_name via update_mask. Disabling
         revokes the user's sessions. Demoting or disabling the last active admin
-        is FAILED_PRECONDITION. Access: admin.
+        is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,14 +113,14 @@ class AdminServiceServicer:
 
     def DeleteUser(self, request, context):
         """Deletes a user and everything they own, like AuthService.DeleteAccount.
-        Deleting the last active admin is FAILED_PRECONDITION. Access: admin.
+        Deleting the last active admin is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWaitlist(self, request, context):
-        """Lists waitlist entries in position order. Access: admin.
+        """Lists waitlist entries in position order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,7 +128,7 @@ class AdminServiceServicer:
 
     def ApproveWaitlistEntries(self, request, context):
         """Approves waitlist entries: activates waitlisted accounts, or emails an
-        invite when the email has no account yet. Access: admin.
+        invite when the email has no account yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,14 +136,14 @@ class AdminServiceServicer:
 
     def GetStats(self, request, context):
         """Returns totals and per-day statistics over a time range (indexed SQL,
-        cached briefly). Access: admin.
+        cached briefly).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSystemHealth(self, request, context):
-        """Returns the health of the replica serving the call. Access: admin.
+        """Returns the health of the replica serving the call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,7 +151,7 @@ class AdminServiceServicer:
 
     def CleanupEmptyConversations(self, request, context):
         """Deletes every user's conversations that have no messages and were
-        created more than older_than ago; returns how many. Access: admin.
+        created more than older_than ago; returns how many.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,8 +215,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """AdminService is for administrators: users, the waitlist, statistics, system
-    health and housekeeping. Every RPC needs the token of an active account
-    with role ADMIN; a valid token without that role is PERMISSION_DENIED.
+    health and housekeeping.
     """
 
     @staticmethod

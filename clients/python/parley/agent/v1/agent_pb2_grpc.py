@@ -70,7 +70,7 @@ class AgentServiceServicer:
 
     def ListAgents(self, request, context):
         """Lists the agent catalogue, ordered by slug, with an `accessible` flag per
-        agent for the caller. Access: user.
+        agent for the caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,7 +78,7 @@ class AgentServiceServicer:
 
     def GetAgent(self, request, context):
         """Returns one agent; system_prompt, base_url and api_key_env are empty for
-        non-admins. Access: user.
+        non-admins.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,7 +86,7 @@ class AgentServiceServicer:
 
     def CreateAgent(self, request, context):
         """Creates an agent. Retrying with the same request_id returns the first
-        agent. A taken slug is ALREADY_EXISTS. Access: admin.
+        agent. A taken slug is ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,14 +94,14 @@ class AgentServiceServicer:
 
     def UpdateAgent(self, request, context):
         """Updates the fields named in update_mask; the pooled provider client of the
-        agent is rebuilt. Access: admin.
+        agent is rebuilt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAgent(self, request, context):
-        """Deletes an agent; it can no longer be chatted with. Access: admin.
+        """Deletes an agent; it can no longer be chatted with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -24,45 +24,58 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from parley.agent.v1 import agent_pb2 as parley_dot_agent_dot_v1_dot_agent__pb2
+from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)parley/agent_access/v1/agent_access.proto\x12\x16parley.agent_access.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/agent/v1/agent.proto\"\xa5\x01\n\nAgentUsage\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rmessage_count\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\x12\"\n\x15remaining_daily_quota\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x18\n\x16_remaining_daily_quota\"\xb1\x01\n\nAgentGrant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ngranted_by\x18\x06 \x01(\t\"+\n\x17\x43heckAgentAccessRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x93\x01\n\x18\x43heckAgentAccessResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x34\n\x06reason\x18\x02 \x01(\x0e\x32$.parley.agent_access.v1.AccessReason\x12\x1c\n\x0fremaining_quota\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x12\n\x10_remaining_quota\"\x1d\n\x1bListAccessibleAgentsRequest\"F\n\x1cListAccessibleAgentsResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.parley.agent.v1.Agent\"o\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x10GetUsageResponse\x12\x31\n\x05usage\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentUsage\"m\n\x17GrantAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x18GrantAgentAccessResponse\x12\x31\n\x05grant\x18\x01 \x01(\x0b\x32\".parley.agent_access.v1.AgentGrant\"=\n\x18RevokeAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x1b\n\x19RevokeAgentAccessResponse\"b\n\x16ListAgentGrantsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"f\n\x17ListAgentGrantsResponse\x12\x32\n\x06grants\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentGrant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xca\x01\n\x0c\x41\x63\x63\x65ssReason\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43\x43\x45SS_REASON_OK\x10\x01\x12\"\n\x1e\x41\x43\x43\x45SS_REASON_PREMIUM_REQUIRED\x10\x02\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_NOT_GRANTED\x10\x03\x12 \n\x1c\x41\x43\x43\x45SS_REASON_AGENT_DISABLED\x10\x04\x12 \n\x1c\x41\x43\x43\x45SS_REASON_QUOTA_EXCEEDED\x10\x05\x32\xd3\x05\n\x12\x41gentAccessService\x12u\n\x10\x43heckAgentAccess\x12/.parley.agent_access.v1.CheckAgentAccessRequest\x1a\x30.parley.agent_access.v1.CheckAgentAccessResponse\x12\x81\x01\n\x14ListAccessibleAgents\x12\x33.parley.agent_access.v1.ListAccessibleAgentsRequest\x1a\x34.parley.agent_access.v1.ListAccessibleAgentsResponse\x12]\n\x08GetUsage\x12\'.parley.agent_access.v1.GetUsageRequest\x1a(.parley.agent_access.v1.GetUsageResponse\x12u\n\x10GrantAgentAccess\x12/.parley.agent_access.v1.GrantAgentAccessRequest\x1a\x30.parley.agent_access.v1.GrantAgentAccessResponse\x12x\n\x11RevokeAgentAccess\x12\x30.parley.agent_access.v1.RevokeAgentAccessRequest\x1a\x31.parley.agent_access.v1.RevokeAgentAccessResponse\x12r\n\x0fListAgentGrants\x12..parley.agent_access.v1.ListAgentGrantsRequest\x1a/.parley.agent_access.v1.ListAgentGrantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)parley/agent_access/v1/agent_access.proto\x12\x16parley.agent_access.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/agent/v1/agent.proto\x1a\x1aparley/api/v1/access.proto\"\xa5\x01\n\nAgentUsage\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rmessage_count\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\x12\"\n\x15remaining_daily_quota\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x18\n\x16_remaining_daily_quota\"\xb1\x01\n\nAgentGrant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ngranted_by\x18\x06 \x01(\t\"+\n\x17\x43heckAgentAccessRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x93\x01\n\x18\x43heckAgentAccessResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x34\n\x06reason\x18\x02 \x01(\x0e\x32$.parley.agent_access.v1.AccessReason\x12\x1c\n\x0fremaining_quota\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x12\n\x10_remaining_quota\"\x1d\n\x1bListAccessibleAgentsRequest\"F\n\x1cListAccessibleAgentsResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.parley.agent.v1.Agent\"o\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x10GetUsageResponse\x12\x31\n\x05usage\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentUsage\"m\n\x17GrantAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x18GrantAgentAccessResponse\x12\x31\n\x05grant\x18\x01 \x01(\x0b\x32\".parley.agent_access.v1.AgentGrant\"=\n\x18RevokeAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x1b\n\x19RevokeAgentAccessResponse\"b\n\x16ListAgentGrantsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"f\n\x17ListAgentGrantsResponse\x12\x32\n\x06grants\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentGrant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xca\x01\n\x0c\x41\x63\x63\x65ssReason\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43\x43\x45SS_REASON_OK\x10\x01\x12\"\n\x1e\x41\x43\x43\x45SS_REASON_PREMIUM_REQUIRED\x10\x02\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_NOT_GRANTED\x10\x03\x12 \n\x1c\x41\x43\x43\x45SS_REASON_AGENT_DISABLED\x10\x04\x12 \n\x1c\x41\x43\x43\x45SS_REASON_QUOTA_EXCEEDED\x10\x05\x32\xcf\x08\n\x12\x41gentAccessService\x12\xc6\x01\n\x10\x43heckAgentAccess\x12/.parley.agent_access.v1.CheckAgentAccessRequest\x1a\x30.parley.agent_access.v1.CheckAgentAccessResponse\"O\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x12\x8a\x01\n\x14ListAccessibleAgents\x12\x33.parley.agent_access.v1.ListAccessibleAgentsRequest\x1a\x34.parley.agent_access.v1.ListAccessibleAgentsResponse\"\x07\x90\x02\x01\x88\xb5\x18\x03\x12\x8e\x01\n\x08GetUsage\x12\'.parley.agent_access.v1.GetUsageRequest\x1a(.parley.agent_access.v1.GetUsageResponse\"/\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x12\xe2\x01\n\x10GrantAgentAccess\x12/.parley.agent_access.v1.GrantAgentAccessRequest\x1a\x30.parley.agent_access.v1.GrantAgentAccessResponse\"k\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x12\xc6\x01\n\x11RevokeAgentAccess\x12\x30.parley.agent_access.v1.RevokeAgentAccessRequest\x1a\x31.parley.agent_access.v1.RevokeAgentAccessResponse\"L\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0fGRANT_NOT_FOUND\x12\xa3\x01\n\x0fListAgentGrants\x12..parley.agent_access.v1.ListAgentGrantsRequest\x1a/.parley.agent_access.v1.ListAgentGrantsResponse\"/\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENTb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.agent_access.v1.agent_access_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCESSREASON']._serialized_start=1448
-  _globals['_ACCESSREASON']._serialized_end=1650
-  _globals['_AGENTUSAGE']._serialized_start=132
-  _globals['_AGENTUSAGE']._serialized_end=297
-  _globals['_AGENTGRANT']._serialized_start=300
-  _globals['_AGENTGRANT']._serialized_end=477
-  _globals['_CHECKAGENTACCESSREQUEST']._serialized_start=479
-  _globals['_CHECKAGENTACCESSREQUEST']._serialized_end=522
-  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_start=525
-  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_end=672
-  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_start=674
-  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_end=703
-  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_start=705
-  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_end=775
-  _globals['_GETUSAGEREQUEST']._serialized_start=777
-  _globals['_GETUSAGEREQUEST']._serialized_end=888
-  _globals['_GETUSAGERESPONSE']._serialized_start=890
-  _globals['_GETUSAGERESPONSE']._serialized_end=959
-  _globals['_GRANTAGENTACCESSREQUEST']._serialized_start=961
-  _globals['_GRANTAGENTACCESSREQUEST']._serialized_end=1070
-  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_start=1072
-  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_end=1149
-  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_start=1151
-  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_end=1212
-  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_start=1214
-  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_end=1241
-  _globals['_LISTAGENTGRANTSREQUEST']._serialized_start=1243
-  _globals['_LISTAGENTGRANTSREQUEST']._serialized_end=1341
-  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_start=1343
-  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_end=1445
-  _globals['_AGENTACCESSSERVICE']._serialized_start=1653
-  _globals['_AGENTACCESSSERVICE']._serialized_end=2376
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['CheckAgentAccess']._loaded_options = None
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['CheckAgentAccess']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAccessibleAgents']._loaded_options = None
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAccessibleAgents']._serialized_options = b'\220\002\001\210\265\030\003'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['GetUsage']._loaded_options = None
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['GrantAgentAccess']._loaded_options = None
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['GrantAgentAccess']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['RevokeAgentAccess']._loaded_options = None
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['RevokeAgentAccess']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017GRANT_NOT_FOUND'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAgentGrants']._loaded_options = None
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAgentGrants']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT'
+  _globals['_ACCESSREASON']._serialized_start=1476
+  _globals['_ACCESSREASON']._serialized_end=1678
+  _globals['_AGENTUSAGE']._serialized_start=160
+  _globals['_AGENTUSAGE']._serialized_end=325
+  _globals['_AGENTGRANT']._serialized_start=328
+  _globals['_AGENTGRANT']._serialized_end=505
+  _globals['_CHECKAGENTACCESSREQUEST']._serialized_start=507
+  _globals['_CHECKAGENTACCESSREQUEST']._serialized_end=550
+  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_start=553
+  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_end=700
+  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_start=702
+  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_end=731
+  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_start=733
+  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_end=803
+  _globals['_GETUSAGEREQUEST']._serialized_start=805
+  _globals['_GETUSAGEREQUEST']._serialized_end=916
+  _globals['_GETUSAGERESPONSE']._serialized_start=918
+  _globals['_GETUSAGERESPONSE']._serialized_end=987
+  _globals['_GRANTAGENTACCESSREQUEST']._serialized_start=989
+  _globals['_GRANTAGENTACCESSREQUEST']._serialized_end=1098
+  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_start=1100
+  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_end=1177
+  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_start=1179
+  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_end=1240
+  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_start=1242
+  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_end=1269
+  _globals['_LISTAGENTGRANTSREQUEST']._serialized_start=1271
+  _globals['_LISTAGENTGRANTSREQUEST']._serialized_end=1369
+  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_start=1371
+  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_end=1473
+  _globals['_AGENTACCESSSERVICE']._serialized_start=1681
+  _globals['_AGENTACCESSSERVICE']._serialized_end=2784
 # @@protoc_insertion_point(module_scope)

@@ -81,14 +81,14 @@ class AgentAccessServiceServicer:
 
     def CheckAgentAccess(self, request, context):
         """Tells whether the caller may use an agent now, and why not. An unknown
-        agent is NOT_FOUND. Access: user.
+        agent is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAccessibleAgents(self, request, context):
-        """Lists the agents the caller may use now. Access: user.
+        """Lists the agents the caller may use now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,7 +96,7 @@ class AgentAccessServiceServicer:
 
     def GetUsage(self, request, context):
         """Returns the caller's usage per agent over a period, with the remaining
-        daily quota. Access: user.
+        daily quota.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,21 +104,21 @@ class AgentAccessServiceServicer:
 
     def GrantAgentAccess(self, request, context):
         """Grants a user access to an agent, or replaces the expiry of an existing
-        grant. Access: admin.
+        grant.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeAgentAccess(self, request, context):
-        """Removes a user's grant to an agent; no grant is NOT_FOUND. Access: admin.
+        """Removes a user's grant to an agent; no grant is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAgentGrants(self, request, context):
-        """Lists grants by user and/or agent. Access: admin.
+        """Lists grants by user and/or agent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

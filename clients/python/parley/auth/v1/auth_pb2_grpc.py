@@ -111,7 +111,6 @@ class AuthServiceServicer:
     def Register(self, request, context):
         """Creates an account in PENDING_VERIFICATION (or WAITLISTED when the waitlist
         is on and no valid invite code is given) and queues a verification email.
-        Access: public.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,7 +118,6 @@ class AuthServiceServicer:
 
     def Login(self, request, context):
         """Exchanges email and password for an access token and a refresh token.
-        Access: public.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,7 +125,7 @@ class AuthServiceServicer:
 
     def RefreshToken(self, request, context):
         """Rotates a refresh token. Reusing an already rotated token revokes the whole
-        session family. Access: public.
+        session family.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,28 +133,28 @@ class AuthServiceServicer:
 
     def Logout(self, request, context):
         """Revokes the session of the given refresh token, or every session of the
-        caller. Access: user.
+        caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCurrentUser(self, request, context):
-        """Returns the caller. Access: user.
+        """Returns the caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateProfile(self, request, context):
-        """Updates the caller's profile fields named in update_mask. Access: user.
+        """Updates the caller's profile fields named in update_mask.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ChangePassword(self, request, context):
-        """Changes the caller's password and revokes every other session. Access: user.
+        """Changes the caller's password and revokes every other session.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,7 +162,7 @@ class AuthServiceServicer:
 
     def RequestPasswordReset(self, request, context):
         """Emails a single-use reset token. Always succeeds, whether or not the email
-        belongs to an account. Access: public.
+        belongs to an account.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,7 +170,6 @@ class AuthServiceServicer:
 
     def ResetPassword(self, request, context):
         """Sets a new password with a reset token and revokes every session.
-        Access: public.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,28 +177,27 @@ class AuthServiceServicer:
 
     def VerifyEmail(self, request, context):
         """Activates an account with the token from the verification email.
-        Access: public.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResendVerificationEmail(self, request, context):
-        """Sends a fresh verification email (rate limited). Access: user.
+        """Sends a fresh verification email (rate limited).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteAccount(self, request, context):
-        """Deletes the caller and everything they own. Access: user.
+        """Deletes the caller and everything they own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def JoinWaitlist(self, request, context):
-        """Puts an email on the waitlist; idempotent. Access: public.
+        """Puts an email on the waitlist; idempotent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

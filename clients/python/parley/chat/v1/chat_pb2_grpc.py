@@ -26,9 +26,9 @@ if _version_not_supported:
 
 
 class ChatServiceStub:
-    """ChatService runs exchanges with agents and streams them live. Every RPC needs
-    a user token and only sees the caller's own conversations: another user's
-    conversation or message is NOT_FOUND.
+    """ChatService runs exchanges with agents and streams them live. Every RPC only
+    sees the caller's own conversations: another user's conversation or message
+    is NOT_FOUND.
 
     Generation is decoupled from the stream that started it: if the client
     disconnects, generation continues (bounded by a timeout and the agent's
@@ -72,9 +72,9 @@ class ChatServiceStub:
 
 
 class ChatServiceServicer:
-    """ChatService runs exchanges with agents and streams them live. Every RPC needs
-    a user token and only sees the caller's own conversations: another user's
-    conversation or message is NOT_FOUND.
+    """ChatService runs exchanges with agents and streams them live. Every RPC only
+    sees the caller's own conversations: another user's conversation or message
+    is NOT_FOUND.
 
     Generation is decoupled from the stream that started it: if the client
     disconnects, generation continues (bounded by a timeout and the agent's
@@ -97,7 +97,7 @@ class ChatServiceServicer:
         RESOURCE_EXHAUSTED (ErrorInfo.reason as AccessReason says), both before
         anything is stored. A retried request_id creates no second
         exchange: it re-attaches to the first, replaying accepted and the whole
-        text so far, then continuing live. Access: user.
+        text so far, then continuing live.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,7 +107,7 @@ class ChatServiceServicer:
         """Replays an assistant message's text after offset, then continues live
         until the terminal event (completed, failed or cancelled), after which
         the stream ends with OK. For a finished message it sends the remaining
-        text and the terminal event at once. Access: user.
+        text and the terminal event at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,7 +116,7 @@ class ChatServiceServicer:
     def CancelGeneration(self, request, context):
         """Stops a generation; the partial text is kept and the message becomes
         CANCELLED. Streams following it receive a cancelled event. On a message
-        that already finished it changes nothing and returns it. Access: user.
+        that already finished it changes nothing and returns it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,7 +135,7 @@ class ChatServiceServicer:
         state: message_created for messages added meanwhile, a delta with each
         followed message's missing text, message_completed for those that
         finished, then conversation_updated (or conversation_deleted). The stream
-        ends with OK after conversation_deleted. Access: user.
+        ends with OK after conversation_deleted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -173,9 +173,9 @@ def add_ChatServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ChatService:
-    """ChatService runs exchanges with agents and streams them live. Every RPC needs
-    a user token and only sees the caller's own conversations: another user's
-    conversation or message is NOT_FOUND.
+    """ChatService runs exchanges with agents and streams them live. Every RPC only
+    sees the caller's own conversations: another user's conversation or message
+    is NOT_FOUND.
 
     Generation is decoupled from the stream that started it: if the client
     disconnects, generation continues (bounded by a timeout and the agent's

@@ -27,8 +27,8 @@ if _version_not_supported:
 
 class ConversationServiceStub:
     """ConversationService stores the caller's conversations with agents and their
-    messages. Every RPC needs a user token and only sees the caller's own
-    conversations: another user's conversation or message is NOT_FOUND.
+    messages. Every RPC only sees the caller's own conversations: another
+    user's conversation or message is NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -101,21 +101,21 @@ class ConversationServiceStub:
 
 class ConversationServiceServicer:
     """ConversationService stores the caller's conversations with agents and their
-    messages. Every RPC needs a user token and only sees the caller's own
-    conversations: another user's conversation or message is NOT_FOUND.
+    messages. Every RPC only sees the caller's own conversations: another
+    user's conversation or message is NOT_FOUND.
     """
 
     def CreateConversation(self, request, context):
         """Creates a conversation with an agent the caller may use (see
         AgentAccessService). Retrying with the same request_id returns the first
-        conversation. Access: user.
+        conversation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetConversation(self, request, context):
-        """Returns one of the caller's conversations. Access: user.
+        """Returns one of the caller's conversations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,7 +123,7 @@ class ConversationServiceServicer:
 
     def ListConversations(self, request, context):
         """Lists the caller's conversations, newest activity first, with optional
-        filters. Access: user.
+        filters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,7 +131,7 @@ class ConversationServiceServicer:
 
     def GetOrCreateFreshConversation(self, request, context):
         """Returns the caller's existing empty conversation with the agent if there is
-        one, otherwise creates one. Access: user.
+        one, otherwise creates one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,14 +139,13 @@ class ConversationServiceServicer:
 
     def UpdateConversation(self, request, context):
         """Updates the title, archived and pinned fields named in update_mask.
-        Access: user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteConversation(self, request, context):
-        """Deletes a conversation and all its messages. Access: user.
+        """Deletes a conversation and all its messages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,14 +153,14 @@ class ConversationServiceServicer:
 
     def CreateMessage(self, request, context):
         """Appends a message to a conversation and bumps its update time. Retrying
-        with the same request_id returns the first message. Access: user.
+        with the same request_id returns the first message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """Lists the messages of a conversation, oldest first. Access: user.
+        """Lists the messages of a conversation, oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -174,7 +173,6 @@ class ConversationServiceServicer:
         before them; it is listed here for admins only (as GetAgent shows
         system_prompt), so for other callers the list is the model's context
         minus that prompt.
-        Access: user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,7 +180,6 @@ class ConversationServiceServicer:
 
     def ClearMessages(self, request, context):
         """Deletes every message of a conversation and keeps the conversation.
-        Access: user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,7 +188,7 @@ class ConversationServiceServicer:
     def GenerateTitle(self, request, context):
         """Derives a title from the first user message (heuristic, or the agent when
         it supports title generation), stores it and returns the conversation.
-        ChatService calls it automatically after the first exchange. Access: user.
+        ChatService calls it automatically after the first exchange.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,7 +197,7 @@ class ConversationServiceServicer:
     def CleanupEmptyConversations(self, request, context):
         """Deletes the caller's conversations that have no messages and were created
         more than older_than ago; returns how many. AdminService has a global
-        variant. Access: user.
+        variant.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -279,8 +276,8 @@ def add_ConversationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ConversationService:
     """ConversationService stores the caller's conversations with agents and their
-    messages. Every RPC needs a user token and only sees the caller's own
-    conversations: another user's conversation or message is NOT_FOUND.
+    messages. Every RPC only sees the caller's own conversations: another
+    user's conversation or message is NOT_FOUND.
     """
 
     @staticmethod

@@ -1,0 +1,118 @@
+"""The per-RPC facts of the protos: every RPC states them, and they are coherent.
+
+Who may call an RPC is its `(parley.api.v1.access)` option, whether it is
+safe to retry is its `idempotency_level`, and the errors it returns besides
+those of its access level are its `(parley.api.v1.errors)`; the server, the
+clients and the API reference read them (`parley.client.rpcs`). These tests
+make a missing or implausible declaration fail. (That the server sends no
+undeclared error is checked over the whole run: see tests/conftest.py.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor_pb2 import MethodOptions
+from parley.api.v1 import access_pb2
+from parley.client import rpcs
+from parley.client.terminal import FRIENDLY_REASONS
+
+from parley_server.domain.access_rules import AccessReason
+from parley_server.domain.errors import Reason
+from parley_server.interceptors.access_policy import Access, implied_errors
+
+METHODS = {rpcs.full_name(m): m for m in rpcs.methods()}
+
+
+def test_every_proto_service_is_read(repo_root: Path) -> None:
+    declared = set()
+    for path in (repo_root / "protos").rglob("*.proto"):
+        text = path.read_text()
+        package = re.search(r"^package ([\w.]+);", text, re.M)
+        declared |= {f"{package.group(1)}.{name}" for name in re.findall(r"^service (\w+)", text, re.M) if package}
+    assert declared == {service.full_name for service in rpcs.SERVICES}, "list the proto in parley.client.rpcs.FILES"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_rpc_declares_who_may_call_it(name: str) -> None:
+    assert rpcs.access(METHODS[name]) != access_pb2.ACCESS_UNSPECIFIED, (
+        f"{name}: add `option (parley.api.v1.access) = ACCESS_...;` to the rpc"
+    )
+
+
+def expected_idempotency(method: MethodDescriptor) -> int:
+    """What the RPC's name and request say about retrying (AIP-130 standard methods, AIP-155)."""
+    if re.match(r"(Get|List|Check)(?!OrCreate)", method.name):
+        return MethodOptions.NO_SIDE_EFFECTS
+    if method.name.startswith("Create") and "request_id" in method.input_type.fields_by_name:
+        return MethodOptions.IDEMPOTENT
+    if re.match(r"(Update|Delete|Create)", method.name):
+        return MethodOptions.IDEMPOTENCY_UNKNOWN
+    return -1  # custom method: its contract decides
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_idempotency_level_fits_the_contract(name: str) -> None:
+    method = METHODS[name]
+    level = method.GetOptions().idempotency_level
+    expected = expected_idempotency(method)
+    if expected != -1:
+        assert level == expected, f"{name}: idempotency_level {level}, its kind of method says {expected}"
+    if level == MethodOptions.NO_SIDE_EFFECTS:
+        assert "request_id" not in method.input_type.fields_by_name, f"{name} dedupes writes, so it is no read"
+
+
+def test_custom_methods_retried_by_clients() -> None:
+    # Custom methods are retried only where their comment promises a repeat is harmless.
+    custom = {
+        name
+        for name, method in METHODS.items()
+        if expected_idempotency(method) == -1 and method.GetOptions().idempotency_level != MethodOptions.IDEMPOTENCY_UNKNOWN
+    }
+    assert custom == {
+        "/parley.auth.v1.AuthService/JoinWaitlist",
+        "/parley.conversation.v1.ConversationService/GetOrCreateFreshConversation",
+        "/parley.chat.v1.ChatService/ResumeStream",
+        "/parley.chat.v1.ChatService/CancelGeneration",
+        "/parley.chat.v1.ChatService/WatchConversation",
+    }
+
+
+def test_declared_errors_name_real_codes_and_reasons() -> None:
+    for name, method in METHODS.items():
+        for code, reason in rpcs.declared_errors(method):
+            assert code in grpc.StatusCode.__members__, f"{name}: unknown status code {code!r}"
+            assert reason in Reason.__members__, f"{name}: {reason!r} is not a member of domain.errors.Reason"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_rpcs_with_request_fields_declare_invalid_argument(name: str) -> None:
+    # Every field a caller sends is checked, and a bad one is INVALID_ARGUMENT.
+    method = METHODS[name]
+    declared = ("INVALID_ARGUMENT", Reason.INVALID_ARGUMENT) in rpcs.declared_errors(method)
+    assert declared == bool(method.input_type.fields), name
+
+
+def test_every_reason_can_reach_a_caller() -> None:
+    # A reason no RPC declares or implies is dead, or an RPC forgot to declare it.
+    sent = {reason for method in METHODS.values() for _, reason in rpcs.declared_errors(method)}
+    sent |= {reason for level in Access for _, reason in implied_errors(level)}
+    for_unknown_methods = {Reason.METHOD_NOT_ALLOWED, Reason.UNIMPLEMENTED}
+    assert set(Reason) - for_unknown_methods == sent
+
+
+def test_agent_access_reasons_are_error_reasons() -> None:
+    # PERMISSION_DENIED for an agent carries the AccessReason's name.
+    assert {r.name for r in AccessReason if r is not AccessReason.OK} <= Reason.__members__.keys()
+
+
+def test_clients_explain_only_real_reasons(repo_root: Path) -> None:
+    page = (repo_root / "clients/web/src/errors.ts").read_text()
+    block = page[page.index("const REASONS") : page.index("};", page.index("const REASONS"))]
+    page_reasons = set(re.findall(r"^\s+([A-Z_]+):", block, re.M))
+    assert page_reasons and page_reasons <= Reason.__members__.keys(), page_reasons - Reason.__members__.keys()
+    assert FRIENDLY_REASONS.keys() <= Reason.__members__.keys()
