@@ -2,9 +2,11 @@
 
 Every non-OK status carries a `google.rpc.Status` in grpc-status-details-bin
 with an ErrorInfo (reason, domain "parley"), plus BadRequest field violations
-for INVALID_ARGUMENT and RetryInfo for RESOURCE_EXHAUSTED. Unexpected
-exceptions are logged with the request id and answered INTERNAL with only that
-id in the message, so no internals reach the caller.
+for INVALID_ARGUMENT and RetryInfo for RESOURCE_EXHAUSTED. A database that is
+not reachable right now (db/outage.py decides) is UNAVAILABLE with RetryInfo:
+the caller may retry safely where the RPC allows it (reads, creates with a
+request_id). Unexpected exceptions are logged with the request id and answered
+INTERNAL with only that id in the message, so no internals reach the caller.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from sqlalchemy.exc import InterfaceError, OperationalError
 
+from parley_server.db.outage import is_outage
 from parley_server.domain import errors
 from parley_server.domain.errors import Reason
 from parley_server.interceptors.base import AroundInterceptor
@@ -29,6 +31,8 @@ from parley_server.interceptors.request_context import current_request
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "parley"
+# RetryInfo of DATABASE_UNAVAILABLE: a PostgreSQL restart takes about this long.
+DATABASE_RETRY_DELAY = timedelta(seconds=1)
 
 CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -80,6 +84,18 @@ def status_for(error: errors.DomainError) -> grpc.Status:
     return rich_status(CODES[type(error)], error.message, error.reason, error.metadata, extra)
 
 
+def database_unavailable(request_id: str) -> grpc.Status:
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(DATABASE_RETRY_DELAY)
+    return rich_status(
+        grpc.StatusCode.UNAVAILABLE,
+        f"service temporarily unavailable; retry (request id {request_id})",
+        Reason.DATABASE_UNAVAILABLE,
+        {"request_id": request_id},
+        [error_details_pb2.RetryInfo(retry_delay=delay)],
+    )
+
+
 async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
@@ -98,30 +114,17 @@ class ErrorInterceptor(AroundInterceptor):
             await abort_with(
                 context, rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", Reason.UNIMPLEMENTED)
             )
-        except (OperationalError, InterfaceError, ConnectionError, TimeoutError) as exc:
+        except Exception as exc:
             rid = _request_id()
-            log.warning("database unavailable in %s (request %s): %s", method_name, rid, exc)
-            await abort_with(
-                context,
-                rich_status(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"service temporarily unavailable; retry (request id {rid})",
-                    Reason.DATABASE_UNAVAILABLE,
-                    {"request_id": rid},
-                ),
-            )
-        except Exception:
-            rid = _request_id()
-            log.exception("unexpected error in %s (request %s)", method_name, rid)
-            await abort_with(
-                context,
-                rich_status(
-                    grpc.StatusCode.INTERNAL,
-                    f"internal error (request id {rid})",
-                    Reason.INTERNAL,
-                    {"request_id": rid},
-                ),
-            )
+            if is_outage(exc):
+                log.warning("database unavailable in %s (request %s): %r", method_name, rid, exc)
+                status = database_unavailable(rid)
+            else:
+                log.exception("unexpected error in %s (request %s)", method_name, rid)
+                status = rich_status(
+                    grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", Reason.INTERNAL, {"request_id": rid}
+                )
+            await abort_with(context, status)
 
 
 def _request_id() -> str:
