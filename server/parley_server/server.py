@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass
@@ -33,7 +34,12 @@ from parley_server.rpc.conversation_handlers import ConversationHandlers
 
 log = logging.getLogger(__name__)
 
-HEALTH_PROBE_SECONDS = 5.0
+# Health follows the database: a probe query every second while it answers
+# (every fifth of a second while it does not, to notice its return), and at
+# once whenever a statement or the probe connection fails for outage reasons.
+PROBE_INTERVAL_SECONDS = 1.0
+PROBE_INTERVAL_DOWN_SECONDS = 0.2
+PROBE_TIMEOUT_SECONDS = 2.0
 
 # Parley's services: each has its handlers (rpc/), and reflection and health
 # list them by these names.
@@ -136,25 +142,27 @@ async def start_server(app: App, address: str) -> RunningServer:
 
 async def _probe_database(app: App, health: HealthServicer) -> None:
     """Keep health in step with the database: SERVING only while it answers."""
-    serving = health_pb2.HealthCheckResponse.SERVING
-    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-    last: int | None = None
+    reachability = app.database.reachability
+    changed = asyncio.Event()
+    reachability.listen(lambda _up: changed.set())
+    last: bool | None = None
     while True:
-        try:
-            # shield: a ping timed out while queued for a pooled connection must
-            # not be cancelled mid-checkout (that can leak the pool's slot).
-            await asyncio.wait_for(asyncio.shield(app.database.ping()), timeout=HEALTH_PROBE_SECONDS)
-            status = serving
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # any failure to answer means not serving
-            log.warning("database unreachable: %s", exc)
-            status = not_serving
-        if status != last:
+        if reachability.up != last:
+            last = reachability.up
+            status = health_pb2.HealthCheckResponse.SERVING if last else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in ["", *SERVICE_NAMES]:
                 await health.set(name, status)
-            last = status
-        await asyncio.sleep(HEALTH_PROBE_SECONDS)
+        interval = PROBE_INTERVAL_SECONDS if last else PROBE_INTERVAL_DOWN_SECONDS
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout=interval)
+        if changed.is_set():
+            changed.clear()
+            continue  # a reported outage: publish it before probing again
+        try:
+            await app.database.probe(PROBE_TIMEOUT_SECONDS)
+        except Exception:  # not an outage (e.g. refused credentials): still not serving
+            log.exception("database probe failed")
+            reachability.report(False)
 
 
 async def serve_until_signalled(app: App, address: str) -> None:

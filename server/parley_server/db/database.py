@@ -8,11 +8,15 @@ a domain error raised half-way through a write leaves the database untouched.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -23,6 +27,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from parley_server.db.outage import is_outage
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -50,6 +58,34 @@ def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise DisconnectionError("connection closed by the server")
 
 
+class Reachability:
+    """Whether PostgreSQL answers right now, and who wants to hear when that changes.
+
+    Anything that sees the database fail for outage reasons (a pooled
+    statement, the probe connection being closed by the server) reports down
+    at once; only a successful probe query reports it up again. The health
+    service listens, so it follows an outage within moments, not a poll later.
+    """
+
+    def __init__(self) -> None:
+        self.up = True
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def listen(self, listener: Callable[[bool], None]) -> None:
+        self._listeners.append(listener)
+
+    def report(self, up: bool) -> None:
+        if up == self.up:
+            return
+        self.up = up
+        if up:
+            log.info("database reachable again")
+        else:
+            log.warning("database unreachable")
+        for listener in list(self._listeners):
+            listener(up)
+
+
 class Database:
     """An async engine plus the session factory bound to it."""
 
@@ -68,7 +104,15 @@ class Database:
             pool_recycle=1800,
         )
         event.listen(self.engine.sync_engine.pool, "checkout", _discard_if_closed)
+        event.listen(self.engine.sync_engine, "handle_error", self._on_error)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.reachability = Reachability()
+        self._probe_conn: asyncpg.Connection | None = None
+
+    def _on_error(self, context: Any) -> None:
+        """SQLAlchemy's hook for every failed statement or connect: outages flip health at once."""
+        if is_outage(context.original_exception):
+            self.reachability.report(False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -96,5 +140,53 @@ class Database:
             await conn.execute(text("SELECT 1"))
         return time.perf_counter() - started
 
+    async def probe(self, timeout: float) -> None:
+        """One `SELECT 1` on a connection of its own (never queued behind a busy
+        pool, so load is not mistaken for an outage); reports the outcome to
+        `reachability`. When PostgreSQL closes that connection (a restart,
+        an administrator's shutdown) it reports down at once, between probes."""
+        try:
+            async with asyncio.timeout(timeout):
+                if self._probe_conn is None or self._probe_conn.is_closed():
+                    self._probe_conn = await asyncpg.connect(asyncpg_dsn(self.url))
+                    self._probe_conn.add_termination_listener(lambda _conn: self.reachability.report(False))
+                await self._probe_conn.fetchval("SELECT 1")
+        except Exception as exc:
+            if self._probe_conn is not None:
+                self._probe_conn.terminate()
+                self._probe_conn = None
+            if not is_outage(exc):
+                raise
+            self.reachability.report(False)
+            return
+        self.reachability.report(True)
+
+    async def wait_until_reachable(self, max_delay: float = 5.0) -> None:
+        """Return once PostgreSQL accepts a connection; until then log why not and retry.
+
+        For start-up: a server started before its database (or while it
+        restarts) waits instead of crashing. Errors that are not an outage,
+        such as refused credentials, are raised at once.
+        """
+        delay = 0.5
+        url = make_url(self.url)
+        where = url.render_as_string(hide_password=True)
+        while True:
+            try:
+                async with asyncio.timeout(10):
+                    connection = await asyncpg.connect(asyncpg_dsn(self.url))
+                await connection.close()
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                log.warning("waiting for PostgreSQL at %s (%r); retrying in %.1f s", where, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
     async def close(self) -> None:
+        if self._probe_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._probe_conn.close(timeout=1)
+            self._probe_conn = None
         await self.engine.dispose()
