@@ -6,7 +6,10 @@ PostgreSQL otherwise) and then continues with live deltas from the event bus.
 Deltas carry offsets, so the follower trims overlaps and notices gaps at the
 seam between stored and live text; after a gap or a lagging subscription it
 re-reads the stored text and carries on, so the client sees each character
-exactly once and in order.
+exactly once and in order. A follower that hears nothing for
+FOLLOW_RECHECK_SECONDS re-reads too: an end announced while the database (and
+with it NOTIFY) was away, or a generation nobody runs any more, is then seen
+in the stored row, so no stream waits forever on a message nobody generates.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from parley_server.domain.chat_events import (
     ConversationChanged,
     ConversationDeleted,
     Delta,
+    Event,
     Finished,
     MessageCreated,
 )
@@ -45,7 +49,7 @@ from parley_server.domain.conversation_service import (
 )
 from parley_server.domain.conversation_watch import ConversationWatch
 from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason
-from parley_server.domain.event_bus import EventBus
+from parley_server.domain.event_bus import EventBus, Subscription
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
 from parley_server.domain.ownership import owned_conversation, owned_message
@@ -60,6 +64,8 @@ CANCEL_CONFIRM_SECONDS = 3.0
 # deltas by up to one persist interval (plus the NOTIFY hop): a resume offset
 # beyond it is OUT_OF_RANGE only once this much longer has passed.
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
+# A follower re-reads the message after this long without events (see the module doc).
+FOLLOW_RECHECK_SECONDS = 5.0
 FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
 
 
@@ -282,7 +288,7 @@ class ChatService:
                     # Everything already queued is handled at once: when the
                     # client or the server falls behind, consecutive deltas
                     # travel as one message instead of many.
-                    events = [await subscription.next(), *subscription.pending()]
+                    events = [await _next_or_recheck(subscription), *subscription.pending()]
                     text: list[str] = []
                     start = position
                     for event in events:
@@ -387,3 +393,11 @@ class ChatService:
             async with self._bus.subscribe(cid) as subscription:
                 async for update_ in watch.follow(subscription):
                     yield update_
+
+
+async def _next_or_recheck(subscription: Subscription) -> Event | None:
+    """The next event, or None (re-read the stored state) after a silence."""
+    try:
+        return await asyncio.wait_for(subscription.next(), timeout=FOLLOW_RECHECK_SECONDS)
+    except TimeoutError:
+        return None

@@ -10,10 +10,21 @@ in one executemany every `persist_interval` seconds (sooner when a buffer
 grows past `persist_chars`), so the database sees a handful of statements per
 second however many streams run, and a crash loses at most the last interval.
 
+The end of a generation (final text and state) is written until it is
+stored: while PostgreSQL is away the write is retried with backoff, the
+generation stays in memory (followers keep reading its text), and the end is
+announced only once it is stored, so a follower never reads a row that says
+STREAMING after the announcement.
+
 Ownership: each STREAMING message records the advisory-lock key of the
-replica generating it. A sweeper (at start and periodically) marks FAILED
-every STREAMING message whose owner no longer holds its lock, i.e. whose
-process died; nothing stays "streaming" forever.
+replica generating it. A sweeper (at start and periodically) marks FAILED,
+with the text stored so far, every STREAMING message whose owner no longer
+holds its lock, i.e. whose process died (also when it died while retrying the
+final write). It repairs this replica's own STREAMING messages too when no
+generation of this process runs them (a SendMessage whose commit was reported
+failed although it happened): those are failed only when two consecutive
+sweeps saw them so, because a message is committed a moment before its
+generation is launched. Nothing stays "streaming" forever.
 """
 
 from __future__ import annotations
@@ -25,9 +36,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import bindparam, func, select, text, update
 
 from parley_server.db.database import Database
+from parley_server.db.outage import is_outage
 from parley_server.db.models import Agent, Message, MessageState
 from parley_server.domain.activity import Activity
 from parley_server.domain.caller import Caller
@@ -42,6 +54,10 @@ OWNER_DIED = "the server generating this answer stopped before it finished"
 SHUTTING_DOWN = "the server was shut down before the answer finished"
 TIMED_OUT = "the answer took too long and was stopped"
 INTERNAL = "the answer failed because of an internal error"
+LOST = "the answer was interrupted and could not be finished"
+# Backoff of the final write while the database is away.
+FINAL_WRITE_BACKOFF_INITIAL = 0.1
+FINAL_WRITE_BACKOFF_MAX = 2.0
 
 
 @dataclass
@@ -119,6 +135,10 @@ class GenerationManager:
         self._tasks: list[asyncio.Task[None]] = []
         # Generation tasks until they end, after-work (usage, title) included.
         self._generation_tasks: set[asyncio.Task[None]] = set()
+        # Ends being stored (shielded from the generation's cancellation).
+        self._finishing: set[asyncio.Future[None]] = set()
+        # This replica's STREAMING messages that no generation ran at the last sweep.
+        self._suspects: set[uuid.UUID] = set()
         bus.add_handler(self._on_event)
 
     @property
@@ -148,6 +168,11 @@ class GenerationManager:
             for task in list(self._generation_tasks):
                 task.cancel()
             await self.idle()
+            # Ends still not stored (the database is away): the next sweep of
+            # any replica, or this one's restart, fails them with their text.
+            for finishing in list(self._finishing):
+                finishing.cancel()
+            await asyncio.gather(*self._finishing, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -206,7 +231,10 @@ class GenerationManager:
             log.exception("generation %s failed", spec.message_id)
             state, reason = MessageState.FAILED, INTERNAL
         finally:
-            await asyncio.shield(self._finish(generation, state, reason))
+            finishing = asyncio.ensure_future(self._finish(generation, state, reason))
+            self._finishing.add(finishing)
+            finishing.add_done_callback(self._finishing.discard)
+            await asyncio.shield(finishing)
 
     def _append(self, generation: Generation, piece: str) -> None:
         spec = generation.spec
@@ -223,35 +251,61 @@ class GenerationManager:
         spec = generation.spec
         usage = generation.usage or Usage(prompt_tokens=0, completion_tokens=0)
         final_text = generation.text
-        stored = False
         try:
-            # One statement, committed on its own: no ORM session and no
-            # BEGIN/COMMIT round trips for the write every generation ends with.
-            async with self._db.autocommit() as conn:
-                result = await conn.execute(
-                    update(Message)
-                    .where(Message.id == spec.message_id, Message.state == MessageState.STREAMING)
-                    .values(
-                        content=final_text,
-                        state=state,
-                        failure_reason=reason,
-                        prompt_tokens=usage.prompt_tokens,
-                        completion_tokens=usage.completion_tokens,
-                        generation_owner=None,
-                        update_time=func.now(),
-                    )
-                )
-            stored = bool(result.rowcount)
-        except Exception:
-            log.exception("could not store the end of generation %s", spec.message_id)
+            stored = await self._store_end(spec.message_id, final_text, state, reason, usage)
+        except asyncio.CancelledError:
+            log.warning("stopping before the end of generation %s was stored; it will be failed", spec.message_id)
+            raise
         finally:
             self._running.pop(spec.message_id, None)
-            self._bus.publish(Finished(spec.conversation_id, spec.message_id, state))
+        self._bus.publish(Finished(spec.conversation_id, spec.message_id, state))
         if stored:
             try:
                 await self._on_finished(Outcome(spec, state, final_text, usage, reason))
             except Exception:
                 log.exception("after-generation work failed for %s", spec.message_id)
+
+    async def _store_end(
+        self, message_id: uuid.UUID, final_text: str, state: MessageState, reason: str, usage: Usage
+    ) -> bool:
+        """Write the end until it is stored; False when the message had already ended
+        (cancelled or failed by another replica meanwhile)."""
+        # One statement, committed on its own: no ORM session and no
+        # BEGIN/COMMIT round trips for the write every generation ends with.
+        statement = (
+            update(Message)
+            .where(Message.id == message_id, Message.state == MessageState.STREAMING)
+            .values(
+                content=final_text,
+                state=state,
+                failure_reason=reason,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                generation_owner=None,
+                update_time=func.now(),
+            )
+        )
+        delay = FINAL_WRITE_BACKOFF_INITIAL
+        attempt = 1
+        while True:
+            try:
+                async with self._db.autocommit() as conn:
+                    result = await conn.execute(statement)
+            except Exception as exc:
+                if attempt == 1:
+                    log.warning(
+                        "could not store the end of generation %s (%r); retrying until it is stored",
+                        message_id,
+                        exc,
+                        exc_info=not is_outage(exc),
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FINAL_WRITE_BACKOFF_MAX)
+                attempt += 1
+                continue
+            if attempt > 1:
+                log.info("stored the end of generation %s after %d attempts", message_id, attempt)
+            return bool(result.rowcount)
 
     async def _flusher(self) -> None:
         while True:
@@ -260,8 +314,9 @@ class GenerationManager:
             self._flush_now.clear()
             try:
                 await self.flush()
-            except Exception:
-                log.exception("could not persist streaming text; will retry")
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("could not persist streaming text; will retry")
 
     async def flush(self) -> None:
         """Write the text of every generation that grew since its last write."""
@@ -280,7 +335,11 @@ class GenerationManager:
             generation.persisted_length = max(generation.persisted_length, row["length"])
 
     async def sweep(self) -> int:
-        """Mark FAILED the generations whose owning process is gone; returns how many."""
+        """Mark FAILED the generations no process runs any more; returns how many."""
+        return await self._sweep_dead_owners() + await self._sweep_own_orphans()
+
+    async def _sweep_dead_owners(self) -> int:
+        """Messages of replicas whose advisory lock is free: their process is gone."""
         async with self._db.transaction() as db:
             rows = (
                 await db.execute(
@@ -305,5 +364,40 @@ class GenerationManager:
             ).all()
         for message_id, conversation_id in rows:
             log.warning("generation %s was orphaned by a stopped server; marked failed", message_id)
+            self._bus.publish(Finished(conversation_id, message_id, MessageState.FAILED))
+        return len(rows)
+
+    async def _sweep_own_orphans(self) -> int:
+        """This replica's STREAMING messages that no generation of it ran at two sweeps in a row."""
+        async with self._db.transaction() as db:
+            streaming = set(
+                (
+                    await db.scalars(
+                        select(Message.id).where(
+                            Message.state == MessageState.STREAMING, Message.generation_owner == self.owner_key
+                        )
+                    )
+                ).all()
+            )
+        # Read after the query: a generation launched meanwhile is running now.
+        idle = streaming - self._running.keys()
+        orphans, self._suspects = idle & self._suspects, idle - self._suspects
+        if not orphans:
+            return 0
+        async with self._db.transaction() as db:
+            rows = (
+                await db.execute(
+                    update(Message)
+                    .where(
+                        Message.id.in_(orphans),
+                        Message.state == MessageState.STREAMING,
+                        Message.generation_owner == self.owner_key,
+                    )
+                    .values(state=MessageState.FAILED, failure_reason=LOST, generation_owner=None, update_time=func.now())
+                    .returning(Message.id, Message.conversation_id)
+                )
+            ).all()
+        for message_id, conversation_id in rows:
+            log.warning("generation %s was not running on this server; marked failed", message_id)
             self._bus.publish(Finished(conversation_id, message_id, MessageState.FAILED))
         return len(rows)
