@@ -55,9 +55,13 @@ def run(main: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(main)
 
 
-async def _with_app(settings: Settings, action: Callable[[App], Awaitable[int]]) -> int:
+async def _with_app(
+    settings: Settings, action: Callable[[App], Awaitable[int]], *, wait_for_database: bool = False
+) -> int:
     app = build_app(settings, resolve_database_url(settings))
     try:
+        if wait_for_database:
+            await app.database.wait_until_reachable()
         await migrate(app.database)
         return await action(app)
     finally:
@@ -71,6 +75,7 @@ def _prepare_database(settings: Settings) -> str:
     async def migrate_only() -> None:
         database = Database(url)
         try:
+            await database.wait_until_reachable()
             await migrate(database)
         finally:
             await database.close()
@@ -201,10 +206,14 @@ def main(argv: list[str] | None = None) -> int:
                 address,
                 args.workers,
                 prepare=_prepare_database,
-                run_worker=lambda shared: run(_with_app(shared, lambda app: _serve(app, address, False))),
+                run_worker=lambda shared: run(
+                    _with_app(shared, lambda app: _serve(app, address, False), wait_for_database=True)
+                ),
                 with_envoy=not args.no_envoy,
             )
-        return run(_with_app(settings, actions[args.command]))
+        # A server waits for its database (it may start first, or be restarting);
+        # one-shot commands fail at once instead.
+        return run(_with_app(settings, actions[args.command], wait_for_database=args.command == "serve"))
     except DomainError as exc:
         print(f"parley: {exc.message}", file=sys.stderr)
         return 1
