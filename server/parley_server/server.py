@@ -101,11 +101,15 @@ class RunningServer:
     port: int
     health: HealthServicer
     _probe: asyncio.Task[None]
+    _app: App
 
     async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, let in-flight RPCs finish for `grace` seconds, stop."""
+        """Report NOT_SERVING, end the streams that never end by themselves
+        (watches), let in-flight RPCs finish for at most `grace` seconds, stop.
+        Returns as soon as nothing is in flight."""
         self._probe.cancel()
         await self.health.enter_graceful_shutdown()
+        self._app.chat.close_watches()
         await self.server.stop(grace)
 
 
@@ -137,7 +141,7 @@ async def start_server(app: App, address: str) -> RunningServer:
         raise OSError(f"cannot listen on {address}")
     await server.start()
     probe = asyncio.create_task(_probe_database(app, health))
-    return RunningServer(server, port, health, probe)
+    return RunningServer(server, port, health, probe, app)
 
 
 async def _probe_database(app: App, health: HealthServicer) -> None:

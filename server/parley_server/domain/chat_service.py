@@ -48,7 +48,7 @@ from parley_server.domain.conversation_service import (
     message_content,
 )
 from parley_server.domain.conversation_watch import ConversationWatch
-from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason
+from parley_server.domain.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
 from parley_server.domain.event_bus import EventBus, Subscription
 from parley_server.domain.generation_manager import GenerationManager, GenerationSpec, Outcome
 from parley_server.domain.idempotency import claim
@@ -99,12 +99,21 @@ class ChatService:
         )
         self._activity = activity
         self._persist_interval = persist_interval
+        # Bumped by close_watches: a watch started before ends at its next wake-up.
+        self._watch_epoch = 0
 
     async def start(self) -> None:
         await self.generations.start()
 
     async def stop(self, grace: float) -> None:
         await self.generations.stop(grace)
+
+    def close_watches(self) -> None:
+        """End every WatchConversation with UNAVAILABLE (the client watches again,
+        elsewhere): watches never end by themselves, and shutdown must not wait
+        out its grace period for them once the real work has drained."""
+        self._watch_epoch += 1
+        self._bus.interrupt_subscribers()
 
     # -- SendMessage -----------------------------------------------------
 
@@ -388,10 +397,14 @@ class ChatService:
     async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
         """The conversation as it is now, then every change to it until it is deleted (see conversation_watch)."""
         cid = only_uuid("conversation_id", conversation_id)
+        epoch = self._watch_epoch
         watch = ConversationWatch(self._db, self.generations, caller, cid)
         with self._activity.chat_stream():
             async with self._bus.subscribe(cid) as subscription:
                 async for update_ in watch.follow(subscription):
+                    if self._watch_epoch != epoch:
+                        # close_watches woke the watch (a lost-events catch-up follows, unsent).
+                        raise Unavailable("the server is shutting down; watch again", reason=Reason.SHUTTING_DOWN)
                     yield update_
 
 

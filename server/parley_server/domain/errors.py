@@ -36,7 +36,12 @@ class Reason(StrEnum):
     MALFORMED_REQUEST = "MALFORMED_REQUEST", "The request bytes are not a valid message of the RPC's request type."
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "The server has no access level for this method, so nobody may call it."
     UNIMPLEMENTED = "UNIMPLEMENTED", "The server has no handler for this method."
-    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE", "The database could not be reached; retry later."
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE", (
+        "The database is not reachable right now (restarting, unreachable, out of connections); "
+        "RetryInfo says when to retry. Safe to repeat: reads, creates with a request_id, SendMessage with its "
+        "request_id, ResumeStream from the last offset, CancelGeneration."
+    )
+    SHUTTING_DOWN = "SHUTTING_DOWN", "This server is shutting down; call again (another replica will answer)."
     INTERNAL = "INTERNAL", "An unexpected server error; the message carries a request id for the logs."
     # Tokens and sessions.
     TOKEN_MISSING = "TOKEN_MISSING", "The RPC needs `authorization: Bearer <access token>` metadata and got none."
@@ -147,3 +152,7 @@ class ResourceExhausted(DomainError):
     def __init__(self, message: str, *, retry_after: timedelta, reason: Reason) -> None:
         super().__init__(message, reason=reason)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """Try again shortly, here or on another replica (e.g. this one is shutting down)."""

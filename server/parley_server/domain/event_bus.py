@@ -125,6 +125,13 @@ class EventBus:
         if not isinstance(event, Delta):
             self._wake.set()
 
+    def interrupt_subscribers(self) -> None:
+        """Wake every subscriber with None (as after lost events), so each
+        re-reads what it follows and notices a change of circumstances."""
+        for subscriptions in self._subscribers.values():
+            for subscription in subscriptions:
+                subscription.mark_lagged()
+
     @property
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
@@ -175,9 +182,7 @@ class EventBus:
             # Subscribers resynchronise now that listening has resumed: had
             # they done so when the connection dropped, they would still miss
             # whatever was published during the outage.
-            for subscriptions in self._subscribers.values():
-                for subscription in subscriptions:
-                    subscription.mark_lagged()
+            self.interrupt_subscribers()
             return
 
     async def _sender(self) -> None:
