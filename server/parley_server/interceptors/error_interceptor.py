@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
@@ -85,16 +86,27 @@ def status_for(error: errors.DomainError) -> grpc.Status:
     return rich_status(CODES[type(error)], error.message, error.reason, error.metadata, extra)
 
 
+@dataclass(frozen=True)
+class _Status(grpc.Status):  # type: ignore[misc]  # grpcio ships no type hints
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
 def database_unavailable(request_id: str) -> grpc.Status:
+    """UNAVAILABLE with RetryInfo, plus the same delay as `grpc-retry-pushback-ms`,
+    which gRPC's own retries (the client's channel retry policy) obey."""
     delay = duration_pb2.Duration()
     delay.FromTimedelta(DATABASE_RETRY_DELAY)
-    return rich_status(
+    status = rich_status(
         grpc.StatusCode.UNAVAILABLE,
         f"service temporarily unavailable; retry (request id {request_id})",
         Reason.DATABASE_UNAVAILABLE,
         {"request_id": request_id},
         [error_details_pb2.RetryInfo(retry_delay=delay)],
     )
+    pushback = ("grpc-retry-pushback-ms", str(int(DATABASE_RETRY_DELAY.total_seconds() * 1000)))
+    return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
 
 
 async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:

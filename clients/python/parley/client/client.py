@@ -226,7 +226,8 @@ class ParleyClient:
         (UNAVAILABLE) the stream is re-established transparently: before
         Accepted by repeating SendMessage with the same request_id (which
         re-attaches to the same exchange), after it by ResumeStream from the
-        last offset received. Each character is yielded exactly once, with
+        last offset received, waiting at least the RetryInfo delay the server
+        sends with UNAVAILABLE. Each character is yielded exactly once, with
         contiguous offsets. Leaving the iteration early only disconnects: the
         generation goes on (use cancel() to stop it).
         """
@@ -328,6 +329,10 @@ class ParleyClient:
                     grpc.StatusCode.UNAVAILABLE, "the answer stream kept ending early", "STREAM_INTERRUPTED"
                 )
             backoff = min(STREAM_BACKOFF_MAX, STREAM_BACKOFF_INITIAL * 2 ** (failures - 1))
+            delay = backoff * (0.5 + random.random() / 2)
+            if failure is not None and failure.retry_after:
+                # The server said when a retry can work (RetryInfo: its database is restarting).
+                delay = max(delay, failure.retry_after)
             log.info(
                 "chat stream interrupted (%s); re-attaching to %s at offset %d, attempt %d",
                 failure or "ended early",
@@ -335,7 +340,7 @@ class ParleyClient:
                 offset,
                 failures,
             )
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+            await asyncio.sleep(delay)
 
 
 async def _drain(call: Any) -> None:
