@@ -13,20 +13,19 @@ import signal
 import time
 import urllib.request
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from parley.agent.v1 import agent_pb2
-from parley.client import Accepted, Completed, ParleyClient, ParleyError, TextDelta
+from parley.client import Completed, ParleyClient, ParleyError, TextDelta
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
 from parley_server.db.database import asyncpg_dsn
+from tests.fault_load import Audit, Load, audit, expected_answer, stream_loop, write_loop
 from tests.pg_cluster import PgCluster
 from tests.served import ServerProcess
 
@@ -37,6 +36,7 @@ STREAMERS = 6
 WORDS = 30
 # Bounds that only catch a hang; the test never judges speed.
 HANG_SECONDS = 60.0
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @pytest.fixture
@@ -50,100 +50,24 @@ def cluster(tmp_path: Path) -> Iterator[PgCluster]:
 
 
 @dataclass
-class Load:
-    """What the clients saw: acknowledged writes, finished streams, failures by code."""
+class Health:
+    """The server's grpc.health.v1 answers and Envoy's health flags for it, in order."""
 
-    acked: dict[str, str] = field(default_factory=dict)  # request_id -> message id
-    streams_completed: int = 0
-    streams_resumed: int = 0
-    codes: Counter[str] = field(default_factory=Counter)
-    health: list[int] = field(default_factory=list)
-    envoy_flags: list[str] = field(default_factory=list)
+    server: list[int] = field(default_factory=lambda: [health_pb2.HealthCheckResponse.UNKNOWN])
+    envoy: list[str] = field(default_factory=lambda: [""])
 
 
-def expected_answer(content: str) -> str:
-    return "Echo: " + " ".join(content.split())
-
-
-async def write_loop(client: ParleyClient, conversation_id: str, load: Load, stop: asyncio.Event) -> None:
-    """CreateMessage with a request id, retried with the same id until acknowledged; ListMessages."""
-    while not stop.is_set():
-        request_id = str(uuid.uuid4())
-        request = conversation_pb2.CreateMessageRequest(
-            conversation_id=conversation_id,
-            role=conversation_pb2.MESSAGE_ROLE_USER,
-            content=f"note {request_id}",
-            request_id=request_id,
-        )
-        while True:
-            try:
-                response = await client.conversations.CreateMessage(request)
-                load.acked[request_id] = response.message.id
-                break
-            except ParleyError as error:
-                load.codes[error.code.name] += 1
-                if error.code != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                await asyncio.sleep(error.retry_after or 0.2)
-        try:
-            await client.conversations.ListMessages(conversation_pb2.ListMessagesRequest(conversation_id=conversation_id))
-        except ParleyError as error:
-            load.codes[error.code.name] += 1
-            if error.code != grpc.StatusCode.UNAVAILABLE:
-                raise
-
-
-async def stream_loop(client: ParleyClient, conversation_id: str, tag: str, load: Load, stop: asyncio.Event) -> None:
-    """SendMessage streams; one the client gives up on is resumed to its end."""
-    n = 0
-    while not stop.is_set():
-        n += 1
-        content = " ".join(f"{tag}-{n}-{i}" for i in range(WORDS))
-        text, message_id, final = "", "", None
-        try:
-            async for event in client.send_message(conversation_id, content):
-                if isinstance(event, Accepted):
-                    message_id = event.assistant_message_id
-                elif isinstance(event, TextDelta):
-                    text += event.text
-                elif isinstance(event, Completed):
-                    final = event.message
-        except ParleyError as error:
-            load.codes[error.code.name] += 1
-            if error.code != grpc.StatusCode.UNAVAILABLE:
-                raise
-            if not message_id:
-                continue  # nothing was accepted: the user just sends again
-            final = None
-            while final is None:
-                try:
-                    async for event in client.resume(message_id, len(text)):
-                        if isinstance(event, TextDelta):
-                            text += event.text
-                        elif isinstance(event, Completed):
-                            final = event.message
-                except ParleyError as again:
-                    load.codes[again.code.name] += 1
-                    if again.code != grpc.StatusCode.UNAVAILABLE:
-                        raise
-                    await asyncio.sleep(0.5)
-            load.streams_resumed += 1
-        assert final is not None, f"stream of {message_id} ended without Completed"
-        assert text == expected_answer(content) == final.content
-        load.streams_completed += 1
-
-
-async def watch_health(addr: str, admin_addr: str, load: Load, stop: asyncio.Event) -> None:
+async def watch_health(addr: str, admin_addr: str, health: Health, stop: asyncio.Event) -> None:
     """The server's grpc.health.v1 status and Envoy's view of it, every 50 ms."""
     async with grpc.aio.insecure_channel(addr) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        stub = health_pb2_grpc.HealthStub(channel)
         while not stop.is_set():
             try:
-                response = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                load.health.append(response.status)
+                response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                health.server.append(response.status)
             except grpc.aio.AioRpcError:
                 pass
-            load.envoy_flags.append(await asyncio.to_thread(envoy_health_flags, admin_addr))
+            health.envoy.append(await asyncio.to_thread(envoy_health_flags, admin_addr))
             await asyncio.sleep(0.05)
 
 
@@ -175,7 +99,7 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
     try:
         result = server.parley("create-admin", EMAIL, PARLEY_ADMIN_PASSWORD=PASSWORD)
         assert result.returncode == 0, result.stderr
-        load, stop, health_stop = Load(), asyncio.Event(), asyncio.Event()
+        load, health, stop, health_stop = Load(), Health(), asyncio.Event(), asyncio.Event()
         async with ParleyClient(server.addr) as client:
             await client.login(EMAIL, PASSWORD)
             agents = await client.agents.ListAgents(agent_pb2.ListAgentsRequest())
@@ -186,11 +110,12 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
                 )).conversation.id
                 for _ in range(WRITERS + STREAMERS)
             ]  # fmt: skip
-            watcher = asyncio.create_task(watch_health(server.addr, server.env["PARLEY_ENVOY_ADMIN_ADDR"], load, health_stop))
+            admin_addr = server.env["PARLEY_ENVOY_ADMIN_ADDR"]
+            watcher = asyncio.create_task(watch_health(server.addr, admin_addr, health, health_stop))
             workers = [
                 *(asyncio.create_task(write_loop(client, c, load, stop)) for c in conversations[:WRITERS]),
                 *(
-                    asyncio.create_task(stream_loop(client, c, f"s{i}", load, stop))
+                    asyncio.create_task(stream_loop(client, c, f"s{i}", WORDS, load, stop))
                     for i, c in enumerate(conversations[WRITERS:])
                 ),
             ]
@@ -198,9 +123,8 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
             before = len(load.acked), load.streams_completed
 
             await asyncio.to_thread(cluster.stop, "fast")
-            await wait_for(lambda: health_pb2.HealthCheckResponse.NOT_SERVING in load.health, "health NOT_SERVING")
-            await wait_for(lambda: "/failed_active_hc" in load.envoy_flags[-1:][0] if load.envoy_flags else False,
-                           "Envoy marking the server unhealthy")  # fmt: skip
+            await wait_for(lambda: health.server[-1] == NOT_SERVING, "health NOT_SERVING")
+            await wait_for(lambda: "/failed_active_hc" in health.envoy[-1], "Envoy marking the server unhealthy")
             # What a caller without retries gets: UNAVAILABLE, with when to retry.
             async with grpc.aio.insecure_channel(server.addr) as bare:
                 stub = conversation_pb2_grpc.ConversationServiceStub(bare)
@@ -217,8 +141,8 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
             )  # fmt: skip
             await asyncio.sleep(1)  # clients keep calling into the outage
             await asyncio.to_thread(cluster.start)
-            await wait_for(lambda: load.health[-1] == health_pb2.HealthCheckResponse.SERVING, "health SERVING again")
-            await wait_for(lambda: load.envoy_flags[-1] == "healthy", "Envoy marking the server healthy again")
+            await wait_for(lambda: health.server[-1] == SERVING, "health SERVING again")
+            await wait_for(lambda: health.envoy[-1] == "healthy", "Envoy marking the server healthy again")
             await wait_for(
                 lambda: len(load.acked) > before[0] + 20 and load.streams_completed > before[1] + STREAMERS,
                 "load going on after the restart",
@@ -234,24 +158,8 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
             f" ({load.streams_resumed} resumed after UNAVAILABLE), errors seen {dict(load.codes)}"
         )
         assert set(load.codes) <= {"UNAVAILABLE"}, f"errors other than UNAVAILABLE: {load.codes}"
-        connection = await asyncpg.connect(asyncpg_dsn(cluster.url))
-        try:
-            stored = {
-                str(row["id"])
-                for row in await connection.fetch(
-                    "SELECT id FROM messages WHERE id = ANY($1::uuid[])", list(load.acked.values())
-                )
-            }
-            streaming = await connection.fetchval("SELECT count(*) FROM messages WHERE state = 'streaming'")
-            duplicates = await connection.fetchval(
-                "SELECT count(*) FROM (SELECT content FROM messages WHERE content LIKE 'note %'"
-                " GROUP BY content HAVING count(*) > 1) d"
-            )
-        finally:
-            await connection.close()
-        assert set(load.acked.values()) == stored, "acknowledged writes were lost"
-        assert duplicates == 0, "a retried request_id created a second message"
-        assert streaming == 0, "messages were left STREAMING"
+        assert not load.wrong_text, f"streams that did not end with the exact text: {load.wrong_text[:3]}"
+        assert await audit(asyncpg_dsn(cluster.url), load) == Audit(lost=0, duplicated=0, streaming=0)
         assert load.streams_completed > STREAMERS
     finally:
         server.terminate()
