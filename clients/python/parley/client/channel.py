@@ -6,9 +6,12 @@ builds its own `grpc.aio` channel can reuse the same settings.
 Retries (gRPC service config, `grpc.service_config`)
 ----------------------------------------------------
 The gRPC library retries a call that failed with UNAVAILABLE (server not
-reachable, connection reset, replica shutting down) with exponential backoff
-and jitter: at most 5 attempts, waits drawn from 0..0.2 s, 0..0.4 s, ... capped
-at 5 s, plus a retry throttle so a server that is really down is not flooded.
+reachable, connection reset, replica shutting down, its database restarting)
+with exponential backoff and jitter: at most 5 attempts, waits drawn from
+0..0.2 s, 0..0.4 s, ... capped at 5 s, plus a retry throttle so a server that
+is really down is not flooded. When the server names a delay (its
+`grpc-retry-pushback-ms` trailer, the same as the RetryInfo it sends with
+DATABASE_UNAVAILABLE), gRPC waits exactly that long instead.
 
 Only methods whose proto says so are retried: `idempotency_level` is
 NO_SIDE_EFFECTS or IDEMPOTENT (the protos are the one place this is stated;
