@@ -149,10 +149,11 @@ class Database:
             async with asyncio.timeout(timeout):
                 if self._probe_conn is None or self._probe_conn.is_closed():
                     self._probe_conn = await asyncpg.connect(asyncpg_dsn(self.url))
-                    self._probe_conn.add_termination_listener(lambda _conn: self.reachability.report(False))
+                    self._probe_conn.add_termination_listener(self._probe_lost)
                 await self._probe_conn.fetchval("SELECT 1")
         except Exception as exc:
             if self._probe_conn is not None:
+                self._probe_conn.remove_termination_listener(self._probe_lost)
                 self._probe_conn.terminate()
                 self._probe_conn = None
             if not is_outage(exc):
@@ -184,8 +185,12 @@ class Database:
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
 
+    def _probe_lost(self, connection: object) -> None:
+        self.reachability.report(False)
+
     async def close(self) -> None:
         if self._probe_conn is not None:
+            self._probe_conn.remove_termination_listener(self._probe_lost)
             with contextlib.suppress(Exception):
                 await self._probe_conn.close(timeout=1)
             self._probe_conn = None
