@@ -13,13 +13,15 @@ import { MessageRole, MessageState } from "../gen/parley/conversation/v1/convers
 import type { ResumeStreamResponse, SendMessageResponse } from "../gen/parley/chat/v1/chat_pb";
 import type { Api } from "../api";
 import { h, replace, showError } from "../dom";
-import { describeError } from "../errors";
+import { describeError, errorFacts } from "../errors";
 import { stream, type StreamState } from "../session";
 import { codePoints, mergeDelta, uuid } from "../text";
 
 const MESSAGE_PAGE = 200;
 const MAX_MESSAGE_PAGES = 10;
-const RESUME_ATTEMPTS = 3;
+// Re-attach attempts without progress: with their waits, about 10 s, which
+// covers a PostgreSQL restart on the server's side.
+const RESUME_ATTEMPTS = 5;
 
 type ChatEvent = SendMessageResponse["event"] | ResumeStreamResponse["event"];
 
@@ -190,8 +192,8 @@ export class ChatView {
 
   /**
    * Stream an exchange to its end: SendMessage until accepted (re-sent with
-   * the same request_id after a reload, which re-attaches), then ResumeStream
-   * from the offset whenever the connection drops.
+   * the same request_id after a reload or an UNAVAILABLE, which re-attaches),
+   * then ResumeStream from the offset whenever the connection drops.
    */
   private async follow(state: StreamState): Promise<void> {
     this.active = state;
@@ -223,8 +225,11 @@ export class ChatView {
         } catch (err) {
           if (abort.signal.aborted) return;
           failures++;
-          if (!state.messageId || !retriable(err) || failures > RESUME_ATTEMPTS) throw err;
-          await sleep(500 * failures);
+          // Before `accepted` SendMessage is sent again with the same request_id,
+          // which re-attaches to the exchange if the first attempt got through.
+          if (!retriable(err) || failures > RESUME_ATTEMPTS) throw err;
+          // RetryInfo (the server's database is restarting) says how long to wait at least.
+          await sleep(Math.max(500 * failures, 1000 * (errorFacts(err).retrySeconds ?? 0)));
         }
       }
     } catch (err) {
