@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -85,6 +86,11 @@ class EventBus:
         self._send_conn: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        # Whether the LISTEN connection, and with it the replica's lock, is up;
+        # when it was last re-established after a loss (monotonic clock; None
+        # if it was never lost).
+        self.lock_held = False
+        self.relocked_at: float | None = None
 
     async def start(self) -> None:
         await self._connect_listener()
@@ -150,6 +156,7 @@ class EventBus:
         await conn.add_listener(CHANNEL, self._on_notify)
         conn.add_termination_listener(self._on_listener_lost)
         self._listen_conn = conn
+        self.lock_held = True
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         if is_from(payload, self.origin):
@@ -166,6 +173,7 @@ class EventBus:
         if self._closing:
             return
         log.warning("lost the LISTEN connection; reconnecting")
+        self.lock_held = False
         self._tasks.append(asyncio.create_task(self._reconnect_listener()))
 
     async def _reconnect_listener(self) -> None:
@@ -182,6 +190,7 @@ class EventBus:
             # Subscribers resynchronise now that listening has resumed: had
             # they done so when the connection dropped, they would still miss
             # whatever was published during the outage.
+            self.relocked_at = time.monotonic()
             self.interrupt_subscribers()
             return
 

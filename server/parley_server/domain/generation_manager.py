@@ -20,7 +20,9 @@ Ownership: each STREAMING message records the advisory-lock key of the
 replica generating it. A sweeper (at start and periodically) marks FAILED,
 with the text stored so far, every STREAMING message whose owner no longer
 holds its lock, i.e. whose process died (also when it died while retrying the
-final write). It repairs this replica's own STREAMING messages too when no
+final write). A database restart frees every replica's lock at once, so
+while its own lock is lost, and for a while after it was re-taken, a replica
+leaves the others' messages alone: they are re-taking theirs. It repairs this replica's own STREAMING messages too when no
 generation of this process runs them (a SendMessage whose commit was reported
 failed although it happened): those are failed only when two consecutive
 sweeps saw them so, because a message is committed a moment before its
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +58,11 @@ SHUTTING_DOWN = "the server was shut down before the answer finished"
 TIMED_OUT = "the answer took too long and was stopped"
 INTERNAL = "the answer failed because of an internal error"
 LOST = "the answer was interrupted and could not be finished"
+# After this replica lost and re-took its lock (a database restart releases
+# every replica's lock at once), other replicas get this long to re-take
+# theirs before their generations are judged orphaned. Their reconnect
+# backoff is at most 5 s.
+OWNER_RELOCK_GRACE_SECONDS = 15.0
 # Backoff of the final write while the database is away.
 FINAL_WRITE_BACKOFF_INITIAL = 0.1
 FINAL_WRITE_BACKOFF_MAX = 2.0
@@ -290,7 +298,13 @@ class GenerationManager:
         while True:
             try:
                 async with self._db.autocommit() as conn:
-                    result = await conn.execute(statement)
+                    stored = bool((await conn.execute(statement)).rowcount)
+                    if not stored and attempt > 1:
+                        # An earlier attempt may have committed before its connection dropped.
+                        row = (
+                            await conn.execute(select(Message.state, Message.content).where(Message.id == message_id))
+                        ).first()
+                        stored = row is not None and tuple(row) == (state, final_text)
             except Exception as exc:
                 if attempt == 1:
                     log.warning(
@@ -305,7 +319,7 @@ class GenerationManager:
                 continue
             if attempt > 1:
                 log.info("stored the end of generation %s after %d attempts", message_id, attempt)
-            return bool(result.rowcount)
+            return stored
 
     async def _flusher(self) -> None:
         while True:
@@ -339,7 +353,13 @@ class GenerationManager:
         return await self._sweep_dead_owners() + await self._sweep_own_orphans()
 
     async def _sweep_dead_owners(self) -> int:
-        """Messages of replicas whose advisory lock is free: their process is gone."""
+        """Messages of replicas whose advisory lock is free: their process is gone
+        (unless the database just restarted, and the owners are still reconnecting)."""
+        relocked = self._bus.relocked_at
+        if not self._bus.lock_held or (
+            relocked is not None and time.monotonic() - relocked < OWNER_RELOCK_GRACE_SECONDS
+        ):
+            return 0
         async with self._db.transaction() as db:
             rows = (
                 await db.execute(
