@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import grpc
-from parley.client import Accepted, Completed, ParleyClient, ParleyError, TextDelta
+from parley.client import Accepted, Cancelled, Completed, Failed, ParleyClient, ParleyError, TextDelta
 from parley.conversation.v1 import conversation_pb2
 
 NOTE_PREFIX = "note "
@@ -30,8 +30,8 @@ class Load:
     streams_open: int = 0
     streams_completed: int = 0
     streams_resumed: int = 0
-    # Streams whose text differs from the expected answer: (expected, received).
-    wrong_text: list[tuple[str, str]] = field(default_factory=list)
+    # Answers that did not end COMPLETE with the expected text, described.
+    wrong_text: list[str] = field(default_factory=list)
     codes: Counter[str] = field(default_factory=Counter)
 
 
@@ -79,7 +79,7 @@ async def stream_loop(
     while not stop.is_set():
         n += 1
         content = " ".join(f"{tag}-{n}-{i}" for i in range(words))
-        text, message_id, final = "", "", None
+        text, message_id, final, ended = "", "", None, None
         load.streams_open += 1
         try:
             try:
@@ -90,17 +90,21 @@ async def stream_loop(
                         text += event.text
                     elif isinstance(event, Completed):
                         final = event.message
+                    elif isinstance(event, (Failed, Cancelled)):
+                        ended = event
             except ParleyError as error:
                 _count(load, error)
                 if not message_id:
                     continue  # nothing was accepted: the user just sends again
-                while final is None:
+                while final is None and ended is None:
                     try:
                         async for event in client.resume(message_id, len(text)):
                             if isinstance(event, TextDelta):
                                 text += event.text
                             elif isinstance(event, Completed):
                                 final = event.message
+                            elif isinstance(event, (Failed, Cancelled)):
+                                ended = event
                     except ParleyError as again:
                         _count(load, again)
                         await asyncio.sleep(again.retry_after or 0.5)
@@ -109,7 +113,8 @@ async def stream_loop(
             load.streams_open -= 1
         expected = expected_answer(content)
         if final is None or not text == final.content == expected:
-            load.wrong_text.append((expected, text))
+            ending = f"{final.state} {final.content!r}" if final else f"{ended!r}"
+            load.wrong_text.append(f"{message_id}: expected {expected!r}, streamed {text!r}, ended {ending}")
         load.streams_completed += 1
 
 

@@ -95,8 +95,12 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
         PARLEY_ECHO_DELAY_MS="15",
         PARLEY_SWEEP_INTERVAL="1",
     )
+    # Another replica that sweeps every second: a restart frees every replica's
+    # lock, and it must not take the server's answers for orphans meanwhile.
+    bystander = ServerProcess(tmp_path / "bystander", DATABASE_URL=cluster.url, PARLEY_SWEEP_INTERVAL="1")
     server.start()
     try:
+        bystander.start()
         result = server.parley("create-admin", EMAIL, PARLEY_ADMIN_PASSWORD=PASSWORD)
         assert result.returncode == 0, result.stderr
         load, health, stop, health_stop = Load(), Health(), asyncio.Event(), asyncio.Event()
@@ -162,6 +166,7 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
         assert await audit(asyncpg_dsn(cluster.url), load) == Audit(lost=0, duplicated=0, streaming=0)
         assert load.streams_completed > STREAMERS
     finally:
+        bystander.kill()
         server.terminate()
 
 
