@@ -37,9 +37,7 @@ class Reason(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "The server has no access level for this method, so nobody may call it."
     UNIMPLEMENTED = "UNIMPLEMENTED", "The server has no handler for this method."
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE", (
-        "The database is not reachable right now (restarting, unreachable, out of connections); "
-        "RetryInfo says when to retry. Safe to repeat: reads, creates with a request_id, SendMessage with its "
-        "request_id, ResumeStream from the last offset, CancelGeneration."
+        "The database is not reachable right now (restarting, down, out of connections); retry after RetryInfo's delay."
     )
     SHUTTING_DOWN = "SHUTTING_DOWN", "This server is shutting down; call again (another replica will answer)."
     INTERNAL = "INTERNAL", "An unexpected server error; the message carries a request id for the logs."

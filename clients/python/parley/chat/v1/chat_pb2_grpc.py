@@ -135,7 +135,8 @@ class ChatServiceServicer:
         state: message_created for messages added meanwhile, a delta with each
         followed message's missing text, message_completed for those that
         finished, then conversation_updated (or conversation_deleted). The stream
-        ends with OK after conversation_deleted.
+        ends with OK after conversation_deleted, and with UNAVAILABLE
+        (SHUTTING_DOWN) when the server shuts down: watch again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
