@@ -34,6 +34,8 @@ CHANNEL = "parley_events"
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
 PAYLOAD_LIMIT = 7500
 QUEUE_LIMIT = 10_000
+# Longest a NOTIFY attempt (connect included) may take before it is given up.
+SEND_TIMEOUT_SECONDS = 5.0
 
 
 class Subscription:
@@ -206,15 +208,26 @@ class EventBus:
                 return
 
     async def _send(self, payloads: list[str]) -> None:
+        """NOTIFY the payloads; after two failed attempts they are dropped.
+
+        Any failure counts, and each attempt is bounded in time: if the
+        sender task died or hung (a connection broken mid-restart raises
+        asyncpg's InternalClientError, which is none of its connection
+        errors), every later event would pile up in `_outgoing` for good,
+        growing the process and never reaching other replicas.
+        """
         for attempt in (1, 2):
             try:
-                if self._send_conn is None or self._send_conn.is_closed():
-                    self._send_conn = await asyncpg.connect(self._dsn)
-                async with self._send_conn.transaction():
-                    for payload in payloads:
-                        await self._send_conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    if self._send_conn is None or self._send_conn.is_closed():
+                        self._send_conn = await asyncpg.connect(self._dsn)
+                    async with self._send_conn.transaction():
+                        for payload in payloads:
+                            await self._send_conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("NOTIFY failed (attempt %d): %s", attempt, exc)
+            except Exception as exc:
+                log.warning("NOTIFY failed (attempt %d): %r", attempt, exc)
+                if self._send_conn is not None:
+                    self._send_conn.terminate()
                 self._send_conn = None
         log.error("dropped %d event payloads for other replicas", len(payloads))
