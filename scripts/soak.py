@@ -133,8 +133,9 @@ def main() -> int:
                 raise SystemExit(created.stderr)
             print(f"soak: {streams} streams, {args.writers} writers, {seconds:.0f} s, PostgreSQL restart half-way")
             code = asyncio.run(soak(server, cluster, streams, args.writers, seconds))
-            print(f"server exited with {server.terminate(timeout=60)} after SIGTERM")
-            return code
+            exit_code = server.terminate(timeout=60)
+            print(f"server exited with {exit_code} after SIGTERM")
+            return code or int(exit_code != 0)
         finally:
             server.kill()
             cluster.destroy()
