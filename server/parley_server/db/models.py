@@ -81,6 +81,10 @@ class MessageState(enum.Enum):
     FAILED = "failed"
 
 
+# The states a message ends in: its text is whole and will not change.
+FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
+
+
 class TokenPurpose(enum.Enum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.db.database import Database
-from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
 from parley_server.domain.activity import Activity
 from parley_server.domain.agent_access_service import AgentAccessService
 from parley_server.domain.agent_registry import AgentRegistry
@@ -66,7 +66,6 @@ CANCEL_CONFIRM_SECONDS = 3.0
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 # A follower re-reads the message after this long without events (see the module doc).
 FOLLOW_RECHECK_SECONDS = 5.0
-FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
 
 
 class ChatService:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 
 from parley_server.db.database import Database
-from parley_server.db.models import Conversation, Message, MessageRole, MessageState
+from parley_server.db.models import FINAL_STATES, Conversation, Message, MessageRole, MessageState
 from parley_server.domain.caller import Caller
 from parley_server.domain.chat_events import (
     ConversationChanged,
@@ -46,8 +46,6 @@ from parley_server.domain.errors import NotFound
 from parley_server.domain.event_bus import Subscription
 from parley_server.domain.generation_manager import GenerationManager
 from parley_server.domain.ownership import owned_conversation
-
-FINAL_STATES = frozenset({MessageState.COMPLETE, MessageState.CANCELLED, MessageState.FAILED})
 
 
 @dataclass

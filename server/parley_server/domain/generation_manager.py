@@ -22,11 +22,12 @@ with the text stored so far, every STREAMING message whose owner no longer
 holds its lock, i.e. whose process died (also when it died while retrying the
 final write). A database restart frees every replica's lock at once, so
 while its own lock is lost, and for a while after it was re-taken, a replica
-leaves the others' messages alone: they are re-taking theirs. It repairs this replica's own STREAMING messages too when no
-generation of this process runs them (a SendMessage whose commit was reported
-failed although it happened): those are failed only when two consecutive
-sweeps saw them so, because a message is committed a moment before its
-generation is launched. Nothing stays "streaming" forever.
+leaves the others' messages alone: they are re-taking theirs. It repairs
+this replica's own STREAMING messages too when no generation of this process
+runs them (a SendMessage whose commit was reported failed although it
+happened): those are failed only when two consecutive sweeps saw them so,
+because a message is committed a moment before its generation is launched.
+Nothing stays "streaming" forever.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
 
@@ -382,10 +384,7 @@ class GenerationManager:
                     {"me": self.owner_key, "reason": OWNER_DIED},
                 )
             ).all()
-        for message_id, conversation_id in rows:
-            log.warning("generation %s was orphaned by a stopped server; marked failed", message_id)
-            self._bus.publish(Finished(conversation_id, message_id, MessageState.FAILED))
-        return len(rows)
+        return self._announce_failed(rows, "was orphaned by a stopped server")
 
     async def _sweep_own_orphans(self) -> int:
         """This replica's STREAMING messages that no generation of it ran at two sweeps in a row."""
@@ -417,7 +416,11 @@ class GenerationManager:
                     .returning(Message.id, Message.conversation_id)
                 )
             ).all()
+        return self._announce_failed(rows, "was not running on this server")
+
+    def _announce_failed(self, rows: Sequence[Any], why: str) -> int:
+        """Log and announce the (message id, conversation id) rows a sweep failed; how many."""
         for message_id, conversation_id in rows:
-            log.warning("generation %s was not running on this server; marked failed", message_id)
+            log.warning("generation %s %s; marked failed", message_id, why)
             self._bus.publish(Finished(conversation_id, message_id, MessageState.FAILED))
         return len(rows)
