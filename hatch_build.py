@@ -1,4 +1,4 @@
-"""Hatch build hook: bundle the web page into the package, at `parley_server/static`.
+"""Hatch build hook: bundle the web page into the package, at `parley_server/bridge/static`.
 
 `parley serve` serves the page from its own package, so a wheel and an
 editable install (`pip install -e .`, what scripts/run.sh and scripts/test.sh

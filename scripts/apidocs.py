@@ -6,8 +6,8 @@ Everything in the page comes from one place that the code also reads:
 - who may call each RPC and whether it is retried: its `(parley.api.v1.access)`
   and `idempotency_level` options;
 - the errors of each RPC: its `(parley.api.v1.errors)` option plus those its
-  access level implies (`parley_server.interceptors.access_policy`), with the
-  meaning of each reason from `parley_server.domain.errors.Reason`.
+  access level implies (`parley_server.transport.interceptors.access_policy`), with the
+  meaning of each reason from `parley_server.common.errors.Reason`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from google.protobuf.descriptor_pb2 import FieldDescriptorProto as Field
 from google.protobuf.descriptor_pb2 import MethodOptions
 from parley.api.v1 import access_pb2
 
-from parley_server.domain.errors import Reason
-from parley_server.interceptors.access_policy import ANY_RPC_ERRORS, LEVEL_ERRORS, LEVELS
+from parley_server.common.errors import Reason
+from parley_server.transport.interceptors.access_policy import ANY_RPC_ERRORS, LEVEL_ERRORS, LEVELS
 
 DEFAULT_ADDR = "127.0.0.1:50051"
 # SourceCodeInfo paths: FileDescriptorProto field numbers of message_type,

@@ -49,7 +49,7 @@ from sqlalchemy import exists, select, text
 
 from parley_server.app import App, build_app
 from parley_server.cli import resolve_database_url
-from parley_server.config import Settings
+from parley_server.settings import Settings
 from parley_server.db.migrate import migrate
 from parley_server.db.models import User
 from seed_bulk import HEAVY_USER_EMAIL, SEED_PASSWORD, Sizes, seed

@@ -38,7 +38,7 @@ import asyncpg
 from argon2 import PasswordHasher
 
 from parley_server.cli import resolve_database_url
-from parley_server.config import Settings
+from parley_server.settings import Settings
 from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.db.migrate import migrate
 

@@ -9,7 +9,7 @@ from parley.agent.v1 import agent_pb2
 from sqlalchemy import select, update
 
 from parley_server.db.models import Agent, User
-from parley_server.domain.caller import Caller
+from parley_server.common.caller import Caller
 from tests.support import Account, Stubs
 
 

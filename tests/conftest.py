@@ -33,15 +33,15 @@ import grpc
 import pytest
 from parley.client import rpcs
 from parley_server.app import App, build_app
-from parley_server.config import Settings
+from parley_server.settings import Settings
 from parley_server.db.database import asyncpg_dsn, normalise_url
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
-from parley_server.domain.errors import DomainError
-from parley_server.envoy_supervisor import serve_with_envoy
-from parley_server.interceptors.access_policy import POLICY, implied_errors
-from parley_server.interceptors.error_interceptor import CODES, ErrorInterceptor
-from parley_server.server import RunningServer, start_server
+from parley_server.common.errors import DomainError
+from parley_server.bridge.envoy import serve_with_envoy
+from parley_server.transport.interceptors.access_policy import POLICY, implied_errors
+from parley_server.transport.interceptors.error_interceptor import CODES, ErrorInterceptor
+from parley_server.transport.server import RunningServer, start_server
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -219,7 +219,7 @@ def repo_root() -> Iterator[Path]:
 @pytest.fixture
 async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RunningBridge]:
     """serve_with_envoy in this process, on the test app, until the test ends."""
-    caplog.set_level(logging.INFO, logger="parley_server.envoy_supervisor")
+    caplog.set_level(logging.INFO, logger="parley_server.bridge.envoy")
     settings = dataclasses.replace(
         app.settings,
         data_dir=tmp_path,

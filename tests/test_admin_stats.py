@@ -20,12 +20,12 @@ from sqlalchemy import text
 from parley_server import __version__
 from parley_server.app import App
 from parley_server.db.database import Database
-from parley_server.domain import stats_rollup
-from parley_server.domain.activity import Activity
-from parley_server.domain.admin_service import AdminService
-from parley_server.domain.pagination import Paginator
-from parley_server.domain.stats_rollup import FILL_PARTS, SETTLE, STATS_LOCK_KEY
-from parley_server.domain.stats_service import StatsService, TtlCache
+from parley_server.admin import stats_rollup
+from parley_server.common.activity import Activity
+from parley_server.admin.service import AdminService
+from parley_server.common.pagination import Paginator
+from parley_server.admin.stats_rollup import FILL_PARTS, SETTLE, STATS_LOCK_KEY
+from parley_server.admin.stats_service import StatsService, TtlCache
 from tests import conftest
 from tests.admin_support import expect_invalid
 from tests.conversation_support import add_message, agent_id, new_conversation, sql

@@ -14,8 +14,8 @@ from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
 
 from parley_server.db.models import Role, UserState
-from parley_server.domain.admin_service import UserChanges
-from parley_server.domain.errors import FailedPrecondition
+from parley_server.admin.service import UserChanges
+from parley_server.common.errors import FailedPrecondition
 from tests.admin_support import expect_invalid, update
 from tests.conversation_support import add_message, new_conversation, sql
 from tests.support import Account, Metadata, Stubs, expect_error, snapshot

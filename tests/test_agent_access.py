@@ -17,7 +17,7 @@ from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import update
 
 from parley_server.db.models import AgentGrant, UsageDaily
-from parley_server.domain.errors import NotFound, PermissionDenied, ResourceExhausted
+from parley_server.common.errors import NotFound, PermissionDenied, ResourceExhausted
 from tests.agent_support import caller_of, create_agent, echo_agent, make_premium, seeded_ids, update_agent
 from tests.support import Account, Stubs, expect_error, snapshot
 

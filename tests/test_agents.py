@@ -11,10 +11,10 @@ from parley.agent.v1 import agent_pb2
 from sqlalchemy import func, select, update
 
 from parley_server.db.models import Agent, Conversation
-from parley_server.domain.agent_registry import PooledProvider
-from parley_server.domain.providers.base import ChatTurn, ProviderError, TextDelta
-from parley_server.domain.providers.echo_provider import EchoProvider
-from parley_server.domain.providers.openai_provider import OpenAIProvider
+from parley_server.agents.registry import PooledProvider
+from parley_server.agents.providers.base import ChatTurn, ProviderError, TextDelta
+from parley_server.agents.providers.echo_provider import EchoProvider
+from parley_server.agents.providers.openai_provider import OpenAIProvider
 from tests.agent_support import agent_row, create_agent, echo_agent, seeded_ids, update_agent
 from tests.fake_openai import FakeOpenAI
 from tests.support import Stubs, expect_error, snapshot

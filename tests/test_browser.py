@@ -24,7 +24,7 @@ from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
-from parley_server.web_server import PAGE_DIR
+from parley_server.bridge.web import PAGE_DIR
 from tests.served import Served, free_port, start_served
 from tests.support import PASSWORD
 

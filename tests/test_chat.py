@@ -16,8 +16,8 @@ from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import func, select, update
 
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
-from parley_server.domain.event_bus import Subscription
-from parley_server.server import RunningServer
+from parley_server.events.bus import Subscription
+from parley_server.transport.server import RunningServer
 from tests.support import Account, Stubs, expect_error, snapshot
 
 WORDS = " ".join(f"word{i}" for i in range(60))

@@ -22,8 +22,8 @@ from parley.conversation.v1 import conversation_pb2
 
 from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
-from parley_server.domain.chat_events import ConversationChanged
-from parley_server.domain.event_bus import EventBus
+from parley_server.events.schema import ConversationChanged
+from parley_server.events.bus import EventBus
 from tests.served import ServerProcess
 from tests.support import Account, Stubs
 from tests.test_chat import agent_id, collect, kinds, text_of

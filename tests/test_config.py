@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from parley_server.config import ConfigError, Settings
+from parley_server.settings import ConfigError, Settings
 
 
 def test_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None:

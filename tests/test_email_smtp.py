@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from parley_server.app import build_app
-from parley_server.config import SmtpSettings
+from parley_server.settings import SmtpSettings
 from parley_server.db.migrate import migrate
 from tests import conftest
 from tests.served import free_port

@@ -18,15 +18,16 @@ from pathlib import Path
 
 import envoy
 import pytest
-from parley_server import cli, web_server
-from parley_server.config import ConfigError, Settings
-from parley_server.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
-from parley_server.envoy_supervisor import (
+from parley_server import cli
+from parley_server.bridge import web
+from parley_server.settings import ConfigError, Settings
+from parley_server.bridge.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
+from parley_server.bridge.envoy import (
     EnvoyError,
     EnvoyProcess,
     envoy_command,
 )
-from parley_server.web_server import WebServer
+from parley_server.bridge.web import WebServer
 
 from tests.grpc_web import EMPTY_FRAME, GRPC_WEB, RunningBridge, http
 from tests.served import BIN, free_port, serve_env, start
@@ -164,7 +165,7 @@ def test_serve_refuses_to_start_without_the_page(
 ) -> None:
     """A broken installation says so in one sentence, before touching the database
     (an unreachable one here: without the check, serve fails fast on it instead)."""
-    monkeypatch.setattr(web_server, "PAGE_DIR", tmp_path / "static")
+    monkeypatch.setattr(web, "PAGE_DIR", tmp_path / "static")
     monkeypatch.setenv("PARLEY_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
     assert cli.main(["serve"]) == 1

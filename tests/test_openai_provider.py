@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from parley_server.domain.providers.base import ChatTurn, ProviderError, ProviderEvent, TextDelta, Usage
-from parley_server.domain.providers.openai_provider import OpenAIProvider
+from parley_server.agents.providers.base import ChatTurn, ProviderError, ProviderEvent, TextDelta, Usage
+from parley_server.agents.providers.openai_provider import OpenAIProvider
 from tests.fake_openai import FakeOpenAI
 
 SECRET_KEY = "sk-test-secret-123"

@@ -40,8 +40,8 @@ from google.protobuf import descriptor_pool
 from sqlalchemy import select
 
 from parley_server.db.models import Agent, Message, MessageState
-from parley_server.interceptors.access_policy import POLICY, Access
-from parley_server.server import RunningServer
+from parley_server.transport.interceptors.access_policy import POLICY, Access
+from parley_server.transport.server import RunningServer
 from tests import conftest
 from tests.support import Account, Stubs
 

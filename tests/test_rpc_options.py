@@ -21,9 +21,9 @@ from parley.api.v1 import access_pb2
 from parley.client import rpcs
 from parley.client.terminal import FRIENDLY_REASONS
 
-from parley_server.domain.access_rules import AccessReason
-from parley_server.domain.errors import Reason
-from parley_server.interceptors.access_policy import Access, implied_errors
+from parley_server.agents.access_rules import AccessReason
+from parley_server.common.errors import Reason
+from parley_server.transport.interceptors.access_policy import Access, implied_errors
 
 METHODS = {rpcs.full_name(m): m for m in rpcs.methods()}
 

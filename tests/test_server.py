@@ -17,14 +17,14 @@ from parley.client import rpcs
 from parley.conversation.v1.conversation_pb2 import ListConversationsRequest
 
 from parley_server.db.database import asyncpg_dsn
-from parley_server.interceptors.access_policy import POLICY, Access
-from parley_server.rpc.admin_handlers import AdminHandlers
-from parley_server.rpc.agent_access_handlers import AgentAccessHandlers
-from parley_server.rpc.agent_handlers import AgentHandlers
-from parley_server.rpc.auth_handlers import AuthHandlers
-from parley_server.rpc.chat_handlers import ChatHandlers
-from parley_server.rpc.conversation_handlers import ConversationHandlers
-from parley_server.server import SERVICE_NAMES, RunningServer
+from parley_server.transport.interceptors.access_policy import POLICY, Access
+from parley_server.admin.handlers import AdminHandlers
+from parley_server.agents.access_handlers import AgentAccessHandlers
+from parley_server.agents.handlers import AgentHandlers
+from parley_server.accounts.handlers import AuthHandlers
+from parley_server.chat.handlers import ChatHandlers
+from parley_server.conversations.handlers import ConversationHandlers
+from parley_server.transport.server import SERVICE_NAMES, RunningServer
 from tests.support import Stubs, expect_error
 
 PARLEY_FILES = rpcs.FILES

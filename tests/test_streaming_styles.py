@@ -18,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 from parley.chat.v1 import chat_pb2
-from parley_server.server import SERVICE_NAMES, RunningServer
+from parley_server.transport.server import SERVICE_NAMES, RunningServer
 
 from tests.grpc_web import GRPC_WEB, RunningBridge, first_frame, frame, http
 from tests.served import BIN

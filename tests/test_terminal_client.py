@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from parley_server.db.models import Message, MessageRole, MessageState
-from parley_server.server import RunningServer
+from parley_server.transport.server import RunningServer
 from tests.support import Account, Stubs
 
 # Makes the pty the child's controlling terminal (so Ctrl-C typed into it is

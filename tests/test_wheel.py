@@ -25,10 +25,10 @@ from tests.test_envoy import GRPC_WEB, http
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA = {
-    "parley_server/envoy.yaml",
-    "parley_server/static/index.html",
-    "parley_server/static/app.js",
-    "parley_server/static/app.css",
+    "parley_server/bridge/envoy.yaml",
+    "parley_server/bridge/static/index.html",
+    "parley_server/bridge/static/app.js",
+    "parley_server/bridge/static/app.css",
 }
 
 

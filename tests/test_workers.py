@@ -121,8 +121,8 @@ def _alive(pid: int) -> bool:
 # like a worker that is still starting), in a process of its own.
 SLEEPING_WORKERS = """
 import sys, time
-from parley_server.config import Settings
-from parley_server.workers import serve_in_workers
+from parley_server.settings import Settings
+from parley_server.bridge.workers import serve_in_workers
 
 settings = Settings.from_env({"PARLEY_DATA_DIR": sys.argv[1], "PARLEY_JWT_SECRET": "s" * 40})
 sys.exit(serve_in_workers(

@@ -1,4 +1,4 @@
-// Bundle the page into the server package (server/parley_server/static),
+// Bundle the page into the server package (server/parley_server/bridge/static),
 // where `parley serve` finds it in a checkout and in a wheel alike: app.js
 // (all TypeScript and the runtime libraries, minified), app.css, index.html.
 // Prints the sizes, raw and gzip, because the bundle size is a number the
@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outdir = join(here, "..", "..", "server", "parley_server", "static");
+const outdir = join(here, "..", "..", "server", "parley_server", "bridge", "static");
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });

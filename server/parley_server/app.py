@@ -12,24 +12,24 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 
-from parley_server.config import Settings
+from parley_server.settings import Settings
 from parley_server.db.database import Database, asyncpg_dsn
-from parley_server.domain.activity import Activity
-from parley_server.domain.admin_service import AdminService
-from parley_server.domain.agent_access_service import AgentAccessService
-from parley_server.domain.agent_registry import AgentRegistry
-from parley_server.domain.agent_service import AgentService
-from parley_server.domain.auth_service import AuthLimits, AuthService
-from parley_server.domain.chat_service import ChatService
-from parley_server.domain.conversation_service import ConversationService
-from parley_server.domain.event_bus import EventBus
-from parley_server.domain.housekeeping import Housekeeping
-from parley_server.domain.email_service import EmailSender, EmailTemplates, OutboxSender, SmtpSender
-from parley_server.domain.pagination import Paginator
-from parley_server.domain.passwords import Passwords
-from parley_server.domain.rate_limiter import Limit, RateLimiter
-from parley_server.domain.session_service import SessionService
-from parley_server.domain.tokens import AccessTokens
+from parley_server.common.activity import Activity
+from parley_server.admin.service import AdminService
+from parley_server.agents.access_service import AgentAccessService
+from parley_server.agents.registry import AgentRegistry
+from parley_server.agents.service import AgentService
+from parley_server.accounts.auth_service import AuthLimits, AuthService
+from parley_server.chat.service import ChatService
+from parley_server.conversations.service import ConversationService
+from parley_server.events.bus import EventBus
+from parley_server.common.housekeeping import Housekeeping
+from parley_server.accounts.email import EmailSender, EmailTemplates, OutboxSender, SmtpSender
+from parley_server.common.pagination import Paginator
+from parley_server.accounts.passwords import Passwords
+from parley_server.common.rate_limiter import Limit, RateLimiter
+from parley_server.accounts.session_service import SessionService
+from parley_server.accounts.tokens import AccessTokens
 
 
 @dataclass

@@ -20,17 +20,18 @@ from typing import Any
 from parley.client import terminal
 from sqlalchemy import select
 
-from parley_server import __version__, web_server
+from parley_server import __version__
+from parley_server.bridge import web
 from parley_server.app import App, build_app
-from parley_server.config import ConfigError, Settings
+from parley_server.settings import ConfigError, Settings
 from parley_server.db.database import Database
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
 from parley_server.db.models import OutboxEmail
-from parley_server.domain.errors import DomainError
-from parley_server.envoy_supervisor import serve_with_envoy
-from parley_server.server import serve_until_signalled
-from parley_server.workers import serve_in_workers
+from parley_server.common.errors import DomainError
+from parley_server.bridge.envoy import serve_with_envoy
+from parley_server.transport.server import serve_until_signalled
+from parley_server.bridge.workers import serve_in_workers
 
 log = logging.getLogger("parley")
 
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         if args.command == "serve" and not args.no_envoy:
-            web_server.check_page(web_server.PAGE_DIR)  # before anything starts
+            web.check_page(web.PAGE_DIR)  # before anything starts
         if args.command == "serve" and args.workers > 1:
             address = args.addr or settings.grpc_addr
             return serve_in_workers(

@@ -10,7 +10,7 @@
   truncated, in the deleting transaction. It first takes the stats advisory
   lock exclusively; fills hold it shared, so a fill that read the rows before
   the delete commits first and is removed with the rest. The lock key is
-  STATS_LOCK_KEY of parley_server.domain.stats_rollup ("stats" in ASCII).
+  STATS_LOCK_KEY of parley_server.admin.stats_rollup ("stats" in ASCII).
 
 Revision ID: 0005_stats_rollup
 Revises: 0004_admin_indexes

@@ -1,0 +1,1 @@
+"""Accounts: registration, login, sessions and tokens, email verification, invites and the waitlist."""

@@ -1,0 +1,1 @@
+"""Model providers: one adapter per vendor wire format behind a common streaming interface."""

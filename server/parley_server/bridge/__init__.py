@@ -1,0 +1,1 @@
+"""What serves browsers and processes around the gRPC server: Envoy's grpc-web bridge, the page server, worker processes."""

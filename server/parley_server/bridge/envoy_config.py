@@ -1,0 +1,105 @@
+"""Render the Envoy config template (`envoy.yaml`, beside this module).
+
+The template stays a readable Envoy file with `${...}` placeholders
+(string.Template) rather than a config built in Python, so operators can read
+and diff it; this module only substitutes addresses and allowed origins.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from parley_server.settings import ConfigError, Settings, split_host_port
+
+# Package data: found the same way in a checkout and in an installed wheel.
+TEMPLATE_PATH = Path(__file__).with_name("envoy.yaml")
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
+
+
+@dataclass(frozen=True)
+class EnvoyAddresses:
+    """Where Envoy listens and what it forwards to, all resolved to IPs."""
+
+    listen: tuple[str, int]
+    admin: tuple[str, int]
+    grpc: tuple[str, int]
+    web: tuple[str, int]
+    allowed_origins: tuple[str, ...]
+
+
+def ip_of(host: str) -> str:
+    """An IP literal for host: Envoy's STATIC clusters and listeners take no names.
+    A wildcard listen address (0.0.0.0, ::) is reached through loopback."""
+    if host in WILDCARD_HOSTS:
+        return "::1" if ":" in host else "127.0.0.1"
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve {host!r}: {exc}") from exc
+    # Prefer IPv4: "localhost" often resolves to both, and gRPC binds IPv4 first.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(infos[0][4][0])
+
+
+def _listen_ip(host: str) -> str:
+    """Where Envoy binds: a wildcard stays a wildcard (all interfaces)."""
+    if host in WILDCARD_HOSTS:
+        return "::" if host == "::" else "0.0.0.0"
+    return ip_of(host)
+
+
+def default_origins(envoy_addr: str, public_url: str) -> tuple[str, ...]:
+    """The page's own origins: Envoy's address under its IP and under
+    `localhost`, plus the origin of PARLEY_PUBLIC_URL (where email links point)."""
+    host, port = split_host_port(envoy_addr)
+    hosts = ["127.0.0.1", "localhost"] if host in WILDCARD_HOSTS | {"127.0.0.1", "localhost"} else [host]
+    origins = [f"http://{'[' + h + ']' if ':' in h else h}:{port}" for h in hosts]
+    scheme, _, rest = public_url.partition("://")
+    if rest:
+        origins.append(f"{scheme}://{rest.split('/', 1)[0]}")
+    return tuple(dict.fromkeys(origins))
+
+
+def addresses(settings: Settings, grpc_port: int, web_port: int) -> EnvoyAddresses:
+    """Envoy's addresses from settings and the ports actually bound at start."""
+    listen_host, listen_port = split_host_port(settings.envoy_addr)
+    admin_host, admin_port = split_host_port(settings.envoy_admin_addr)
+    grpc_host, _ = split_host_port(settings.grpc_addr)
+    origins = settings.allowed_origins or default_origins(settings.envoy_addr, settings.public_url)
+    return EnvoyAddresses(
+        listen=(_listen_ip(listen_host), listen_port),
+        admin=(ip_of(admin_host), admin_port),
+        grpc=(ip_of(grpc_host), grpc_port),
+        web=("127.0.0.1", web_port),
+        allowed_origins=origins,
+    )
+
+
+def render(addrs: EnvoyAddresses, template: str | None = None) -> str:
+    """The template with every placeholder filled; a missing one is an error."""
+    text = TEMPLATE_PATH.read_text() if template is None else template
+    origins = [{"exact": origin} for origin in addrs.allowed_origins]
+    return Template(text).substitute(
+        listen_host=addrs.listen[0],
+        listen_port=addrs.listen[1],
+        admin_host=addrs.admin[0],
+        admin_port=addrs.admin[1],
+        grpc_host=addrs.grpc[0],
+        grpc_port=addrs.grpc[1],
+        web_host=addrs.web[0],
+        web_port=addrs.web[1],
+        # JSON is YAML: a flow list of {exact: origin} matchers.
+        allowed_origins=json.dumps(origins),
+    )
+
+
+def write_config(addrs: EnvoyAddresses, data_dir: Path) -> Path:
+    """Render into data_dir/envoy.yaml (what Envoy is started with) and return the path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "envoy.yaml"
+    path.write_text(render(addrs))
+    return path

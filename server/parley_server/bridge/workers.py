@@ -1,0 +1,144 @@
+"""`parley serve --workers N`: N server processes sharing one port.
+
+gRPC Core does not survive fork, so the parent creates no gRPC object at all:
+it resolves the database (starting the embedded one if needed), applies
+migrations, forks the workers, and only then starts its own event loop to
+supervise them and to run the bridge (the web page and Envoy in front of the
+shared port; they need no gRPC). Each worker builds its own event loop, App
+and server, listening with SO_REUSEPORT so the kernel spreads connections
+across them. Replicas cooperate through
+PostgreSQL (events, generation ownership), exactly as on separate machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from parley_server.settings import ConfigError, Settings
+from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+PR_SET_PDEATHSIG = 1
+
+
+def serve_in_workers(
+    settings: Settings,
+    address: str,
+    workers: int,
+    *,
+    prepare: Callable[[Settings], str],
+    run_worker: Callable[[Settings], int],
+    with_envoy: bool,
+) -> int:
+    """Fork `workers` processes running `run_worker`; returns the worst exit code.
+
+    `prepare` resolves and migrates the database in the parent and returns
+    its URL, which every worker then uses as DATABASE_URL. With Envoy, the
+    parent runs the bridge (page and Envoy) in front of the shared port.
+    """
+    if address.rsplit(":", 1)[-1] == "0":
+        raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
+    # Resolved once here, so every worker signs and checks tokens with one secret.
+    shared = dataclasses.replace(settings, database_url=prepare(settings), jwt_secret=settings.resolved_jwt_secret())
+    children: list[int] = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
+            code = 1
+            _die_with_parent()
+            try:
+                code = run_worker(shared)
+            except BaseException:  # os._exit below would swallow it silently
+                log.exception("worker %d failed", index + 1)
+            finally:
+                os._exit(code)
+        log.info("worker %d started (pid %d)", index + 1, pid)
+        children.append(pid)
+    bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
+    return asyncio.run(_supervise(children, bridge))
+
+
+async def _supervise(children: list[int], bridge: Bridge | None) -> int:
+    """Wait for the workers; forward SIGINT/SIGTERM; if one dies, or Envoy
+    does, stop the rest. Envoy stops last, once the workers have drained."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    alive = set(children)
+    worst = 0
+    bridge_result: asyncio.Task[int] | None = None
+    if bridge is not None:
+        bridge_result = asyncio.create_task(run_bridge_until_stopped(bridge, stop))
+    stopping = False
+    try:
+        while alive:
+            if bridge_result is not None and bridge_result.done():
+                code, bridge_result = bridge_result.result(), None
+                worst = max(worst, code)
+                if code:  # Envoy is gone (or never came up): the service is not whole
+                    stop.set()
+            if stop.is_set():
+                _signal_all(alive, signal.SIGTERM)
+                stop.clear()
+                stopping = True
+            worst = max(worst, await _reap(alive, stopping))
+    finally:
+        if bridge_result is not None:
+            stop.set()
+            await bridge_result
+        if bridge is not None:
+            await bridge.stop()
+    return worst
+
+
+async def _reap(alive: set[int], stopping: bool) -> int:
+    """Wait a moment, then collect exited workers; returns their worst exit code.
+
+    Once the workers were told to stop, one that died of that SIGTERM was
+    still starting (it installs its graceful handler only when it serves, so
+    it had nothing in flight): it stopped as asked, which is no failure of its
+    own. The exit code then says why Parley stopped, not how fast each worker
+    had started.
+    """
+    worst = 0
+    await asyncio.sleep(POLL_SECONDS)
+    for pid in list(alive):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            continue
+        alive.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if stopping and code == -signal.SIGTERM:
+            log.info("worker %d stopped before it was serving", pid)
+            code = 0
+        worst = max(worst, abs(code))
+        if code != 0 and alive:
+            log.error("worker %d exited with %d; stopping the others", pid, code)
+            _signal_all(alive, signal.SIGTERM)
+    return worst
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies, even by SIGKILL, so no worker
+    is left serving the port with nobody supervising it."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _signal_all(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

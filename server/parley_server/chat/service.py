@@ -1,0 +1,415 @@
+"""ChatService rules: send, resume, cancel and watch, over decoupled generations.
+
+Every stream a client holds is a *follower*: it replays what is already
+generated (from this process's buffer when the generation runs here, from
+PostgreSQL otherwise) and then continues with live deltas from the event bus.
+Deltas carry offsets, so the follower trims overlaps and notices gaps at the
+seam between stored and live text; after a gap or a lagging subscription it
+re-reads the stored text and carries on, so the client sees each character
+exactly once and in order. A follower that hears nothing for
+FOLLOW_RECHECK_SECONDS re-reads too: an end announced while the database (and
+with it NOTIFY) was away, or a generation nobody runs any more, is then seen
+in the stored row, so no stream waits forever on a message nobody generates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley_server.db.database import Database
+from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.common.activity import Activity
+from parley_server.agents.access_service import AgentAccessService
+from parley_server.agents.registry import AgentRegistry
+from parley_server.common.caller import Caller
+from parley_server.events.schema import (
+    CancelRequested,
+    ConversationChanged,
+    ConversationDeleted,
+    Delta,
+    Event,
+    Finished,
+    MessageCreated,
+)
+from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextChunk, WatchUpdate
+from parley_server.common.clock import utcnow
+from parley_server.conversations.service import (
+    DEFAULT_HISTORY_CHARS,
+    DEFAULT_HISTORY_MESSAGES,
+    ConversationService,
+    message_content,
+)
+from parley_server.chat.watch import ConversationWatch
+from parley_server.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
+from parley_server.events.bus import EventBus, Subscription
+from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
+from parley_server.common.idempotency import claim
+from parley_server.conversations.ownership import owned_conversation, owned_message
+from parley_server.common.validation import Violations, only_uuid
+
+log = logging.getLogger(__name__)
+
+# How long CancelGeneration waits for the owning replica to confirm the stop
+# before deciding the owner is gone and cancelling in the database itself.
+CANCEL_CONFIRM_SECONDS = 3.0
+# The stored text of a generation running on another replica trails its live
+# deltas by up to one persist interval (plus the NOTIFY hop): a resume offset
+# beyond it is OUT_OF_RANGE only once this much longer has passed.
+OFFSET_SETTLE_SLACK_SECONDS = 1.0
+# A follower re-reads the message after this long without events (see the module doc).
+FOLLOW_RECHECK_SECONDS = 5.0
+
+
+class ChatService:
+    def __init__(
+        self,
+        database: Database,
+        bus: EventBus,
+        access: AgentAccessService,
+        registry: AgentRegistry,
+        conversations: ConversationService,
+        *,
+        activity: Activity,
+        generation_timeout_seconds: float,
+        persist_interval: float = 0.5,
+        sweep_interval: float = 10.0,
+    ) -> None:
+        self._db = database
+        self._bus = bus
+        self._access = access
+        self._registry = registry
+        self._conversations = conversations
+        self.generations = GenerationManager(
+            database,
+            bus,
+            on_finished=self._on_finished,
+            activity=activity,
+            timeout_seconds=generation_timeout_seconds,
+            persist_interval=persist_interval,
+            sweep_interval=sweep_interval,
+        )
+        self._activity = activity
+        self._persist_interval = persist_interval
+        # Bumped by close_watches: a watch started before ends at its next wake-up.
+        self._watch_epoch = 0
+
+    async def start(self) -> None:
+        await self.generations.start()
+
+    async def stop(self, grace: float) -> None:
+        await self.generations.stop(grace)
+
+    def close_watches(self) -> None:
+        """End every WatchConversation with UNAVAILABLE (the client watches again,
+        elsewhere): watches never end by themselves, and shutdown must not wait
+        out its grace period for them once the real work has drained."""
+        self._watch_epoch += 1
+        self._bus.interrupt_subscribers()
+
+    # -- SendMessage -----------------------------------------------------
+
+    async def send_message(
+        self, caller: Caller, conversation_id: str, content: str, request_id: str
+    ) -> AsyncIterator[ChatUpdate]:
+        v = Violations()
+        cid = v.uuid("conversation_id", conversation_id)
+        content = message_content(v, "content", content)
+        request_id = v.request_id("request_id", request_id)
+        v.raise_if_any()
+        assert cid is not None
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
+            if is_new:
+                agent = await self._access.require_access(db, caller, conversation.agent_id)
+                user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
+                # Counted with the exchange it pays for: a refused send stores nothing.
+                # Without a quota it is counted, with its tokens, when the answer ends.
+                counted = await self._access.take_quota(db, caller, agent)
+                spec = replace(spec, count_message=not counted)
+            else:
+                user_message = await self._user_message_of(db, assistant_id)
+                spec = None
+        if spec is not None:
+            self._bus.publish(MessageCreated(cid, user_message.id))
+            self._bus.publish(MessageCreated(cid, assistant_id))
+            self._bus.publish(ConversationChanged(cid))
+            self.generations.launch(spec)
+        yield Accepted(user_message, assistant_id)
+        async for chat_update in self._follow(cid, assistant_id, 0):
+            yield chat_update
+
+    async def _start_exchange(
+        self,
+        db: AsyncSession,
+        caller: Caller,
+        conversation: Conversation,
+        agent: Agent,
+        content: str,
+        assistant_id: uuid.UUID,
+    ) -> tuple[Message, GenerationSpec]:
+        now = utcnow()
+        first_exchange = conversation.message_count == 0 and not conversation.title
+        user_message = Message(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id,
+            role=MessageRole.USER,
+            content=content,
+            state=MessageState.COMPLETE,
+        )
+        db.add(user_message)
+        db.add(
+            Message(
+                id=assistant_id,
+                conversation_id=conversation.id,
+                role=MessageRole.ASSISTANT,
+                content="",
+                state=MessageState.STREAMING,
+                generation_owner=self.generations.owner_key,
+                reply_to=user_message.id,
+            )
+        )
+        conversation.message_count += 2
+        conversation.last_message_time = now
+        conversation.update_time = now
+        await db.flush()
+        turns = await self._conversations.history_for_agent(
+            db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
+        )
+        spec = GenerationSpec(
+            message_id=assistant_id,
+            conversation_id=conversation.id,
+            caller=caller,
+            agent_id=agent.id,
+            provider=await self._registry.provider_for(agent),
+            turns=turns,
+            max_output_tokens=agent.max_output_tokens,
+            temperature=agent.temperature,
+            title_from=content if first_exchange else None,
+            title_agent=agent if first_exchange and agent.title_generation else None,
+        )
+        return user_message, spec
+
+    async def _user_message_of(self, db: AsyncSession, assistant_id: uuid.UUID) -> Message:
+        """The user half of an exchange already started with the same request_id."""
+        assistant = await db.get(Message, assistant_id)
+        if assistant is None or assistant.reply_to is None:
+            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
+        user_message = await db.get(Message, assistant.reply_to)
+        if user_message is None:
+            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
+        return user_message
+
+    async def _on_finished(self, outcome: Outcome) -> None:
+        """Record the usage; title the conversation after its first exchange."""
+        spec = outcome.spec
+        await self._access.record_usage(
+            spec.caller.user_id,
+            spec.agent_id,
+            outcome.usage.prompt_tokens,
+            outcome.usage.completion_tokens,
+            messages=1 if spec.count_message else 0,
+        )
+        if spec.title_from is not None and outcome.state is MessageState.COMPLETE:
+            try:
+                await self._conversations.title_first_exchange(
+                    spec.caller, spec.conversation_id, spec.title_from, spec.title_agent
+                )
+            except NotFound:
+                pass  # the conversation was deleted meanwhile
+            except Exception:  # a missing title must not turn a finished answer into an error
+                log.exception("could not title conversation %s", spec.conversation_id)
+
+    # -- ResumeStream ------------------------------------------------------
+
+    async def resume_stream(self, caller: Caller, message_id: str, offset: int) -> AsyncIterator[ChatUpdate]:
+        v = Violations()
+        mid = v.uuid("message_id", message_id)
+        if offset < 0:
+            v.add("offset", "must not be negative")
+        v.raise_if_any()
+        assert mid is not None
+        async with self._db.transaction() as db:
+            message, conversation = await owned_message(db, mid, caller.user_id)
+        if message.role is not MessageRole.ASSISTANT:
+            raise InvalidArgument(
+                [FieldViolation("message_id", "is not an assistant message; only answers are generated")],
+                reason=Reason.NOT_A_GENERATION,
+            )
+        await self._require_offset_within_text(mid, offset)
+        async for chat_update in self._follow(conversation.id, mid, offset):
+            yield chat_update
+
+    async def _require_offset_within_text(self, message_id: uuid.UUID, offset: int) -> None:
+        """OUT_OF_RANGE unless offset is within the text generated so far.
+
+        The buffer of a generation running here, or the row of a finished
+        message, is the whole text. The row of a generation running on
+        another replica may lag what its client already saw, so an offset
+        beyond it is looked at again until the lag has passed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._persist_interval + OFFSET_SETTLE_SLACK_SECONDS
+        while True:
+            length, whole = await self._text_length(message_id)
+            if offset <= length:
+                return
+            if whole or loop.time() >= deadline:
+                raise OutOfRange(
+                    f"offset {offset} is beyond the {length} characters generated so far",
+                    reason=Reason.OFFSET_OUT_OF_RANGE,
+                    metadata={"length": str(length)},
+                )
+            await asyncio.sleep(0.1)
+
+    async def _text_length(self, message_id: uuid.UUID) -> tuple[int, bool]:
+        """Code points of text generated so far, and whether that is known to be all of it."""
+        live = self.generations.snapshot(message_id)
+        if live is not None:
+            return len(live), True
+        async with self._db.transaction() as db:
+            row = (
+                await db.execute(
+                    select(func.char_length(Message.content), Message.state).where(Message.id == message_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+        return int(row[0]), row[1] in FINAL_STATES
+
+    async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
+        """Replay from offset, then live until the generation ends (see module doc)."""
+        with self._activity.chat_stream():
+            async with self._bus.subscribe(conversation_id) as subscription:
+                (position, chunk), final = await self._catch_up(message_id, offset)
+                if chunk:
+                    yield chunk
+                while final is None:
+                    # Everything already queued is handled at once: when the
+                    # client or the server falls behind, consecutive deltas
+                    # travel as one message instead of many.
+                    events = [await _next_or_recheck(subscription), *subscription.pending()]
+                    text: list[str] = []
+                    start = position
+                    for event in events:
+                        if isinstance(event, Delta) and event.message_id == message_id:
+                            if event.offset <= position:
+                                fresh = event.text[position - event.offset :]
+                                text.append(fresh)
+                                position += len(fresh)
+                                continue
+                            event = None  # a gap: fall back to the stored text
+                        if event is None or (isinstance(event, Finished) and event.message_id == message_id):
+                            if "".join(text):
+                                yield TextChunk(message_id, start, "".join(text))
+                            text = []
+                            (position, chunk), final = await self._catch_up(message_id, position)
+                            if chunk:
+                                yield chunk
+                            start = position
+                            if final is not None:
+                                break
+                        elif isinstance(event, ConversationDeleted):
+                            raise NotFound("the conversation was deleted", reason=Reason.CONVERSATION_NOT_FOUND)
+                    if "".join(text) and final is None:
+                        yield TextChunk(message_id, start, "".join(text))
+                yield Ended(final)
+
+    async def _catch_up(
+        self, message_id: uuid.UUID, position: int
+    ) -> tuple[tuple[int, TextChunk | None], Message | None]:
+        """The text after position that the client has not seen, and the final message if it ended.
+
+        A generation running in this process is read from its buffer (fresher
+        than the database, and no connection needed: a thousand streams
+        starting at once must not queue for the pool); otherwise the stored
+        row is read. Ownership was checked before following began.
+        """
+        live = self.generations.snapshot(message_id)
+        final: Message | None = None
+        if live is not None:
+            current = live
+        else:
+            async with self._db.transaction() as db:
+                message = await db.get(Message, message_id)
+            if message is None:
+                raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+            final = message if message.state in FINAL_STATES else None
+            current = message.content
+        if position >= len(current):
+            return (position, None), final
+        return (len(current), TextChunk(message_id, position, current[position:])), final
+
+    # -- CancelGeneration ----------------------------------------------------
+
+    async def cancel_generation(self, caller: Caller, message_id: str) -> Message:
+        """Stop the generation (wherever it runs); the partial text stays, CANCELLED.
+
+        Cancelling a message that already ended returns it unchanged, so a
+        stop button pressed a moment too late is not an error.
+        """
+        mid = only_uuid("message_id", message_id)
+        async with self._db.transaction() as db:
+            message, conversation = await owned_message(db, mid, caller.user_id)
+        if message.state is not MessageState.STREAMING:
+            return message
+        local = self.generations.cancel_local(mid)
+        if local is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await local
+        else:
+            await self._cancel_remote(conversation.id, mid)
+        async with self._db.transaction() as db:
+            message, _ = await owned_message(db, mid, caller.user_id)
+        return message
+
+    async def _cancel_remote(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        async with self._bus.subscribe(conversation_id) as subscription:
+            self._bus.publish(CancelRequested(conversation_id, message_id))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CANCEL_CONFIRM_SECONDS):
+                    while True:
+                        event = await subscription.next()
+                        if isinstance(event, Finished) and event.message_id == message_id:
+                            return
+        # No replica answered: its owner is gone. Cancel in the database,
+        # unless the owner finished meanwhile (the state check decides).
+        async with self._db.transaction() as db:
+            result = await db.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.state == MessageState.STREAMING)
+                .values(state=MessageState.CANCELLED, generation_owner=None, update_time=func.now())
+            )
+        if result.rowcount:
+            self._bus.publish(Finished(conversation_id, message_id, MessageState.CANCELLED))
+
+    # -- WatchConversation ---------------------------------------------------
+
+    async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
+        """The conversation as it is now, then every change to it until it is deleted (see conversation_watch)."""
+        cid = only_uuid("conversation_id", conversation_id)
+        epoch = self._watch_epoch
+        watch = ConversationWatch(self._db, self.generations, caller, cid)
+        with self._activity.chat_stream():
+            async with self._bus.subscribe(cid) as subscription:
+                async for update_ in watch.follow(subscription):
+                    if self._watch_epoch != epoch:
+                        # close_watches woke the watch (a lost-events catch-up follows, unsent).
+                        raise Unavailable("the server is shutting down; watch again", reason=Reason.SHUTTING_DOWN)
+                    yield update_
+
+
+async def _next_or_recheck(subscription: Subscription) -> Event | None:
+    """The next event, or None (re-read the stored state) after a silence."""
+    try:
+        return await asyncio.wait_for(subscription.next(), timeout=FOLLOW_RECHECK_SECONDS)
+    except TimeoutError:
+        return None

@@ -1,0 +1,81 @@
+"""Fixed-window rate limits with their counters in PostgreSQL.
+
+Counters live in the database, not in process memory, so a limit holds across
+replicas and restarts: an attacker gains nothing by spreading attempts over
+servers or waiting for a deploy. One upsert per counted event keeps it cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, literal, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley_server.db.models import RateLimitCounter
+from parley_server.common.clock import utcnow
+from parley_server.common.errors import Reason, ResourceExhausted
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` events per `window` for one key."""
+
+    name: str
+    limit: int
+    window: timedelta
+
+
+class RateLimiter:
+    """Check and count events against a Limit."""
+
+    async def check(self, db: AsyncSession, limit: Limit, key: str, message: str) -> None:
+        """Raise RESOURCE_EXHAUSTED (with the wait) when key has used up its window."""
+        counter = await db.get(RateLimitCounter, f"{limit.name}:{key}")
+        now = utcnow()
+        if counter is None or counter.window_start + limit.window <= now:
+            return
+        if counter.count >= limit.limit:
+            retry_after = counter.window_start + limit.window - now
+            raise ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
+
+    async def hit(self, db: AsyncSession, limit: Limit, key: str) -> int:
+        """Count one event; returns the count in the current window."""
+        now = utcnow()
+        table = RateLimitCounter.__table__
+        expired = table.c.window_start + limit.window <= literal(now)
+        stmt = (
+            insert(RateLimitCounter)
+            .values(key=f"{limit.name}:{key}", window_start=now, count=1)
+            .on_conflict_do_update(
+                index_elements=[RateLimitCounter.key],
+                set_={
+                    "count": case((expired, 1), else_=table.c.count + 1),
+                    "window_start": case((expired, now), else_=table.c.window_start),
+                },
+            )
+            .returning(RateLimitCounter.count)
+        )
+        return (await db.execute(stmt)).scalar_one()
+
+    async def hit_and_check(self, db: AsyncSession, limit: Limit, key: str, message: str) -> None:
+        """Count one event and fail when it goes over the limit."""
+        if await self.hit(db, limit, key) > limit.limit:
+            counter = await db.get(RateLimitCounter, f"{limit.name}:{key}")
+            started: datetime = counter.window_start if counter else utcnow()
+            raise ResourceExhausted(
+                message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED
+            )
+
+    async def release(self, db: AsyncSession, limit: Limit, key: str) -> None:
+        """Take back one event counted by `hit` that turned out not to count."""
+        await db.execute(
+            update(RateLimitCounter)
+            .where(RateLimitCounter.key == f"{limit.name}:{key}", RateLimitCounter.count > 0)
+            .values(count=RateLimitCounter.count - 1)
+        )
+
+    async def reset(self, db: AsyncSession, limit: Limit, key: str) -> None:
+        await db.execute(delete(RateLimitCounter).where(RateLimitCounter.key == f"{limit.name}:{key}"))

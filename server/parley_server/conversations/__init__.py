@@ -1,0 +1,1 @@
+"""Conversations: a user's conversations and their stored messages, titles and search."""

@@ -1,0 +1,68 @@
+"""Conversions between conversations' stored rows and the conversation protobuf messages."""
+
+from __future__ import annotations
+
+from parley.conversation.v1 import conversation_pb2
+
+from parley_server.agents.providers.base import ChatTurn, TurnRole
+from parley_server.common.convert import timestamp
+from parley_server.db.models import Conversation, Message, MessageRole, MessageState
+
+MESSAGE_ROLE_TO_PROTO = {
+    MessageRole.USER: conversation_pb2.MESSAGE_ROLE_USER,
+    MessageRole.ASSISTANT: conversation_pb2.MESSAGE_ROLE_ASSISTANT,
+    MessageRole.SYSTEM: conversation_pb2.MESSAGE_ROLE_SYSTEM,
+}
+# UNSPECIFIED and unknown numbers are absent: `.get` gives None, which the domain rejects.
+MESSAGE_ROLE_FROM_PROTO = {v: k for k, v in MESSAGE_ROLE_TO_PROTO.items()}
+TURN_ROLE_TO_PROTO: dict[TurnRole, conversation_pb2.MessageRole.ValueType] = {
+    "user": conversation_pb2.MESSAGE_ROLE_USER,
+    "assistant": conversation_pb2.MESSAGE_ROLE_ASSISTANT,
+    "system": conversation_pb2.MESSAGE_ROLE_SYSTEM,
+}
+MESSAGE_STATE_TO_PROTO = {
+    MessageState.COMPLETE: conversation_pb2.MESSAGE_STATE_COMPLETE,
+    MessageState.STREAMING: conversation_pb2.MESSAGE_STATE_STREAMING,
+    MessageState.CANCELLED: conversation_pb2.MESSAGE_STATE_CANCELLED,
+    MessageState.FAILED: conversation_pb2.MESSAGE_STATE_FAILED,
+}
+
+
+def conversation_to_proto(conversation: Conversation) -> conversation_pb2.Conversation:
+    return conversation_pb2.Conversation(
+        id=str(conversation.id),
+        agent_id=str(conversation.agent_id),
+        title=conversation.title,
+        archived=conversation.archived,
+        pinned=conversation.pinned,
+        message_count=conversation.message_count,
+        create_time=timestamp(conversation.create_time),
+        update_time=timestamp(conversation.update_time),
+        last_message_time=timestamp(conversation.last_message_time),
+    )
+
+
+def message_to_proto(message: Message) -> conversation_pb2.Message:
+    """usage is set only once a provider reported tokens (assistant messages)."""
+    reported = message.prompt_tokens > 0 or message.completion_tokens > 0
+    return conversation_pb2.Message(
+        id=str(message.id),
+        conversation_id=str(message.conversation_id),
+        role=MESSAGE_ROLE_TO_PROTO[message.role],
+        content=message.content,
+        state=MESSAGE_STATE_TO_PROTO[message.state],
+        failure_reason=message.failure_reason,
+        usage=conversation_pb2.TokenUsage(
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            total_tokens=message.prompt_tokens + message.completion_tokens,
+        )
+        if reported
+        else None,
+        create_time=timestamp(message.create_time),
+        update_time=timestamp(message.update_time),
+    )
+
+
+def chat_turn_to_proto(turn: ChatTurn) -> conversation_pb2.AgentMessage:
+    return conversation_pb2.AgentMessage(role=TURN_ROLE_TO_PROTO[turn.role], content=turn.content)

@@ -1,0 +1,553 @@
+"""ConversationService rules: the caller's conversations and their messages.
+
+Properties this module keeps:
+- Everything is scoped to the caller: another user's conversation is
+  NOT_FOUND (domain.ownership), and list queries filter on the caller first.
+- A conversation's message_count / last_message_time change only while its row
+  is locked, so concurrent writers cannot lose an increment.
+- Reading the history for a model (`history_for_agent`) and the automatic
+  title (`title_first_exchange`) are public because ChatService builds on them.
+- Every change a conversation's watchers must see (WatchConversation) is
+  published as an event after its transaction commits, so a receiver that
+  reads the database sees the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, delete, exists, func, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley_server.db.database import Database
+from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.common import idempotency
+from parley_server.agents.access_service import AgentAccessService
+from parley_server.agents.registry import AgentRegistry
+from parley_server.common.caller import Caller
+from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
+from parley_server.common.clock import utcnow
+from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, ResourceExhausted
+from parley_server.conversations.ownership import owned_conversation, owned_message
+from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
+from parley_server.agents.providers.base import ChatTurn, ProviderError, TurnRole, complete_text
+from parley_server.conversations.titles import clean_title, heuristic_title
+from parley_server.common.validation import Violations, only_uuid
+
+log = logging.getLogger(__name__)
+
+MAX_TITLE_LENGTH = 200
+MAX_QUERY_LENGTH = 200
+MAX_CONTENT_LENGTH = 100_000
+UPDATABLE_PATHS = {"title", "archived", "pinned"}
+DEFAULT_EMPTY_AGE = timedelta(hours=24)
+# The history a model gets with each SendMessage, which GetMessagesForAgent
+# shows when asked with 0 budgets. Larger budgets are refused beyond these
+# maxima, so one response stays well under the gRPC message size limit.
+DEFAULT_HISTORY_MESSAGES = 50
+MAX_HISTORY_MESSAGES = 500
+DEFAULT_HISTORY_CHARS = 100_000
+MAX_HISTORY_CHARS = 500_000
+# A ListMessages page stops early once its contents pass this many UTF-8
+# bytes: 200 messages of 100,000 characters would not fit in one response.
+MAX_PAGE_CONTENT_BYTES = 2 * 1024 * 1024
+# Asking the agent for a title: a short answer, quickly, or the heuristic.
+TITLE_INSTRUCTION = (
+    "Write a short title (at most 8 words) for a conversation that starts with the user's "
+    "message below. Answer with the title only, without quotes or punctuation at the end."
+)
+TITLE_SOURCE_CHARS = 2000
+TITLE_MAX_OUTPUT_TOKENS = 32
+TITLE_TEMPERATURE = 0.2
+TITLE_TIMEOUT_SECONDS = 20.0
+
+_TURN_ROLES: dict[MessageRole, TurnRole] = {
+    MessageRole.USER: "user",
+    MessageRole.ASSISTANT: "assistant",
+    MessageRole.SYSTEM: "system",
+}
+_SIMPLE = literal_column("'simple'::regconfig")
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    """ListConversations filters as requested: empty / None means "any"."""
+
+    agent_id: str = ""
+    archived: bool | None = None
+    pinned: bool | None = None
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class ConversationChanges:
+    """New values for UpdateConversation; only the fields named in the mask are used."""
+
+    title: str = ""
+    archived: bool = False
+    pinned: bool = False
+
+
+def message_content(v: Violations, field: str, value: str) -> str:
+    """Check a message text (shared with ChatService): 1 to 100,000 characters, no NUL.
+
+    Unlike `Violations.text` the content is kept verbatim (indentation and
+    line endings of pasted code matter) and control characters other than
+    NUL, which PostgreSQL text cannot store, are allowed.
+    """
+    if not value.strip():
+        v.add(field, "is required")
+    elif len(value) > MAX_CONTENT_LENGTH:
+        v.add(field, f"must be at most {MAX_CONTENT_LENGTH} characters")
+    elif "\x00" in value:
+        v.add(field, "must not contain NUL characters")
+    return value
+
+
+def _budget(v: Violations, field: str, value: int, default: int, maximum: int) -> int:
+    """A history budget: 0 means default; negative or larger than maximum is an error."""
+    if value < 0:
+        v.add(field, "must not be negative")
+    elif value > maximum:
+        v.add(field, f"must be at most {maximum:,}")
+    return value or default
+
+
+def _fitting(messages: Sequence[Message], size: int) -> int:
+    """How many of the first `size` messages fit in one response's byte budget (at least one)."""
+    total = 0
+    for count, message in enumerate(messages[:size]):
+        total += len(message.content.encode())
+        if total > MAX_PAGE_CONTENT_BYTES and count > 0:
+            return count
+    return size
+
+
+class ConversationService:
+    def __init__(
+        self,
+        database: Database,
+        paginator: Paginator,
+        access: AgentAccessService,
+        registry: AgentRegistry,
+        *,
+        publish: Callable[[Event], None] | None = None,
+    ) -> None:
+        """publish (the event bus's) receives conversation events; None where nobody watches."""
+        self._db = database
+        self._paginator = paginator
+        self._access = access
+        self._registry = registry
+        self._publish = publish
+
+    # -- conversations ------------------------------------------------------
+
+    async def create_conversation(self, caller: Caller, agent_id: str, title: str, request_id: str) -> Conversation:
+        """A new conversation with an agent the caller may use; a retried request_id returns the first."""
+        v = Violations()
+        agent_uuid = v.uuid("agent_id", agent_id)
+        title = v.text("title", title, max_length=MAX_TITLE_LENGTH)
+        v.request_id("request_id", request_id)
+        v.raise_if_any()
+        assert agent_uuid is not None
+        async with self._db.transaction() as db:
+            conversation_id, create = await idempotency.claim(db, caller.user_id, "conversation", request_id)
+            if not create:
+                return await owned_conversation(db, conversation_id, caller.user_id)
+            await self._access.require_access(db, caller, agent_uuid)
+            return await self._add_conversation(db, caller, agent_uuid, title, conversation_id)
+
+    async def get_conversation(self, caller: Caller, conversation_id: str) -> Conversation:
+        cid = only_uuid("conversation_id", conversation_id)
+        async with self._db.transaction() as db:
+            return await owned_conversation(db, cid, caller.user_id)
+
+    async def list_conversations(
+        self, caller: Caller, page_size: int, page_token: str, where: ConversationFilter
+    ) -> Page[Conversation]:
+        """The caller's conversations, newest activity first, keyset-paginated on (update_time, id)."""
+        v = Violations()
+        size = Paginator.page_size(v, page_size)
+        agent_uuid = v.uuid("agent_id", where.agent_id) if where.agent_id else None
+        query = v.text("query", where.query, max_length=MAX_QUERY_LENGTH)
+        v.raise_if_any()
+        scope = json.dumps(
+            ["ListConversations", str(caller.user_id), str(agent_uuid or ""), where.archived, where.pinned, query]
+        )
+        keyset = self._paginator.decode(v, page_token, scope, 2)
+        v.raise_if_any()
+        stmt = select(Conversation).where(Conversation.user_id == caller.user_id)
+        if agent_uuid is not None:
+            stmt = stmt.where(Conversation.agent_id == agent_uuid)
+        if where.archived is not None:
+            stmt = stmt.where(Conversation.archived == where.archived)
+        if where.pinned is not None:
+            stmt = stmt.where(Conversation.pinned == where.pinned)
+        stmt = newest_first(stmt, Conversation.update_time, Conversation.id, keyset, size)
+        async with self._db.transaction() as db:
+            if query:
+                tsquery = await self._prefix_tsquery(db, query)
+                if tsquery is None:  # only punctuation: no word can match
+                    return Page([], "")
+                stmt = stmt.where(self._matches(tsquery))
+            rows = list((await db.execute(stmt)).scalars())
+        return self._paginator.page(rows, size, scope, lambda c: time_id_keyset(c.update_time, c.id))
+
+    async def get_or_create_fresh_conversation(self, caller: Caller, agent_id: str) -> tuple[Conversation, bool]:
+        """The caller's empty, unarchived conversation with the agent, created if there is none.
+
+        Concurrent calls for the same (user, agent) are serialised by a
+        transaction-scoped advisory lock: the second waits until the first
+        commits and then finds its conversation, so only one is ever created.
+        Returns the conversation and whether this call created it.
+        """
+        v = Violations()
+        agent_uuid = v.uuid("agent_id", agent_id)
+        v.raise_if_any()
+        assert agent_uuid is not None
+        lock_key = f"fresh-conversation:{caller.user_id}:{agent_uuid}"
+        async with self._db.transaction() as db:
+            await self._access.require_access(db, caller, agent_uuid)
+            await db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(lock_key, 0))))
+            fresh = await db.scalar(
+                select(Conversation)
+                .where(
+                    Conversation.user_id == caller.user_id,
+                    Conversation.agent_id == agent_uuid,
+                    Conversation.message_count == 0,
+                    Conversation.archived.is_(False),
+                )
+                .order_by(Conversation.create_time.desc(), Conversation.id.desc())
+                .limit(1)
+            )
+            if fresh is not None:
+                return fresh, False
+            return await self._add_conversation(db, caller, agent_uuid, "", uuid.uuid4()), True
+
+    async def update_conversation(
+        self, caller: Caller, conversation_id: str, changes: ConversationChanges, paths: list[str]
+    ) -> Conversation:
+        """Apply the fields named in paths (title, archived, pinned) and bump update_time."""
+        v = Violations()
+        cid = v.uuid("conversation.id", conversation_id)
+        paths = v.update_mask(paths, UPDATABLE_PATHS)
+        title = v.text("conversation.title", changes.title, max_length=MAX_TITLE_LENGTH)
+        v.raise_if_any()
+        assert cid is not None
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            if "title" in paths:
+                conversation.title = title
+            if "archived" in paths:
+                conversation.archived = changes.archived
+            if "pinned" in paths:
+                conversation.pinned = changes.pinned
+            conversation.update_time = utcnow()
+        self._emit(ConversationChanged(cid))
+        return conversation
+
+    async def delete_conversation(self, caller: Caller, conversation_id: str) -> None:
+        """Delete the conversation; its messages go with it (ON DELETE CASCADE)."""
+        cid = only_uuid("conversation_id", conversation_id)
+        async with self._db.transaction() as db:
+            await db.delete(await owned_conversation(db, cid, caller.user_id))
+        self._emit(ConversationDeleted(cid))
+
+    async def cleanup_own_empty_conversations(self, caller: Caller, older_than: timedelta | None) -> int:
+        """CleanupEmptyConversations for the caller; older_than None means 24 hours."""
+        return await self.cleanup_empty_conversations(
+            caller.user_id, DEFAULT_EMPTY_AGE if older_than is None else older_than
+        )
+
+    async def cleanup_empty_conversations(self, user_id: uuid.UUID | None, older_than: timedelta) -> int:
+        """Delete conversations without messages created more than older_than ago.
+
+        user_id None means every user's (AdminService). A conversation that
+        gets a message concurrently is kept: CreateMessage holds its row lock,
+        and the DELETE re-checks message_count after waiting for it.
+        """
+        v = Violations()
+        if older_than < timedelta(0):
+            v.add("older_than", "must not be negative")
+        v.raise_if_any()
+        try:
+            cutoff = utcnow() - older_than
+        except OverflowError:  # older than the calendar: nothing can be
+            return 0
+        stmt = delete(Conversation).where(Conversation.message_count == 0, Conversation.create_time < cutoff)
+        if user_id is not None:
+            stmt = stmt.where(Conversation.user_id == user_id)
+        async with self._db.transaction() as db:
+            deleted = list((await db.execute(stmt.returning(Conversation.id))).scalars())
+        self._emit(*(ConversationDeleted(cid) for cid in deleted))
+        return len(deleted)
+
+    # -- messages -------------------------------------------------------------
+
+    async def create_message(
+        self, caller: Caller, conversation_id: str, role: MessageRole | None, content: str, request_id: str
+    ) -> Message:
+        """Append a COMPLETE message; a retried request_id returns the first and changes nothing.
+
+        role None stands for a role the request could not name (UNSPECIFIED
+        or unknown), which is invalid.
+        """
+        v = Violations()
+        cid = v.uuid("conversation_id", conversation_id)
+        if role is None:
+            v.add("role", "must be USER, ASSISTANT or SYSTEM")
+        message_content(v, "content", content)
+        v.request_id("request_id", request_id)
+        v.raise_if_any()
+        assert cid is not None and role is not None
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            message_id, create = await idempotency.claim(db, caller.user_id, "message", request_id)
+            if not create:
+                message, _ = await owned_message(db, message_id, caller.user_id)
+                return message
+            now = utcnow()
+            message = Message(
+                id=message_id,
+                conversation_id=conversation.id,
+                role=role,
+                content=content,
+                state=MessageState.COMPLETE,
+                create_time=now,
+                update_time=now,
+            )
+            db.add(message)
+            conversation.message_count += 1
+            conversation.last_message_time = now
+            conversation.update_time = now
+            await db.flush()
+        self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))
+        return message
+
+    async def list_messages(
+        self, caller: Caller, conversation_id: str, page_size: int, page_token: str
+    ) -> Page[Message]:
+        """Messages oldest first, keyset-paginated on seq; a page also stops at a byte budget."""
+        v = Violations()
+        cid = v.uuid("conversation_id", conversation_id)
+        size = Paginator.page_size(v, page_size)
+        v.raise_if_any()
+        assert cid is not None
+        scope = json.dumps(["ListMessages", str(caller.user_id), str(cid)])
+        keyset = self._paginator.decode(v, page_token, scope, 1)
+        v.raise_if_any()
+        stmt = select(Message).where(Message.conversation_id == cid)
+        if keyset is not None:
+            stmt = stmt.where(Message.seq > int(keyset[0]))
+        async with self._db.transaction() as db:
+            await owned_conversation(db, cid, caller.user_id)
+            rows = list((await db.execute(stmt.order_by(Message.seq).limit(size + 1))).scalars())
+        return self._paginator.page(rows, _fitting(rows, size), scope, lambda m: (str(m.seq),))
+
+    async def get_messages_for_agent(
+        self, caller: Caller, conversation_id: str, max_messages: int, max_chars: int
+    ) -> list[ChatTurn]:
+        """GetMessagesForAgent: see `history_for_agent`; 0 budgets mean what SendMessage uses.
+
+        The agent's system prompt is shown to admins only, as GetAgent does:
+        other callers get the history without it, though the model gets it too.
+        """
+        v = Violations()
+        cid = v.uuid("conversation_id", conversation_id)
+        max_messages = _budget(v, "max_messages", max_messages, DEFAULT_HISTORY_MESSAGES, MAX_HISTORY_MESSAGES)
+        max_chars = _budget(v, "max_chars", max_chars, DEFAULT_HISTORY_CHARS, MAX_HISTORY_CHARS)
+        v.raise_if_any()
+        assert cid is not None
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id)
+            agent = await db.get(Agent, conversation.agent_id)
+            assert agent is not None  # agents are soft-deleted, never removed
+            return await self.history_for_agent(
+                db, conversation, agent, max_messages, max_chars, system_prompt=caller.is_admin
+            )
+
+    async def history_for_agent(
+        self,
+        db: AsyncSession,
+        conversation: Conversation,
+        agent: Agent,
+        max_messages: int,
+        max_chars: int,
+        *,
+        system_prompt: bool = True,
+    ) -> list[ChatTurn]:
+        """The turns to send to the model, in chronological order.
+
+        The agent's system prompt (if any, and unless system_prompt is false)
+        comes first and counts against neither budget. Then the newest messages that fit both budgets,
+        dropping the oldest first and keeping whole messages, except that the
+        newest message is always kept (cut to its last max_chars characters
+        if it alone is larger) so the model always sees the latest turn.
+        Messages without content (failed or cancelled before any text, an
+        assistant placeholder) are skipped: they tell the model nothing.
+        Budgets must be positive; the window functions do the counting so
+        only the kept messages leave the database.
+        """
+        newest_first = Message.seq.desc()
+        ranked = (
+            select(
+                Message.role,
+                Message.content,
+                func.row_number().over(order_by=newest_first).label("rank"),
+                func.sum(func.char_length(Message.content)).over(order_by=newest_first).label("chars"),
+            )
+            .where(Message.conversation_id == conversation.id, Message.content != "")
+            .subquery()
+        )
+        rows = (
+            await db.execute(
+                select(ranked.c.role, ranked.c.content)
+                .where(ranked.c.rank <= max_messages, or_(ranked.c.chars <= max_chars, ranked.c.rank == 1))
+                .order_by(ranked.c.rank.desc())
+            )
+        ).all()
+        turns = [ChatTurn(_TURN_ROLES[role], content) for role, content in rows]
+        if turns and len(turns[-1].content) > max_chars:
+            turns[-1] = ChatTurn(turns[-1].role, turns[-1].content[-max_chars:])
+        if system_prompt and agent.system_prompt.strip():
+            turns.insert(0, ChatTurn("system", agent.system_prompt))
+        return turns
+
+    async def clear_messages(self, caller: Caller, conversation_id: str) -> tuple[Conversation, int]:
+        """Delete every message, keep the conversation; returns it and how many were deleted."""
+        cid = only_uuid("conversation_id", conversation_id)
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            result = await db.execute(delete(Message).where(Message.conversation_id == cid))
+            conversation.message_count = 0
+            conversation.last_message_time = None
+            conversation.update_time = utcnow()
+        self._emit(ConversationChanged(cid))
+        return conversation, int(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- titles ---------------------------------------------------------------
+
+    async def generate_title(self, caller: Caller, conversation_id: str) -> Conversation:
+        """Title the conversation from its first user message; stored and returned.
+
+        The agent is asked when it supports title generation and the caller
+        may still use it; its answer goes through the heuristic's clean-up,
+        and the heuristic is used when it fails or says nothing usable. No
+        transaction is held while the provider works.
+        """
+        cid = only_uuid("conversation_id", conversation_id)
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id)
+            first_message = await db.scalar(
+                select(func.left(Message.content, TITLE_SOURCE_CHARS))
+                .where(Message.conversation_id == cid, Message.role == MessageRole.USER)
+                .order_by(Message.seq)
+                .limit(1)
+            )
+            if first_message is None:
+                raise FailedPrecondition("the conversation has no user message to title", reason=Reason.NO_USER_MESSAGE)
+            agent = await self._title_agent(db, caller, conversation.agent_id)
+        return await self._store_title(caller, cid, await self._title(agent, first_message), keep_existing=False)
+
+    async def title_first_exchange(
+        self, caller: Caller, conversation_id: uuid.UUID, first_message: str, agent: Agent | None
+    ) -> None:
+        """The automatic title after a conversation's first exchange.
+
+        ChatService passes the message it just stored and the agent it just
+        checked (None: use the heuristic), so nothing is read back first. A
+        title the user set while the answer streamed is kept.
+        """
+        title = await self._title(agent, first_message[:TITLE_SOURCE_CHARS])
+        await self._store_title(caller, conversation_id, title, keep_existing=True)
+
+    async def _title(self, agent: Agent | None, first_message: str) -> str:
+        return (await self._ask_for_title(agent, first_message) if agent else "") or heuristic_title(first_message)
+
+    async def _store_title(
+        self, caller: Caller, cid: uuid.UUID, title: str, *, keep_existing: bool
+    ) -> Conversation:
+        """Store title (announced to watchers), unless keep_existing and one is set; the conversation."""
+        async with self._db.transaction() as db:
+            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            if keep_existing and conversation.title:
+                return conversation
+            conversation.title = title
+            conversation.update_time = utcnow()
+        self._emit(ConversationChanged(cid))
+        return conversation
+
+    async def _title_agent(self, db: AsyncSession, caller: Caller, agent_id: uuid.UUID) -> Agent | None:
+        """The agent to ask for a title: one with title_generation that the caller may use now.
+
+        Asking costs the provider tokens, so an agent the caller lost access
+        to (or whose quota is used up) is not asked; the heuristic titles instead.
+        """
+        try:
+            agent = await self._access.require_access(db, caller, agent_id)
+        except (PermissionDenied, NotFound, ResourceExhausted):
+            return None
+        return agent if agent.title_generation else None
+
+    async def _ask_for_title(self, agent: Agent, first_message: str) -> str:
+        """The agent's title for first_message, cleaned; empty when it failed or gave nothing usable."""
+        turns = [ChatTurn("system", TITLE_INSTRUCTION), ChatTurn("user", first_message)]
+        try:
+            async with asyncio.timeout(TITLE_TIMEOUT_SECONDS):
+                answer = await complete_text(
+                    await self._registry.provider_for(agent),
+                    turns,
+                    max_output_tokens=TITLE_MAX_OUTPUT_TOKENS,
+                    temperature=TITLE_TEMPERATURE,
+                )
+        except (ProviderError, TimeoutError) as exc:
+            log.info("agent %s could not title a conversation, using the heuristic: %s", agent.slug, exc)
+            return ""
+        return clean_title(answer)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _emit(self, *events: Event) -> None:
+        """Publish events (call after the commit that made them true)."""
+        if self._publish is not None:
+            for event in events:
+                self._publish(event)
+
+    @staticmethod
+    async def _add_conversation(
+        db: AsyncSession, caller: Caller, agent_id: uuid.UUID, title: str, conversation_id: uuid.UUID
+    ) -> Conversation:
+        conversation = Conversation(id=conversation_id, user_id=caller.user_id, agent_id=agent_id, title=title)
+        db.add(conversation)
+        await db.flush()
+        return conversation
+
+    @staticmethod
+    async def _prefix_tsquery(db: AsyncSession, query: str) -> str | None:
+        """A to_tsquery text matching documents that contain every word of query as a prefix.
+
+        The words are the lexemes PostgreSQL's own 'simple' parser finds in
+        query, so they split exactly like the indexed text (emails, paths,
+        hyphenated words) and nothing the user typed is parsed as tsquery
+        syntax. None when query has no word at all.
+        """
+        lexemes: list[str] = await db.scalar(select(func.tsvector_to_array(func.to_tsvector(_SIMPLE, query)))) or []
+        if not lexemes:
+            return None
+        quoted = ("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "':*" for lexeme in lexemes)
+        return " & ".join(quoted)
+
+    @staticmethod
+    def _matches(tsquery: str) -> ColumnElement[bool]:
+        """Conversations whose title or any message matches tsquery (bound, never interpolated)."""
+        compiled = func.to_tsquery(_SIMPLE, tsquery)
+        return or_(
+            Conversation.title_search.bool_op("@@")(compiled),
+            exists().where(Message.conversation_id == Conversation.id, Message.content_search.bool_op("@@")(compiled)),
+        )

@@ -1,1 +1,0 @@
-"""Domain services: the rules of Parley, in plain async Python (no protobuf)."""

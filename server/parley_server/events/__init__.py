@@ -1,0 +1,1 @@
+"""The cross-replica event bus (PostgreSQL LISTEN/NOTIFY) and the events it carries."""

@@ -1,0 +1,233 @@
+"""Conversation events within a process and across replicas.
+
+Within the process an event reaches subscribers at once, through in-memory
+queues. Across replicas it travels through PostgreSQL LISTEN/NOTIFY, so no
+extra broker is needed. Deltas are coalesced: a sender task flushes the
+outgoing events every `notify_interval` seconds, packing many events (of
+many generations) into each NOTIFY payload, which keeps the NOTIFY rate flat
+however many streams run. Other events wake the sender at once.
+
+Each replica owns a `replica_key`, and holds a session advisory lock on it
+for as long as its LISTEN connection lives; that is how other replicas tell
+whether a generation's owner is still alive (see generation_manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+
+from parley_server.events.schema import Delta, Event, decode_batch, encode_batch, is_from
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "parley_events"
+# PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
+PAYLOAD_LIMIT = 7500
+QUEUE_LIMIT = 10_000
+# Longest a NOTIFY attempt (connect included) may take before it is given up.
+SEND_TIMEOUT_SECONDS = 5.0
+
+
+class Subscription:
+    """Events of one conversation for one consumer.
+
+    If the consumer falls more than QUEUE_LIMIT events behind, or the bus
+    lost its LISTEN connection (once it has it back), the queued events are
+    dropped and `next` returns None once: the consumer must resynchronise
+    from stored state.
+    """
+
+    def __init__(self, conversation_id: uuid.UUID) -> None:
+        self.conversation_id = conversation_id
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    def deliver(self, event: Event) -> None:
+        if self._queue.qsize() >= QUEUE_LIMIT:
+            self.mark_lagged()
+        else:
+            self._queue.put_nowait(event)
+
+    def mark_lagged(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def next(self) -> Event | None:
+        """The next event, or None when events were lost (resync, then call again)."""
+        return await self._queue.get()
+
+    def pending(self) -> list[Event | None]:
+        """Every event already queued, without waiting (lets a slow consumer batch)."""
+        items = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+
+class EventBus:
+    def __init__(self, dsn: str, *, notify_interval: float = 0.05) -> None:
+        self._dsn = dsn
+        self._interval = notify_interval
+        self.origin = uuid.uuid4().hex
+        self.replica_key = secrets.randbits(62) + 1
+        self._subscribers: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._handlers: list[Callable[[Event], None]] = []
+        self._outgoing: list[Event] = []
+        self._wake = asyncio.Event()
+        self._listen_conn: asyncpg.Connection | None = None
+        self._send_conn: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        # Whether the LISTEN connection, and with it the replica's lock, is up;
+        # when it was last re-established after a loss (monotonic clock; None
+        # if it was never lost).
+        self.lock_held = False
+        self.relocked_at: float | None = None
+
+    async def start(self) -> None:
+        await self._connect_listener()
+        self._tasks.append(asyncio.create_task(self._sender(), name="event-bus-sender"))
+
+    async def stop(self) -> None:
+        """Flush what is pending, then close both connections."""
+        self._closing = True
+        self._wake.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=5)
+        for conn in (self._listen_conn, self._send_conn):
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+
+    def add_handler(self, handler: Callable[[Event], None]) -> None:
+        """Call handler for every event, local or remote (used for control events)."""
+        self._handlers.append(handler)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, conversation_id: uuid.UUID) -> AsyncIterator[Subscription]:
+        subscription = Subscription(conversation_id)
+        self._subscribers[conversation_id].add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscribers.get(conversation_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[conversation_id]
+
+    def publish(self, event: Event) -> None:
+        """Deliver to local subscribers now and to other replicas on the next flush."""
+        self._dispatch(event)
+        self._outgoing.append(event)
+        if not isinstance(event, Delta):
+            self._wake.set()
+
+    def interrupt_subscribers(self) -> None:
+        """Wake every subscriber with None (as after lost events), so each
+        re-reads what it follows and notices a change of circumstances."""
+        for subscriptions in self._subscribers.values():
+            for subscription in subscriptions:
+                subscription.mark_lagged()
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    def _dispatch(self, event: Event) -> None:
+        for subscription in list(self._subscribers.get(event.conversation_id, ())):
+            subscription.deliver(event)
+        for handler in self._handlers:
+            handler(event)
+
+    # -- PostgreSQL side ---------------------------------------------------
+
+    async def _connect_listener(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        await conn.execute("SELECT pg_advisory_lock($1)", self.replica_key)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_listener_lost)
+        self._listen_conn = conn
+        self.lock_held = True
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if is_from(payload, self.origin):
+            return  # delivered locally when published
+        try:
+            _, events = decode_batch(payload)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring malformed event payload on %s", channel)
+            return
+        for event in events:
+            self._dispatch(event)
+
+    def _on_listener_lost(self, conn: Any) -> None:
+        if self._closing:
+            return
+        log.warning("lost the LISTEN connection; reconnecting")
+        self.lock_held = False
+        self._tasks.append(asyncio.create_task(self._reconnect_listener()))
+
+    async def _reconnect_listener(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self._connect_listener()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("LISTEN reconnect failed: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            # What other replicas published while nobody listened is lost.
+            # Subscribers resynchronise now that listening has resumed: had
+            # they done so when the connection dropped, they would still miss
+            # whatever was published during the outage.
+            self.relocked_at = time.monotonic()
+            self.interrupt_subscribers()
+            return
+
+    async def _sender(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
+            if self._outgoing:
+                events, self._outgoing = self._outgoing, []
+                await self._send(encode_batch(self.origin, events, PAYLOAD_LIMIT))
+            if self._closing and not self._outgoing:
+                return
+
+    async def _send(self, payloads: list[str]) -> None:
+        """NOTIFY the payloads; after two failed attempts they are dropped.
+
+        Any failure counts, and each attempt is bounded in time: if the
+        sender task died or hung (a connection broken mid-restart raises
+        asyncpg's InternalClientError, which is none of its connection
+        errors), every later event would pile up in `_outgoing` for good,
+        growing the process and never reaching other replicas.
+        """
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    if self._send_conn is None or self._send_conn.is_closed():
+                        self._send_conn = await asyncpg.connect(self._dsn)
+                    async with self._send_conn.transaction():
+                        for payload in payloads:
+                            await self._send_conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                return
+            except Exception as exc:
+                log.warning("NOTIFY failed (attempt %d): %r", attempt, exc)
+                if self._send_conn is not None:
+                    self._send_conn.terminate()
+                self._send_conn = None
+        log.error("dropped %d event payloads for other replicas", len(payloads))

@@ -1,1 +1,0 @@
-"""Server interceptors, one job each: logging, errors, authentication."""

@@ -1,1 +1,0 @@
-"""gRPC handlers: translate protobuf to domain calls and back, nothing more."""

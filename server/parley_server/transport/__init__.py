@@ -1,0 +1,1 @@
+"""The gRPC server and its interceptor chain: decoding, errors, logging and access, before any handler runs."""

@@ -1,0 +1,1 @@
+"""Server interceptors, one concern each; transport/server.py orders them."""
