@@ -10,7 +10,7 @@ Node. `npm ci` runs only when clients/web/node_modules is missing or was
 installed from another package-lock.json: after a successful install a stamp
 in node_modules records the lock file's hash. Otherwise a build costs the
 esbuild bundle, about a second. Type-checking is left to the test suite
-(tests/test_browser.py), so installing stays quick.
+(tests/bridge/test_browser.py), so installing stays quick.
 """
 
 from __future__ import annotations

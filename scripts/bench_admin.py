@@ -55,7 +55,7 @@ from parley_server.db.models import User
 from seed_bulk import HEAVY_USER_EMAIL, SEED_PASSWORD, Sizes, seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.served import ServerProcess  # noqa: E402
+from tests.helpers.served import ServerProcess  # noqa: E402
 
 ADMIN_EMAIL = "bench-admin@parley.test"
 ADMIN_PASSWORD = "bench-admin-password"

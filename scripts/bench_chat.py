@@ -45,7 +45,7 @@ from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc  # noqa: E402
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc  # noqa: E402
 
-from tests.served import ServerProcess  # noqa: E402
+from tests.helpers.served import ServerProcess  # noqa: E402
 
 PASSWORD = "benchmark password 123"
 # Streams per connection: a real deployment's clients are many connections,

@@ -36,9 +36,9 @@ from parley.client import ParleyClient  # noqa: E402
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
 
 from parley_server.db.database import asyncpg_dsn  # noqa: E402
-from tests.fault_load import Load, audit, stream_loop, write_loop  # noqa: E402
-from tests.pg_cluster import PgCluster  # noqa: E402
-from tests.served import ServerProcess  # noqa: E402
+from tests.helpers.fault_load import Load, audit, stream_loop, write_loop  # noqa: E402
+from tests.helpers.pg_cluster import PgCluster  # noqa: E402
+from tests.helpers.served import ServerProcess  # noqa: E402
 
 EMAIL = "soak@example.com"
 PASSWORD = "soak password 12345"

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 
-# CHROMIUM (a binary path) overrides Debian's, for tests/test_browser.py.
+# CHROMIUM (a binary path) overrides Debian's, for tests/bridge/test_browser.py.
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

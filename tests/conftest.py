@@ -46,9 +46,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from tests.grpc_web import RunningBridge, http
-from tests.served import free_port
-from tests.support import Stubs
+from tests.helpers.grpc_web import RunningBridge, http
+from tests.helpers.served import free_port
+from tests.helpers.support import Stubs
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 

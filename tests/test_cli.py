@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.served import BIN, Served, start_served
+from tests.helpers.served import BIN, Served, start_served
 
 PASSWORD = "correct horse battery staple"
 

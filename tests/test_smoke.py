@@ -1,7 +1,7 @@
 import grpc
 
 from parley.auth.v1 import auth_pb2
-from tests.support import Stubs, expect_error
+from tests.helpers.support import Stubs, expect_error
 
 
 async def test_register_verify_login_get_current_user(stubs: Stubs) -> None:

@@ -1,0 +1,611 @@
+"""ChatService end to end over real gRPC: streaming, resume, cancel, watch, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc
+from parley.conversation.v1 import conversation_pb2
+from sqlalchemy import func, select, update
+
+from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
+from parley_server.events.bus import Subscription
+from parley_server.transport.server import RunningServer
+from tests.helpers.support import Account, Stubs, expect_error, snapshot
+
+WORDS = " ".join(f"word{i}" for i in range(60))
+EXPECTED = "Echo: " + WORDS
+
+
+async def agent_id(stubs: Stubs, slug: str = "assistant") -> str:
+    async with stubs.app.database.transaction() as db:
+        return str(await db.scalar(select(Agent.id).where(Agent.slug == slug)))
+
+
+async def new_conversation(stubs: Stubs, account: Account, slug: str = "assistant") -> str:
+    response = await stubs.conversation.CreateConversation(
+        conversation_pb2.CreateConversationRequest(agent_id=await agent_id(stubs, slug)), metadata=account.md
+    )
+    return response.conversation.id
+
+
+async def collect(stream: AsyncIterator[Any]) -> list[Any]:
+    return [event async for event in stream]
+
+
+async def read_rest(call: Any) -> list[Any]:
+    """The remaining messages of a stream read with call.read()."""
+    rest = []
+    while (event := await call.read()) is not grpc.aio.EOF:
+        rest.append(event)
+    return rest
+
+
+def text_of(events: list[Any]) -> str:
+    """Concatenate deltas, checking that offsets are contiguous (no gap, no duplicate)."""
+    text = ""
+    for event in events:
+        if event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), (event.delta.offset, len(text))
+            text += event.delta.text
+    return text
+
+
+def kinds(events: list[Any]) -> list[str]:
+    return [e.WhichOneof("event") for e in events]
+
+
+async def stored(stubs: Stubs, message_id: str) -> Message:
+    async with stubs.app.database.transaction() as db:
+        message = await db.get(Message, uuid.UUID(message_id))
+        assert message is not None
+        return message
+
+
+async def stored_conversation(stubs: Stubs, conversation_id: str) -> Conversation:
+    async with stubs.app.database.transaction() as db:
+        conversation = await db.get(Conversation, uuid.UUID(conversation_id))
+        assert conversation is not None
+        return conversation
+
+
+async def wait_for_state(stubs: Stubs, message_id: str, state: MessageState, timeout: float = 10) -> Message:
+    async with asyncio.timeout(timeout):
+        while (message := await stored(stubs, message_id)).state is not state:
+            await asyncio.sleep(0.05)
+    return message
+
+
+@pytest.fixture
+async def alice(stubs: Stubs) -> Account:
+    return await stubs.active_account("alice@example.com")
+
+
+async def test_send_streams_accepted_deltas_usage_completed(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    assert kinds(events)[0] == "accepted" and kinds(events)[-2:] == ["usage", "completed"]
+    assert kinds(events).count("delta") > 10, "the answer must arrive incrementally"
+    assert text_of(events) == EXPECTED
+    accepted, completed = events[0].accepted, events[-1].completed.message
+    assert accepted.user_message.content == WORDS
+    assert completed.id == accepted.assistant_message_id
+    assert completed.content == EXPECTED and completed.state == conversation_pb2.MESSAGE_STATE_COMPLETE
+    assert events[-2].usage.usage.completion_tokens == 61
+    message = await stored(stubs, completed.id)
+    assert message.content == EXPECTED and message.state is MessageState.COMPLETE
+
+
+async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    await collect(
+        stubs.chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=cid, content="How do tides work?"), metadata=alice.md
+        )
+    )
+    async with asyncio.timeout(10):
+        while True:
+            got = await stubs.conversation.GetConversation(
+                conversation_pb2.GetConversationRequest(conversation_id=cid), metadata=alice.md
+            )
+            if got.conversation.title:
+                break
+            await asyncio.sleep(0.05)
+    assert got.conversation.message_count == 2
+    # The seeded assistant has title generation: its (echo) answer, cleaned, is the title.
+    assert got.conversation.title == "Echo: How do tides work"
+    async with stubs.app.database.transaction() as db:
+        usage = (await db.execute(select(UsageDaily))).scalars().all()
+    assert [(u.message_count, u.completion_tokens > 0) for u in usage] == [(1, True)]
+
+
+async def test_only_the_first_exchange_titles_a_conversation(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    await stubs.conversation.CreateMessage(
+        conversation_pb2.CreateMessageRequest(
+            conversation_id=cid, role=conversation_pb2.MESSAGE_ROLE_USER, content="imported earlier"
+        ),
+        metadata=alice.md,
+    )
+    await collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md))
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    got = await stubs.conversation.GetConversation(
+        conversation_pb2.GetConversationRequest(conversation_id=cid), metadata=alice.md
+    )
+    assert got.conversation.title == ""  # not a first exchange: GenerateTitle is there when wanted
+
+
+async def test_a_title_set_while_the_first_answer_streams_is_kept(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    events = []
+    async for event in call:
+        events.append(event)
+        if kinds(events).count("delta") == 3:
+            await stubs.conversation.UpdateConversation(
+                conversation_pb2.UpdateConversationRequest(
+                    conversation=conversation_pb2.Conversation(id=cid, title="Chosen by me"),
+                    update_mask=FieldMask(paths=["title"]),
+                ),
+                metadata=alice.md,
+            )
+    assert kinds(events)[-1] == "completed"
+    assert await stubs.app.chat.generations.idle(timeout=10)  # the automatic title had its chance
+    got = await stubs.conversation.GetConversation(
+        conversation_pb2.GetConversationRequest(conversation_id=cid), metadata=alice.md
+    )
+    assert got.conversation.title == "Chosen by me"
+
+
+async def test_disconnect_then_resume_from_last_offset_gives_exact_text(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen: list[Any] = []
+    async for event in call:
+        seen.append(event)
+        if kinds(seen).count("delta") == 5:
+            break
+    call.cancel()  # the client goes away; the generation must not
+    message_id = seen[0].accepted.assistant_message_id
+    partial = text_of(seen)
+    rest = await collect(
+        stubs.chat.ResumeStream(
+            chat_pb2.ResumeStreamRequest(message_id=message_id, offset=len(partial)), metadata=alice.md
+        )
+    )
+    assert rest[0].delta.offset == len(partial)
+    assert partial + "".join(e.delta.text for e in rest if e.WhichOneof("event") == "delta") == EXPECTED
+    assert kinds(rest)[-1] == "completed"
+
+
+async def test_generation_survives_the_client_leaving(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    first = await call.read()
+    call.cancel()
+    message = await wait_for_state(stubs, first.accepted.assistant_message_id, MessageState.COMPLETE)
+    assert message.content == EXPECTED
+
+
+async def test_resume_a_finished_message_replays_it(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    mid = events[0].accepted.assistant_message_id
+    replay = await collect(stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=mid), metadata=alice.md))
+    assert text_of(replay) == EXPECTED and kinds(replay)[-1] == "completed"
+    tail = await collect(
+        stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED)), metadata=alice.md)
+    )
+    assert kinds(tail) == ["usage", "completed"]
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED) + 1), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
+    )
+    assert details.metadata == {"length": str(len(EXPECTED))}
+
+
+async def test_resume_beyond_the_text_of_a_streaming_message_is_out_of_range(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen = [await call.read(), await call.read()]
+    mid = seen[0].accepted.assistant_message_id
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=mid, offset=len(EXPECTED)), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
+    )
+    assert int(details.metadata["length"]) < len(EXPECTED)
+    assert (await stored(stubs, mid)).state is MessageState.STREAMING, "refused while the answer still streams"
+    seen += await read_rest(call)
+    assert text_of(seen) == EXPECTED
+
+
+async def test_resume_of_a_user_message_is_invalid_argument(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    details = await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=events[0].accepted.user_message.id), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "NOT_A_GENERATION",
+    )
+    assert "message_id" in details.violations
+
+
+async def test_cancel_from_another_connection_keeps_partial_text(
+    stubs: Stubs, alice: Account, server: RunningServer
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen = [await call.read(), await call.read(), await call.read()]
+    message_id = seen[0].accepted.assistant_message_id
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as other:
+        cancelled = await chat_pb2_grpc.ChatServiceStub(other).CancelGeneration(
+            chat_pb2.CancelGenerationRequest(message_id=message_id), metadata=alice.md
+        )
+    assert cancelled.message.state == conversation_pb2.MESSAGE_STATE_CANCELLED
+    assert EXPECTED.startswith(cancelled.message.content) and 0 < len(cancelled.message.content) < len(EXPECTED)
+    rest = await read_rest(call)
+    assert kinds(rest)[-1] == "cancelled"
+    assert text_of(seen + rest) == cancelled.message.content
+    # Cancelling again is harmless and changes nothing.
+    again = await stubs.chat.CancelGeneration(chat_pb2.CancelGenerationRequest(message_id=message_id), metadata=alice.md)
+    assert again.message.content == cancelled.message.content
+
+
+async def test_watch_sees_messages_deltas_completion_and_title(
+    stubs: Stubs, alice: Account, server: RunningServer
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as other:
+        watch = chat_pb2_grpc.ChatServiceStub(other).WatchConversation(
+            chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md
+        )
+        initial = await watch.read()  # the current state: from now on nothing is missed
+        assert initial.conversation_updated.id == cid
+        await collect(
+            stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+        )
+        seen: list[Any] = []
+        async with asyncio.timeout(10):
+            while (event := await watch.read()) is not grpc.aio.EOF:
+                seen.append(event)
+                if event.WhichOneof("event") == "conversation_updated" and event.conversation_updated.title:
+                    break
+        watch.cancel()
+    assert kinds(seen)[:2] == ["message_created", "message_created"]
+    deltas = "".join(e.delta.text for e in seen if e.WhichOneof("event") == "delta")
+    assert deltas == EXPECTED
+    completed = [e.message_completed for e in seen if e.WhichOneof("event") == "message_completed"]
+    assert completed[0].content == EXPECTED
+
+
+async def watch_and_its_subscription(
+    stubs: Stubs, account: Account, cid: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Subscription]:
+    """A started watch and the event-bus subscription feeding it, so a test can make it lose events."""
+    subscriptions: list[Subscription] = []
+    subscribe = stubs.app.bus.subscribe
+
+    @contextlib.asynccontextmanager
+    async def recording(conversation_id: uuid.UUID) -> AsyncIterator[Subscription]:
+        async with subscribe(conversation_id) as subscription:
+            subscriptions.append(subscription)
+            yield subscription
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stubs.app.bus, "subscribe", recording)
+        request = chat_pb2.WatchConversationRequest(conversation_id=cid)
+        watch = stubs.chat.WatchConversation(request, metadata=account.md)
+        first = await watch.read()
+    assert first.conversation_updated.id == cid and len(subscriptions) == 1
+    return watch, subscriptions[0]
+
+
+async def read_until(watch: Any, kind: str) -> list[Any]:
+    """Watch events up to and including the first of kind."""
+    events: list[Any] = []
+    async with asyncio.timeout(15):
+        while not events or kinds(events)[-1] != kind:
+            events.append(await watch.read())
+    return events
+
+
+async def test_watch_replays_an_exchange_whose_events_were_lost(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    with monkeypatch.context() as deaf:
+        deaf.setattr(subscription, "deliver", lambda event: None)
+        sent = await collect(
+            stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+        )
+        async with asyncio.timeout(10):  # the title, the exchange's last change, comes after the answer
+            while not (await stored_conversation(stubs, cid)).title:
+                await asyncio.sleep(0.05)
+    subscription.mark_lagged()  # what the bus does when it notices lost events
+    events = await read_until(watch, "conversation_updated")
+    watch.cancel()
+    user, answer = sent[0].accepted.user_message, sent[-1].completed.message
+    assert kinds(events) == ["message_created", "message_created", "message_completed", "conversation_updated"]
+    assert [events[0].message_created, events[1].message_created.id] == [user, answer.id]
+    assert events[2].message_completed == answer
+    assert events[3].conversation_updated.message_count == 2 and events[3].conversation_updated.title
+
+
+async def test_watch_fills_in_the_text_lost_mid_answer(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    with monkeypatch.context() as deaf:
+        deaf.setattr(subscription, "deliver", lambda event: None)
+        seen = [await call.read()]
+        while kinds(seen).count("delta") < 5:
+            seen.append(await call.read())
+    subscription.mark_lagged()
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    call.cancel()
+    assert kinds(events)[:2] == ["message_created", "message_created"]
+    answer = events[1].message_created
+    assert answer.id == seen[0].accepted.assistant_message_id
+    assert "conversation_updated" in kinds(events), "the catch-up ends with the conversation"
+    text = answer.content  # the text so far travels in the message, then deltas continue it exactly
+    for event in events[2:-1]:
+        if event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), kinds(events)
+            text += event.delta.text
+    assert text == EXPECTED == events[-1].message_completed.content
+
+
+async def test_a_slow_watcher_gets_each_character_once(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events queue up while the answer completes, so the watch reads the messages only after it ended."""
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    caught_up = asyncio.Event()
+    next_event = subscription.next
+
+    async def slow_next() -> Any:
+        await caught_up.wait()
+        return await next_event()
+
+    monkeypatch.setattr(subscription, "next", slow_next)
+    sent = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    )
+    caught_up.set()
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    answer_id = sent[0].accepted.assistant_message_id
+    text = ""
+    for event in events:
+        if event.WhichOneof("event") == "message_created" and event.message_created.id == answer_id:
+            text = event.message_created.content
+        elif event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), kinds(events)
+            text += event.delta.text
+    assert text == EXPECTED
+
+
+async def test_watch_started_mid_answer_gets_the_text_so_far_first(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+    seen = [await call.read()]
+    while kinds(seen).count("delta") < 5:
+        seen.append(await call.read())
+    watch = stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md)
+    events = await read_until(watch, "message_completed")
+    watch.cancel()
+    call.cancel()
+    assert kinds(events)[0] == "conversation_updated"
+    assert events[1].delta.offset == 0 and text_of(events) == EXPECTED
+
+
+async def test_watch_ends_when_conversation_is_deleted(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    watch = stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md)
+    assert (await watch.read()).conversation_updated.id == cid
+    await stubs.conversation.DeleteConversation(
+        conversation_pb2.DeleteConversationRequest(conversation_id=cid), metadata=alice.md
+    )
+    async with asyncio.timeout(5):
+        events = await read_rest(watch)
+    assert kinds(events)[-1] == "conversation_deleted" and events[-1].conversation_deleted == cid
+
+
+async def test_retry_with_same_request_id_reattaches(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    request = chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS, request_id="req-1")
+    first = stubs.chat.SendMessage(request, metadata=alice.md)
+    accepted = await first.read()
+    first.cancel()
+    retry = await collect(stubs.chat.SendMessage(request, metadata=alice.md))
+    assert retry[0].accepted.assistant_message_id == accepted.accepted.assistant_message_id
+    assert retry[0].accepted.user_message.id == accepted.accepted.user_message.id
+    assert text_of(retry) == EXPECTED
+    listed = await stubs.conversation.ListMessages(
+        conversation_pb2.ListMessagesRequest(conversation_id=cid), metadata=alice.md
+    )
+    assert len(listed.messages) == 2
+
+
+async def test_provider_failure_ends_failed_with_partial_text(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=cid, content="/fail please now"), metadata=alice.md
+        )
+    )
+    assert kinds(events)[-1] == "failed"
+    failed = events[-1].failed
+    assert failed.reason == "echo provider asked to fail"
+    assert failed.message.state == conversation_pb2.MESSAGE_STATE_FAILED
+    assert failed.message.content == text_of(events) == "Echo: /fail please "
+
+
+async def test_quota_exceeded_is_refused_before_anything_is_stored(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=1))
+    await collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md))
+    assert await stubs.app.chat.generations.idle(timeout=10)  # usage and title written
+    before = await snapshot(stubs.app)
+    await expect_error(
+        collect(
+            stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="again"), metadata=alice.md)
+        ),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "QUOTA_EXCEEDED",
+    )
+    assert await snapshot(stubs.app) == before
+
+
+async def test_concurrent_sends_in_many_conversations_cannot_pass_the_quota_together(
+    stubs: Stubs, alice: Account
+) -> None:
+    cids = [await new_conversation(stubs, alice) for _ in range(8)]
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=3))
+
+    async def send(cid: str) -> grpc.StatusCode:
+        try:
+            await collect(
+                stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md)
+            )
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(send(cid) for cid in cids))
+    assert sorted(code.name for code in codes) == ["OK"] * 3 + ["RESOURCE_EXHAUSTED"] * 5
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    async with stubs.app.database.transaction() as db:
+        usage = await db.scalar(select(UsageDaily.message_count).where(UsageDaily.user_id == uuid.UUID(alice.user.id)))
+        stored = await db.scalar(
+            select(func.count()).select_from(Message).where(Message.conversation_id.in_([uuid.UUID(c) for c in cids]))
+        )
+    assert (usage, stored) == (3, 6)  # three exchanges of two messages; the refused ones stored nothing
+
+
+async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    events = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="secret"), metadata=alice.md)
+    )
+    mid = events[0].accepted.assistant_message_id
+    mallory = await stubs.active_account("mallory@example.com")
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    before = await snapshot(stubs.app)
+    not_found = grpc.StatusCode.NOT_FOUND
+    await expect_error(
+        collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="x"), metadata=mallory.md)),
+        not_found,
+    )
+    await expect_error(
+        collect(stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=mid), metadata=mallory.md)), not_found
+    )
+    await expect_error(
+        stubs.chat.CancelGeneration(chat_pb2.CancelGenerationRequest(message_id=mid), metadata=mallory.md), not_found
+    )
+    await expect_error(
+        collect(stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=mallory.md)),
+        not_found,
+    )
+    assert await snapshot(stubs.app) == before
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"conversation_id": "", "content": "hi"}, "conversation_id"),
+        ({"conversation_id": "not-a-uuid", "content": "hi"}, "conversation_id"),
+        ({"content": ""}, "content"),
+        ({"content": "   "}, "content"),
+        ({"content": "x" * 100_001}, "content"),
+        ({"content": "hi", "request_id": "r" * 101}, "request_id"),
+    ],
+)
+async def test_send_rejects_bad_input_and_changes_nothing(
+    stubs: Stubs, alice: Account, request_fields: dict[str, str], field: str
+) -> None:
+    cid = await new_conversation(stubs, alice)
+    before = await snapshot(stubs.app)
+    details = await expect_error(
+        collect(
+            stubs.chat.SendMessage(
+                chat_pb2.SendMessageRequest(**{"conversation_id": cid, **request_fields}), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert field in details.violations
+    assert await snapshot(stubs.app) == before
+
+
+async def test_resume_and_cancel_reject_bad_ids(stubs: Stubs, alice: Account) -> None:
+    await expect_error(
+        collect(stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id="nope"), metadata=alice.md)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    await expect_error(
+        collect(
+            stubs.chat.ResumeStream(
+                chat_pb2.ResumeStreamRequest(message_id=str(uuid.uuid4()), offset=-1), metadata=alice.md
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    await expect_error(
+        stubs.chat.CancelGeneration(chat_pb2.CancelGenerationRequest(message_id=""), metadata=alice.md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+async def test_chat_needs_a_token(stubs: Stubs) -> None:
+    await expect_error(
+        collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=str(uuid.uuid4()), content="x"))),
+        grpc.StatusCode.UNAUTHENTICATED,
+    )
+
+
+async def test_conversation_counts_stay_right(stubs: Stubs, alice: Account) -> None:
+    cid = await new_conversation(stubs, alice)
+    await asyncio.gather(
+        *(
+            collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md))
+            for i in range(5)
+        )
+    )
+    async with stubs.app.database.transaction() as db:
+        conversation = await db.get(Conversation, uuid.UUID(cid))
+        assert conversation is not None and conversation.message_count == 10

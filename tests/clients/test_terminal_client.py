@@ -1,0 +1,286 @@
+"""The terminal client (`python -m parley.client.terminal`, mounted as `parley
+chat`) driven through a pseudo-terminal, like a user at a keyboard, against the
+in-process server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pty
+import re
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from parley_server.db.models import Message, MessageRole, MessageState
+from parley_server.transport.server import RunningServer
+from tests.helpers.support import Account, Stubs
+
+# Makes the pty the child's controlling terminal (so Ctrl-C typed into it is
+# SIGINT for the child, as in a real terminal), then runs the terminal client.
+BOOT = """
+import fcntl, runpy, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+sys.argv = ["parley chat", *sys.argv[1:]]
+runpy.run_module("parley.client.terminal", run_name="__main__", alter_sys=True)
+"""
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]|\r")
+StartTerminal = Callable[..., "Terminal"]
+LONG = " ".join(f"word{i}" for i in range(400))
+
+
+class Terminal:
+    """A child process on a pseudo-terminal, read without blocking the event loop."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BOOT, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.fd = master
+        os.set_blocking(master, False)
+        self.raw = ""
+        self.pos = 0
+        self.closed = False
+        self._data = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(master, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the child closed the terminal
+            data = b""
+        if not data:
+            self.closed = True
+            self._loop.remove_reader(self.fd)
+        self.raw += data.decode(errors="replace")
+        self._data.set()
+
+    @property
+    def text(self) -> str:
+        return ANSI.sub("", self.raw)
+
+    async def expect(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        """Wait for pattern in the output after the previous match."""
+        regex = re.compile(pattern)
+        deadline = self._loop.time() + timeout
+        while True:
+            if match := regex.search(self.text, self.pos):
+                self.pos = match.end()
+                return match
+            remaining = deadline - self._loop.time()
+            if self.closed or remaining <= 0:
+                state = "exited" if self.closed else "timed out"
+                raise AssertionError(f"{state} waiting for {pattern!r}; output:\n{self.text}")
+            self._data.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._data.wait(), min(remaining, 0.5))
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def sendline(self, text: str) -> None:
+        self.send(text + "\r")
+
+    async def exit_code(self, timeout: float = 20) -> int:
+        async with asyncio.timeout(timeout):
+            while (code := self.process.poll()) is None:
+                await asyncio.sleep(0.05)
+        with contextlib.suppress(AssertionError):
+            await self.expect(r"\Z", timeout=1)  # drain the output
+        return code
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if not self.closed:
+            self._loop.remove_reader(self.fd)
+        os.close(self.fd)
+
+
+@pytest.fixture
+async def alice(stubs: Stubs) -> Account:
+    return await stubs.active_account("alice@example.com")
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    return tmp_path / "config"
+
+
+@pytest.fixture
+async def terminal(server: RunningServer, config_dir: Path) -> AsyncIterator[StartTerminal]:
+    opened: list[Terminal] = []
+
+    def start(*args: str, **env: str) -> Terminal:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        term = Terminal(
+            "--server",
+            f"127.0.0.1:{server.port}",
+            "--config-dir",
+            str(config_dir),
+            *args,
+            env={**base, "TERM": "dumb", **env},
+        )
+        opened.append(term)
+        return term
+
+    yield start
+    for term in opened:
+        term.close()
+
+
+async def messages(stubs: Stubs) -> list[Message]:
+    async with stubs.app.database.transaction() as db:
+        return list((await db.execute(select(Message).order_by(Message.seq))).scalars())
+
+
+async def test_chat_stream_stop_and_saved_session(
+    stubs: Stubs, alice: Account, terminal: StartTerminal, config_dir: Path, server: RunningServer
+) -> None:
+    term = terminal(
+        "--new", "--agent", "assistant", PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password
+    )
+    await term.expect(r"Logged in as alice@example\.com\.")
+    await term.expect(r"New conversation with Assistant")
+    await term.expect(r"you> ")
+    term.sendline("hello terminal")
+    await term.expect(r"Assistant> Echo: hello terminal\n")
+    await term.expect(r"you> ")
+
+    # Ctrl-C while the answer streams stops the generation, and we get the prompt back.
+    term.sendline(LONG)
+    await term.expect(r"Assistant> Echo: word0 word1 word2")
+    term.send("\x03")
+    await term.expect(r"\[stopped\]\n")
+    await term.expect(r"you> ")
+    stored = await messages(stubs)
+    answer = stored[-1]
+    assert answer.role is MessageRole.ASSISTANT and answer.state is MessageState.CANCELLED
+    assert ("Echo: " + LONG).startswith(answer.content) and 0 < len(answer.content) < len("Echo: " + LONG)
+    # What was printed is what was kept.
+    printed = re.findall(r"Assistant> (.*)\[stopped\]", term.text)[-1]
+    assert printed == answer.content
+
+    term.sendline("/quit")
+    assert await term.exit_code() == 0
+    assert "Traceback" not in term.text
+
+    # The token pair is cached, private to the user.
+    cache = config_dir / "tokens.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    entry = json.loads(cache.read_text())["servers"][f"127.0.0.1:{server.port}"]
+    assert entry["email"] == "alice@example.com" and entry["refresh_token"]
+
+    # Second run: no password, the saved session is reused; pick the conversation.
+    again = terminal()
+    await again.expect(r"Logged in as alice@example\.com \(saved session\)\.")
+    await again.expect(r"Recent conversations:")
+    await again.expect(r" 1\. .*Assistant · 4 messages")
+    await again.expect(r"Choose \[1-1, n\]: ")
+    again.sendline("1")
+    await again.expect(r"you> hello terminal\n")
+    await again.expect(r"Assistant> Echo: hello terminal\n")
+    await again.expect(r"\[stopped\]\n")
+    await again.expect(r"you> ")
+    again.send("\x04")  # Ctrl-D at the prompt exits
+    assert await again.exit_code() == 0
+    assert "Password" not in again.text and "Traceback" not in again.text
+
+
+async def test_commands_new_list_and_help(stubs: Stubs, alice: Account, terminal: StartTerminal) -> None:
+    term = terminal(PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password)
+    await term.expect(r"No conversations yet; starting a new one\.")
+    # Alice may only use the public agent (the others are premium / restricted): no question.
+    await term.expect(r"New conversation with Assistant")
+    await term.expect(r"you> ")
+    term.sendline("/help")
+    await term.expect(r"/list +pick another conversation")
+    term.sendline("/nope")
+    await term.expect(r"error: unknown command /nope")
+    term.sendline("//fail is not a command")
+    await term.expect(r"Assistant> Echo: /fail is \[failed: echo provider asked to fail\]\n")
+    await term.expect(r"you> ")
+    term.sendline("/new")
+    await term.expect(r"New conversation with")
+    await term.expect(r"you> ")
+    term.sendline("/list")
+    await term.expect(r"Choose \[1-2, n, Enter to stay\]: ")
+    term.sendline("")
+    await term.expect(r"you> ")
+    term.send("\x03")  # Ctrl-C at the prompt exits
+    assert await term.exit_code() == 0
+    assert "Traceback" not in term.text
+
+
+async def test_conversation_option_opens_it(stubs: Stubs, alice: Account, terminal: StartTerminal) -> None:
+    first = terminal("--new", PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password)
+    await first.expect(r"you> ")
+    first.sendline("remember me")
+    await first.expect(r"Echo: remember me\n")
+    first.sendline("/quit")
+    assert await first.exit_code() == 0
+    conversation_id = str((await messages(stubs))[0].conversation_id)
+
+    opened = terminal("--conversation", conversation_id)
+    await opened.expect(r"you> remember me\n")
+    await opened.expect(r"you> ")
+    opened.sendline("/quit")
+    assert await opened.exit_code() == 0
+
+    missing = terminal("--conversation", str(uuid.uuid4()))
+    assert await missing.exit_code() == 1
+    assert re.search(r"error: .*not found", missing.text) and "Traceback" not in missing.text
+
+
+async def test_wrong_password_is_one_clear_line(alice: Account, terminal: StartTerminal) -> None:
+    term = terminal(PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD="not the right one")
+    assert await term.exit_code() == 1
+    assert "error: wrong email or password" in term.text and "Traceback" not in term.text
+
+
+async def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.helpers.served import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    address = f"127.0.0.1:{free_port()}"
+    term = Terminal(
+        "--server", address, "--config-dir", str(tmp_path),
+        env={**env, "TERM": "dumb", "PARLEY_EMAIL": "a@example.com", "PARLEY_PASSWORD": "whatever it is"},
+    )
+    try:
+        assert await term.exit_code() == 1
+        assert f"error: cannot reach the Parley server at {address}" in term.text
+        assert "Traceback" not in term.text
+    finally:
+        term.close()
+
+
+async def test_logout_forgets_the_session(alice: Account, terminal: StartTerminal, config_dir: Path) -> None:
+    term = terminal("--new", "--agent", "assistant", PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password)
+    await term.expect(r"you> ")
+    term.sendline("/quit")
+    assert await term.exit_code() == 0
+    out = terminal("--logout")
+    assert await out.exit_code() == 0
+    assert "Logged out alice@example.com" in out.text
+    assert json.loads((config_dir / "tokens.json").read_text())["servers"] == {}

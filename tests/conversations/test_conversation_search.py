@@ -1,0 +1,98 @@
+"""ListConversations `query`: full-text search over titles and message contents."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from parley.conversation.v1 import conversation_pb2 as pb
+
+from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.support import Account, Stubs, expect_error, snapshot
+
+
+async def _search(stubs: Stubs, account: Account, query: str, **filters: object) -> list[str]:
+    response = await stubs.conversation.ListConversations(
+        pb.ListConversationsRequest(query=query, **filters),
+        metadata=account.md,  # type: ignore[arg-type]
+    )
+    return [c.title for c in response.conversations]
+
+
+@pytest.fixture
+async def library(stubs: Stubs) -> tuple[Account, Account]:
+    """Ada's conversations (titles and messages to search) and Bob's look-alike."""
+    ada = await stubs.active_account()
+    bob = await stubs.active_account("bob@example.com")
+    await new_conversation(stubs, ada, "Sourdough starter")
+    lisbon = await new_conversation(stubs, ada, "Holiday")
+    await add_message(stubs, ada, lisbon.id, "Three days in Lisbon: trams, pastéis de nata and Fado.")
+    await add_message(stubs, ada, lisbon.id, "Mail the itinerary to ada@example.com", pb.MESSAGE_ROLE_ASSISTANT)
+    code = await new_conversation(stubs, ada, "Refactoring")
+    await add_message(stubs, ada, code.id, "Why does /usr/bin/python3 crash with a segfault?")
+    bobs = await new_conversation(stubs, bob, "Bob's sourdough")
+    await add_message(stubs, bob, bobs.id, "Lisbon trip for Bob")
+    return ada, bob
+
+
+@pytest.mark.parametrize(
+    ("query", "titles"),
+    [
+        ("sourdough", ["Sourdough starter"]),  # title
+        ("SOURDOUGH", ["Sourdough starter"]),  # case-insensitive
+        ("sour", ["Sourdough starter"]),  # prefix of a word
+        ("lisbon", ["Holiday"]),  # message text
+        ("lisb fado", ["Holiday"]),  # every word must match
+        ("lisbon sourdough", []),
+        ("pastéis", ["Holiday"]),  # non-ASCII
+        ("ada@example.com", ["Holiday"]),  # emails are one token, like in the index
+        ("/usr/bin/python3", ["Refactoring"]),
+        ("segfault?!", ["Refactoring"]),  # punctuation around words is ignored
+        ("nothing-matches-this", []),
+    ],
+)
+async def test_search_finds_titles_and_messages(
+    stubs: Stubs, library: tuple[Account, Account], query: str, titles: list[str]
+) -> None:
+    ada, _ = library
+    assert sorted(await _search(stubs, ada, query)) == sorted(titles)
+
+
+async def test_search_never_shows_other_users_conversations(stubs: Stubs, library: tuple[Account, Account]) -> None:
+    _, bob = library
+    assert await _search(stubs, bob, "sourdough") == ["Bob's sourdough"]
+    assert await _search(stubs, bob, "lisbon") == ["Bob's sourdough"]
+    assert await _search(stubs, bob, "refactoring") == []
+
+
+async def test_search_combines_with_filters(stubs: Stubs, library: tuple[Account, Account]) -> None:
+    ada, _ = library
+    assert await _search(stubs, ada, "lisbon", archived=False) == ["Holiday"]
+    assert await _search(stubs, ada, "lisbon", archived=True) == []
+    assert await _search(stubs, ada, "lisbon", pinned=True) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["!!!", "...", "&", "|", ":*", "!(", "'", "\\", "a & b | !c:* <-> (d", "'; DROP TABLE conversations; --", "🙂"],
+)
+async def test_search_syntax_in_user_text_is_harmless(
+    stubs: Stubs, library: tuple[Account, Account], query: str
+) -> None:
+    ada, _ = library
+    # Only words count: punctuation-only queries match nothing, operators are never parsed.
+    titles = await _search(stubs, ada, query)
+    assert set(titles) <= {"Sourdough starter", "Holiday", "Refactoring"}
+    assert len(await _search(stubs, ada, "")) == 3
+
+
+async def test_search_rejects_long_or_control_character_queries(stubs: Stubs, library: tuple[Account, Account]) -> None:
+    ada, _ = library
+    before = await snapshot(stubs.app)
+    for query in ("x" * 201, "bad\x00query", "bell\x07"):
+        details = await expect_error(
+            stubs.conversation.ListConversations(pb.ListConversationsRequest(query=query), metadata=ada.md),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert "query" in details.violations
+    assert await _search(stubs, ada, "  " + "sourdough " * 18) == ["Sourdough starter"]  # stripped, under 200
+    assert await snapshot(stubs.app) == before
