@@ -23,8 +23,8 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as Field
 from google.protobuf.descriptor_pb2 import MethodOptions
-from parley.api.v1 import access_pb2
 
+from parley.api.v1 import access_pb2
 from parley_server.common.errors import Reason
 from parley_server.transport.interceptors.access_policy import ANY_RPC_ERRORS, LEVEL_ERRORS, LEVELS
 
@@ -203,7 +203,10 @@ def grpcurl(catalogue: Catalogue, path: str, method: descriptor_pb2.MethodDescri
 
 def errors_table(method: descriptor_pb2.MethodDescriptorProto, access: int) -> list[str]:
     level = LEVELS[access]
-    rows = [(code, Reason(reason), "") for code, reason in ((c.code, c.reason) for c in method.options.Extensions[access_pb2.errors])]
+    rows = [
+        (code, Reason(reason), "")
+        for code, reason in ((c.code, c.reason) for c in method.options.Extensions[access_pb2.errors])
+    ]
     rows += [(code, reason, " (every RPC)") for code, reason in ANY_RPC_ERRORS]
     rows += [(code, reason, f" (every {level.name.lower()} RPC)") for code, reason in LEVEL_ERRORS[level]]
     lines = ["| code | reason | meaning |", "|---|---|---|"]
@@ -232,7 +235,8 @@ def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb
         "",
         *fields_table(catalogue, method.input_type),
         "",
-        f"**Response** `{method.output_type.lstrip('.')}`" + (" (each message of the stream)" if method.server_streaming else ""),
+        f"**Response** `{method.output_type.lstrip('.')}`"
+        + (" (each message of the stream)" if method.server_streaming else ""),
         "",
         *fields_table(catalogue, method.output_type),
         "",
@@ -321,9 +325,10 @@ def render(proto_root: Path) -> str:
     body: list[str] = []
     for file, service in catalogue.services():
         name = f".{file.package}.{service.name}"
-        lines.append(f"- [{name.lstrip('.')}](#{anchor(name)}): " + ", ".join(
-            f"[{m.name}](#{anchor(name)}-{m.name.lower()})" for m in service.method
-        ))
+        lines.append(
+            f"- [{name.lstrip('.')}](#{anchor(name)}): "
+            + ", ".join(f"[{m.name}](#{anchor(name)}-{m.name.lower()})" for m in service.method)
+        )
         body += [f"## {name.lstrip('.')}", "", catalogue.comment(name), ""]
         for method in service.method:
             used |= {method.input_type, method.output_type}

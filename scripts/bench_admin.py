@@ -42,20 +42,20 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from seed_bulk import HEAVY_USER_EMAIL, SEED_PASSWORD, Sizes, seed
+from sqlalchemy import exists, select, text
+
 from parley.admin.v1 import admin_pb2, admin_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from sqlalchemy import exists, select, text
-
 from parley_server.app import App, build_app
 from parley_server.cli import resolve_database_url
-from parley_server.settings import Settings
 from parley_server.db.migrate import migrate
 from parley_server.db.models import User
-from seed_bulk import HEAVY_USER_EMAIL, SEED_PASSWORD, Sizes, seed
+from parley_server.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers.served import ServerProcess  # noqa: E402
+from tests.helpers.served import ServerProcess
 
 ADMIN_EMAIL = "bench-admin@parley.test"
 ADMIN_PASSWORD = "bench-admin-password"

@@ -40,11 +40,10 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from parley.agent.v1 import agent_pb2, agent_pb2_grpc  # noqa: E402
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
-from parley.agent.v1 import agent_pb2, agent_pb2_grpc  # noqa: E402
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc  # noqa: E402
-
 from tests.helpers.served import ServerProcess  # noqa: E402
 
 PASSWORD = "benchmark password 123"
@@ -226,8 +225,10 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int, cl
     print(f"tokens delivered:     {tokens} in {elapsed:.1f} s = {tokens / elapsed:,.0f} tokens/s")
     print(f"time to accepted:     p50 {accepts[49]:.0f} ms, p99 {accepts[98]:.0f} ms (all streams opened at once)")
     print(f"per-token lateness:   p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (added on top of the {delay_ms} ms pacing)")
-    print(f"server RSS:           before {rss_before / 1024:.1f} MiB, streams open {rss_open / 1024:.1f} MiB, "
-          f"peak {rss_kib(pids, 'VmHWM') / 1024:.1f} MiB")
+    print(
+        f"server RSS:           before {rss_before / 1024:.1f} MiB, streams open {rss_open / 1024:.1f} MiB, "
+        f"peak {rss_kib(pids, 'VmHWM') / 1024:.1f} MiB"
+    )
     print(f"server CPU:           {cpu_used:.1f} s, {cpu_used / n * 1000:.1f} ms per exchange")
     print(f"RSS per open stream:  {(rss_open - rss_before) / n:.1f} KiB")
 
@@ -257,7 +258,11 @@ async def main() -> None:
         args.streams, args.words, args.delay_ms = [20], 30, 20
     with tempfile.TemporaryDirectory() as tmp:
         # The default persistence interval, not the tests' faster one: figures for production settings.
-        env = {"PARLEY_ECHO_DELAY_MS": str(args.delay_ms), "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_PERSIST_INTERVAL_MS": "500"}
+        env = {
+            "PARLEY_ECHO_DELAY_MS": str(args.delay_ms),
+            "PARLEY_LOG_LEVEL": "WARNING",
+            "PARLEY_PERSIST_INTERVAL_MS": "500",
+        }
         if os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         server = ServerProcess(Path(tmp), args=("--no-envoy", "--workers", str(args.workers)), **env).start()

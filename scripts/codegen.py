@@ -91,11 +91,7 @@ def stale_paths(fresh: Path) -> list[str]:
     """Paths whose committed content differs from a fresh generation."""
     want, have = generated_files(fresh), generated_files(PYTHON_OUT)
     stale = [str(p) for p in sorted(want ^ have)]
-    stale += [
-        str(p)
-        for p in sorted(want & have)
-        if not filecmp.cmp(fresh / p, PYTHON_OUT / p, shallow=False)
-    ]
+    stale += [str(p) for p in sorted(want & have) if not filecmp.cmp(fresh / p, PYTHON_OUT / p, shallow=False)]
     return stale
 
 

@@ -38,9 +38,9 @@ import asyncpg
 from argon2 import PasswordHasher
 
 from parley_server.cli import resolve_database_url
-from parley_server.settings import Settings
 from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.db.migrate import migrate
+from parley_server.settings import Settings
 
 SEED_PASSWORD = "seed-password-123"
 HEAVY_USER_EMAIL = "seed000000@seed.parley.test"
@@ -83,7 +83,6 @@ class Sizes:
     days: int
 
 
-
 @dataclass
 class ConversationPlan:
     """One conversation to seed; times are epoch seconds (cheaper than datetimes by the million)."""
@@ -96,16 +95,40 @@ class ConversationPlan:
 
 
 USER_COLUMNS = [
-    "id", "email", "password_hash", "display_name", "role", "state",
-    "premium", "email_verified", "create_time", "last_login_time",
+    "id",
+    "email",
+    "password_hash",
+    "display_name",
+    "role",
+    "state",
+    "premium",
+    "email_verified",
+    "create_time",
+    "last_login_time",
 ]
 CONVERSATION_COLUMNS = [
-    "id", "user_id", "agent_id", "title", "archived", "pinned", "message_count",
-    "create_time", "update_time", "last_message_time",
+    "id",
+    "user_id",
+    "agent_id",
+    "title",
+    "archived",
+    "pinned",
+    "message_count",
+    "create_time",
+    "update_time",
+    "last_message_time",
 ]
 MESSAGE_COLUMNS = [
-    "id", "conversation_id", "role", "content", "state", "failure_reason",
-    "prompt_tokens", "completion_tokens", "create_time", "update_time",
+    "id",
+    "conversation_id",
+    "role",
+    "content",
+    "state",
+    "failure_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "create_time",
+    "update_time",
 ]
 USAGE_COLUMNS = ["user_id", "agent_id", "day", "message_count", "prompt_tokens", "completion_tokens"]
 EPOCH_DAY = date(1970, 1, 1)
@@ -139,8 +162,18 @@ def plan_users(
         created = now - (period if i == 0 else rng.uniform(0, period))
         user_id = new_id(rng)
         rows.append(
-            (user_id, f"seed{i:06d}@seed.parley.test", password_hash, f"Seed user {i}", "user",
-             state, rng.random() < 0.1, verified, at(created), None)
+            (
+                user_id,
+                f"seed{i:06d}@seed.parley.test",
+                password_hash,
+                f"Seed user {i}",
+                "user",
+                state,
+                rng.random() < 0.1,
+                verified,
+                at(created),
+                None,
+            )
         )
         if state == "active":
             active.append((user_id, created))
@@ -176,8 +209,16 @@ def conversation_rows(rng: random.Random, plans: list[ConversationPlan]) -> Iter
         last = at(plan.message_times[-1]) if plan.message_times else None
         created = at(plan.create_time)
         yield (
-            plan.id, plan.user_id, plan.agent_id, f"Conversation {n}", rng.random() < 0.05, rng.random() < 0.02,
-            len(plan.message_times), created, last or created, last,
+            plan.id,
+            plan.user_id,
+            plan.agent_id,
+            f"Conversation {n}",
+            rng.random() < 0.05,
+            rng.random() < 0.02,
+            len(plan.message_times),
+            created,
+            last or created,
+            last,
         )
 
 
@@ -204,8 +245,16 @@ def message_rows(
                 counters[1] += prompt
                 counters[2] += completion
                 yield (
-                    new_id(rng), plan.id, "assistant", content, "complete", "",
-                    prompt, completion, created, created,
+                    new_id(rng),
+                    plan.id,
+                    "assistant",
+                    content,
+                    "complete",
+                    "",
+                    prompt,
+                    completion,
+                    created,
+                    created,
                 )
 
 

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_chat import rss_kib  # noqa: E402  (scripts/ is this script's directory)
+
 from parley.agent.v1 import agent_pb2  # noqa: E402
 from parley.client import ParleyClient  # noqa: E402
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
-
 from parley_server.db.database import asyncpg_dsn  # noqa: E402
 from tests.helpers.fault_load import Load, audit, stream_loop, write_loop  # noqa: E402
 from tests.helpers.pg_cluster import PgCluster  # noqa: E402
@@ -63,7 +63,9 @@ async def soak(server: ServerProcess, cluster: PgCluster, streams: int, writers:
     agents = await clients[0].agents.ListAgents(agent_pb2.ListAgentsRequest())
     agent = next(a.id for a in agents.agents if a.slug == "assistant")
     create = conversation_pb2.CreateConversationRequest(agent_id=agent)
-    conversations = [(await clients[0].conversations.CreateConversation(create)).conversation.id for _ in range(writers)]
+    conversations = [
+        (await clients[0].conversations.CreateConversation(create)).conversation.id for _ in range(writers)
+    ]
     tasks = [asyncio.create_task(write_loop(clients[-1], c, load, stop)) for c in conversations]
     for n in range(streams):
         cid = (await clients[0].conversations.CreateConversation(create)).conversation.id
@@ -108,7 +110,9 @@ async def soak(server: ServerProcess, cluster: PgCluster, streams: int, writers:
     print(f"writes duplicated       {result.duplicated}")
     print(f"answers left STREAMING  {result.streaming}")
     print(f"errors by code          {dict(load.codes) or 'none'}")
-    print(f"RSS after warm-up / end {warm / 1024:.1f} / {rss[-1][1] / 1024:.1f} MiB ({(rss[-1][1] - warm) / 1024:+.1f})")
+    print(
+        f"RSS after warm-up / end {warm / 1024:.1f} / {rss[-1][1] / 1024:.1f} MiB ({(rss[-1][1] - warm) / 1024:+.1f})"
+    )
     failed = result.lost or result.duplicated or result.streaming or load.wrong_text
     failed = failed or set(load.codes) - {"UNAVAILABLE"}
     return 1 if failed else 0

@@ -31,21 +31,21 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from parley.client import rpcs
-from parley_server.app import App, build_app
-from parley_server.settings import Settings
-from parley_server.db.database import asyncpg_dsn, normalise_url
-from parley_server.db.embedded import start_embedded_postgres
-from parley_server.db.migrate import migrate
-from parley_server.common.errors import DomainError
-from parley_server.bridge.envoy import serve_with_envoy
-from parley_server.transport.interceptors.access_policy import POLICY, implied_errors
-from parley_server.transport.interceptors.error_interceptor import CODES, ErrorInterceptor
-from parley_server.transport.server import RunningServer, start_server
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from parley.client import rpcs
+from parley_server.app import App, build_app
+from parley_server.bridge.envoy import serve_with_envoy
+from parley_server.common.errors import DomainError
+from parley_server.db.database import asyncpg_dsn, normalise_url
+from parley_server.db.embedded import start_embedded_postgres
+from parley_server.db.migrate import migrate
+from parley_server.settings import Settings
+from parley_server.transport.interceptors.access_policy import POLICY, implied_errors
+from parley_server.transport.interceptors.error_interceptor import CODES, ErrorInterceptor
+from parley_server.transport.server import RunningServer, start_server
 from tests.helpers.grpc_web import RunningBridge, http
 from tests.helpers.served import free_port
 from tests.helpers.support import Stubs
@@ -58,7 +58,9 @@ _map_errors = ErrorInterceptor.around
 
 
 @asynccontextmanager
-async def _recording_around(self: ErrorInterceptor, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+async def _recording_around(
+    self: ErrorInterceptor, context: grpc.aio.ServicerContext, method_name: str
+) -> AsyncIterator[None]:
     async with _map_errors(self, context, method_name):
         try:
             yield

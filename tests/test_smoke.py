@@ -12,4 +12,6 @@ async def test_register_verify_login_get_current_user(stubs: Stubs) -> None:
 
 
 async def test_missing_token(stubs: Stubs) -> None:
-    await expect_error(stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest()), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+    await expect_error(
+        stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest()), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"
+    )

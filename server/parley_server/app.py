@@ -12,24 +12,24 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 
-from parley_server.settings import Settings
-from parley_server.db.database import Database, asyncpg_dsn
-from parley_server.common.activity import Activity
+from parley_server.accounts.auth_service import AuthLimits, AuthService
+from parley_server.accounts.email import EmailSender, EmailTemplates, OutboxSender, SmtpSender
+from parley_server.accounts.passwords import Passwords
+from parley_server.accounts.session_service import SessionService
+from parley_server.accounts.tokens import AccessTokens
 from parley_server.admin.service import AdminService
 from parley_server.agents.access_service import AgentAccessService
 from parley_server.agents.registry import AgentRegistry
 from parley_server.agents.service import AgentService
-from parley_server.accounts.auth_service import AuthLimits, AuthService
 from parley_server.chat.service import ChatService
-from parley_server.conversations.service import ConversationService
-from parley_server.events.bus import EventBus
+from parley_server.common.activity import Activity
 from parley_server.common.housekeeping import Housekeeping
-from parley_server.accounts.email import EmailSender, EmailTemplates, OutboxSender, SmtpSender
 from parley_server.common.pagination import Paginator
-from parley_server.accounts.passwords import Passwords
 from parley_server.common.rate_limiter import Limit, RateLimiter
-from parley_server.accounts.session_service import SessionService
-from parley_server.accounts.tokens import AccessTokens
+from parley_server.conversations.service import ConversationService
+from parley_server.db.database import Database, asyncpg_dsn
+from parley_server.events.bus import EventBus
+from parley_server.settings import Settings
 
 
 @dataclass
@@ -83,9 +83,7 @@ def build_app(settings: Settings, database_url: str) -> App:
         cache_seconds=settings.session_cache_seconds,
     )
     email: EmailSender = (
-        SmtpSender(settings.smtp, settings.email_from)
-        if settings.email_backend == "smtp"
-        else OutboxSender(database)
+        SmtpSender(settings.smtp, settings.email_from) if settings.email_backend == "smtp" else OutboxSender(database)
     )
     login_window = timedelta(seconds=settings.login_failure_window_seconds)
     limits = AuthLimits(
@@ -128,5 +126,17 @@ def build_app(settings: Settings, database_url: str) -> App:
         database, rate_limit_horizon=limits.longest_window, interval=settings.housekeeping_interval_seconds
     )
     return App(
-        settings, database, sessions, email, auth, registry, agents, access, conversations, admin, bus, chat, housekeeping
+        settings,
+        database,
+        sessions,
+        email,
+        auth,
+        registry,
+        agents,
+        access,
+        conversations,
+        admin,
+        bus,
+        chat,
+        housekeeping,
     )

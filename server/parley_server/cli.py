@@ -17,21 +17,21 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from parley.client import terminal
 from sqlalchemy import select
 
+from parley.client import terminal
 from parley_server import __version__
-from parley_server.bridge import web
 from parley_server.app import App, build_app
-from parley_server.settings import ConfigError, Settings
+from parley_server.bridge import web
+from parley_server.bridge.envoy import serve_with_envoy
+from parley_server.bridge.workers import serve_in_workers
+from parley_server.common.errors import DomainError
 from parley_server.db.database import Database
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
 from parley_server.db.models import OutboxEmail
-from parley_server.common.errors import DomainError
-from parley_server.bridge.envoy import serve_with_envoy
+from parley_server.settings import ConfigError, Settings
 from parley_server.transport.server import serve_until_signalled
-from parley_server.bridge.workers import serve_in_workers
 
 log = logging.getLogger("parley")
 

@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from parley.auth.v1 import auth_pb2
-from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import text
 
+from parley.auth.v1 import auth_pb2
+from parley.conversation.v1 import conversation_pb2
 from parley_server.app import App
 from parley_server.db.models import User, UserState
 from tests.helpers.support import PASSWORD, Account, Metadata, Stubs, expect_error, snapshot

@@ -17,9 +17,9 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
-
 from tests import conftest
 from tests.helpers.support import Account, Metadata, Stubs, bearer, expect_error
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from parley.auth.v1 import auth_pb2
 from sqlalchemy import text
 
+from parley.auth.v1 import auth_pb2
 from parley_server.app import App
 from tests import conftest
 from tests.helpers.support import PASSWORD, Stubs, expect_error, snapshot

@@ -11,8 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from parley_server.app import build_app
-from parley_server.settings import SmtpSettings
 from parley_server.db.migrate import migrate
+from parley_server.settings import SmtpSettings
 from tests import conftest
 from tests.helpers.served import free_port
 from tests.helpers.support import PASSWORD, Stubs
@@ -63,7 +63,10 @@ async def test_registration_email_is_delivered_over_smtp(
 
 async def test_unreachable_relay_does_not_fail_the_rpc(stubs: Stubs, tmp_root: Path, database_url: str) -> None:
     settings = conftest.test_settings(
-        tmp_root, database_url, email_backend="smtp", smtp=SmtpSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2)
+        tmp_root,
+        database_url,
+        email_backend="smtp",
+        smtp=SmtpSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2),
     )
     app = build_app(settings, database_url)
     try:

@@ -11,21 +11,21 @@ from pathlib import Path
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import text
+
 from parley.admin.v1 import admin_pb2 as pb
 from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
-from sqlalchemy import text
-
 from parley_server import __version__
-from parley_server.app import App
-from parley_server.db.database import Database
 from parley_server.admin import stats_rollup
-from parley_server.common.activity import Activity
 from parley_server.admin.service import AdminService
-from parley_server.common.pagination import Paginator
 from parley_server.admin.stats_rollup import FILL_PARTS, SETTLE, STATS_LOCK_KEY
 from parley_server.admin.stats_service import StatsService, TtlCache
+from parley_server.app import App
+from parley_server.common.activity import Activity
+from parley_server.common.pagination import Paginator
+from parley_server.db.database import Database
 from tests import conftest
 from tests.helpers.admin import expect_invalid
 from tests.helpers.conversations import add_message, agent_id, new_conversation, sql

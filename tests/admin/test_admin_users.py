@@ -9,13 +9,13 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+
 from parley.admin.v1 import admin_pb2 as pb
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
-
-from parley_server.db.models import Role, UserState
 from parley_server.admin.service import UserChanges
 from parley_server.common.errors import FailedPrecondition
+from parley_server.db.models import Role, UserState
 from tests.helpers.admin import expect_invalid, update
 from tests.helpers.conversations import add_message, new_conversation, sql
 from tests.helpers.support import Account, Metadata, Stubs, expect_error, snapshot

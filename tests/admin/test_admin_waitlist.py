@@ -8,15 +8,15 @@ import uuid
 from typing import Any
 
 import grpc
-from parley.admin.v1 import admin_pb2 as pb
-from parley.auth.v1 import auth_pb2
 from sqlalchemy import select
 
+from parley.admin.v1 import admin_pb2 as pb
+from parley.auth.v1 import auth_pb2
 from parley_server.db.models import OutboxEmail
+from tests.accounts.test_auth_waitlist import waitlist_server, wl  # noqa: F401 (fixtures: a server with the waitlist on)
 from tests.helpers.admin import expect_invalid
 from tests.helpers.conversations import sql
 from tests.helpers.support import Stubs, expect_error, snapshot
-from tests.accounts.test_auth_waitlist import waitlist_server, wl  # noqa: F401 (fixtures: a server with the waitlist on)
 
 
 async def join(stubs: Stubs, *emails: str) -> None:

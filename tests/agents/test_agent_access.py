@@ -10,14 +10,14 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import update
+
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2 as pb
 from parley.client.terminal import FRIENDLY_REASONS
 from parley.conversation.v1 import conversation_pb2
-from sqlalchemy import update
-
-from parley_server.db.models import AgentGrant, UsageDaily
 from parley_server.common.errors import NotFound, PermissionDenied, ResourceExhausted
+from parley_server.db.models import AgentGrant, UsageDaily
 from tests.helpers.agents import caller_of, create_agent, echo_agent, make_premium, seeded_ids, update_agent
 from tests.helpers.support import Account, Stubs, expect_error, snapshot
 
@@ -42,9 +42,7 @@ async def grant(
     stubs: Stubs, admin: Account, user: Account, agent_id: str, expire: datetime | None = None
 ) -> pb.AgentGrant:
     response = await stubs.agent_access.GrantAgentAccess(
-        pb.GrantAgentAccessRequest(
-            user_id=user.user.id, agent_id=agent_id, expire_time=ts(expire) if expire else None
-        ),
+        pb.GrantAgentAccessRequest(user_id=user.user.id, agent_id=agent_id, expire_time=ts(expire) if expire else None),
         metadata=admin.md,
     )
     return response.grant
@@ -65,7 +63,9 @@ async def expire_grants(stubs: Stubs, user: Account) -> None:
 
 
 async def record(stubs: Stubs, user: Account, agent_id: str, prompt: int, completion: int, messages: int = 1) -> None:
-    await stubs.app.access.record_usage(uuid.UUID(user.user.id), uuid.UUID(agent_id), prompt, completion, messages=messages)
+    await stubs.app.access.record_usage(
+        uuid.UUID(user.user.id), uuid.UUID(agent_id), prompt, completion, messages=messages
+    )
 
 
 # -- the rules ---------------------------------------------------------------------
@@ -107,7 +107,9 @@ async def test_a_refusal_names_the_access_reason_in_one_spelling_everywhere(stub
     web_keys = set(re.findall(r"^\s+([A-Z_]+):", WEB_ERRORS.read_text(), re.MULTILINE))
     spoken = {refusal_reason(r) for r in (PREMIUM_REQUIRED, NOT_GRANTED, DISABLED, QUOTA)}
     assert spoken <= web_keys and spoken <= FRIENDLY_REASONS.keys()
-    assert not {k for k in web_keys if k.startswith("ACCESS_REASON_")}, "errors.ts maps a spelling the server never sends"
+    assert not {k for k in web_keys if k.startswith("ACCESS_REASON_")}, (
+        "errors.ts maps a spelling the server never sends"
+    )
 
 
 async def test_visibility_matrix_for_enabled_and_disabled_agents(stubs: Stubs) -> None:

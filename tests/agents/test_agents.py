@@ -7,14 +7,14 @@ import uuid
 
 import grpc
 import pytest
-from parley.agent.v1 import agent_pb2
 from sqlalchemy import func, select, update
 
-from parley_server.db.models import Agent, Conversation
-from parley_server.agents.registry import PooledProvider
+from parley.agent.v1 import agent_pb2
 from parley_server.agents.providers.base import ChatTurn, ProviderError, TextDelta
 from parley_server.agents.providers.echo_provider import EchoProvider
 from parley_server.agents.providers.openai_provider import OpenAIProvider
+from parley_server.agents.registry import PooledProvider
+from parley_server.db.models import Agent, Conversation
 from tests.helpers.agents import agent_row, create_agent, echo_agent, seeded_ids, update_agent
 from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.support import Stubs, expect_error, snapshot

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from parley_server.settings import Settings
 from parley_server.agents.providers.base import ChatTurn, ProviderError, TextDelta, Usage, complete_text
 from parley_server.agents.providers.echo_provider import EchoProvider
+from parley_server.settings import Settings
 
 HISTORY = [
     ChatTurn("system", "You are terse."),

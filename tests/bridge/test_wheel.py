@@ -17,11 +17,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 
+from parley.auth.v1 import auth_pb2, auth_pb2_grpc
+from tests.bridge.test_envoy import GRPC_WEB, http
 from tests.helpers.served import start
 from tests.helpers.support import PASSWORD
-from tests.bridge.test_envoy import GRPC_WEB, http
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DATA = {

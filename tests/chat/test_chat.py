@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from parley.chat.v1 import chat_pb2, chat_pb2_grpc
-from parley.conversation.v1 import conversation_pb2
 from sqlalchemy import func, select, update
 
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc
+from parley.conversation.v1 import conversation_pb2
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
 from parley_server.events.bus import Subscription
 from parley_server.transport.server import RunningServer
@@ -136,7 +136,9 @@ async def test_only_the_first_exchange_titles_a_conversation(stubs: Stubs, alice
         ),
         metadata=alice.md,
     )
-    await collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md))
+    await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md)
+    )
     assert await stubs.app.chat.generations.idle(timeout=10)
     got = await stubs.conversation.GetConversation(
         conversation_pb2.GetConversationRequest(conversation_id=cid), metadata=alice.md
@@ -274,7 +276,9 @@ async def test_cancel_from_another_connection_keeps_partial_text(
     assert kinds(rest)[-1] == "cancelled"
     assert text_of(seen + rest) == cancelled.message.content
     # Cancelling again is harmless and changes nothing.
-    again = await stubs.chat.CancelGeneration(chat_pb2.CancelGenerationRequest(message_id=message_id), metadata=alice.md)
+    again = await stubs.chat.CancelGeneration(
+        chat_pb2.CancelGenerationRequest(message_id=message_id), metadata=alice.md
+    )
     assert again.message.content == cancelled.message.content
 
 
@@ -477,7 +481,9 @@ async def test_quota_exceeded_is_refused_before_anything_is_stored(stubs: Stubs,
     cid = await new_conversation(stubs, alice)
     async with stubs.app.database.transaction() as db:
         await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=1))
-    await collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md))
+    await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md)
+    )
     assert await stubs.app.chat.generations.idle(timeout=10)  # usage and title written
     before = await snapshot(stubs.app)
     await expect_error(
@@ -500,7 +506,9 @@ async def test_concurrent_sends_in_many_conversations_cannot_pass_the_quota_toge
     async def send(cid: str) -> grpc.StatusCode:
         try:
             await collect(
-                stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md)
+                stubs.chat.SendMessage(
+                    chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=alice.md
+                )
             )
         except grpc.aio.AioRpcError as exc:
             return exc.code()
@@ -528,7 +536,9 @@ async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs
     before = await snapshot(stubs.app)
     not_found = grpc.StatusCode.NOT_FOUND
     await expect_error(
-        collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="x"), metadata=mallory.md)),
+        collect(
+            stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="x"), metadata=mallory.md)
+        ),
         not_found,
     )
     await expect_error(
@@ -538,7 +548,9 @@ async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs
         stubs.chat.CancelGeneration(chat_pb2.CancelGenerationRequest(message_id=mid), metadata=mallory.md), not_found
     )
     await expect_error(
-        collect(stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=mallory.md)),
+        collect(
+            stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=mallory.md)
+        ),
         not_found,
     )
     assert await snapshot(stubs.app) == before
@@ -602,7 +614,11 @@ async def test_conversation_counts_stay_right(stubs: Stubs, alice: Account) -> N
     cid = await new_conversation(stubs, alice)
     await asyncio.gather(
         *(
-            collect(stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md))
+            collect(
+                stubs.chat.SendMessage(
+                    chat_pb2.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md
+                )
+            )
             for i in range(5)
         )
     )

@@ -15,10 +15,9 @@ import uuid
 
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
-
 from parley_server.db.models import Message, MessageRole, MessageState
-from tests.helpers.support import Account, Stubs
 from tests.chat.test_chat import alice, collect, kinds, new_conversation, read_rest, stored, text_of  # noqa: F401
+from tests.helpers.support import Account, Stubs
 
 HANG_SECONDS = 60
 LONG = " ".join(f"live{i}" for i in range(150))
@@ -41,9 +40,7 @@ async def stranded(stubs: Stubs, cid: str, text: str) -> str:
     return str(message_id)
 
 
-async def test_own_stranded_answer_is_failed_with_its_text_and_live_ones_are_not(
-    stubs: Stubs, alice: Account
-) -> None:
+async def test_own_stranded_answer_is_failed_with_its_text_and_live_ones_are_not(stubs: Stubs, alice: Account) -> None:
     cid = await new_conversation(stubs, alice)
     orphan = await stranded(stubs, cid, "Echo: half an")
     live = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=LONG), metadata=alice.md)

@@ -17,16 +17,16 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
-
 from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
-from parley_server.events.schema import ConversationChanged
 from parley_server.events.bus import EventBus
+from parley_server.events.schema import ConversationChanged
+from tests.chat.test_chat import agent_id, collect, kinds, text_of
 from tests.helpers.served import ServerProcess
 from tests.helpers.support import Account, Stubs
-from tests.chat.test_chat import agent_id, collect, kinds, text_of
 
 WORDS = " ".join(f"w{i}" for i in range(80))
 EXPECTED = "Echo: " + WORDS
@@ -217,9 +217,7 @@ async def test_killed_replica_leaves_failed_message_with_partial_text(
         assert message is not None and message.state is MessageState.STREAMING
         assert message.content and EXPECTED.startswith(message.content)
     # A restarted replica sweeps at start; the in-process one would too on its next sweep.
-    restarted = ServerProcess(
-        tmp_path / "restarted", DATABASE_URL=database_url, PARLEY_JWT_SECRET="r" * 40
-    ).start()
+    restarted = ServerProcess(tmp_path / "restarted", DATABASE_URL=database_url, PARLEY_JWT_SECRET="r" * 40).start()
     try:
         async with a.app.database.transaction() as db:
             message = await db.get(Message, mid)

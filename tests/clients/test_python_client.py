@@ -8,14 +8,17 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import jwt
 import pytest
+from google.protobuf import descriptor_pool
+from sqlalchemy import select
+
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.client import (
     Accepted,
@@ -36,9 +39,6 @@ from parley.client import (
 )
 from parley.client.channel import IDEMPOTENT_METHODS, PUBLIC_METHODS, REQUEST_ID_METHODS
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from google.protobuf import descriptor_pool
-from sqlalchemy import select
-
 from parley_server.db.models import Agent, Message, MessageState
 from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import RunningServer
@@ -108,7 +108,7 @@ async def test_login_then_calls_carry_the_token(stubs: Stubs, alice: Account, cl
     assert user.email == "alice@example.com"
     assert client.tokens is not None and client.tokens.access_token and client.tokens.refresh_token
     expires = client.tokens.access_token_expire_time
-    assert expires is not None and expires > datetime.now(timezone.utc)
+    assert expires is not None and expires > datetime.now(UTC)
     me = await client.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest())
     assert me.user.id == user.id
     cid = await new_conversation(client, stubs)
@@ -131,9 +131,7 @@ async def test_calls_without_login_are_unauthenticated(client: ParleyClient) -> 
     assert caught.value.code == UNAUTHENTICATED and caught.value.reason
 
 
-async def test_expired_access_token_is_refreshed_and_the_call_retried(
-    alice: Account, server: RunningServer
-) -> None:
+async def test_expired_access_token_is_refreshed_and_the_call_retried(alice: Account, server: RunningServer) -> None:
     changes: list[Tokens | None] = []
     async with ParleyClient(f"127.0.0.1:{server.port}", on_tokens=changes.append) as client:
         expired = expired_access_token(alice)
@@ -217,7 +215,7 @@ async def test_register_creates_a_pending_account(client: ParleyClient) -> None:
 
 
 def test_tokens_round_trip_through_json() -> None:
-    tokens = Tokens("a", "r", datetime.now(timezone.utc), None)
+    tokens = Tokens("a", "r", datetime.now(UTC), None)
     assert Tokens.from_dict(json.loads(json.dumps(tokens.to_dict()))) == tokens
 
 
@@ -522,4 +520,3 @@ def test_retry_and_public_method_tables_match_the_protos() -> None:
 def test_package_is_typed(repo_root: Path) -> None:
     assert (repo_root / "clients/python/parley/py.typed").is_file()
     assert list((repo_root / "clients/python/parley/chat/v1").glob("*.pyi"))
-

@@ -157,9 +157,7 @@ async def messages(stubs: Stubs) -> list[Message]:
 async def test_chat_stream_stop_and_saved_session(
     stubs: Stubs, alice: Account, terminal: StartTerminal, config_dir: Path, server: RunningServer
 ) -> None:
-    term = terminal(
-        "--new", "--agent", "assistant", PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password
-    )
+    term = terminal("--new", "--agent", "assistant", PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password)
     await term.expect(r"Logged in as alice@example\.com\.")
     await term.expect(r"New conversation with Assistant")
     await term.expect(r"you> ")
@@ -264,7 +262,10 @@ async def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     address = f"127.0.0.1:{free_port()}"
     term = Terminal(
-        "--server", address, "--config-dir", str(tmp_path),
+        "--server",
+        address,
+        "--config-dir",
+        str(tmp_path),
         env={**env, "TERM": "dumb", "PARLEY_EMAIL": "a@example.com", "PARLEY_PASSWORD": "whatever it is"},
     )
     try:

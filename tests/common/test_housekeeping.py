@@ -7,11 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from parley.auth.v1 import auth_pb2
 from sqlalchemy import func, select, text
 
-from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session, TokenPurpose
+from parley.auth.v1 import auth_pb2
 from parley_server.common.housekeeping import LOCK_KEY, Housekeeping
+from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session, TokenPurpose
 from tests.helpers.support import Stubs, expect_error
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
-from parley.conversation.v1 import conversation_pb2 as pb
 
+from parley.conversation.v1 import conversation_pb2 as pb
 from tests.helpers.conversations import add_message, agent_id, new_conversation, sql
 from tests.helpers.support import Account, Stubs, expect_error, snapshot
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from parley.conversation.v1 import conversation_pb2 as pb
 
+from parley.conversation.v1 import conversation_pb2 as pb
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.support import Account, Stubs, expect_error, snapshot
 

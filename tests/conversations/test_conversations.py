@@ -10,15 +10,15 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
-from parley.conversation.v1 import conversation_pb2 as pb
 
-from parley_server.db.models import MessageRole, Role, UserState
+from parley.conversation.v1 import conversation_pb2 as pb
 from parley_server.common.caller import Caller
-from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
-from parley_server.conversations.service import MAX_CONTENT_LENGTH, ConversationChanges, ConversationService
 from parley_server.common.errors import InvalidArgument
 from parley_server.common.pagination import Paginator
+from parley_server.conversations.service import MAX_CONTENT_LENGTH, ConversationChanges, ConversationService
 from parley_server.conversations.titles import DEFAULT_TITLE, heuristic_title
+from parley_server.db.models import MessageRole, Role, UserState
+from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 from tests.helpers.conversations import add_message, agent_id, new_conversation, sql
 from tests.helpers.support import Account, Stubs, expect_error, snapshot
 

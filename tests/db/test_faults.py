@@ -20,10 +20,10 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from parley.agent.v1 import agent_pb2
 from parley.client import Completed, ParleyClient, ParleyError, TextDelta
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-
 from parley_server.db.database import asyncpg_dsn
 from tests.helpers.fault_load import Audit, Load, audit, expected_answer, stream_loop, write_loop
 from tests.helpers.pg_cluster import PgCluster
@@ -201,7 +201,9 @@ async def test_sigterm_exits_as_soon_as_the_work_is_drained(tmp_path: Path, data
             agents = await client.agents.ListAgents(agent_pb2.ListAgentsRequest())
             agent = next(a.id for a in agents.agents if a.slug == "assistant")
             cid = (
-                await client.conversations.CreateConversation(conversation_pb2.CreateConversationRequest(agent_id=agent))
+                await client.conversations.CreateConversation(
+                    conversation_pb2.CreateConversationRequest(agent_id=agent)
+                )
             ).conversation.id
             watch_events: list[object] = []
 

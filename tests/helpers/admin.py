@@ -7,9 +7,9 @@ from typing import Any
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
+
 from parley.admin.v1 import admin_pb2 as pb
 from parley.auth.v1 import auth_pb2
-
 from parley_server.app import App
 from tests.helpers.support import expect_error, snapshot
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from parley.agent.v1 import agent_pb2
 from sqlalchemy import select, update
 
-from parley_server.db.models import Agent, User
+from parley.agent.v1 import agent_pb2
 from parley_server.common.caller import Caller
+from parley_server.db.models import Agent, User
 from tests.helpers.support import Account, Stubs
 
 

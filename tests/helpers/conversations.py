@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from parley.conversation.v1 import conversation_pb2 as pb
 from sqlalchemy import text
 
+from parley.conversation.v1 import conversation_pb2 as pb
 from parley_server.app import App
 from tests.helpers.support import Account, Stubs
 

@@ -115,8 +115,11 @@ class FakeOpenAI:
                 await _send_event(writer, _chunk(created, model, {}, finish_reason="stop"))
                 if body.get("stream_options", {}).get("include_usage"):
                     prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-                    usage = {"prompt_tokens": prompt, "completion_tokens": len(self.words),
-                             "total_tokens": prompt + len(self.words)}
+                    usage = {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": len(self.words),
+                        "total_tokens": prompt + len(self.words),
+                    }
                     await _send_event(writer, {**_chunk(created, model, None), "usage": usage})
                 await _send_chunk(writer, b"data: [DONE]\n\n")
             await _send_chunk(writer, b"")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import grpc
+
 from parley.client import Accepted, Cancelled, Completed, Failed, ParleyClient, ParleyError, TextDelta
 from parley.conversation.v1 import conversation_pb2
 
@@ -66,7 +67,9 @@ async def write_loop(client: ParleyClient, conversation_id: str, load: Load, sto
                 _count(load, error)
                 await asyncio.sleep(error.retry_after or 0.2)
         try:
-            await client.conversations.ListMessages(conversation_pb2.ListMessagesRequest(conversation_id=conversation_id))
+            await client.conversations.ListMessages(
+                conversation_pb2.ListMessagesRequest(conversation_id=conversation_id)
+            )
         except ParleyError as error:
             _count(load, error)
 

@@ -92,4 +92,3 @@ class PgCluster:
                 timeout=STOP_TIMEOUT_SECONDS,
             )
         shutil.rmtree(self.directory, ignore_errors=True)
-

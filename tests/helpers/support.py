@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from sqlalchemy import select, text
+
 from parley.admin.v1 import admin_pb2_grpc
 from parley.agent.v1 import agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2_grpc
@@ -15,8 +17,6 @@ from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2_grpc
 from parley.client.errors import ParleyError
 from parley.conversation.v1 import conversation_pb2_grpc
-from sqlalchemy import select, text
-
 from parley_server.app import App
 from parley_server.db.models import OutboxEmail
 
@@ -134,10 +134,12 @@ async def snapshot(app: App) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to prove a failed call changed nothing."""
     async with app.database.transaction() as db:
         tables = (
-            await db.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"))
-        ).scalars().all()
+            (await db.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")))
+            .scalars()
+            .all()
+        )
         result = {}
         for table in tables:
             rows = (await db.execute(text(f"SELECT * FROM {table}"))).all()
-            result[table] = sorted((tuple(map(str, row)) for row in rows))
+            result[table] = sorted(tuple(map(str, row)) for row in rows)
         return result

@@ -31,17 +31,17 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message as ProtoMessage
+
 from parley.admin.v1 import admin_pb2
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2
+from parley.api.v1 import access_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
-from parley.conversation.v1 import conversation_pb2
-
-from parley.api.v1 import access_pb2
 from parley.client import rpcs
-from tests.helpers.support import PASSWORD, Account, Stubs
+from parley.conversation.v1 import conversation_pb2
 from tests.chat.test_chat import agent_id, collect
+from tests.helpers.support import PASSWORD, Account, Stubs
 
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
 
@@ -155,7 +155,8 @@ REQUESTS: dict[str, tuple[Builder, bool]] = {
     "GetUser": (lambda w: admin_pb2.GetUserRequest(user_id=w.owner.user.id), False),
     "UpdateUser": (
         lambda w: admin_pb2.UpdateUserRequest(
-            user=auth_pb2.User(id=w.owner.user.id, premium=True), update_mask=field_mask_pb2.FieldMask(paths=["premium"])
+            user=auth_pb2.User(id=w.owner.user.id, premium=True),
+            update_mask=field_mask_pb2.FieldMask(paths=["premium"]),
         ),
         False,
     ),
@@ -193,7 +194,9 @@ def request_for(full_name: str, method: Any, world: World) -> tuple[ProtoMessage
     return request, owned
 
 
-async def call(channel: grpc.aio.Channel, method: Any, full_name: str, request: ProtoMessage, md: Any) -> grpc.StatusCode:
+async def call(
+    channel: grpc.aio.Channel, method: Any, full_name: str, request: ProtoMessage, md: Any
+) -> grpc.StatusCode:
     """The status of one call; an open stream that is still running after 1 s counts as allowed."""
     response_type = method.output_type._concrete_class
     try:

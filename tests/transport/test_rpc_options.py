@@ -17,10 +17,10 @@ import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pb2 import MethodOptions
+
 from parley.api.v1 import access_pb2
 from parley.client import rpcs
 from parley.client.terminal import FRIENDLY_REASONS
-
 from parley_server.agents.access_rules import AccessReason
 from parley_server.common.errors import Reason
 from parley_server.transport.interceptors.access_policy import Access, implied_errors
@@ -71,7 +71,8 @@ def test_custom_methods_retried_by_clients() -> None:
     custom = {
         name
         for name, method in METHODS.items()
-        if expected_idempotency(method) == -1 and method.GetOptions().idempotency_level != MethodOptions.IDEMPOTENCY_UNKNOWN
+        if expected_idempotency(method) == -1
+        and method.GetOptions().idempotency_level != MethodOptions.IDEMPOTENCY_UNKNOWN
     }
     assert custom == {
         "/parley.auth.v1.AuthService/JoinWaitlist",

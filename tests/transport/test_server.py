@@ -12,18 +12,18 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from parley.auth.v1 import auth_pb2
 from parley.client import rpcs
 from parley.conversation.v1.conversation_pb2 import ListConversationsRequest
-
-from parley_server.db.database import asyncpg_dsn
-from parley_server.transport.interceptors.access_policy import POLICY, Access
+from parley_server.accounts.handlers import AuthHandlers
 from parley_server.admin.handlers import AdminHandlers
 from parley_server.agents.access_handlers import AgentAccessHandlers
 from parley_server.agents.handlers import AgentHandlers
-from parley_server.accounts.handlers import AuthHandlers
 from parley_server.chat.handlers import ChatHandlers
 from parley_server.conversations.handlers import ConversationHandlers
+from parley_server.db.database import asyncpg_dsn
+from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
 from tests.helpers.support import Stubs, expect_error
 

@@ -17,9 +17,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
+
 from parley.chat.v1 import chat_pb2
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
-
 from tests.helpers.grpc_web import GRPC_WEB, RunningBridge, first_frame, frame, http
 from tests.helpers.served import BIN
 from tests.helpers.support import Stubs, expect_error
@@ -123,7 +123,7 @@ async def test_undecodable_watch_request_through_grpc_web_is_invalid_argument(br
     )
     # Trailers-only: the status is in the HTTP headers, as for any early error.
     assert status == 200 and headers["grpc-status"] == "3", headers
-    assert "MALFORMED_REQUEST".encode() in base64.b64decode(headers["grpc-status-details-bin"] + "==")
+    assert b"MALFORMED_REQUEST" in base64.b64decode(headers["grpc-status-details-bin"] + "==")
 
 
 @pytest.mark.parametrize("through", ["grpc", "envoy"])

@@ -13,8 +13,8 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.models import Role, User, UserState
 from parley_server.common.errors import FailedPrecondition, Reason
+from parley_server.db.models import Role, User, UserState
 
 # pg_advisory_xact_lock key serialising the guard; "admins" in ASCII.
 LAST_ADMIN_LOCK_KEY = 0x61646D696E73

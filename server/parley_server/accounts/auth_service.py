@@ -22,12 +22,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.database import Database
-from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserState, WaitlistEntry
 from parley_server.accounts.admin_guard import ensure_another_active_admin, is_active_admin, lock_admin_guard
+from parley_server.accounts.email import EmailSender, EmailTemplates
+from parley_server.accounts.passwords import Passwords
+from parley_server.accounts.session_service import LOCKED_OUT_STATES, SessionService, TokenPair
+from parley_server.accounts.tokens import hash_secret, new_secret
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
-from parley_server.accounts.email import EmailSender, EmailTemplates
 from parley_server.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -38,11 +39,10 @@ from parley_server.common.errors import (
     Reason,
     Unauthenticated,
 )
-from parley_server.accounts.passwords import Passwords
 from parley_server.common.rate_limiter import Limit, RateLimiter
-from parley_server.accounts.session_service import LOCKED_OUT_STATES, SessionService, TokenPair
-from parley_server.accounts.tokens import hash_secret, new_secret
 from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, Violations
+from parley_server.db.database import Database
+from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserState, WaitlistEntry
 
 VERIFICATION_TOKEN_TTL = timedelta(hours=48)
 RESET_TOKEN_TTL = timedelta(hours=1)
@@ -361,14 +361,8 @@ class AuthService:
         async with self._db.transaction() as db:
             await self._password_was_right(db, user.email, "")
 
-    def _add_email_token(
-        self, db: AsyncSession, user: User, purpose: TokenPurpose, token: str, ttl: timedelta
-    ) -> None:
-        db.add(
-            EmailToken(
-                token_hash=hash_secret(token), user_id=user.id, purpose=purpose, expire_time=utcnow() + ttl
-            )
-        )
+    def _add_email_token(self, db: AsyncSession, user: User, purpose: TokenPurpose, token: str, ttl: timedelta) -> None:
+        db.add(EmailToken(token_hash=hash_secret(token), user_id=user.id, purpose=purpose, expire_time=utcnow() + ttl))
 
     async def _use_email_token(self, db: AsyncSession, token: str, purpose: TokenPurpose) -> User:
         """Consume a single-use email token; its user, locked for update."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from parley.auth.v1 import auth_pb2
-
 from parley_server.accounts.session_service import TokenPair
 from parley_server.common.convert import timestamp
 from parley_server.db.models import Role, User, UserState
@@ -17,6 +16,7 @@ STATE_TO_PROTO = {
     UserState.DISABLED: auth_pb2.USER_STATE_DISABLED,
 }
 STATE_FROM_PROTO = {v: k for k, v in STATE_TO_PROTO.items()}
+
 
 def user_to_proto(user: User) -> auth_pb2.User:
     return auth_pb2.User(

@@ -21,9 +21,9 @@ from typing import Protocol
 
 import aiosmtplib
 
-from parley_server.settings import SmtpSettings
 from parley_server.db.database import Database
 from parley_server.db.models import OutboxEmail
+from parley_server.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 
+from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley_server.accounts.auth_service import AuthService
-from parley_server.common.caller import current_client_address, require_caller
 from parley_server.accounts.convert import tokens_to_proto, user_to_proto
+from parley_server.common.caller import current_client_address, require_caller
 
 Ctx = grpc.aio.ServicerContext
 
@@ -17,18 +17,14 @@ class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):
         self._auth = auth
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: Ctx) -> auth_pb2.RegisterResponse:
-        user = await self._auth.register(
-            request.email, request.password, request.display_name, request.invite_code
-        )
+        user = await self._auth.register(request.email, request.password, request.display_name, request.invite_code)
         return auth_pb2.RegisterResponse(user=user_to_proto(user))
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Ctx) -> auth_pb2.LoginResponse:
         tokens, user = await self._auth.login(request.email, request.password, current_client_address.get())
         return auth_pb2.LoginResponse(tokens=tokens_to_proto(tokens), user=user_to_proto(user))
 
-    async def RefreshToken(
-        self, request: auth_pb2.RefreshTokenRequest, context: Ctx
-    ) -> auth_pb2.RefreshTokenResponse:
+    async def RefreshToken(self, request: auth_pb2.RefreshTokenRequest, context: Ctx) -> auth_pb2.RefreshTokenResponse:
         tokens = await self._auth.refresh(request.refresh_token)
         return auth_pb2.RefreshTokenResponse(tokens=tokens_to_proto(tokens))
 
@@ -84,8 +80,6 @@ class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):
         await self._auth.delete_account(require_caller(), request.password)
         return auth_pb2.DeleteAccountResponse()
 
-    async def JoinWaitlist(
-        self, request: auth_pb2.JoinWaitlistRequest, context: Ctx
-    ) -> auth_pb2.JoinWaitlistResponse:
+    async def JoinWaitlist(self, request: auth_pb2.JoinWaitlistRequest, context: Ctx) -> auth_pb2.JoinWaitlistResponse:
         position = await self._auth.join_waitlist(request.email, request.note)
         return auth_pb2.JoinWaitlistResponse(position=position)

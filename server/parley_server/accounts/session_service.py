@@ -19,12 +19,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.database import Database
-from parley_server.db.models import RefreshToken, Session, User, UserState
+from parley_server.accounts.tokens import AccessTokens, hash_secret, new_secret
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import Reason, Unauthenticated
-from parley_server.accounts.tokens import AccessTokens, hash_secret, new_secret
+from parley_server.db.database import Database
+from parley_server.db.models import RefreshToken, Session, User, UserState
 
 # Accounts in these states keep no usable session.
 LOCKED_OUT_STATES = frozenset({UserState.DISABLED, UserState.WAITLISTED})
@@ -118,9 +118,7 @@ class SessionService:
 
     async def revoke(self, db: AsyncSession, session_id: uuid.UUID) -> None:
         await db.execute(
-            update(Session)
-            .where(Session.id == session_id, Session.revoke_time.is_(None))
-            .values(revoke_time=utcnow())
+            update(Session).where(Session.id == session_id, Session.revoke_time.is_(None)).values(revoke_time=utcnow())
         )
         self._forget_sessions(db, [session_id])
 

@@ -25,19 +25,19 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server import __version__
-from parley_server.db.database import Database
-from parley_server.db.models import Role, User, UserState, WaitlistEntry
 from parley_server.accounts.admin_guard import ensure_another_active_admin, is_active_admin, lock_admin_guard
-from parley_server.common.activity import Activity
 from parley_server.accounts.auth_service import AuthService
-from parley_server.common.caller import Caller
-from parley_server.common.clock import utcnow
-from parley_server.conversations.service import DEFAULT_EMPTY_AGE, ConversationService
-from parley_server.common.errors import NotFound, Reason
-from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.accounts.session_service import LOCKED_OUT_STATES, SessionService
 from parley_server.admin.stats_service import Stats, StatsService
+from parley_server.common.activity import Activity
+from parley_server.common.caller import Caller
+from parley_server.common.clock import utcnow
+from parley_server.common.errors import NotFound, Reason
+from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, MAX_EMAIL_LENGTH, Violations, only_uuid
+from parley_server.conversations.service import DEFAULT_EMPTY_AGE, ConversationService
+from parley_server.db.database import Database
+from parley_server.db.models import Role, User, UserState, WaitlistEntry
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, TextualSelect, text
 from sqlalchemy.dialects.postgresql import UUID
 
-from parley_server.db.database import Database
 from parley_server.common.clock import utcnow
+from parley_server.db.database import Database
 
 # pg_advisory_xact_lock key between fills (shared) and the forgetting trigger
 # (exclusive); "stats" in ASCII. Migration 0005 spells the same number.

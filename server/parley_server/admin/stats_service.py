@@ -34,11 +34,11 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Date, Executable, cast, func, select
 
+from parley_server.admin.stats_rollup import day_usage
+from parley_server.common.clock import utcnow
+from parley_server.common.validation import Violations
 from parley_server.db.database import Database
 from parley_server.db.models import Agent, Conversation, User, UserState
-from parley_server.common.clock import utcnow
-from parley_server.admin.stats_rollup import day_usage
-from parley_server.common.validation import Violations
 
 CACHE_SECONDS = 30.0
 CACHE_MAX_ENTRIES = 256

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import grpc
+
 from parley.agent_access.v1 import agent_access_pb2 as pb
 from parley.agent_access.v1 import agent_access_pb2_grpc
-
 from parley_server.agents.access_service import AgentAccessService
-from parley_server.common.caller import require_caller
-from parley_server.common.convert import from_timestamp
 from parley_server.agents.convert import (
     REASON_TO_PROTO,
     agent_to_proto,
     grant_to_proto,
     usage_to_proto,
 )
+from parley_server.common.caller import require_caller
+from parley_server.common.convert import from_timestamp
 
 Ctx = grpc.aio.ServicerContext
 
@@ -23,9 +23,7 @@ class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):
     def __init__(self, service: AgentAccessService) -> None:
         self._service = service
 
-    async def CheckAgentAccess(
-        self, request: pb.CheckAgentAccessRequest, context: Ctx
-    ) -> pb.CheckAgentAccessResponse:
+    async def CheckAgentAccess(self, request: pb.CheckAgentAccessRequest, context: Ctx) -> pb.CheckAgentAccessResponse:
         decision = await self._service.check_access(require_caller(), request.agent_id)
         return pb.CheckAgentAccessResponse(
             allowed=decision.allowed,
@@ -45,9 +43,7 @@ class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):
         )
         return pb.GetUsageResponse(usage=[usage_to_proto(item) for item in usage])
 
-    async def GrantAgentAccess(
-        self, request: pb.GrantAgentAccessRequest, context: Ctx
-    ) -> pb.GrantAgentAccessResponse:
+    async def GrantAgentAccess(self, request: pb.GrantAgentAccessRequest, context: Ctx) -> pb.GrantAgentAccessResponse:
         grant = await self._service.grant(
             require_caller(), request.user_id, request.agent_id, from_timestamp(request, "expire_time")
         )
@@ -59,9 +55,7 @@ class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):
         await self._service.revoke(request.user_id, request.agent_id)
         return pb.RevokeAgentAccessResponse()
 
-    async def ListAgentGrants(
-        self, request: pb.ListAgentGrantsRequest, context: Ctx
-    ) -> pb.ListAgentGrantsResponse:
+    async def ListAgentGrants(self, request: pb.ListAgentGrantsRequest, context: Ctx) -> pb.ListAgentGrantsResponse:
         page = await self._service.list_grants(
             require_caller(), request.user_id, request.agent_id, request.page_size, request.page_token
         )

@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.models import Agent, AgentGrant, AgentVisibility, UsageDaily
 from parley_server.common.caller import Caller
 from parley_server.common.errors import NotFound, Reason
+from parley_server.db.models import Agent, AgentGrant, AgentVisibility, UsageDaily
 
 
 class AccessReason(enum.Enum):
@@ -88,9 +88,7 @@ def _rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> Acces
     return AccessDecision(AccessReason.OK, quota - used_today)
 
 
-async def decide_many(
-    db: AsyncSession, caller: Caller, agents: Sequence[Agent], now: datetime
-) -> list[AccessDecision]:
+async def decide_many(db: AsyncSession, caller: Caller, agents: Sequence[Agent], now: datetime) -> list[AccessDecision]:
     """The caller's access to each of agents at now, in the same order.
 
     Grants and usage are only read for the agents whose rule depends on them

@@ -17,8 +17,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.database import Database
-from parley_server.db.models import Agent, AgentGrant, UsageDaily, User
 from parley_server.agents.access_rules import (
     AccessDecision,
     AccessReason,
@@ -36,6 +34,8 @@ from parley_server.common.clock import utcnow
 from parley_server.common.errors import NotFound, PermissionDenied, Reason, ResourceExhausted
 from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.common.validation import Violations, only_uuid
+from parley_server.db.database import Database
+from parley_server.db.models import Agent, AgentGrant, UsageDaily, User
 
 DENIALS = {
     AccessReason.PREMIUM_REQUIRED: "this agent needs a premium account or a grant",

@@ -12,13 +12,12 @@ import struct
 
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2
-
-from parley_server.db.models import AgentGrant, AgentProvider, AgentVisibility
 from parley_server.agents.access_rules import AccessReason
 from parley_server.agents.access_service import AgentUsage
 from parley_server.agents.fields import AgentFields
 from parley_server.agents.service import AgentView
 from parley_server.common.convert import timestamp
+from parley_server.db.models import AgentGrant, AgentProvider, AgentVisibility
 
 VISIBILITY_TO_PROTO = {
     AgentVisibility.PUBLIC: agent_pb2.AGENT_VISIBILITY_PUBLIC,

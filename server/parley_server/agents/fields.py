@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit
 
-from parley_server.db.models import Agent, AgentProvider, AgentVisibility
 from parley_server.common.validation import Violations
+from parley_server.db.models import Agent, AgentProvider, AgentVisibility
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 API_KEY_ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -91,9 +91,7 @@ def checked_fields(v: Violations, f: AgentFields, prefix: str = "agent") -> Agen
         v.add(path("api_key_env"), f"must be at most {MAX_API_KEY_ENV_LENGTH} characters")
     elif api_key_env and not API_KEY_ENV_RE.match(api_key_env):
         v.add(path("api_key_env"), "must be an environment variable name: A-Z, 0-9 and '_', not starting with a digit")
-    system_prompt = v.text(
-        path("system_prompt"), _unix_newlines(f.system_prompt), max_length=MAX_SYSTEM_PROMPT_LENGTH
-    )
+    system_prompt = v.text(path("system_prompt"), _unix_newlines(f.system_prompt), max_length=MAX_SYSTEM_PROMPT_LENGTH)
     if not 0.0 <= f.temperature <= MAX_TEMPERATURE:  # also refuses NaN
         v.add(path("temperature"), f"must be between 0 and {MAX_TEMPERATURE:g}")
     if not 0 <= f.max_output_tokens <= MAX_OUTPUT_TOKENS:

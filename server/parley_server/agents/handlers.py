@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 
+from parley.agent.v1 import agent_pb2, agent_pb2_grpc
+from parley_server.agents.convert import agent_fields_from_proto, agent_to_proto
 from parley_server.agents.service import AgentService
 from parley_server.common.caller import require_caller
-from parley_server.agents.convert import agent_fields_from_proto, agent_to_proto
 
 Ctx = grpc.aio.ServicerContext
 
@@ -26,17 +26,13 @@ class AgentHandlers(agent_pb2_grpc.AgentServiceServicer):
         view = await self._service.get_agent(require_caller(), request.id)
         return agent_pb2.GetAgentResponse(agent=agent_to_proto(view))
 
-    async def CreateAgent(
-        self, request: agent_pb2.CreateAgentRequest, context: Ctx
-    ) -> agent_pb2.CreateAgentResponse:
+    async def CreateAgent(self, request: agent_pb2.CreateAgentRequest, context: Ctx) -> agent_pb2.CreateAgentResponse:
         view = await self._service.create_agent(
             require_caller(), agent_fields_from_proto(request.agent), request.request_id
         )
         return agent_pb2.CreateAgentResponse(agent=agent_to_proto(view))
 
-    async def UpdateAgent(
-        self, request: agent_pb2.UpdateAgentRequest, context: Ctx
-    ) -> agent_pb2.UpdateAgentResponse:
+    async def UpdateAgent(self, request: agent_pb2.UpdateAgentRequest, context: Ctx) -> agent_pb2.UpdateAgentResponse:
         view = await self._service.update_agent(
             require_caller(),
             request.agent.id,
@@ -45,8 +41,6 @@ class AgentHandlers(agent_pb2_grpc.AgentServiceServicer):
         )
         return agent_pb2.UpdateAgentResponse(agent=agent_to_proto(view))
 
-    async def DeleteAgent(
-        self, request: agent_pb2.DeleteAgentRequest, context: Ctx
-    ) -> agent_pb2.DeleteAgentResponse:
+    async def DeleteAgent(self, request: agent_pb2.DeleteAgentRequest, context: Ctx) -> agent_pb2.DeleteAgentResponse:
         await self._service.delete_agent(request.id)
         return agent_pb2.DeleteAgentResponse()

@@ -16,10 +16,10 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
-from parley_server.db.models import Agent, AgentProvider
 from parley_server.agents.providers.base import ChatProvider, ChatTurn, ProviderError, ProviderEvent
 from parley_server.agents.providers.echo_provider import EchoProvider
 from parley_server.agents.providers.openai_provider import OpenAIProvider
+from parley_server.db.models import Agent, AgentProvider
 
 
 class PooledProvider:

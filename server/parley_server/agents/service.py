@@ -16,8 +16,6 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.database import Database
-from parley_server.db.models import Agent
 from parley_server.agents.access_rules import decide_many, live_agent
 from parley_server.agents.fields import (
     UPDATABLE_PATHS,
@@ -33,6 +31,8 @@ from parley_server.common.errors import AlreadyExists, Reason
 from parley_server.common.idempotency import claim
 from parley_server.common.pagination import Page, Paginator
 from parley_server.common.validation import Violations, only_uuid
+from parley_server.db.database import Database
+from parley_server.db.models import Agent
 
 CREATE_SCOPE = "agent.create"
 
@@ -52,8 +52,7 @@ async def agent_views(db: AsyncSession, caller: Caller, agents: Sequence[Agent])
     """agents as caller sees them, in the same order."""
     decisions = await decide_many(db, caller, agents, utcnow())
     return [
-        AgentView(agent, decision.allowed, caller.is_admin)
-        for agent, decision in zip(agents, decisions, strict=True)
+        AgentView(agent, decision.allowed, caller.is_admin) for agent, decision in zip(agents, decisions, strict=True)
     ]
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import envoy
 
 from parley_server.app import App
-from parley_server.settings import Settings, split_host_port
 from parley_server.bridge.envoy_config import addresses, write_config
-from parley_server.transport.server import start_server
 from parley_server.bridge.web import WebServer
+from parley_server.settings import Settings, split_host_port
+from parley_server.transport.server import start_server
 
 log = logging.getLogger(__name__)
 envoy_log = logging.getLogger("parley.envoy")

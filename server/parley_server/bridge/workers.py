@@ -21,8 +21,8 @@ import signal
 import sys
 from collections.abc import Callable
 
-from parley_server.settings import ConfigError, Settings
 from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
+from parley_server.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

@@ -43,15 +43,15 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
 
-from parley_server.db.database import Database
-from parley_server.db.outage import is_outage
-from parley_server.db.models import Agent, Message, MessageState
+from parley_server.agents.providers.base import ChatProvider, ChatTurn, ProviderError, TextDelta, Usage
 from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
-from parley_server.events.schema import CancelRequested, Delta, Event, Finished
-from parley_server.events.bus import EventBus
 from parley_server.common.periodic import every
-from parley_server.agents.providers.base import ChatProvider, ChatTurn, ProviderError, TextDelta, Usage
+from parley_server.db.database import Database
+from parley_server.db.models import Agent, Message, MessageState
+from parley_server.db.outage import is_outage
+from parley_server.events.bus import EventBus
+from parley_server.events.schema import CancelRequested, Delta, Event, Finished
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,9 @@ class GenerationManager:
                         Message.state == MessageState.STREAMING,
                         Message.generation_owner == self.owner_key,
                     )
-                    .values(state=MessageState.FAILED, failure_reason=LOST, generation_owner=None, update_time=func.now())
+                    .values(
+                        state=MessageState.FAILED, failure_reason=LOST, generation_owner=None, update_time=func.now()
+                    )
                     .returning(Message.id, Message.conversation_id)
                 )
             ).all()

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import grpc
-from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 
-from parley_server.db.models import MessageState
-from parley_server.common.caller import require_caller
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley_server.chat.service import ChatService
 from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextChunk
+from parley_server.common.caller import require_caller
 from parley_server.conversations.convert import conversation_to_proto, message_to_proto
+from parley_server.db.models import MessageState
 
 Ctx = grpc.aio.ServicerContext
 R = TypeVar("R", chat_pb2.SendMessageResponse, chat_pb2.ResumeStreamResponse)
@@ -52,7 +52,9 @@ class ChatHandlers(chat_pb2_grpc.ChatServiceServicer):
     async def SendMessage(
         self, request: chat_pb2.SendMessageRequest, context: Ctx
     ) -> AsyncIterator[chat_pb2.SendMessageResponse]:
-        updates = self._chat.send_message(require_caller(), request.conversation_id, request.content, request.request_id)
+        updates = self._chat.send_message(
+            require_caller(), request.conversation_id, request.content, request.request_id
+        )
         async for update in updates:
             for event in _events(update, chat_pb2.SendMessageResponse):
                 yield event
@@ -89,4 +91,3 @@ class ChatHandlers(chat_pb2_grpc.ChatServiceServicer):
                 )
             elif update.conversation_deleted is not None:
                 yield chat_pb2.WatchConversationResponse(conversation_deleted=str(update.conversation_deleted))
-

@@ -24,12 +24,27 @@ from dataclasses import replace
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.database import Database
-from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
-from parley_server.common.activity import Activity
 from parley_server.agents.access_service import AgentAccessService
 from parley_server.agents.registry import AgentRegistry
+from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
+from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextChunk, WatchUpdate
+from parley_server.chat.watch import ConversationWatch
+from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
+from parley_server.common.clock import utcnow
+from parley_server.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
+from parley_server.common.idempotency import claim
+from parley_server.common.validation import Violations, only_uuid
+from parley_server.conversations.ownership import owned_conversation, owned_message
+from parley_server.conversations.service import (
+    DEFAULT_HISTORY_CHARS,
+    DEFAULT_HISTORY_MESSAGES,
+    ConversationService,
+    message_content,
+)
+from parley_server.db.database import Database
+from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.events.bus import EventBus, Subscription
 from parley_server.events.schema import (
     CancelRequested,
     ConversationChanged,
@@ -39,21 +54,6 @@ from parley_server.events.schema import (
     Finished,
     MessageCreated,
 )
-from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextChunk, WatchUpdate
-from parley_server.common.clock import utcnow
-from parley_server.conversations.service import (
-    DEFAULT_HISTORY_CHARS,
-    DEFAULT_HISTORY_MESSAGES,
-    ConversationService,
-    message_content,
-)
-from parley_server.chat.watch import ConversationWatch
-from parley_server.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
-from parley_server.events.bus import EventBus, Subscription
-from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
-from parley_server.common.idempotency import claim
-from parley_server.conversations.ownership import owned_conversation, owned_message
-from parley_server.common.validation import Violations, only_uuid
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,9 @@ class ChatService:
             raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
         return int(row[0]), row[1] in FINAL_STATES
 
-    async def _follow(self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int) -> AsyncIterator[ChatUpdate]:
+    async def _follow(
+        self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int
+    ) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
         with self._activity.chat_stream():
             async with self._bus.subscribe(conversation_id) as subscription:

@@ -30,9 +30,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 
+from parley_server.chat.generations import GenerationManager
+from parley_server.chat.updates import TextChunk, WatchUpdate
+from parley_server.common.caller import Caller
+from parley_server.common.errors import NotFound
+from parley_server.conversations.ownership import owned_conversation
 from parley_server.db.database import Database
 from parley_server.db.models import FINAL_STATES, Conversation, Message, MessageRole, MessageState
-from parley_server.common.caller import Caller
+from parley_server.events.bus import Subscription
 from parley_server.events.schema import (
     ConversationChanged,
     ConversationDeleted,
@@ -41,11 +46,6 @@ from parley_server.events.schema import (
     Finished,
     MessageCreated,
 )
-from parley_server.chat.updates import TextChunk, WatchUpdate
-from parley_server.common.errors import NotFound
-from parley_server.events.bus import Subscription
-from parley_server.chat.generations import GenerationManager
-from parley_server.conversations.ownership import owned_conversation
 
 
 @dataclass
@@ -77,9 +77,7 @@ class ConversationWatch:
                 select(func.coalesce(func.max(Message.seq), 0)).where(Message.conversation_id == self._cid)
             )
             streaming = await db.scalars(
-                select(Message.id).where(
-                    Message.conversation_id == self._cid, Message.state == MessageState.STREAMING
-                )
+                select(Message.id).where(Message.conversation_id == self._cid, Message.state == MessageState.STREAMING)
             )
             told = _Told(int(after_seq or 0), {message_id: 0 for message_id in streaming})
         yield WatchUpdate(conversation_updated=conversation)

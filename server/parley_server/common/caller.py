@@ -12,8 +12,8 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from parley_server.db.models import Role, UserState
 from parley_server.common.errors import Reason, Unauthenticated
+from parley_server.db.models import Role, UserState
 
 
 @dataclass(frozen=True)

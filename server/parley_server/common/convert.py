@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from parley_server.common.errors import FieldViolation, InvalidArgument
 
+
 def timestamp(value: datetime | None) -> Timestamp | None:
     """A Timestamp for value, or None (field left unset) when value is None."""
     if value is None:

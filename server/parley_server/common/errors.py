@@ -36,28 +36,39 @@ class Reason(StrEnum):
     MALFORMED_REQUEST = "MALFORMED_REQUEST", "The request bytes are not a valid message of the RPC's request type."
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", "The server has no access level for this method, so nobody may call it."
     UNIMPLEMENTED = "UNIMPLEMENTED", "The server has no handler for this method."
-    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE", (
-        "The database is not reachable right now (restarting, down, out of connections); retry after RetryInfo's delay."
+    DATABASE_UNAVAILABLE = (
+        "DATABASE_UNAVAILABLE",
+        (
+            "The database is not reachable right now (restarting, down, out of connections); retry after RetryInfo's delay."
+        ),
     )
     SHUTTING_DOWN = "SHUTTING_DOWN", "This server is shutting down; call again (another replica will answer)."
     INTERNAL = "INTERNAL", "An unexpected server error; the message carries a request id for the logs."
     # Tokens and sessions.
     TOKEN_MISSING = "TOKEN_MISSING", "The RPC needs `authorization: Bearer <access token>` metadata and got none."
-    TOKEN_INVALID = "TOKEN_INVALID", (
-        "UNAUTHENTICATED: the access token is malformed or not this server's; "
-        "FAILED_PRECONDITION: the emailed token is unknown."
+    TOKEN_INVALID = (
+        "TOKEN_INVALID",
+        (
+            "UNAUTHENTICATED: the access token is malformed or not this server's; "
+            "FAILED_PRECONDITION: the emailed token is unknown."
+        ),
     )
-    TOKEN_EXPIRED = "TOKEN_EXPIRED", (
-        "UNAUTHENTICATED: the access token expired (call RefreshToken); FAILED_PRECONDITION: the emailed token expired."
+    TOKEN_EXPIRED = (
+        "TOKEN_EXPIRED",
+        (
+            "UNAUTHENTICATED: the access token expired (call RefreshToken); FAILED_PRECONDITION: the emailed token expired."
+        ),
     )
     TOKEN_USED = "TOKEN_USED", "The emailed token was already used."
-    SESSION_REVOKED = "SESSION_REVOKED", (
-        "The session ended (logout, password change or reset, account disabled or deleted); log in again."
+    SESSION_REVOKED = (
+        "SESSION_REVOKED",
+        ("The session ended (logout, password change or reset, account disabled or deleted); log in again."),
     )
     SESSION_NOT_FOUND = "SESSION_NOT_FOUND", "No session of the caller has this refresh token."
     REFRESH_TOKEN_INVALID = "REFRESH_TOKEN_INVALID", "The refresh token is unknown."
-    REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED", (
-        "An already rotated refresh token was presented again; its whole session is revoked."
+    REFRESH_TOKEN_REUSED = (
+        "REFRESH_TOKEN_REUSED",
+        ("An already rotated refresh token was presented again; its whole session is revoked."),
     )
     # Accounts.
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS", "The email and password match no account."
@@ -81,8 +92,9 @@ class Reason(StrEnum):
     SLUG_TAKEN = "SLUG_TAKEN", "Another agent has this slug."
     NO_USER_MESSAGE = "NO_USER_MESSAGE", "The conversation has no user message to derive a title from."
     NOT_A_GENERATION = "NOT_A_GENERATION", "The message is not an assistant message, so it has no generation."
-    OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE", (
-        "The offset is past the text generated so far; metadata `length` says how far it goes."
+    OFFSET_OUT_OF_RANGE = (
+        "OFFSET_OUT_OF_RANGE",
+        ("The offset is past the text generated so far; metadata `length` says how far it goes."),
     )
     # Agent access (the names of access_rules.AccessReason).
     PREMIUM_REQUIRED = "PREMIUM_REQUIRED", "The agent is PREMIUM and the caller is neither premium nor granted."

@@ -25,10 +25,10 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, or_, select
 
-from parley_server.db.database import Database
-from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session
 from parley_server.common.clock import utcnow
 from parley_server.common.periodic import every
+from parley_server.db.database import Database
+from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley_server.db.models import IdempotencyKey
 
 
-async def claim(
-    db: AsyncSession, user_id: uuid.UUID, scope: str, request_id: str
-) -> tuple[uuid.UUID, bool]:
+async def claim(db: AsyncSession, user_id: uuid.UUID, scope: str, request_id: str) -> tuple[uuid.UUID, bool]:
     """The id the new resource must get, and whether to create it.
 
     With an empty request_id every call creates. Otherwise the first call of

@@ -14,8 +14,8 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Sequence
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -84,7 +84,6 @@ class Paginator:
             return Page(rows, "")
         items = rows[:size]
         return Page(items, self.encode(scope, keyset_of(items[-1])))
-
 
 
 def newest_first(

@@ -14,9 +14,9 @@ from sqlalchemy import case, delete, literal, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.models import RateLimitCounter
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import Reason, ResourceExhausted
+from parley_server.db.models import RateLimitCounter
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,7 @@ class RateLimiter:
         if await self.hit(db, limit, key) > limit.limit:
             counter = await db.get(RateLimitCounter, f"{limit.name}:{key}")
             started: datetime = counter.window_start if counter else utcnow()
-            raise ResourceExhausted(
-                message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED
-            )
+            raise ResourceExhausted(message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED)
 
     async def release(self, db: AsyncSession, limit: Limit, key: str) -> None:
         """Take back one event counted by `hit` that turned out not to count."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from parley.conversation.v1 import conversation_pb2
-
 from parley_server.agents.providers.base import ChatTurn, TurnRole
 from parley_server.common.convert import timestamp
 from parley_server.db.models import Conversation, Message, MessageRole, MessageState

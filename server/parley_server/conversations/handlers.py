@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import grpc
+
 from parley.conversation.v1 import conversation_pb2 as pb
 from parley.conversation.v1 import conversation_pb2_grpc
-
 from parley_server.common.caller import require_caller
-from parley_server.conversations.service import ConversationChanges, ConversationFilter, ConversationService
 from parley_server.common.convert import from_duration
 from parley_server.conversations.convert import (
     MESSAGE_ROLE_FROM_PROTO,
@@ -15,6 +14,7 @@ from parley_server.conversations.convert import (
     conversation_to_proto,
     message_to_proto,
 )
+from parley_server.conversations.service import ConversationChanges, ConversationFilter, ConversationService
 
 Ctx = grpc.aio.ServicerContext
 

@@ -7,11 +7,13 @@ so ids cannot be probed for existence (conversation.proto and chat.proto promise
 from __future__ import annotations
 
 import uuid
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.models import Conversation, Message
 from parley_server.common.errors import NotFound, Reason
+from parley_server.db.models import Conversation, Message
+
 
 async def owned_conversation(
     db: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False

@@ -25,20 +25,20 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, delete, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley_server.db.database import Database
-from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
-from parley_server.common import idempotency
 from parley_server.agents.access_service import AgentAccessService
+from parley_server.agents.providers.base import ChatTurn, ProviderError, TurnRole, complete_text
 from parley_server.agents.registry import AgentRegistry
+from parley_server.common import idempotency
 from parley_server.common.caller import Caller
-from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, ResourceExhausted
-from parley_server.conversations.ownership import owned_conversation, owned_message
 from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
-from parley_server.agents.providers.base import ChatTurn, ProviderError, TurnRole, complete_text
-from parley_server.conversations.titles import clean_title, heuristic_title
 from parley_server.common.validation import Violations, only_uuid
+from parley_server.conversations.ownership import owned_conversation, owned_message
+from parley_server.conversations.titles import clean_title, heuristic_title
+from parley_server.db.database import Database
+from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 
 log = logging.getLogger(__name__)
 
@@ -470,9 +470,7 @@ class ConversationService:
     async def _title(self, agent: Agent | None, first_message: str) -> str:
         return (await self._ask_for_title(agent, first_message) if agent else "") or heuristic_title(first_message)
 
-    async def _store_title(
-        self, caller: Caller, cid: uuid.UUID, title: str, *, keep_existing: bool
-    ) -> Conversation:
+    async def _store_title(self, caller: Caller, cid: uuid.UUID, title: str, *, keep_existing: bool) -> Conversation:
         """Store title (announced to watchers), unless keep_existing and one is set; the conversation."""
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)

@@ -18,9 +18,7 @@ log = logging.getLogger(__name__)
 PGDATA_DIR = "pgdata"
 
 
-def start_embedded_postgres(
-    data_dir: Path, *, cleanup: Literal["stop", "delete"] | None = "stop"
-) -> str:
+def start_embedded_postgres(data_dir: Path, *, cleanup: Literal["stop", "delete"] | None = "stop") -> str:
     """Start (or join) the embedded server in data_dir/pgdata; returns an asyncpg URL."""
     # pgserver reads platformdirs' runtime dir for its lock file; without
     # XDG_RUNTIME_DIR that only warns and falls back to /tmp, which is fine.

@@ -16,8 +16,8 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
-    Identity,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -135,9 +135,7 @@ class RefreshToken(Base):
 
     # SHA-256 of the opaque token; the token itself is never stored.
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
-    )
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     create_time: Mapped[datetime] = _now()
     # Set when the token was exchanged; a second exchange is a reuse.
     rotate_time: Mapped[datetime | None] = mapped_column(default=None)
@@ -181,9 +179,7 @@ class WaitlistEntry(Base):
     invite_sent: Mapped[bool] = mapped_column(default=False)
 
     # Positions count the pending entries ahead of one.
-    __table_args__ = (
-        Index("ix_waitlist_entries_pending_seq", "seq", postgresql_where=text("approve_time IS NULL")),
-    )
+    __table_args__ = (Index("ix_waitlist_entries_pending_seq", "seq", postgresql_where=text("approve_time IS NULL")),)
 
 
 class RateLimitCounter(Base):
@@ -253,9 +249,7 @@ class Agent(Base):
     # Soft delete: conversations keep pointing at the agent, the slug is freed.
     delete_time: Mapped[datetime | None] = mapped_column(default=None)
 
-    __table_args__ = (
-        Index("uq_agents_slug_live", "slug", unique=True, postgresql_where=text("delete_time IS NULL")),
-    )
+    __table_args__ = (Index("uq_agents_slug_live", "slug", unique=True, postgresql_where=text("delete_time IS NULL")),)
 
 
 class AgentGrant(Base):
@@ -313,15 +307,11 @@ class Message(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     create_time: Mapped[datetime] = _now()
     update_time: Mapped[datetime] = _now()
-    content_search: Mapped[str] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('simple', content)", persisted=True)
-    )
+    content_search: Mapped[str] = mapped_column(TSVECTOR, Computed("to_tsvector('simple', content)", persisted=True))
     # Advisory-lock key of the replica generating this STREAMING message.
     generation_owner: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # For an assistant message: the user message it answers.
-    reply_to: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL"), default=None
-    )
+    reply_to: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), default=None)
 
     # INSERT ... RETURNING fills seq and the timestamps, so a new message can be
     # returned to the client without a second round trip to read them back.

@@ -145,7 +145,12 @@ def _split_deltas(events: list[Event], max_bytes: int) -> list[Event]:
         if isinstance(event, Delta) and len(event.text) > max_chars:
             for start in range(0, len(event.text), max_chars):
                 result.append(
-                    Delta(event.conversation_id, event.message_id, event.offset + start, event.text[start : start + max_chars])
+                    Delta(
+                        event.conversation_id,
+                        event.message_id,
+                        event.offset + start,
+                        event.text[start : start + max_chars],
+                    )
                 )
         else:
             result.append(event)

@@ -12,25 +12,25 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+
 from parley.admin.v1 import admin_pb2, admin_pb2_grpc
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2, agent_access_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-
+from parley_server.accounts.handlers import AuthHandlers
+from parley_server.admin.handlers import AdminHandlers
+from parley_server.agents.access_handlers import AgentAccessHandlers
+from parley_server.agents.handlers import AgentHandlers
 from parley_server.app import App
+from parley_server.chat.handlers import ChatHandlers
+from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.transport.interceptors.auth_interceptor import AuthInterceptor
 from parley_server.transport.interceptors.base import AroundChain
 from parley_server.transport.interceptors.decode_interceptor import DecodeInterceptor
 from parley_server.transport.interceptors.error_interceptor import ErrorInterceptor
 from parley_server.transport.interceptors.logging_interceptor import LoggingInterceptor
-from parley_server.admin.handlers import AdminHandlers
-from parley_server.agents.access_handlers import AgentAccessHandlers
-from parley_server.agents.handlers import AgentHandlers
-from parley_server.accounts.handlers import AuthHandlers
-from parley_server.chat.handlers import ChatHandlers
-from parley_server.conversations.handlers import ConversationHandlers
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,11 @@ def _add_reflection_v1(server: grpc.aio.Server, servicer: reflection.aio.Reflect
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
     )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("grpc.reflection.v1.ServerReflection", {"ServerReflectionInfo": handler}),)
+        (
+            grpc.method_handlers_generic_handler(
+                "grpc.reflection.v1.ServerReflection", {"ServerReflectionInfo": handler}
+            ),
+        )
     )
 
 
@@ -180,4 +184,3 @@ async def serve_until_signalled(app: App, address: str) -> None:
     await stop.wait()
     log.info("shutting down (grace %ss)", app.settings.shutdown_grace_seconds)
     await running.stop(app.settings.shutdown_grace_seconds)
-

@@ -15,13 +15,13 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message as ProtoMessage
-from parley.auth.v1 import auth_pb2
 
+from parley.auth.v1 import auth_pb2
 from parley.client.channel import PUBLIC_METHODS, PUBLIC_SERVICE_PREFIXES, REQUEST_ID_METHODS
 from parley.client.errors import ParleyError
 
@@ -47,7 +47,7 @@ class Tokens:
     @classmethod
     def from_proto(cls, pair: auth_pb2.TokenPair) -> Tokens:
         def when(field: str) -> datetime | None:
-            return getattr(pair, field).ToDatetime(tzinfo=timezone.utc) if pair.HasField(field) else None
+            return getattr(pair, field).ToDatetime(tzinfo=UTC) if pair.HasField(field) else None
 
         return cls(
             pair.access_token,

@@ -12,13 +12,12 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
+
 from parley.admin.v1 import admin_pb2_grpc
 from parley.agent.v1 import agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
-from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-
 from parley.client._auth import Tokens, TokenStore, interceptors
 from parley.client.channel import channel_options
 from parley.client.errors import ParleyError
@@ -38,6 +37,7 @@ from parley.client.events import (
     Usage,
     WatchEvent,
 )
+from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
 __all__ = ["ParleyClient"]
 
@@ -172,9 +172,7 @@ class ParleyClient:
 
     async def login(self, email: str, password: str) -> auth_pb2.User:
         """Log in and keep the token pair; returns the user."""
-        response: auth_pb2.LoginResponse = await self._auth.Login(
-            auth_pb2.LoginRequest(email=email, password=password)
-        )
+        response: auth_pb2.LoginResponse = await self._auth.Login(auth_pb2.LoginRequest(email=email, password=password))
         self._store.set(Tokens.from_proto(response.tokens))
         return response.user
 
@@ -183,9 +181,7 @@ class ParleyClient:
     ) -> auth_pb2.User:
         """Create an account (PENDING_VERIFICATION, or WAITLISTED); does not log in."""
         response: auth_pb2.RegisterResponse = await self._auth.Register(
-            auth_pb2.RegisterRequest(
-                email=email, password=password, display_name=display_name, invite_code=invite_code
-            )
+            auth_pb2.RegisterRequest(email=email, password=password, display_name=display_name, invite_code=invite_code)
         )
         return response.user
 

@@ -18,7 +18,7 @@ on them and type checkers know which fields exist:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias, Union
+from typing import TypeAlias
 
 from parley.conversation.v1.conversation_pb2 import Conversation, Message
 
@@ -90,7 +90,7 @@ class Cancelled:
     message: Message
 
 
-ChatEvent: TypeAlias = Union[Accepted, TextDelta, Usage, Completed, Failed, Cancelled]
+ChatEvent: TypeAlias = Accepted | TextDelta | Usage | Completed | Failed | Cancelled
 """One event of send_message() / resume()."""
 
 TERMINAL_EVENTS = (Completed, Failed, Cancelled)
@@ -133,5 +133,5 @@ class ConversationDeleted:
     conversation_id: str
 
 
-WatchEvent: TypeAlias = Union[MessageCreated, MessageDelta, MessageCompleted, ConversationUpdated, ConversationDeleted]
+WatchEvent: TypeAlias = MessageCreated | MessageDelta | MessageCompleted | ConversationUpdated | ConversationDeleted
 """One event of watch()."""

@@ -27,20 +27,20 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import grpc
 import platformdirs
+
 from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
-from parley.conversation.v1 import conversation_pb2
-
 from parley.client._auth import Tokens
 from parley.client.client import ParleyClient
 from parley.client.errors import ParleyError
 from parley.client.events import Accepted, Cancelled, Completed, Failed, TextDelta
+from parley.conversation.v1 import conversation_pb2
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -115,9 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="parley chat", description="Chat with a Parley agent in the terminal."
-    )
+    parser = argparse.ArgumentParser(prog="parley chat", description="Chat with a Parley agent in the terminal.")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
@@ -396,7 +394,7 @@ class ChatApp:
             return self.new_chat(None)
         self.say("Recent conversations:")
         for number, conversation in enumerate(listed, 1):
-            when = conversation.update_time.ToDatetime(tzinfo=timezone.utc).astimezone()
+            when = conversation.update_time.ToDatetime(tzinfo=UTC).astimezone()
             title = conversation.title or "(untitled)"
             count = conversation.message_count
             self.say(

@@ -108,4 +108,3 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
-

@@ -13,7 +13,6 @@ import enum
 
 from parley.api.v1 import access_pb2
 from parley.client import rpcs
-
 from parley_server.common.errors import Reason
 
 

@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 
 import grpc
 
-from parley_server.db.models import UserState
+from parley_server.accounts.session_service import SessionService
 from parley_server.common.caller import Caller, current_caller, current_client_address
 from parley_server.common.errors import PermissionDenied, Reason, Unauthenticated
-from parley_server.accounts.session_service import SessionService
+from parley_server.db.models import UserState
 from parley_server.transport.interceptors.access_policy import Access, access_for
 from parley_server.transport.interceptors.base import AroundInterceptor
 from parley_server.transport.interceptors.request_context import client_address, current_request
@@ -59,7 +59,9 @@ class AuthInterceptor(AroundInterceptor):
         if not required:
             return None
         if header is None:
-            raise Unauthenticated("authentication required: send `authorization: Bearer <token>`", reason=Reason.TOKEN_MISSING)
+            raise Unauthenticated(
+                "authentication required: send `authorization: Bearer <token>`", reason=Reason.TOKEN_MISSING
+            )
         if not header.lower().startswith(BEARER) or len(header) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("authorization metadata must be `Bearer <token>`", reason=Reason.TOKEN_INVALID)
         return await self._sessions.authenticate(header[len(BEARER) :].strip())

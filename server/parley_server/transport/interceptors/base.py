@@ -21,9 +21,7 @@ from grpc_interceptor.server import AsyncServerInterceptor
 
 class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
     @abc.abstractmethod
-    def around(
-        self, context: grpc.aio.ServicerContext, method_name: str
-    ) -> AbstractAsyncContextManager[None]:
+    def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AbstractAsyncContextManager[None]:
         """Entered before the handler runs, exited after its last response."""
 
     async def intercept(

@@ -23,9 +23,9 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from parley_server.db.outage import is_outage
 from parley_server.common import errors
 from parley_server.common.errors import Reason
+from parley_server.db.outage import is_outage
 from parley_server.transport.interceptors.base import AroundInterceptor
 from parley_server.transport.interceptors.request_context import current_request
 
@@ -125,7 +125,8 @@ class ErrorInterceptor(AroundInterceptor):
         except NotImplementedError:
             # What the generated base servicer raises for an RPC without a handler.
             await abort_with(
-                context, rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", Reason.UNIMPLEMENTED)
+                context,
+                rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", Reason.UNIMPLEMENTED),
             )
         except Exception as exc:
             rid = _request_id()
