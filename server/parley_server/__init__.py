@@ -1,4 +1,6 @@
-"""Parley's gRPC server: handlers (rpc/), domain services (domain/), database
-models and migrations (db/) and interceptors (interceptors/)."""
+"""Parley's gRPC server, one package per area (accounts, agents, conversations,
+chat, admin: each with its handlers, conversions and domain services), over
+transport/ (server, interceptors), events/, common/ and db/; bridge/ serves
+browsers through Envoy. pyproject.toml's import-linter contracts hold the layering."""
 
 __version__ = "0.1.0"

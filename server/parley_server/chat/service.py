@@ -396,7 +396,7 @@ class ChatService:
     # -- WatchConversation ---------------------------------------------------
 
     async def watch_conversation(self, caller: Caller, conversation_id: str) -> AsyncIterator[WatchUpdate]:
-        """The conversation as it is now, then every change to it until it is deleted (see conversation_watch)."""
+        """The conversation as it is now, then every change to it until it is deleted (see chat/watch.py)."""
         cid = only_uuid("conversation_id", conversation_id)
         epoch = self._watch_epoch
         watch = ConversationWatch(self._db, self.generations, caller, cid)

@@ -9,7 +9,7 @@ however many streams run. Other events wake the sender at once.
 
 Each replica owns a `replica_key`, and holds a session advisory lock on it
 for as long as its LISTEN connection lives; that is how other replicas tell
-whether a generation's owner is still alive (see generation_manager).
+whether a generation's owner is still alive (see chat/generations.py).
 """
 
 from __future__ import annotations

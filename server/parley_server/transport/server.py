@@ -41,7 +41,7 @@ PROBE_INTERVAL_SECONDS = 1.0
 PROBE_INTERVAL_DOWN_SECONDS = 0.2
 PROBE_TIMEOUT_SECONDS = 2.0
 
-# Parley's services: each has its handlers (rpc/), and reflection and health
+# Parley's services: each area has its handlers, and reflection and health
 # list them by these names.
 SERVICE_NAMES = [
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,

@@ -1,0 +1,51 @@
+"""SQLAlchemy models: the tables PostgreSQL keeps for Parley, one module per area.
+
+Foreign keys to users cascade on delete so that deleting an account removes
+everything it owns in one statement, whichever code path deletes it.
+"""
+
+from parley_server.db.models.accounts import (
+    EmailToken,
+    Invite,
+    OutboxEmail,
+    RefreshToken,
+    Role,
+    Session,
+    TokenPurpose,
+    User,
+    UserState,
+    WaitlistEntry,
+)
+from parley_server.db.models.admin import StatsDay, StatsDayAgent
+from parley_server.db.models.agents import Agent, AgentGrant, AgentProvider, AgentVisibility, UsageDaily
+from parley_server.db.models.base import Base
+from parley_server.db.models.common import IdempotencyKey, RateLimitCounter
+from parley_server.db.models.conversations import FINAL_STATES, Conversation, Message, MessageRole, MessageState
+
+__all__ = [
+    "Agent",
+    "AgentGrant",
+    "AgentProvider",
+    "AgentVisibility",
+    "Base",
+    "Conversation",
+    "EmailToken",
+    "FINAL_STATES",
+    "IdempotencyKey",
+    "Invite",
+    "Message",
+    "MessageRole",
+    "MessageState",
+    "OutboxEmail",
+    "RateLimitCounter",
+    "RefreshToken",
+    "Role",
+    "Session",
+    "StatsDay",
+    "StatsDayAgent",
+    "TokenPurpose",
+    "UsageDaily",
+    "User",
+    "UserState",
+    "WaitlistEntry",
+]
