@@ -11,13 +11,15 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import text
 
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley_server.app import App
 from parley_server.db.models import User, UserState
-from tests.helpers.support import PASSWORD, Account, Metadata, Stubs, expect_error, snapshot
+from tests.helpers.accounts import PASSWORD, Account, Metadata
+from tests.helpers.database import snapshot, sql
+from tests.helpers.errors import expect_error, expect_invalid_exactly
+from tests.helpers.stubs import Stubs
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -50,12 +52,6 @@ async def login_fails(stubs: Stubs, email: str, password: str) -> None:
     )
 
 
-async def sql(app: App, query: str, **params: Any) -> list[tuple[Any, ...]]:
-    async with app.database.transaction() as db:
-        result = await db.execute(text(query), params)
-        return [tuple(row) for row in result.all()] if result.returns_rows else []
-
-
 async def outbox(app: App, email: str, subject_word: str = "") -> list[str]:
     rows = await sql(app, "SELECT subject FROM outbox_emails WHERE recipient = :e ORDER BY id", e=email)
     return [subject for (subject,) in rows if subject_word in subject]
@@ -70,18 +66,6 @@ async def set_state(app: App, email: str, state: UserState) -> None:
 
 async def snapshot_except(app: App, *tables: str) -> dict[str, list[tuple[Any, ...]]]:
     return {name: rows for name, rows in (await snapshot(app)).items() if name not in tables}
-
-
-async def expect_invalid(
-    stubs: Stubs, call: Awaitable[Any], fields: set[str], before: dict[str, Any] | None = None
-) -> None:
-    """INVALID_ARGUMENT naming exactly `fields`, and not a row changed (against `before` when given)."""
-    if before is None:
-        before = await snapshot(stubs.app)
-    details = await expect_error(call, INVALID)
-    assert set(details.violations) == fields, details.violations
-    assert all(details.violations.values()), "every violation says what is wrong"
-    assert await snapshot(stubs.app) == before
 
 
 def seconds_from_now(ts: Any) -> float:
@@ -158,7 +142,9 @@ async def test_register_rejects_bad_input_and_changes_nothing(stubs: Stubs, subt
     for case, (fields, bad) in REGISTER_CASES.items():
         with subtests.test(case):
             request = {"email": "carol@example.com", "password": "a good long password", **fields}
-            await expect_invalid(stubs, stubs.auth.Register(auth_pb2.RegisterRequest(**request)), bad, before)
+            await expect_invalid_exactly(
+                stubs.app, stubs.auth.Register(auth_pb2.RegisterRequest(**request)), bad, before
+            )
     assert await outbox(stubs.app, "carol@example.com") == []
     # The same request with good values goes through.
     await stubs.register("carol@example.com", "a good long password")
@@ -207,9 +193,9 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(stubs: Stubs
 
 
 async def test_login_rejects_empty_fields(stubs: Stubs) -> None:
-    await expect_invalid(stubs, stubs.auth.Login(auth_pb2.LoginRequest()), {"email", "password"})
-    await expect_invalid(
-        stubs, stubs.auth.Login(auth_pb2.LoginRequest(email="x" * 300, password="p" * 2000)), {"email", "password"}
+    await expect_invalid_exactly(stubs.app, stubs.auth.Login(auth_pb2.LoginRequest()), {"email", "password"})
+    await expect_invalid_exactly(
+        stubs.app, stubs.auth.Login(auth_pb2.LoginRequest(email="x" * 300, password="p" * 2000)), {"email", "password"}
     )
 
 
@@ -286,8 +272,10 @@ async def test_verify_email_expired_token(stubs: Stubs) -> None:
 
 
 async def test_verify_email_empty_or_huge_token(stubs: Stubs) -> None:
-    await expect_invalid(stubs, stubs.auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token="")), {"token"})
-    await expect_invalid(stubs, stubs.auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token="t" * 10_000)), {"token"})
+    await expect_invalid_exactly(stubs.app, stubs.auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token="")), {"token"})
+    await expect_invalid_exactly(
+        stubs.app, stubs.auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token="t" * 10_000)), {"token"}
+    )
 
 
 # -- RefreshToken -------------------------------------------------------------------------
@@ -326,8 +314,8 @@ async def test_reused_refresh_token_kills_the_whole_session(stubs: Stubs) -> Non
 async def test_refresh_with_unknown_empty_or_huge_token(stubs: Stubs) -> None:
     await stubs.active_account()
     await expect_error(refresh(stubs, "no-such-token"), UNAUTHENTICATED, "REFRESH_TOKEN_INVALID")
-    await expect_invalid(stubs, refresh(stubs, ""), {"refresh_token"})
-    await expect_invalid(stubs, refresh(stubs, "r" * 10_000), {"refresh_token"})
+    await expect_invalid_exactly(stubs.app, refresh(stubs, ""), {"refresh_token"})
+    await expect_invalid_exactly(stubs.app, refresh(stubs, "r" * 10_000), {"refresh_token"})
 
 
 async def test_refresh_of_an_expired_session(stubs: Stubs) -> None:
@@ -434,7 +422,7 @@ async def test_update_profile_rejects_bad_masks_and_values(stubs: Stubs, subtest
                 user=auth_pb2.User(display_name=name, email="evil@example.com", role=auth_pb2.ROLE_ADMIN),
                 update_mask=FieldMask(paths=paths),
             )
-            await expect_invalid(stubs, stubs.auth.UpdateProfile(request, metadata=account.md), bad, before)
+            await expect_invalid_exactly(stubs.app, stubs.auth.UpdateProfile(request, metadata=account.md), bad, before)
     stored = await me(stubs, account.md)
     assert (stored.display_name, stored.email, stored.role) == ("", ADA, auth_pb2.ROLE_USER)
 
@@ -461,9 +449,9 @@ async def test_change_password_with_wrong_old_password(stubs: Stubs) -> None:
 
 async def test_change_password_rejects_a_weak_new_password(stubs: Stubs) -> None:
     account = await stubs.active_account()
-    await expect_invalid(stubs, change_password(stubs, account, PASSWORD, "short"), {"new_password"})
-    await expect_invalid(stubs, change_password(stubs, account, PASSWORD, ADA.upper()), {"new_password"})
-    await expect_invalid(stubs, change_password(stubs, account, "", NEW_PASSWORD), {"old_password"})
+    await expect_invalid_exactly(stubs.app, change_password(stubs, account, PASSWORD, "short"), {"new_password"})
+    await expect_invalid_exactly(stubs.app, change_password(stubs, account, PASSWORD, ADA.upper()), {"new_password"})
+    await expect_invalid_exactly(stubs.app, change_password(stubs, account, "", NEW_PASSWORD), {"old_password"})
     await stubs.login(ADA, PASSWORD)
 
 
@@ -504,8 +492,8 @@ async def test_request_password_reset_emails_a_known_account(stubs: Stubs) -> No
 
 
 async def test_request_password_reset_rejects_a_malformed_email(stubs: Stubs) -> None:
-    await expect_invalid(
-        stubs, stubs.auth.RequestPasswordReset(auth_pb2.RequestPasswordResetRequest(email="nope")), {"email"}
+    await expect_invalid_exactly(
+        stubs.app, stubs.auth.RequestPasswordReset(auth_pb2.RequestPasswordResetRequest(email="nope")), {"email"}
     )
 
 
@@ -535,9 +523,9 @@ async def test_reset_password_weak_password_keeps_the_token_usable(stubs: Stubs)
     await stubs.active_account()
     await request_reset(stubs, ADA)
     token = await stubs.emailed_token(ADA, "Reset")
-    await expect_invalid(stubs, reset_password(stubs, token, "short"), {"new_password"})
-    await expect_invalid(stubs, reset_password(stubs, token, ADA), {"new_password"})
-    await expect_invalid(stubs, reset_password(stubs, "", ""), {"token", "new_password"})
+    await expect_invalid_exactly(stubs.app, reset_password(stubs, token, "short"), {"new_password"})
+    await expect_invalid_exactly(stubs.app, reset_password(stubs, token, ADA), {"new_password"})
+    await expect_invalid_exactly(stubs.app, reset_password(stubs, "", ""), {"token", "new_password"})
     await stubs.login(ADA, PASSWORD)
     await reset_password(stubs, token)
     await stubs.login(ADA, NEW_PASSWORD)
@@ -637,8 +625,8 @@ async def test_delete_account_with_wrong_password_deletes_nothing(stubs: Stubs) 
         "WRONG_PASSWORD",
     )
     assert set(details.violations) == {"password"}
-    await expect_invalid(
-        stubs, stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(), metadata=account.md), {"password"}
+    await expect_invalid_exactly(
+        stubs.app, stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(), metadata=account.md), {"password"}
     )
     assert await snapshot_except(stubs.app, "rate_limit_counters") == before
     assert (await me(stubs, account.md)).email == ADA

@@ -20,8 +20,10 @@ import pytest
 
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
-from tests import conftest
-from tests.helpers.support import Account, Metadata, Stubs, bearer, expect_error
+from tests.helpers.accounts import Account, Metadata, bearer
+from tests.helpers.errors import expect_error
+from tests.helpers.in_process import TEST_JWT_SECRET
+from tests.helpers.stubs import Stubs
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 # HS512 with the (HS256-sized) test secret is one of the forgeries.
@@ -34,7 +36,7 @@ def claims_of(account: Account) -> Claims:
     return jwt.decode(account.tokens.access_token, options={"verify_signature": False})
 
 
-def sign(claims: Claims, secret: str = conftest.TEST_JWT_SECRET, algorithm: str = "HS256") -> str:
+def sign(claims: Claims, secret: str = TEST_JWT_SECRET, algorithm: str = "HS256") -> str:
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 

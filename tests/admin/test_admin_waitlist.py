@@ -13,10 +13,9 @@ from sqlalchemy import select
 from parley.admin.v1 import admin_pb2 as pb
 from parley.auth.v1 import auth_pb2
 from parley_server.db.models import OutboxEmail
-from tests.accounts.test_auth_waitlist import waitlist_server, wl  # noqa: F401 (fixtures: a server with the waitlist on)
-from tests.helpers.admin import expect_invalid
-from tests.helpers.conversations import sql
-from tests.helpers.support import Stubs, expect_error, snapshot
+from tests.helpers.database import snapshot, sql
+from tests.helpers.errors import expect_error, expect_invalid_naming
+from tests.helpers.stubs import Stubs
 
 
 async def join(stubs: Stubs, *emails: str) -> None:
@@ -84,11 +83,13 @@ async def test_list_waitlist_rejects_bad_input(stubs: Stubs) -> None:
     await join(stubs, "w1@example.com", "w2@example.com")
     first = await stubs.admin.ListWaitlist(pb.ListWaitlistRequest(page_size=1), metadata=admin.md)
     call = stubs.admin.ListWaitlist
-    await expect_invalid(stubs.app, call(pb.ListWaitlistRequest(page_size=-5), metadata=admin.md), "page_size")
+    await expect_invalid_naming(stubs.app, call(pb.ListWaitlistRequest(page_size=-5), metadata=admin.md), "page_size")
     tampered = first.next_page_token[:-3] + "abc"
-    await expect_invalid(stubs.app, call(pb.ListWaitlistRequest(page_token=tampered), metadata=admin.md), "page_token")
+    await expect_invalid_naming(
+        stubs.app, call(pb.ListWaitlistRequest(page_token=tampered), metadata=admin.md), "page_token"
+    )
     other_query = pb.ListWaitlistRequest(page_token=first.next_page_token, include_approved=True)
-    await expect_invalid(stubs.app, call(other_query, metadata=admin.md), "page_token")
+    await expect_invalid_naming(stubs.app, call(other_query, metadata=admin.md), "page_token")
 
 
 async def test_approving_an_email_without_account_sends_an_invite(stubs: Stubs) -> None:
@@ -152,12 +153,12 @@ async def test_approve_is_all_or_nothing_and_checks_its_input(stubs: Stubs) -> N
     assert unknown in details.message
     assert await snapshot(stubs.app) == before
     md = admin.md
-    await expect_invalid(stubs.app, call(pb.ApproveWaitlistEntriesRequest(), metadata=md), "entry_ids")
-    await expect_invalid(
+    await expect_invalid_naming(stubs.app, call(pb.ApproveWaitlistEntriesRequest(), metadata=md), "entry_ids")
+    await expect_invalid_naming(
         stubs.app, call(pb.ApproveWaitlistEntriesRequest(entry_ids=[ids[0], "bad"]), metadata=md), "entry_ids[1]"
     )
     too_many = [str(uuid.uuid4()) for _ in range(101)]
-    await expect_invalid(
+    await expect_invalid_naming(
         stubs.app, call(pb.ApproveWaitlistEntriesRequest(entry_ids=too_many), metadata=md), "entry_ids"
     )
     # Duplicates are approved once and echoed in request order.
@@ -166,7 +167,7 @@ async def test_approve_is_all_or_nothing_and_checks_its_input(stubs: Stubs) -> N
     assert (await sql(stubs.app, "SELECT count(*) FROM invites"))[0][0] == 2
 
 
-async def test_approved_people_get_past_a_waitlist_that_is_on(wl: Stubs) -> None:  # noqa: F811 (the fixture)
+async def test_approved_people_get_past_a_waitlist_that_is_on(wl: Stubs) -> None:
     """End to end on a server with the waitlist on: the waitlisted account can log
     in once approved, and the invited email can register with the emailed code."""
     admin = await wl.admin_account()

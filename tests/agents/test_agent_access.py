@@ -18,8 +18,11 @@ from parley.client.terminal import FRIENDLY_REASONS
 from parley.conversation.v1 import conversation_pb2
 from parley_server.common.errors import NotFound, PermissionDenied, ResourceExhausted
 from parley_server.db.models import AgentGrant, UsageDaily
+from tests.helpers.accounts import Account
 from tests.helpers.agents import caller_of, create_agent, echo_agent, make_premium, seeded_ids, update_agent
-from tests.helpers.support import Account, Stubs, expect_error, snapshot
+from tests.helpers.database import snapshot
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 R = pb.AccessReason

@@ -25,8 +25,8 @@ from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from parley_server.bridge.web import PAGE_DIR
+from tests.helpers.accounts import PASSWORD
 from tests.helpers.served import Served, free_port, start_served
-from tests.helpers.support import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "clients" / "web"

@@ -20,8 +20,8 @@ import pytest
 
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.bridge.test_envoy import GRPC_WEB, http
+from tests.helpers.accounts import PASSWORD
 from tests.helpers.served import start
-from tests.helpers.support import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DATA = {

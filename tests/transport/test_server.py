@@ -25,7 +25,8 @@ from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.db.database import asyncpg_dsn
 from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
-from tests.helpers.support import Stubs, expect_error
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 PARLEY_FILES = rpcs.FILES
 
