@@ -19,8 +19,8 @@ import grpc
 import pytest
 
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.bridge.test_envoy import GRPC_WEB, http
 from tests.helpers.accounts import PASSWORD
+from tests.helpers.grpc_web import GRPC_WEB, http
 from tests.helpers.served import start
 
 ROOT = Path(__file__).resolve().parents[2]
