@@ -16,7 +16,7 @@ from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley_server.app import App
 from parley_server.db.models import User, UserState
-from tests.helpers.accounts import PASSWORD, Account, Metadata
+from tests.helpers.accounts import PASSWORD, Account, current_user
 from tests.helpers.database import snapshot, sql
 from tests.helpers.errors import expect_error, expect_invalid_exactly
 from tests.helpers.stubs import Stubs
@@ -32,13 +32,9 @@ ADA = "ada@example.com"
 # -- helpers ----------------------------------------------------------------------
 
 
-async def me(stubs: Stubs, md: Metadata) -> auth_pb2.User:
-    return (await stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=md)).user
-
-
 async def expect_revoked(stubs: Stubs, account: Account) -> None:
     """Both tokens of account's session are dead."""
-    await expect_error(me(stubs, account.md), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, account.md), UNAUTHENTICATED, "SESSION_REVOKED")
     await expect_error(refresh(stubs, account.tokens.refresh_token), UNAUTHENTICATED, "SESSION_REVOKED")
 
 
@@ -50,11 +46,6 @@ async def login_fails(stubs: Stubs, email: str, password: str) -> None:
     await expect_error(
         stubs.auth.Login(auth_pb2.LoginRequest(email=email, password=password)), UNAUTHENTICATED, "INVALID_CREDENTIALS"
     )
-
-
-async def outbox(app: App, email: str, subject_word: str = "") -> list[str]:
-    rows = await sql(app, "SELECT subject FROM outbox_emails WHERE recipient = :e ORDER BY id", e=email)
-    return [subject for (subject,) in rows if subject_word in subject]
 
 
 async def set_state(app: App, email: str, state: UserState) -> None:
@@ -85,7 +76,7 @@ async def test_register_creates_a_pending_account_and_emails_a_verification_link
     uuid.UUID(user.id)
     assert abs(seconds_from_now(user.create_time)) < 60
     assert not user.HasField("last_login_time")
-    assert await outbox(stubs.app, "ada.lovelace@example.com") == ["Verify your Parley email address"]
+    assert await stubs.emailed_subjects("ada.lovelace@example.com") == ["Verify your Parley email address"]
     # The password is stored hashed (Argon2id), never as given.
     [(stored,)] = await sql(stubs.app, "SELECT password_hash FROM users")
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
@@ -145,7 +136,7 @@ async def test_register_rejects_bad_input_and_changes_nothing(stubs: Stubs, subt
             await expect_invalid_exactly(
                 stubs.app, stubs.auth.Register(auth_pb2.RegisterRequest(**request)), bad, before
             )
-    assert await outbox(stubs.app, "carol@example.com") == []
+    assert await stubs.emailed_subjects("carol@example.com") == []
     # The same request with good values goes through.
     await stubs.register("carol@example.com", "a good long password")
 
@@ -163,7 +154,7 @@ async def test_login_returns_tokens_and_the_user(stubs: Stubs) -> None:
     assert 29 * 86400 < seconds_from_now(tokens.refresh_token_expire_time) <= 30 * 86400 + 5
     assert user.id == registered.id and user.email == ADA
     assert user.HasField("last_login_time") and abs(seconds_from_now(user.last_login_time)) < 60
-    current = await me(stubs, (("authorization", f"Bearer {tokens.access_token}"),))
+    current = await current_user(stubs, (("authorization", f"Bearer {tokens.access_token}"),))
     assert current.last_login_time == user.last_login_time
     # The refresh token is stored only as its SHA-256.
     assert await sql(stubs.app, "SELECT token_hash FROM refresh_tokens") == [
@@ -203,7 +194,7 @@ async def test_pending_account_can_log_in_but_not_use_user_rpcs_until_verified(s
     await stubs.register(ADA)
     account = await stubs.login(ADA)
     assert account.user.state == auth_pb2.USER_STATE_PENDING_VERIFICATION
-    assert (await me(stubs, account.md)).email == ADA
+    assert (await current_user(stubs, account.md)).email == ADA
     list_conversations = lambda: stubs.conversation.ListConversations(  # noqa: E731
         conversation_pb2.ListConversationsRequest(), metadata=account.md
     )
@@ -233,7 +224,7 @@ async def test_verify_email_activates_the_account(stubs: Stubs) -> None:
     pending = await stubs.login(ADA)
     response = await stubs.auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token=await stubs.emailed_token(ADA)))
     assert response.user.state == auth_pb2.USER_STATE_ACTIVE and response.user.email_verified
-    assert (await me(stubs, pending.md)).state == auth_pb2.USER_STATE_ACTIVE
+    assert (await current_user(stubs, pending.md)).state == auth_pb2.USER_STATE_ACTIVE
 
 
 async def test_verify_email_token_works_once(stubs: Stubs) -> None:
@@ -287,7 +278,7 @@ async def test_refresh_rotates_to_new_working_tokens(stubs: Stubs) -> None:
     assert rotated.refresh_token != account.tokens.refresh_token
     assert rotated.access_token != account.tokens.access_token
     new_md = (("authorization", f"Bearer {rotated.access_token}"),)
-    assert (await me(stubs, new_md)).email == ADA
+    assert (await current_user(stubs, new_md)).email == ADA
     # The new refresh token rotates again; still one session.
     again = await refresh(stubs, rotated.refresh_token)
     assert again.refresh_token not in (rotated.refresh_token, account.tokens.refresh_token)
@@ -299,15 +290,17 @@ async def test_reused_refresh_token_kills_the_whole_session(stubs: Stubs) -> Non
     bystander = await stubs.login(ADA)  # another session of the same user
     rotated = await refresh(stubs, account.tokens.refresh_token)
     rotated_md = (("authorization", f"Bearer {rotated.access_token}"),)
-    assert (await me(stubs, rotated_md)).email == ADA  # known live (and cached) before the replay
+    assert (await current_user(stubs, rotated_md)).email == ADA  # known live (and cached) before the replay
     await expect_error(refresh(stubs, account.tokens.refresh_token), UNAUTHENTICATED, "REFRESH_TOKEN_REUSED")
     # The newest refresh token and every access token of the family are dead.
     await expect_error(refresh(stubs, rotated.refresh_token), UNAUTHENTICATED, "SESSION_REVOKED")
     for access in (rotated.access_token, account.tokens.access_token):
-        await expect_error(me(stubs, (("authorization", f"Bearer {access}"),)), UNAUTHENTICATED, "SESSION_REVOKED")
+        await expect_error(
+            current_user(stubs, (("authorization", f"Bearer {access}"),)), UNAUTHENTICATED, "SESSION_REVOKED"
+        )
     # The old token stays refused, and another login of the same user is untouched.
     await expect_error(refresh(stubs, account.tokens.refresh_token), UNAUTHENTICATED, "SESSION_REVOKED")
-    assert (await me(stubs, bystander.md)).email == ADA
+    assert (await current_user(stubs, bystander.md)).email == ADA
     assert (await refresh(stubs, bystander.tokens.refresh_token)).access_token
 
 
@@ -336,19 +329,19 @@ async def logout(stubs: Stubs, account: Account, refresh_token: str = "", all_se
 async def test_logout_ends_the_current_session_at_once(stubs: Stubs) -> None:
     account = await stubs.active_account()
     other = await stubs.login(ADA)
-    assert (await me(stubs, account.md)).email == ADA  # cached as live
+    assert (await current_user(stubs, account.md)).email == ADA  # cached as live
     await logout(stubs, account)
     await expect_revoked(stubs, account)
-    assert (await me(stubs, other.md)).email == ADA
+    assert (await current_user(stubs, other.md)).email == ADA
 
 
 async def test_logout_by_refresh_token_ends_that_session(stubs: Stubs) -> None:
     laptop = await stubs.active_account()
     phone = await stubs.login(ADA)
-    assert (await me(stubs, phone.md)).email == ADA
+    assert (await current_user(stubs, phone.md)).email == ADA
     await logout(stubs, laptop, refresh_token=phone.tokens.refresh_token)
     await expect_revoked(stubs, phone)
-    assert (await me(stubs, laptop.md)).email == ADA
+    assert (await current_user(stubs, laptop.md)).email == ADA
 
 
 async def test_logout_with_someone_elses_refresh_token_is_not_found(stubs: Stubs) -> None:
@@ -362,21 +355,21 @@ async def test_logout_with_someone_elses_refresh_token_is_not_found(stubs: Stubs
             "SESSION_NOT_FOUND",
         )
     assert await snapshot(stubs.app) == before
-    assert (await me(stubs, bob.md)).email == "bob@example.com"
-    assert (await me(stubs, ada.md)).email == ADA
+    assert (await current_user(stubs, bob.md)).email == "bob@example.com"
+    assert (await current_user(stubs, ada.md)).email == ADA
 
 
 async def test_logout_all_sessions(stubs: Stubs) -> None:
     sessions = [await stubs.active_account()] + [await stubs.login(ADA) for _ in range(2)]
     bob = await stubs.active_account("bob@example.com")
     for account in sessions:
-        assert (await me(stubs, account.md)).email == ADA
+        assert (await current_user(stubs, account.md)).email == ADA
     await logout(stubs, sessions[1], all_sessions=True)
     for account in sessions:
         await expect_revoked(stubs, account)
-    assert (await me(stubs, bob.md)).email == "bob@example.com"
+    assert (await current_user(stubs, bob.md)).email == "bob@example.com"
     # Logging in again works.
-    assert (await me(stubs, (await stubs.login(ADA)).md)).email == ADA
+    assert (await current_user(stubs, (await stubs.login(ADA)).md)).email == ADA
 
 
 async def test_logout_needs_a_token(stubs: Stubs) -> None:
@@ -396,7 +389,7 @@ async def test_update_profile_display_name(stubs: Stubs) -> None:
         metadata=account.md,
     )
     assert response.user.display_name == "Countess"
-    stored = await me(stubs, account.md)
+    stored = await current_user(stubs, account.md)
     assert stored.display_name == "Countess"
     # Only the masked field changed.
     assert stored.email == ADA and stored.role == auth_pb2.ROLE_USER
@@ -423,7 +416,7 @@ async def test_update_profile_rejects_bad_masks_and_values(stubs: Stubs, subtest
                 update_mask=FieldMask(paths=paths),
             )
             await expect_invalid_exactly(stubs.app, stubs.auth.UpdateProfile(request, metadata=account.md), bad, before)
-    stored = await me(stubs, account.md)
+    stored = await current_user(stubs, account.md)
     assert (stored.display_name, stored.email, stored.role) == ("", ADA, auth_pb2.ROLE_USER)
 
 
@@ -458,10 +451,10 @@ async def test_change_password_rejects_a_weak_new_password(stubs: Stubs) -> None
 async def test_change_password_revokes_other_sessions_and_keeps_this_one(stubs: Stubs) -> None:
     account = await stubs.active_account()
     other = await stubs.login(ADA)
-    assert (await me(stubs, other.md)).email == ADA
+    assert (await current_user(stubs, other.md)).email == ADA
     await change_password(stubs, account, PASSWORD, NEW_PASSWORD)
     await expect_revoked(stubs, other)
-    assert (await me(stubs, account.md)).email == ADA
+    assert (await current_user(stubs, account.md)).email == ADA
     assert (await refresh(stubs, account.tokens.refresh_token)).access_token
     await login_fails(stubs, ADA, PASSWORD)
     assert (await stubs.login(ADA, NEW_PASSWORD)).user.email == ADA
@@ -488,7 +481,7 @@ async def test_request_password_reset_for_an_unknown_email_is_ok_and_sends_nothi
 async def test_request_password_reset_emails_a_known_account(stubs: Stubs) -> None:
     await stubs.active_account()
     await request_reset(stubs, " ADA@example.com ")
-    assert await outbox(stubs.app, ADA, "Reset") == ["Reset your Parley password"]
+    assert await stubs.emailed_subjects(ADA, "Reset") == ["Reset your Parley password"]
 
 
 async def test_request_password_reset_rejects_a_malformed_email(stubs: Stubs) -> None:
@@ -501,7 +494,7 @@ async def test_reset_emails_are_limited_per_hour(stubs: Stubs) -> None:
     await stubs.active_account()
     for _ in range(5):
         await request_reset(stubs, ADA)  # always OK: the answer never tells
-    assert len(await outbox(stubs.app, ADA, "Reset")) == 3
+    assert len(await stubs.emailed_subjects(ADA, "Reset")) == 3
 
 
 async def test_reset_password_works_once_and_revokes_every_session(stubs: Stubs) -> None:
@@ -567,7 +560,7 @@ async def test_resend_verification_email_sends_a_working_token(stubs: Stubs) -> 
     account = await stubs.login(ADA)
     first = await stubs.emailed_token(ADA)
     await resend(stubs, account)
-    assert len(await outbox(stubs.app, ADA, "Verify")) == 2
+    assert len(await stubs.emailed_subjects(ADA, "Verify")) == 2
     second = await stubs.emailed_token(ADA)
     assert second != first
     response = await stubs.auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token=second))
@@ -598,7 +591,7 @@ async def test_resend_is_limited_to_three_per_hour(stubs: Stubs) -> None:
     )
     assert details.retry_seconds is not None and 0 < details.retry_seconds <= 3600
     assert await snapshot(stubs.app) == before
-    assert len(await outbox(stubs.app, ADA, "Verify")) == 4  # registration + 3
+    assert len(await stubs.emailed_subjects(ADA, "Verify")) == 4  # registration + 3
 
 
 # -- DeleteAccount ----------------------------------------------------------------------------
@@ -629,7 +622,7 @@ async def test_delete_account_with_wrong_password_deletes_nothing(stubs: Stubs) 
         stubs.app, stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(), metadata=account.md), {"password"}
     )
     assert await snapshot_except(stubs.app, "rate_limit_counters") == before
-    assert (await me(stubs, account.md)).email == ADA
+    assert (await current_user(stubs, account.md)).email == ADA
 
 
 async def test_delete_account_removes_the_user_and_their_sessions_and_tokens(stubs: Stubs) -> None:
@@ -645,10 +638,10 @@ async def test_delete_account_removes_the_user_and_their_sessions_and_tokens(stu
 
     assert await rows_of(stubs.app, account.user.id) == dict.fromkeys(bob_rows, 0)
     assert await rows_of(stubs.app, bob.user.id) == bob_rows
-    await expect_error(me(stubs, account.md), UNAUTHENTICATED, "SESSION_REVOKED")
-    await expect_error(me(stubs, other.md), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, account.md), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, other.md), UNAUTHENTICATED, "SESSION_REVOKED")
     await login_fails(stubs, ADA, PASSWORD)
-    assert (await me(stubs, bob.md)).email == "bob@example.com"
+    assert (await current_user(stubs, bob.md)).email == "bob@example.com"
     # The email is free again.
     again = await stubs.register(ADA)
     assert again.state == auth_pb2.USER_STATE_PENDING_VERIFICATION and again.id != account.user.id
@@ -694,4 +687,4 @@ async def test_logout_racing_a_request_on_the_same_session_still_ends_it(stubs: 
         await sessions.revoke(db, session_id)
         # Another RPC of this process, between the revoke and its commit.
         await sessions.authenticate(account.tokens.access_token)
-    await expect_error(me(stubs, account.md), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, account.md), UNAUTHENTICATED, "SESSION_REVOKED")

@@ -53,6 +53,14 @@ class Stubs:
                     return match.group(1)
         raise AssertionError(f"no {subject_word!r} email to {email}")
 
+    async def emailed_subjects(self, email: str, subject_word: str = "") -> list[str]:
+        """The subjects of the outbox emails to email that have subject_word, oldest first."""
+        async with self.app.database.transaction() as db:
+            subjects = await db.execute(
+                select(OutboxEmail.subject).where(OutboxEmail.recipient == email).order_by(OutboxEmail.id)
+            )
+            return [subject for subject in subjects.scalars() if subject_word in subject]
+
     async def active_account(self, email: str = "ada@example.com", password: str = PASSWORD) -> Account:
         """Register, verify through the emailed token, log in."""
         await self.register(email, password)
