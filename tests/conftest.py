@@ -26,7 +26,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -180,11 +180,6 @@ async def truncate_all(app: App) -> None:
                 raise
             await asyncio.sleep(0.2)
     app.sessions.clear_cache()
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Iterator[Path]:
-    yield Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

@@ -31,16 +31,11 @@ from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import sql
 from tests.helpers.errors import expect_invalid_naming
 from tests.helpers.stubs import Stubs
+from tests.helpers.timestamps import ts
 
 D1 = date(2025, 3, 1)
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 4, tzinfo=UTC)  # exclusive: D1, D2, D3
-
-
-def ts(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def day(n: int) -> str:

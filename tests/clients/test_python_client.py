@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -45,6 +44,7 @@ from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
 from tests.helpers.chat import stored
 from tests.helpers.in_process import TEST_JWT_SECRET
+from tests.helpers.repo import REPO_ROOT
 from tests.helpers.stubs import Stubs
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -503,6 +503,6 @@ def test_retry_and_public_method_tables_match_the_protos() -> None:
         assert "request_id" in request.fields_by_name
 
 
-def test_package_is_typed(repo_root: Path) -> None:
-    assert (repo_root / "clients/python/parley/py.typed").is_file()
-    assert list((repo_root / "clients/python/parley/chat/v1").glob("*.pyi"))
+def test_package_is_typed() -> None:
+    assert (REPO_ROOT / "clients/python/parley/py.typed").is_file()
+    assert list((REPO_ROOT / "clients/python/parley/chat/v1").glob("*.pyi"))
