@@ -1,5 +1,8 @@
 """Shared test fixtures: one real PostgreSQL, one real server on a real port.
 
+Every fixture more than one test module uses is here, found by pytest and
+never imported; the plain functions tests share are in tests/helpers/.
+
 The database is the embedded PostgreSQL (pgserver) unless DATABASE_URL names
 a server; then a fresh database is created on that server for the run and
 dropped afterwards, so the named database itself is never touched.
@@ -23,7 +26,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,16 +45,14 @@ from parley_server.common.errors import DomainError
 from parley_server.db.database import asyncpg_dsn, normalise_url
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
-from parley_server.settings import Settings
 from parley_server.transport.interceptors.access_policy import POLICY, implied_errors
 from parley_server.transport.interceptors.error_interceptor import CODES, ErrorInterceptor
 from parley_server.transport.server import RunningServer, start_server
+from tests.helpers.accounts import Account
 from tests.helpers.grpc_web import RunningBridge, http
+from tests.helpers.in_process import second_server, settings_for_tests
 from tests.helpers.served import free_port
-from tests.helpers.support import Stubs
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
-
+from tests.helpers.stubs import Stubs
 
 SENT_ERRORS: set[tuple[str, str, str]] = set()
 _map_errors = ErrorInterceptor.around
@@ -120,26 +121,9 @@ async def database_url(tmp_root: Path) -> AsyncIterator[str]:
         await admin.close()
 
 
-def test_settings(tmp_root: Path, database_url: str, **overrides: object) -> Settings:
-    """Settings for an in-process test server: cheap Argon2, fixed secret, outbox email."""
-    base = Settings.from_env(
-        {
-            "DATABASE_URL": database_url,
-            "PARLEY_DATA_DIR": str(tmp_root / "data"),
-            "PARLEY_JWT_SECRET": TEST_JWT_SECRET,
-            "PARLEY_ARGON2_TIME_COST": "1",
-            "PARLEY_ARGON2_MEMORY_KIB": "8192",
-            "PARLEY_EMAIL_BACKEND": "outbox",
-            "PARLEY_ECHO_DELAY_MS": "10",
-            "PARLEY_PERSIST_INTERVAL_MS": "100",
-        }
-    )
-    return base.__class__(**{**base.__dict__, **overrides})
-
-
 @pytest.fixture(scope="session")
 async def app(tmp_root: Path, database_url: str) -> AsyncIterator[App]:
-    application = build_app(test_settings(tmp_root, database_url), database_url)
+    application = build_app(settings_for_tests(tmp_root, database_url), database_url)
     await migrate(application.database)
     async with application.database.transaction() as db:
         # The migration seeds the default agents; keep a copy to restore after truncation.
@@ -198,24 +182,30 @@ async def truncate_all(app: App) -> None:
     app.sessions.clear_cache()
 
 
-@asynccontextmanager
-async def second_server(tmp_root: Path, database_url: str, **overrides: object) -> AsyncIterator[Stubs]:
-    """Another replica on the same database: its own App (pool, caches, settings
-    overrides) and port, reached through Stubs whose `.app` is that App."""
-    other = build_app(test_settings(tmp_root, database_url, **overrides), database_url)
-    running = await start_server(other, "127.0.0.1:0")
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
-        yield Stubs(channel, other)
-    finally:
-        await channel.close()
-        await running.stop(0)
-        await other.aclose()
+@pytest.fixture
+async def alice(stubs: Stubs) -> Account:
+    return await stubs.active_account("alice@example.com")
 
 
-@pytest.fixture(scope="session")
-def repo_root() -> Iterator[Path]:
-    yield Path(__file__).resolve().parent.parent
+@pytest.fixture(scope="module")
+async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
+    """Another replica on the same database: its own App (pool, caches) and port."""
+    async with second_server(tmp_root, database_url) as other:
+        yield other
+
+
+@pytest.fixture(scope="module")
+async def waitlist_server(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
+    """A second App and server with the waitlist on, sharing the test database."""
+    async with second_server(tmp_root, database_url, waitlist_enabled=True) as other:
+        yield other
+
+
+@pytest.fixture
+async def wl(stubs: Stubs, waitlist_server: Stubs) -> Stubs:
+    """Stubs of the waitlist server, on tables `stubs` just emptied."""
+    waitlist_server.app.sessions.clear_cache()
+    return waitlist_server
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.repo import REPO_ROOT
 from tests.helpers.served import BIN, Served, start_served
-
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,9 @@ def test_grpcurl_lists_and_describes_without_proto_files(served: Served) -> None
     assert "email_verified" in message.stdout
 
 
-def test_readme_grpcurl_walkthrough_runs(served: Served, repo_root: Path) -> None:
+def test_readme_grpcurl_walkthrough_runs(served: Served) -> None:
     """The README's grpcurl block, run verbatim by bash against a real server."""
-    readme = (repo_root / "README.md").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
     block = readme.split("<!-- grpcurl-walkthrough")[1].split("```sh\n", 1)[1].split("```", 1)[0]
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block],

@@ -1,7 +1,8 @@
 import grpc
 
 from parley.auth.v1 import auth_pb2
-from tests.helpers.support import Stubs, expect_error
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 
 async def test_register_verify_login_get_current_user(stubs: Stubs) -> None:

@@ -12,19 +12,14 @@ from sqlalchemy import text
 
 from parley.auth.v1 import auth_pb2
 from parley_server.app import App
-from tests import conftest
-from tests.helpers.support import PASSWORD, Stubs, expect_error
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.errors import expect_error
+from tests.helpers.in_process import second_server
+from tests.helpers.stubs import Stubs
 
 WRONG = "not the password at all"
 LIMIT = 5  # PARLEY_LOGIN_MAX_FAILURES default
 WINDOW_SECONDS = 15 * 60
-
-
-@pytest.fixture(scope="module")
-async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
-    """A second server process-alike: its own App (pool, caches) and port, same database."""
-    async with conftest.second_server(tmp_root, database_url) as other:
-        yield other
 
 
 async def login(stubs: Stubs, email: str, password: str) -> auth_pb2.LoginResponse:
@@ -156,7 +151,7 @@ async def test_concurrent_guesses_cannot_exceed_the_limit(stubs: Stubs) -> None:
 @pytest.fixture
 async def strict_replica(stubs: Stubs, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
     """A replica allowing only 3 failures per client address (the default is 50)."""
-    async with conftest.second_server(tmp_root, database_url, login_max_failures_per_client=3) as other:
+    async with second_server(tmp_root, database_url, login_max_failures_per_client=3) as other:
         yield other
 
 

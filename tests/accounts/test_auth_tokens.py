@@ -20,8 +20,10 @@ import pytest
 
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
-from tests import conftest
-from tests.helpers.support import Account, Metadata, Stubs, bearer, expect_error
+from tests.helpers.accounts import Account, Metadata, bearer, current_user
+from tests.helpers.errors import expect_error
+from tests.helpers.in_process import TEST_JWT_SECRET
+from tests.helpers.stubs import Stubs
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 # HS512 with the (HS256-sized) test secret is one of the forgeries.
@@ -34,7 +36,7 @@ def claims_of(account: Account) -> Claims:
     return jwt.decode(account.tokens.access_token, options={"verify_signature": False})
 
 
-def sign(claims: Claims, secret: str = conftest.TEST_JWT_SECRET, algorithm: str = "HS256") -> str:
+def sign(claims: Claims, secret: str = TEST_JWT_SECRET, algorithm: str = "HS256") -> str:
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 
@@ -73,10 +75,6 @@ async def refusals(stubs: Stubs, name: str, md: Metadata, reason: str) -> list[s
     return problems
 
 
-async def get_me(stubs: Stubs, md: Metadata) -> auth_pb2.GetCurrentUserResponse:
-    return await stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=md)
-
-
 async def test_real_token_is_accepted_and_its_claims_are_as_documented(stubs: Stubs) -> None:
     account = await stubs.active_account()
     claims = claims_of(account)
@@ -86,24 +84,24 @@ async def test_real_token_is_accepted_and_its_claims_are_as_documented(stubs: St
     assert 14 * 60 <= claims["exp"] - claims["iat"] <= 16 * 60
     # A token re-signed by us with the same claims is accepted: the forged
     # variants below fail because of what was changed, not how they were made.
-    me = await get_me(stubs, bearer(sign(claims)))
-    assert me.user.id == account.user.id
+    me = await current_user(stubs, bearer(sign(claims)))
+    assert me.id == account.user.id
 
 
 async def test_scheme_is_case_insensitive(stubs: Stubs) -> None:
     account = await stubs.active_account()
-    me = await get_me(stubs, (("authorization", f"bearer {account.tokens.access_token}"),))
-    assert me.user.email == "ada@example.com"
+    me = await current_user(stubs, (("authorization", f"bearer {account.tokens.access_token}"),))
+    assert me.email == "ada@example.com"
 
 
 async def test_expired_token_is_token_expired(stubs: Stubs) -> None:
     account = await stubs.active_account()
     now = int(time.time())
     token = sign(changed(claims_of(account), iat=now - 3600, exp=now - 60))
-    details = await expect_error(get_me(stubs, bearer(token)), UNAUTHENTICATED, "TOKEN_EXPIRED")
+    details = await expect_error(current_user(stubs, bearer(token)), UNAUTHENTICATED, "TOKEN_EXPIRED")
     assert "expired" in details.message
     # The session itself is still fine: the real token keeps working.
-    assert (await get_me(stubs, account.md)).user.id == account.user.id
+    assert (await current_user(stubs, account.md)).id == account.user.id
 
 
 # Each case turns the claims of a live session's token into a bad token.
@@ -145,7 +143,7 @@ async def test_forged_or_malformed_token_is_token_invalid(stubs: Stubs) -> None:
         problems += await refusals(stubs, name, md, "TOKEN_INVALID")
     assert not problems, "\n".join(problems)
     # None of it disturbed the real session.
-    assert (await get_me(stubs, account.md)).user.id == account.user.id
+    assert (await current_user(stubs, account.md)).id == account.user.id
 
 
 async def test_sid_of_wrong_type_is_token_invalid(stubs: Stubs) -> None:
@@ -184,12 +182,12 @@ async def test_malformed_authorization_header_is_token_invalid(stubs: Stubs) -> 
 async def test_10kb_header_is_token_invalid(stubs: Stubs) -> None:
     account = await stubs.active_account()
     for header in ("Bearer " + "a" * 10_000, f"Bearer {account.tokens.access_token}" + "a" * 10_000):
-        await expect_error(get_me(stubs, (("authorization", header),)), UNAUTHENTICATED, "TOKEN_INVALID")
+        await expect_error(current_user(stubs, (("authorization", header),)), UNAUTHENTICATED, "TOKEN_INVALID")
 
 
 async def test_20kb_header_is_unauthenticated_with_error_info(stubs: Stubs) -> None:
     md = (("authorization", "Bearer " + "a" * 20_000),)
-    await expect_error(get_me(stubs, md), UNAUTHENTICATED, "TOKEN_INVALID")
+    await expect_error(current_user(stubs, md), UNAUTHENTICATED, "TOKEN_INVALID")
 
 
 async def test_missing_header_is_token_missing_on_a_user_rpc(stubs: Stubs) -> None:
@@ -206,16 +204,18 @@ async def test_token_naming_another_session_or_user_is_session_revoked(stubs: St
     ada_claims = claims_of(ada)
     # Right signature, but no such session.
     await expect_error(
-        get_me(stubs, bearer(sign(changed(ada_claims, sid=str(uuid.uuid4()))))), UNAUTHENTICATED, "SESSION_REVOKED"
+        current_user(stubs, bearer(sign(changed(ada_claims, sid=str(uuid.uuid4()))))),
+        UNAUTHENTICATED,
+        "SESSION_REVOKED",
     )
     # Bob's session claimed for Ada (and the other way round): refused.
     mixed = changed(ada_claims, sid=claims_of(bob)["sid"])
-    await expect_error(get_me(stubs, bearer(sign(mixed))), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, bearer(sign(mixed))), UNAUTHENTICATED, "SESSION_REVOKED")
     mixed = changed(claims_of(bob), sid=ada_claims["sid"])
-    await expect_error(get_me(stubs, bearer(sign(mixed))), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, bearer(sign(mixed))), UNAUTHENTICATED, "SESSION_REVOKED")
     # Both real tokens still work.
-    assert (await get_me(stubs, ada.md)).user.id == ada.user.id
-    assert (await get_me(stubs, bob.md)).user.id == bob.user.id
+    assert (await current_user(stubs, ada.md)).id == ada.user.id
+    assert (await current_user(stubs, bob.md)).id == bob.user.id
 
 
 async def test_token_of_deleted_user_is_unauthenticated(stubs: Stubs) -> None:
@@ -223,9 +223,9 @@ async def test_token_of_deleted_user_is_unauthenticated(stubs: Stubs) -> None:
     second = await stubs.login("ada@example.com")
     await stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=account.password), metadata=account.md)
     for md in (account.md, second.md):
-        await expect_error(get_me(stubs, md), UNAUTHENTICATED, "SESSION_REVOKED")
+        await expect_error(current_user(stubs, md), UNAUTHENTICATED, "SESSION_REVOKED")
     # Even a freshly signed, unexpired token for the old ids is refused.
-    await expect_error(get_me(stubs, bearer(sign(claims_of(account)))), UNAUTHENTICATED, "SESSION_REVOKED")
+    await expect_error(current_user(stubs, bearer(sign(claims_of(account)))), UNAUTHENTICATED, "SESSION_REVOKED")
     await expect_error(
         stubs.auth.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=second.tokens.refresh_token)),
         UNAUTHENTICATED,
@@ -246,7 +246,7 @@ async def test_public_rpc_ignores_a_bad_token(stubs: Stubs) -> None:
 
 async def test_refresh_token_is_not_an_access_token_and_vice_versa(stubs: Stubs) -> None:
     account = await stubs.active_account()
-    await expect_error(get_me(stubs, bearer(account.tokens.refresh_token)), UNAUTHENTICATED, "TOKEN_INVALID")
+    await expect_error(current_user(stubs, bearer(account.tokens.refresh_token)), UNAUTHENTICATED, "TOKEN_INVALID")
     await expect_error(
         stubs.auth.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=account.tokens.access_token)),
         UNAUTHENTICATED,

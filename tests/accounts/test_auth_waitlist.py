@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import grpc
 import pytest
 from sqlalchemy import text
 
 from parley.auth.v1 import auth_pb2
 from parley_server.app import App
-from tests import conftest
-from tests.helpers.support import PASSWORD, Stubs, expect_error, snapshot
-
-
-@pytest.fixture(scope="module")
-async def waitlist_server(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
-    """A second App and server with the waitlist on, sharing the test database."""
-    async with conftest.second_server(tmp_root, database_url, waitlist_enabled=True) as other:
-        yield other
-
-
-@pytest.fixture
-async def wl(stubs: Stubs, waitlist_server: Stubs) -> Stubs:
-    """Stubs of the waitlist server, on tables `stubs` just emptied."""
-    waitlist_server.app.sessions.clear_cache()
-    return waitlist_server
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.database import snapshot
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 
 async def join(stubs: Stubs, email: str, note: str = "") -> int:

@@ -13,9 +13,10 @@ from aiosmtpd.controller import Controller
 from parley_server.app import build_app
 from parley_server.db.migrate import migrate
 from parley_server.settings import SmtpSettings
-from tests import conftest
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.in_process import settings_for_tests
 from tests.helpers.served import free_port
-from tests.helpers.support import PASSWORD, Stubs
+from tests.helpers.stubs import Stubs
 
 
 class Inbox:
@@ -44,7 +45,7 @@ async def test_registration_email_is_delivered_over_smtp(
     stubs: Stubs, smtp: Any, tmp_root: Path, database_url: str
 ) -> None:
     controller, inbox = smtp
-    settings = conftest.test_settings(
+    settings = settings_for_tests(
         tmp_root, database_url, email_backend="smtp", smtp=SmtpSettings(host="127.0.0.1", port=controller.port)
     )
     app = build_app(settings, database_url)
@@ -62,7 +63,7 @@ async def test_registration_email_is_delivered_over_smtp(
 
 
 async def test_unreachable_relay_does_not_fail_the_rpc(stubs: Stubs, tmp_root: Path, database_url: str) -> None:
-    settings = conftest.test_settings(
+    settings = settings_for_tests(
         tmp_root,
         database_url,
         email_backend="smtp",

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
@@ -26,20 +25,17 @@ from parley_server.app import App
 from parley_server.common.activity import Activity
 from parley_server.common.pagination import Paginator
 from parley_server.db.database import Database
-from tests import conftest
-from tests.helpers.admin import expect_invalid
-from tests.helpers.conversations import add_message, agent_id, new_conversation, sql
-from tests.helpers.support import Account, Stubs
+from tests.helpers.accounts import Account
+from tests.helpers.agents import agent_id
+from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.database import sql
+from tests.helpers.errors import expect_invalid_naming
+from tests.helpers.stubs import Stubs
+from tests.helpers.timestamps import ts
 
 D1 = date(2025, 3, 1)
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 4, tzinfo=UTC)  # exclusive: D1, D2, D3
-
-
-def ts(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def day(n: int) -> str:
@@ -212,20 +208,20 @@ async def test_stats_reject_bad_ranges(fresh_stats: Stubs) -> None:
     admin = await stubs.admin_account()
     app, call, md = stubs.app, stubs.admin.GetStats, admin.md
     empty = pb.GetStatsRequest(start_time=ts(START), end_time=ts(START))
-    await expect_invalid(app, call(empty, metadata=md), "end_time")
+    await expect_invalid_naming(app, call(empty, metadata=md), "end_time")
     backwards = pb.GetStatsRequest(start_time=ts(END), end_time=ts(START))
-    await expect_invalid(app, call(backwards, metadata=md), "end_time")
+    await expect_invalid_naming(app, call(backwards, metadata=md), "end_time")
     too_long = pb.GetStatsRequest(start_time=ts(START), end_time=ts(START + timedelta(days=366, seconds=1)))
-    await expect_invalid(app, call(too_long, metadata=md), "end_time")
+    await expect_invalid_naming(app, call(too_long, metadata=md), "end_time")
     await call(pb.GetStatsRequest(start_time=ts(START), end_time=ts(START + timedelta(days=366))), metadata=md)
     future = pb.GetStatsRequest(start_time=ts(datetime.now(UTC) + timedelta(days=1)))
-    await expect_invalid(app, call(future, metadata=md), "end_time")
+    await expect_invalid_naming(app, call(future, metadata=md), "end_time")
     ancient = pb.GetStatsRequest(start_time=Timestamp(seconds=-62135596800))  # year 1
-    await expect_invalid(app, call(ancient, metadata=md), "start_time")
+    await expect_invalid_naming(app, call(ancient, metadata=md), "start_time")
     beyond = pb.GetStatsRequest(end_time=Timestamp(seconds=2**40))  # not a valid Timestamp at all
-    await expect_invalid(app, call(beyond, metadata=md), "end_time")
+    await expect_invalid_naming(app, call(beyond, metadata=md), "end_time")
     bad_nanos = pb.GetStatsRequest(start_time=Timestamp(seconds=0, nanos=-1))
-    await expect_invalid(app, call(bad_nanos, metadata=md), "start_time")
+    await expect_invalid_naming(app, call(bad_nanos, metadata=md), "start_time")
 
 
 async def test_system_health(stubs: Stubs) -> None:
@@ -281,10 +277,10 @@ async def test_cleanup_empty_conversations_of_every_user(stubs: Stubs) -> None:
         c=old_full.id,
     )
     call, md = stubs.admin.CleanupEmptyConversations, admin.md
-    await expect_invalid(
+    await expect_invalid_naming(
         stubs.app, call(pb.CleanupEmptyConversationsRequest(older_than=Duration(seconds=-1)), metadata=md), "older_than"
     )
-    await expect_invalid(
+    await expect_invalid_naming(
         stubs.app,
         call(pb.CleanupEmptyConversationsRequest(older_than=Duration(seconds=2**62)), metadata=md),
         "older_than",
@@ -301,13 +297,6 @@ async def test_cleanup_empty_conversations_of_every_user(stubs: Stubs) -> None:
 # -- stored figures of finished days ------------------------------------------
 
 Usage = tuple[list[tuple[str, int]], list[tuple[str, str, int]]]
-
-
-@pytest.fixture(scope="module")
-async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
-    """Another replica on the same database, with its own statistics cache."""
-    async with conftest.second_server(tmp_root, database_url) as other:
-        yield other
 
 
 def usage_of(stats: pb.Stats) -> Usage:

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from parley.admin.v1 import admin_pb2 as pb
@@ -16,9 +17,11 @@ from parley.conversation.v1 import conversation_pb2
 from parley_server.admin.service import UserChanges
 from parley_server.common.errors import FailedPrecondition
 from parley_server.db.models import Role, UserState
-from tests.helpers.admin import expect_invalid, update
-from tests.helpers.conversations import add_message, new_conversation, sql
-from tests.helpers.support import Account, Metadata, Stubs, expect_error, snapshot
+from tests.helpers.accounts import Account, Metadata
+from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.database import snapshot, sql
+from tests.helpers.errors import expect_error, expect_invalid_naming
+from tests.helpers.stubs import Stubs
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -28,6 +31,11 @@ UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 async def list_emails(stubs: Stubs, md: Metadata, **request: Any) -> list[str]:
     response = await stubs.admin.ListUsers(pb.ListUsersRequest(**request), metadata=md)
     return [u.email for u in response.users]
+
+
+def update(user_id: str, paths: list[str], **fields: Any) -> pb.UpdateUserRequest:
+    """An UpdateUserRequest for user_id with update_mask paths and User fields."""
+    return pb.UpdateUserRequest(user=auth_pb2.User(id=user_id, **fields), update_mask=FieldMask(paths=paths))
 
 
 # -- access -------------------------------------------------------------------
@@ -105,17 +113,17 @@ async def test_list_users_rejects_bad_input(stubs: Stubs) -> None:
     page = await stubs.admin.ListUsers(pb.ListUsersRequest(page_size=1), metadata=md)
     token = page.next_page_token
     call = stubs.admin.ListUsers
-    await expect_invalid(app, call(pb.ListUsersRequest(page_size=-1), metadata=md), "page_size")
-    await expect_invalid(app, call(pb.ListUsersRequest(page_token=token[:-2] + "AA"), metadata=md), "page_token")
-    await expect_invalid(app, call(pb.ListUsersRequest(page_token="garbage"), metadata=md), "page_token")
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(page_size=-1), metadata=md), "page_size")
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(page_token=token[:-2] + "AA"), metadata=md), "page_token")
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(page_token="garbage"), metadata=md), "page_token")
     # A token is bound to the filters of the query that made it.
-    await expect_invalid(
+    await expect_invalid_naming(
         app, call(pb.ListUsersRequest(page_token=token, email_contains="user"), metadata=md), "page_token"
     )
-    await expect_invalid(app, call(pb.ListUsersRequest(role=7), metadata=md), "role")  # type: ignore[arg-type]
-    await expect_invalid(app, call(pb.ListUsersRequest(state=-1), metadata=md), "state")  # type: ignore[arg-type]
-    await expect_invalid(app, call(pb.ListUsersRequest(email_contains="x" * 255), metadata=md), "email_contains")
-    await expect_invalid(app, call(pb.ListUsersRequest(email_contains="a\x00"), metadata=md), "email_contains")
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(role=7), metadata=md), "role")  # type: ignore[arg-type]
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(state=-1), metadata=md), "state")  # type: ignore[arg-type]
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(email_contains="x" * 255), metadata=md), "email_contains")
+    await expect_invalid_naming(app, call(pb.ListUsersRequest(email_contains="a\x00"), metadata=md), "email_contains")
 
 
 async def test_get_user(stubs: Stubs) -> None:
@@ -127,8 +135,10 @@ async def test_get_user(stubs: Stubs) -> None:
     assert got.user.HasField("last_login_time")
     missing = pb.GetUserRequest(user_id=str(uuid.uuid4()))
     await expect_error(stubs.admin.GetUser(missing, metadata=admin.md), NOT_FOUND, "USER_NOT_FOUND")
-    await expect_invalid(stubs.app, stubs.admin.GetUser(pb.GetUserRequest(user_id="42"), metadata=admin.md), "user_id")
-    await expect_invalid(stubs.app, stubs.admin.GetUser(pb.GetUserRequest(), metadata=admin.md), "user_id")
+    await expect_invalid_naming(
+        stubs.app, stubs.admin.GetUser(pb.GetUserRequest(user_id="42"), metadata=admin.md), "user_id"
+    )
+    await expect_invalid_naming(stubs.app, stubs.admin.GetUser(pb.GetUserRequest(), metadata=admin.md), "user_id")
 
 
 # -- UpdateUser ----------------------------------------------------------------
@@ -167,18 +177,18 @@ async def test_update_user_rejects_bad_input(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     app, md, uid = stubs.app, admin.md, ada.user.id
     call = stubs.admin.UpdateUser
-    await expect_invalid(app, call(update(uid, [], premium=True), metadata=md), "update_mask")
-    await expect_invalid(app, call(update(uid, ["premium", "email"]), metadata=md), "update_mask.paths")
-    await expect_invalid(app, call(update(uid, ["role"]), metadata=md), "user.role")
-    await expect_invalid(app, call(update(uid, ["state"]), metadata=md), "user.state")
-    await expect_invalid(app, call(update(uid, ["role"], role=3), metadata=md), "user.role")
-    await expect_invalid(app, call(update(uid, ["state"], state=9), metadata=md), "user.state")
-    await expect_invalid(
+    await expect_invalid_naming(app, call(update(uid, [], premium=True), metadata=md), "update_mask")
+    await expect_invalid_naming(app, call(update(uid, ["premium", "email"]), metadata=md), "update_mask.paths")
+    await expect_invalid_naming(app, call(update(uid, ["role"]), metadata=md), "user.role")
+    await expect_invalid_naming(app, call(update(uid, ["state"]), metadata=md), "user.state")
+    await expect_invalid_naming(app, call(update(uid, ["role"], role=3), metadata=md), "user.role")
+    await expect_invalid_naming(app, call(update(uid, ["state"], state=9), metadata=md), "user.state")
+    await expect_invalid_naming(
         app, call(update(uid, ["display_name"], display_name="x" * 101), metadata=md), "user.display_name"
     )
-    await expect_invalid(app, call(update("nope", ["premium"]), metadata=md), "user.id")
+    await expect_invalid_naming(app, call(update("nope", ["premium"]), metadata=md), "user.id")
     # Several problems are reported together.
-    await expect_invalid(
+    await expect_invalid_naming(
         app, call(update("", ["role", "bogus"]), metadata=md), "user.id", "update_mask.paths", "user.role"
     )
     missing = update(str(uuid.uuid4()), ["premium"], premium=True)
@@ -277,7 +287,7 @@ async def test_delete_user_removes_everything_they_own(stubs: Stubs) -> None:
     await stubs.conversation.GetConversation(request, metadata=bob.md)
     gone = pb.DeleteUserRequest(user_id=ada.user.id)
     await expect_error(stubs.admin.DeleteUser(gone, metadata=admin.md), NOT_FOUND, "USER_NOT_FOUND")
-    await expect_invalid(
+    await expect_invalid_naming(
         stubs.app, stubs.admin.DeleteUser(pb.DeleteUserRequest(user_id="x"), metadata=admin.md), "user_id"
     )
 

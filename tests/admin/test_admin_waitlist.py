@@ -13,13 +13,13 @@ from sqlalchemy import select
 from parley.admin.v1 import admin_pb2 as pb
 from parley.auth.v1 import auth_pb2
 from parley_server.db.models import OutboxEmail
-from tests.accounts.test_auth_waitlist import waitlist_server, wl  # noqa: F401 (fixtures: a server with the waitlist on)
-from tests.helpers.admin import expect_invalid
-from tests.helpers.conversations import sql
-from tests.helpers.support import Stubs, expect_error, snapshot
+from tests.helpers.database import snapshot, sql
+from tests.helpers.errors import expect_error, expect_invalid_naming
+from tests.helpers.stubs import Stubs
 
 
-async def join(stubs: Stubs, *emails: str) -> None:
+async def add_to_waitlist(stubs: Stubs, *emails: str) -> None:
+    """Put emails on the waitlist directly (JoinWaitlist itself is tested with AuthService)."""
     for email in emails:
         await stubs.app.auth.join_waitlist(email, f"note from {email}")
 
@@ -35,12 +35,6 @@ async def waitlist(stubs: Stubs, md: tuple[tuple[str, str], ...], **request: Any
             return entries
 
 
-async def subjects_to(stubs: Stubs, email: str) -> list[str]:
-    async with stubs.app.database.transaction() as db:
-        rows = await db.execute(select(OutboxEmail.subject).where(OutboxEmail.recipient == email))
-        return list(rows.scalars())
-
-
 async def approve(stubs: Stubs, md: tuple[tuple[str, str], ...], *ids: str) -> list[pb.WaitlistEntry]:
     response = await stubs.admin.ApproveWaitlistEntries(pb.ApproveWaitlistEntriesRequest(entry_ids=ids), metadata=md)
     return list(response.approved_entries)
@@ -48,7 +42,9 @@ async def approve(stubs: Stubs, md: tuple[tuple[str, str], ...], *ids: str) -> l
 
 async def test_list_waitlist_in_arrival_order_with_live_positions(stubs: Stubs) -> None:
     admin = await stubs.admin_account()
-    await join(stubs, "w1@example.com", "w2@example.com", "w3@example.com", "w4@example.com", "w5@example.com")
+    await add_to_waitlist(
+        stubs, "w1@example.com", "w2@example.com", "w3@example.com", "w4@example.com", "w5@example.com"
+    )
     entries = await waitlist(stubs, admin.md, page_size=2)
     assert [(e.email, e.position) for e in entries] == [(f"w{n}@example.com", n) for n in range(1, 6)]
     assert entries[0].note == "note from w1@example.com" and not entries[0].HasField("approve_time")
@@ -81,24 +77,26 @@ async def test_list_waitlist_in_arrival_order_with_live_positions(stubs: Stubs) 
 
 async def test_list_waitlist_rejects_bad_input(stubs: Stubs) -> None:
     admin = await stubs.admin_account()
-    await join(stubs, "w1@example.com", "w2@example.com")
+    await add_to_waitlist(stubs, "w1@example.com", "w2@example.com")
     first = await stubs.admin.ListWaitlist(pb.ListWaitlistRequest(page_size=1), metadata=admin.md)
     call = stubs.admin.ListWaitlist
-    await expect_invalid(stubs.app, call(pb.ListWaitlistRequest(page_size=-5), metadata=admin.md), "page_size")
+    await expect_invalid_naming(stubs.app, call(pb.ListWaitlistRequest(page_size=-5), metadata=admin.md), "page_size")
     tampered = first.next_page_token[:-3] + "abc"
-    await expect_invalid(stubs.app, call(pb.ListWaitlistRequest(page_token=tampered), metadata=admin.md), "page_token")
+    await expect_invalid_naming(
+        stubs.app, call(pb.ListWaitlistRequest(page_token=tampered), metadata=admin.md), "page_token"
+    )
     other_query = pb.ListWaitlistRequest(page_token=first.next_page_token, include_approved=True)
-    await expect_invalid(stubs.app, call(other_query, metadata=admin.md), "page_token")
+    await expect_invalid_naming(stubs.app, call(other_query, metadata=admin.md), "page_token")
 
 
 async def test_approving_an_email_without_account_sends_an_invite(stubs: Stubs) -> None:
     admin = await stubs.admin_account()
-    await join(stubs, "new@example.com")
+    await add_to_waitlist(stubs, "new@example.com")
     [entry] = await waitlist(stubs, admin.md)
     [approved] = await approve(stubs, admin.md, entry.id)
     assert approved.id == entry.id and approved.invite_sent and approved.position == 0
     assert approved.HasField("approve_time")
-    assert await subjects_to(stubs, "new@example.com") == ["You are invited to Parley"]
+    assert await stubs.emailed_subjects("new@example.com") == ["You are invited to Parley"]
     invites = await sql(stubs.app, "SELECT count(*) FROM invites WHERE email = 'new@example.com' AND use_time IS NULL")
     assert invites[0][0] == 1
     # Approving again changes nothing and sends nothing.
@@ -117,7 +115,7 @@ async def test_approving_waitlisted_accounts_activates_them(stubs: Stubs) -> Non
         stubs.app,
         "UPDATE users SET state = 'waitlisted' WHERE email IN ('unverified@example.com', 'verified@example.com')",
     )
-    await join(stubs, "unverified@example.com", "verified@example.com", "active@example.com")
+    await add_to_waitlist(stubs, "unverified@example.com", "verified@example.com", "active@example.com")
     await expect_error(stubs.login("verified@example.com"), grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_WAITLISTED")
     ids = [e.id for e in await waitlist(stubs, admin.md)]
     approved = await approve(stubs, admin.md, *reversed(ids))
@@ -128,9 +126,9 @@ async def test_approving_waitlisted_accounts_activates_them(stubs: Stubs) -> Non
     assert states["verified@example.com"] == "active"
     assert states["active@example.com"] == "pending_verification"  # not waitlisted: left alone
     activated = "Your Parley account is active"
-    assert activated in await subjects_to(stubs, "unverified@example.com")
-    assert activated in await subjects_to(stubs, "verified@example.com")
-    assert activated not in await subjects_to(stubs, "active@example.com")
+    assert activated in await stubs.emailed_subjects("unverified@example.com")
+    assert activated in await stubs.emailed_subjects("verified@example.com")
+    assert activated not in await stubs.emailed_subjects("active@example.com")
     assert (await sql(stubs.app, "SELECT count(*) FROM invites"))[0][0] == 0
     again = await stubs.login("verified@example.com")
     me = await stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=again.md)
@@ -139,7 +137,7 @@ async def test_approving_waitlisted_accounts_activates_them(stubs: Stubs) -> Non
 
 async def test_approve_is_all_or_nothing_and_checks_its_input(stubs: Stubs) -> None:
     admin = await stubs.admin_account()
-    await join(stubs, "w1@example.com", "w2@example.com")
+    await add_to_waitlist(stubs, "w1@example.com", "w2@example.com")
     ids = [e.id for e in await waitlist(stubs, admin.md)]
     call = stubs.admin.ApproveWaitlistEntries
     before = await snapshot(stubs.app)
@@ -152,12 +150,12 @@ async def test_approve_is_all_or_nothing_and_checks_its_input(stubs: Stubs) -> N
     assert unknown in details.message
     assert await snapshot(stubs.app) == before
     md = admin.md
-    await expect_invalid(stubs.app, call(pb.ApproveWaitlistEntriesRequest(), metadata=md), "entry_ids")
-    await expect_invalid(
+    await expect_invalid_naming(stubs.app, call(pb.ApproveWaitlistEntriesRequest(), metadata=md), "entry_ids")
+    await expect_invalid_naming(
         stubs.app, call(pb.ApproveWaitlistEntriesRequest(entry_ids=[ids[0], "bad"]), metadata=md), "entry_ids[1]"
     )
     too_many = [str(uuid.uuid4()) for _ in range(101)]
-    await expect_invalid(
+    await expect_invalid_naming(
         stubs.app, call(pb.ApproveWaitlistEntriesRequest(entry_ids=too_many), metadata=md), "entry_ids"
     )
     # Duplicates are approved once and echoed in request order.
@@ -166,7 +164,7 @@ async def test_approve_is_all_or_nothing_and_checks_its_input(stubs: Stubs) -> N
     assert (await sql(stubs.app, "SELECT count(*) FROM invites"))[0][0] == 2
 
 
-async def test_approved_people_get_past_a_waitlist_that_is_on(wl: Stubs) -> None:  # noqa: F811 (the fixture)
+async def test_approved_people_get_past_a_waitlist_that_is_on(wl: Stubs) -> None:
     """End to end on a server with the waitlist on: the waitlisted account can log
     in once approved, and the invited email can register with the emailed code."""
     admin = await wl.admin_account()

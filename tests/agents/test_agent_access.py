@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -18,8 +17,13 @@ from parley.client.terminal import FRIENDLY_REASONS
 from parley.conversation.v1 import conversation_pb2
 from parley_server.common.errors import NotFound, PermissionDenied, ResourceExhausted
 from parley_server.db.models import AgentGrant, UsageDaily
+from tests.helpers.accounts import Account
 from tests.helpers.agents import caller_of, create_agent, echo_agent, make_premium, seeded_ids, update_agent
-from tests.helpers.support import Account, Stubs, expect_error, snapshot
+from tests.helpers.database import snapshot
+from tests.helpers.errors import expect_error
+from tests.helpers.repo import REPO_ROOT
+from tests.helpers.stubs import Stubs
+from tests.helpers.timestamps import ts
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 R = pb.AccessReason
@@ -30,12 +34,6 @@ OK, PREMIUM_REQUIRED, NOT_GRANTED, DISABLED, QUOTA = (
     R.ACCESS_REASON_AGENT_DISABLED,
     R.ACCESS_REASON_QUOTA_EXCEEDED,
 )
-
-
-def ts(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 async def grant(
@@ -80,7 +78,7 @@ MATRIX = {
     "admin": {"assistant": OK, "writer": OK, "code-reviewer": OK},
 }
 DENIED = {PREMIUM_REQUIRED: "PREMIUM_REQUIRED", NOT_GRANTED: "NOT_GRANTED", DISABLED: "AGENT_DISABLED"}
-WEB_ERRORS = Path(__file__).resolve().parents[2] / "clients" / "web" / "src" / "errors.ts"
+WEB_ERRORS = REPO_ROOT / "clients" / "web" / "src" / "errors.ts"
 
 
 def refusal_reason(reason: int) -> str:

@@ -16,8 +16,10 @@ from parley_server.agents.providers.openai_provider import OpenAIProvider
 from parley_server.agents.registry import PooledProvider
 from parley_server.db.models import Agent, Conversation
 from tests.helpers.agents import agent_row, create_agent, echo_agent, seeded_ids, update_agent
+from tests.helpers.database import snapshot
+from tests.helpers.errors import expect_error
 from tests.helpers.fake_openai import FakeOpenAI
-from tests.helpers.support import Stubs, expect_error, snapshot
+from tests.helpers.stubs import Stubs
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

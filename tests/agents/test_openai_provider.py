@@ -26,7 +26,8 @@ def provider_for(fake: FakeOpenAI, *, api_key: str = SECRET_KEY, timeout: float 
     return OpenAIProvider(base_url=fake.base_url, model="fake-model", api_key=api_key, timeout_seconds=timeout)
 
 
-async def collect(provider: OpenAIProvider, max_output_tokens: int = 64) -> list[ProviderEvent]:
+async def stream_turns(provider: OpenAIProvider, max_output_tokens: int = 64) -> list[ProviderEvent]:
+    """Every event of the provider's answer to TURNS; the provider is closed afterwards."""
     try:
         return [e async for e in provider.stream(TURNS, max_output_tokens=max_output_tokens, temperature=0.3)]
     finally:
@@ -48,7 +49,7 @@ async def failure(provider: OpenAIProvider) -> tuple[list[ProviderEvent], str]:
 
 
 async def test_streams_text_deltas_then_usage(fake: FakeOpenAI) -> None:
-    events = await collect(provider_for(fake))
+    events = await stream_turns(provider_for(fake))
     assert events == [
         TextDelta("Hello "),
         TextDelta("from "),
@@ -70,7 +71,7 @@ async def test_streams_text_deltas_then_usage(fake: FakeOpenAI) -> None:
 
 
 async def test_without_key_or_token_cap(fake: FakeOpenAI) -> None:
-    await collect(provider_for(fake, api_key=""), max_output_tokens=0)
+    await stream_turns(provider_for(fake, api_key=""), max_output_tokens=0)
     assert fake.requests[0].headers["authorization"] == "Bearer not-needed"
     assert "max_tokens" not in fake.requests[0].body
 
@@ -156,7 +157,7 @@ async def test_stopping_early_hangs_up_on_the_server(fake: FakeOpenAI) -> None:
 
 async def test_aclose_closes_the_client(fake: FakeOpenAI) -> None:
     provider = provider_for(fake)
-    await collect(provider)
+    await stream_turns(provider)
     with pytest.raises(RuntimeError, match="closed"):
         async for _ in provider.stream(TURNS, max_output_tokens=1, temperature=0):
             pass

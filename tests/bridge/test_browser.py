@@ -25,13 +25,13 @@ from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from parley_server.bridge.web import PAGE_DIR
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.repo import REPO_ROOT
 from tests.helpers.served import Served, free_port, start_served
-from tests.helpers.support import PASSWORD
 
-ROOT = Path(__file__).resolve().parents[2]
-WEB = ROOT / "clients" / "web"
+WEB = REPO_ROOT / "clients" / "web"
 SCRIPT = Path(__file__).with_name("chat_page.mjs")
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 NODE = Path(NODEJS_ROOT) / "bin" / "node"
 SEED_EMAIL = "seeded@example.com"
@@ -117,7 +117,7 @@ def run_scenario(node: str, web: Served, seeded: str, scenario: str) -> str:
         "CHROMIUM": str(CHROMIUM),
     }
     result = subprocess.run(
-        [node, str(SCRIPT), scenario], env=env, capture_output=True, text=True, timeout=240, cwd=ROOT
+        [node, str(SCRIPT), scenario], env=env, capture_output=True, text=True, timeout=240, cwd=REPO_ROOT
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"browser scenario {scenario!r} failed:\n{output}\n--- server log:\n{web.log_tail()}"

@@ -19,11 +19,11 @@ import grpc
 import pytest
 
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
-from tests.bridge.test_envoy import GRPC_WEB, http
+from tests.helpers.accounts import PASSWORD
+from tests.helpers.grpc_web import GRPC_WEB, http
+from tests.helpers.repo import REPO_ROOT
 from tests.helpers.served import start
-from tests.helpers.support import PASSWORD
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DATA = {
     "parley_server/bridge/envoy.yaml",
     "parley_server/bridge/static/index.html",
@@ -42,7 +42,7 @@ def run(*command: str | Path, cwd: Path | None = None) -> str:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip wheel` of this checkout: the real build, hatch_build.py included."""
     out = tmp_path_factory.mktemp("wheel")
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out, ROOT)
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out, REPO_ROOT)
     (built,) = out.glob("parley-*.whl")
     return built
 

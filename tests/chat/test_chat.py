@@ -18,55 +18,15 @@ from parley.conversation.v1 import conversation_pb2
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
 from parley_server.events.bus import Subscription
 from parley_server.transport.server import RunningServer
-from tests.helpers.support import Account, Stubs, expect_error, snapshot
+from tests.helpers.accounts import Account
+from tests.helpers.chat import collect, kinds, read_rest, stored, text_of
+from tests.helpers.conversations import new_conversation
+from tests.helpers.database import snapshot
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 WORDS = " ".join(f"word{i}" for i in range(60))
 EXPECTED = "Echo: " + WORDS
-
-
-async def agent_id(stubs: Stubs, slug: str = "assistant") -> str:
-    async with stubs.app.database.transaction() as db:
-        return str(await db.scalar(select(Agent.id).where(Agent.slug == slug)))
-
-
-async def new_conversation(stubs: Stubs, account: Account, slug: str = "assistant") -> str:
-    response = await stubs.conversation.CreateConversation(
-        conversation_pb2.CreateConversationRequest(agent_id=await agent_id(stubs, slug)), metadata=account.md
-    )
-    return response.conversation.id
-
-
-async def collect(stream: AsyncIterator[Any]) -> list[Any]:
-    return [event async for event in stream]
-
-
-async def read_rest(call: Any) -> list[Any]:
-    """The remaining messages of a stream read with call.read()."""
-    rest = []
-    while (event := await call.read()) is not grpc.aio.EOF:
-        rest.append(event)
-    return rest
-
-
-def text_of(events: list[Any]) -> str:
-    """Concatenate deltas, checking that offsets are contiguous (no gap, no duplicate)."""
-    text = ""
-    for event in events:
-        if event.WhichOneof("event") == "delta":
-            assert event.delta.offset == len(text), (event.delta.offset, len(text))
-            text += event.delta.text
-    return text
-
-
-def kinds(events: list[Any]) -> list[str]:
-    return [e.WhichOneof("event") for e in events]
-
-
-async def stored(stubs: Stubs, message_id: str) -> Message:
-    async with stubs.app.database.transaction() as db:
-        message = await db.get(Message, uuid.UUID(message_id))
-        assert message is not None
-        return message
 
 
 async def stored_conversation(stubs: Stubs, conversation_id: str) -> Conversation:
@@ -83,13 +43,8 @@ async def wait_for_state(stubs: Stubs, message_id: str, state: MessageState, tim
     return message
 
 
-@pytest.fixture
-async def alice(stubs: Stubs) -> Account:
-    return await stubs.active_account("alice@example.com")
-
-
 async def test_send_streams_accepted_deltas_usage_completed(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     events = await collect(
         stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     )
@@ -106,7 +61,7 @@ async def test_send_streams_accepted_deltas_usage_completed(stubs: Stubs, alice:
 
 
 async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     await collect(
         stubs.chat.SendMessage(
             chat_pb2.SendMessageRequest(conversation_id=cid, content="How do tides work?"), metadata=alice.md
@@ -129,7 +84,7 @@ async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs
 
 
 async def test_only_the_first_exchange_titles_a_conversation(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     await stubs.conversation.CreateMessage(
         conversation_pb2.CreateMessageRequest(
             conversation_id=cid, role=conversation_pb2.MESSAGE_ROLE_USER, content="imported earlier"
@@ -147,7 +102,7 @@ async def test_only_the_first_exchange_titles_a_conversation(stubs: Stubs, alice
 
 
 async def test_a_title_set_while_the_first_answer_streams_is_kept(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     events = []
     async for event in call:
@@ -169,7 +124,7 @@ async def test_a_title_set_while_the_first_answer_streams_is_kept(stubs: Stubs, 
 
 
 async def test_disconnect_then_resume_from_last_offset_gives_exact_text(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     seen: list[Any] = []
     async for event in call:
@@ -190,7 +145,7 @@ async def test_disconnect_then_resume_from_last_offset_gives_exact_text(stubs: S
 
 
 async def test_generation_survives_the_client_leaving(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     first = await call.read()
     call.cancel()
@@ -199,7 +154,7 @@ async def test_generation_survives_the_client_leaving(stubs: Stubs, alice: Accou
 
 
 async def test_resume_a_finished_message_replays_it(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     events = await collect(
         stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     )
@@ -223,7 +178,7 @@ async def test_resume_a_finished_message_replays_it(stubs: Stubs, alice: Account
 
 
 async def test_resume_beyond_the_text_of_a_streaming_message_is_out_of_range(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     seen = [await call.read(), await call.read()]
     mid = seen[0].accepted.assistant_message_id
@@ -243,7 +198,7 @@ async def test_resume_beyond_the_text_of_a_streaming_message_is_out_of_range(stu
 
 
 async def test_resume_of_a_user_message_is_invalid_argument(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     events = await collect(
         stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     )
@@ -262,7 +217,7 @@ async def test_resume_of_a_user_message_is_invalid_argument(stubs: Stubs, alice:
 async def test_cancel_from_another_connection_keeps_partial_text(
     stubs: Stubs, alice: Account, server: RunningServer
 ) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     seen = [await call.read(), await call.read(), await call.read()]
     message_id = seen[0].accepted.assistant_message_id
@@ -285,7 +240,7 @@ async def test_cancel_from_another_connection_keeps_partial_text(
 async def test_watch_sees_messages_deltas_completion_and_title(
     stubs: Stubs, alice: Account, server: RunningServer
 ) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as other:
         watch = chat_pb2_grpc.ChatServiceStub(other).WatchConversation(
             chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md
@@ -343,7 +298,7 @@ async def read_until(watch: Any, kind: str) -> list[Any]:
 async def test_watch_replays_an_exchange_whose_events_were_lost(
     stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
     with monkeypatch.context() as deaf:
         deaf.setattr(subscription, "deliver", lambda event: None)
@@ -366,7 +321,7 @@ async def test_watch_replays_an_exchange_whose_events_were_lost(
 async def test_watch_fills_in_the_text_lost_mid_answer(
     stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     with monkeypatch.context() as deaf:
@@ -394,7 +349,7 @@ async def test_a_slow_watcher_gets_each_character_once(
     stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Events queue up while the answer completes, so the watch reads the messages only after it ended."""
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
     caught_up = asyncio.Event()
     next_event = subscription.next
@@ -422,7 +377,7 @@ async def test_a_slow_watcher_gets_each_character_once(
 
 
 async def test_watch_started_mid_answer_gets_the_text_so_far_first(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     call = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
     seen = [await call.read()]
     while kinds(seen).count("delta") < 5:
@@ -436,7 +391,7 @@ async def test_watch_started_mid_answer_gets_the_text_so_far_first(stubs: Stubs,
 
 
 async def test_watch_ends_when_conversation_is_deleted(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     watch = stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md)
     assert (await watch.read()).conversation_updated.id == cid
     await stubs.conversation.DeleteConversation(
@@ -448,7 +403,7 @@ async def test_watch_ends_when_conversation_is_deleted(stubs: Stubs, alice: Acco
 
 
 async def test_retry_with_same_request_id_reattaches(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     request = chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS, request_id="req-1")
     first = stubs.chat.SendMessage(request, metadata=alice.md)
     accepted = await first.read()
@@ -464,7 +419,7 @@ async def test_retry_with_same_request_id_reattaches(stubs: Stubs, alice: Accoun
 
 
 async def test_provider_failure_ends_failed_with_partial_text(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     events = await collect(
         stubs.chat.SendMessage(
             chat_pb2.SendMessageRequest(conversation_id=cid, content="/fail please now"), metadata=alice.md
@@ -478,7 +433,7 @@ async def test_provider_failure_ends_failed_with_partial_text(stubs: Stubs, alic
 
 
 async def test_quota_exceeded_is_refused_before_anything_is_stored(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     async with stubs.app.database.transaction() as db:
         await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=1))
     await collect(
@@ -499,7 +454,7 @@ async def test_quota_exceeded_is_refused_before_anything_is_stored(stubs: Stubs,
 async def test_concurrent_sends_in_many_conversations_cannot_pass_the_quota_together(
     stubs: Stubs, alice: Account
 ) -> None:
-    cids = [await new_conversation(stubs, alice) for _ in range(8)]
+    cids = [(await new_conversation(stubs, alice)).id for _ in range(8)]
     async with stubs.app.database.transaction() as db:
         await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=3))
 
@@ -526,7 +481,7 @@ async def test_concurrent_sends_in_many_conversations_cannot_pass_the_quota_toge
 
 
 async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     events = await collect(
         stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="secret"), metadata=alice.md)
     )
@@ -570,7 +525,7 @@ async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs
 async def test_send_rejects_bad_input_and_changes_nothing(
     stubs: Stubs, alice: Account, request_fields: dict[str, str], field: str
 ) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     before = await snapshot(stubs.app)
     details = await expect_error(
         collect(
@@ -611,7 +566,7 @@ async def test_chat_needs_a_token(stubs: Stubs) -> None:
 
 
 async def test_conversation_counts_stay_right(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     await asyncio.gather(
         *(
             collect(

@@ -16,8 +16,10 @@ import uuid
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley_server.db.models import Message, MessageRole, MessageState
-from tests.chat.test_chat import alice, collect, kinds, new_conversation, read_rest, stored, text_of  # noqa: F401
-from tests.helpers.support import Account, Stubs
+from tests.helpers.accounts import Account
+from tests.helpers.chat import collect, kinds, read_rest, stored, text_of
+from tests.helpers.conversations import new_conversation
+from tests.helpers.stubs import Stubs
 
 HANG_SECONDS = 60
 LONG = " ".join(f"live{i}" for i in range(150))
@@ -41,7 +43,7 @@ async def stranded(stubs: Stubs, cid: str, text: str) -> str:
 
 
 async def test_own_stranded_answer_is_failed_with_its_text_and_live_ones_are_not(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     orphan = await stranded(stubs, cid, "Echo: half an")
     live = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=LONG), metadata=alice.md)
     accepted = await live.read()
@@ -63,7 +65,7 @@ async def test_own_stranded_answer_is_failed_with_its_text_and_live_ones_are_not
 
 
 async def test_resume_sees_an_end_that_was_never_announced(stubs: Stubs, alice: Account) -> None:
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     message_id = await stranded(stubs, cid, "Echo: all")
     resume = asyncio.create_task(
         collect(stubs.chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=message_id), metadata=alice.md))

@@ -24,9 +24,11 @@ from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
 from parley_server.events.bus import EventBus
 from parley_server.events.schema import ConversationChanged
-from tests.chat.test_chat import agent_id, collect, kinds, text_of
+from tests.helpers.accounts import Account
+from tests.helpers.chat import collect, kinds, text_of
+from tests.helpers.conversations import new_conversation
 from tests.helpers.served import ServerProcess
-from tests.helpers.support import Account, Stubs
+from tests.helpers.stubs import Stubs
 
 WORDS = " ".join(f"w{i}" for i in range(80))
 EXPECTED = "Echo: " + WORDS
@@ -54,10 +56,7 @@ async def two(replicas: list[ServerProcess], stubs: Stubs) -> AsyncIterator[tupl
     async with grpc.aio.insecure_channel(replicas[0].addr) as ca, grpc.aio.insecure_channel(replicas[1].addr) as cb:
         a, b = Stubs(ca, stubs.app), Stubs(cb, stubs.app)
         account = await a.active_account("replica@example.com")
-        created = await a.conversation.CreateConversation(
-            conversation_pb2.CreateConversationRequest(agent_id=await agent_id(stubs)), metadata=account.md
-        )
-        yield a, b, account, created.conversation.id
+        yield a, b, account, (await new_conversation(a, account)).id
 
 
 async def start_on(stubs: Stubs, account: Account, cid: str, deltas: int) -> tuple[Any, list[Any]]:

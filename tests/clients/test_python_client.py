@@ -10,14 +10,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
 import jwt
 import pytest
 from google.protobuf import descriptor_pool
-from sqlalchemy import select
 
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.client import (
@@ -39,11 +37,15 @@ from parley.client import (
 )
 from parley.client.channel import IDEMPOTENT_METHODS, PUBLIC_METHODS, REQUEST_ID_METHODS
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from parley_server.db.models import Agent, Message, MessageState
+from parley_server.db.models import MessageState
 from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import RunningServer
-from tests import conftest
-from tests.helpers.support import Account, Stubs
+from tests.helpers.accounts import Account
+from tests.helpers.agents import agent_id
+from tests.helpers.chat import stored
+from tests.helpers.in_process import TEST_JWT_SECRET
+from tests.helpers.repo import REPO_ROOT
+from tests.helpers.stubs import Stubs
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -53,24 +55,15 @@ UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.fixture
-async def alice(stubs: Stubs) -> Account:
-    return await stubs.active_account("alice@example.com")
-
-
-@pytest.fixture
 async def client(server: RunningServer) -> AsyncIterator[ParleyClient]:
     async with ParleyClient(f"127.0.0.1:{server.port}") as c:
         yield c
 
 
-async def agent_id(stubs: Stubs, slug: str = "assistant") -> str:
-    async with stubs.app.database.transaction() as db:
-        return str(await db.scalar(select(Agent.id).where(Agent.slug == slug)))
-
-
-async def new_conversation(client: ParleyClient, stubs: Stubs) -> str:
+async def client_conversation(client: ParleyClient, stubs: Stubs) -> str:
+    """A conversation created through the client under test (logged in); its id."""
     response = await client.conversations.CreateConversation(
-        conversation_pb2.CreateConversationRequest(agent_id=await agent_id(stubs))
+        conversation_pb2.CreateConversationRequest(agent_id=await agent_id(stubs.app))
     )
     return response.conversation.id
 
@@ -79,10 +72,10 @@ def expired_access_token(account: Account) -> str:
     """A correctly signed access token of the account's real session, expired a minute ago."""
     claims = jwt.decode(account.tokens.access_token, options={"verify_signature": False})
     now = int(time.time())
-    return jwt.encode({**claims, "iat": now - 3600, "exp": now - 60}, conftest.TEST_JWT_SECRET, algorithm="HS256")
+    return jwt.encode({**claims, "iat": now - 3600, "exp": now - 60}, TEST_JWT_SECRET, algorithm="HS256")
 
 
-def text_of(events: list[ChatEvent]) -> str:
+def text_of_client_events(events: list[ChatEvent]) -> str:
     """Concatenate the deltas, checking offsets are contiguous (no gap, no repeat)."""
     text = ""
     for event in events:
@@ -90,13 +83,6 @@ def text_of(events: list[ChatEvent]) -> str:
             assert event.offset == len(text), (event.offset, len(text))
             text += event.text
     return text
-
-
-async def stored(stubs: Stubs, message_id: str) -> Message:
-    async with stubs.app.database.transaction() as db:
-        message = await db.get(Message, uuid.UUID(message_id))
-        assert message is not None
-        return message
 
 
 # -- session ------------------------------------------------------------------
@@ -111,7 +97,7 @@ async def test_login_then_calls_carry_the_token(stubs: Stubs, alice: Account, cl
     assert expires is not None and expires > datetime.now(UTC)
     me = await client.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest())
     assert me.user.id == user.id
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     listed = await client.conversations.ListConversations(conversation_pb2.ListConversationsRequest())
     assert [c.id for c in listed.conversations] == [cid]
 
@@ -166,10 +152,10 @@ async def test_stream_with_expired_token_refreshes_before_streaming(
 ) -> None:
     async with ParleyClient(f"127.0.0.1:{server.port}") as client:
         client.use_tokens(alice.tokens.access_token, alice.tokens.refresh_token)
-        cid = await new_conversation(client, stubs)
+        cid = await client_conversation(client, stubs)
         client.use_tokens(expired_access_token(alice), alice.tokens.refresh_token)
         events = [e async for e in client.send_message(cid, "hello there")]
-        assert text_of(events) == "Echo: hello there"
+        assert text_of_client_events(events) == "Echo: hello there"
         assert client.tokens is not None and client.tokens.refresh_token != alice.tokens.refresh_token
 
 
@@ -254,39 +240,39 @@ async def test_rate_limit_error_has_retry_after(alice: Account, client: ParleyCl
 
 async def test_send_message_yields_the_exact_answer(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     events = [e async for e in client.send_message(cid, WORDS)]
     assert isinstance(events[0], Accepted) and events[0].user_message.content == WORDS
     assert isinstance(events[-2], Usage) and events[-2].completion_tokens == 61
     assert isinstance(events[-1], Completed) and events[-1].message.content == EXPECTED
     assert events[-1].message.id == events[0].assistant_message_id
     assert sum(isinstance(e, TextDelta) for e in events) > 10
-    assert text_of(events) == EXPECTED
+    assert text_of_client_events(events) == EXPECTED
 
 
 async def test_send_message_reports_failure(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     events = [e async for e in client.send_message(cid, "/fail right now please")]
     assert isinstance(events[-1], Failed) and events[-1].reason == "echo provider asked to fail"
-    assert events[-1].message.content == text_of(events)
+    assert events[-1].message.content == text_of_client_events(events)
 
 
 async def test_retried_request_id_reattaches(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     first = [e async for e in client.send_message(cid, "once only", request_id="req-42")]
     again = [e async for e in client.send_message(cid, "once only", request_id="req-42")]
     assert isinstance(first[0], Accepted) and isinstance(again[0], Accepted)
     assert again[0].assistant_message_id == first[0].assistant_message_id
-    assert text_of(again) == text_of(first) == "Echo: once only"
+    assert text_of_client_events(again) == text_of_client_events(first) == "Echo: once only"
     listed = await client.conversations.ListMessages(conversation_pb2.ListMessagesRequest(conversation_id=cid))
     assert len(listed.messages) == 2
 
 
 async def test_cancel_stops_the_generation(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     events: list[ChatEvent] = []
     cancelled = None
     async for event in client.send_message(cid, WORDS):
@@ -297,14 +283,14 @@ async def test_cancel_stops_the_generation(stubs: Stubs, alice: Account, client:
             cancelled = await client.cancel(accepted.assistant_message_id)
     assert cancelled is not None and cancelled.state == conversation_pb2.MESSAGE_STATE_CANCELLED
     assert isinstance(events[-1], Cancelled)
-    assert text_of(events) == events[-1].message.content == cancelled.content
+    assert text_of_client_events(events) == events[-1].message.content == cancelled.content
     assert 0 < len(cancelled.content) < len(EXPECTED)
     assert (await stored(stubs, cancelled.id)).state is MessageState.CANCELLED
 
 
 async def test_resume_replays_from_an_offset(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     events = [e async for e in client.send_message(cid, WORDS)]
     assert isinstance(events[0], Accepted)
     rest = [e async for e in client.resume(events[0].assistant_message_id, 10)]
@@ -315,7 +301,7 @@ async def test_resume_replays_from_an_offset(stubs: Stubs, alice: Account, clien
 
 async def test_watch_sees_the_exchange(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
-    cid = await new_conversation(client, stubs)
+    cid = await client_conversation(client, stubs)
     seen: list[Any] = []
     subscribed = asyncio.Event()
 
@@ -402,7 +388,7 @@ async def test_dropped_connection_mid_answer_is_resumed_transparently(
     caplog.set_level(logging.INFO, "parley.client")
     async with ParleyClient(f"127.0.0.1:{proxy.port}") as client:
         await client.login("alice@example.com", alice.password)
-        cid = await new_conversation(client, stubs)
+        cid = await client_conversation(client, stubs)
         events: list[ChatEvent] = []
         async for event in client.send_message(cid, WORDS):
             events.append(event)
@@ -413,7 +399,7 @@ async def test_dropped_connection_mid_answer_is_resumed_transparently(
     assert sum(isinstance(e, Accepted) for e in events) == 1
     assert sum(isinstance(e, Usage) for e in events) == 1
     assert isinstance(events[-1], Completed)
-    assert text_of(events) == EXPECTED == events[-1].message.content
+    assert text_of_client_events(events) == EXPECTED == events[-1].message.content
 
 
 async def test_send_message_retries_with_its_request_id_when_the_server_is_unreachable(
@@ -422,14 +408,14 @@ async def test_send_message_retries_with_its_request_id_when_the_server_is_unrea
     caplog.set_level(logging.INFO, "parley.client")
     async with ParleyClient(f"127.0.0.1:{proxy.port}") as client:
         await client.login("alice@example.com", alice.password)
-        cid = await new_conversation(client, stubs)
+        cid = await client_conversation(client, stubs)
         before = proxy.connections
         proxy.refuse = 2
         proxy.cut()  # the next connections are refused: SendMessage fails UNAVAILABLE twice
         events = [e async for e in client.send_message(cid, "are you there")]
         assert proxy.connections - before >= 3
         assert any("re-attaching to the request" in r.getMessage() for r in caplog.records)
-        assert text_of(events) == "Echo: are you there"
+        assert text_of_client_events(events) == "Echo: are you there"
         listed = await client.conversations.ListMessages(conversation_pb2.ListMessagesRequest(conversation_id=cid))
         assert len(listed.messages) == 2
 
@@ -517,6 +503,6 @@ def test_retry_and_public_method_tables_match_the_protos() -> None:
         assert "request_id" in request.fields_by_name
 
 
-def test_package_is_typed(repo_root: Path) -> None:
-    assert (repo_root / "clients/python/parley/py.typed").is_file()
-    assert list((repo_root / "clients/python/parley/chat/v1").glob("*.pyi"))
+def test_package_is_typed() -> None:
+    assert (REPO_ROOT / "clients/python/parley/py.typed").is_file()
+    assert list((REPO_ROOT / "clients/python/parley/chat/v1").glob("*.pyi"))

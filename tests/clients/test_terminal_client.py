@@ -22,7 +22,8 @@ from sqlalchemy import select
 
 from parley_server.db.models import Message, MessageRole, MessageState
 from parley_server.transport.server import RunningServer
-from tests.helpers.support import Account, Stubs
+from tests.helpers.accounts import Account
+from tests.helpers.stubs import Stubs
 
 # Makes the pty the child's controlling terminal (so Ctrl-C typed into it is
 # SIGINT for the child, as in a real terminal), then runs the terminal client.
@@ -115,11 +116,6 @@ class Terminal:
         if not self.closed:
             self._loop.remove_reader(self.fd)
         os.close(self.fd)
-
-
-@pytest.fixture
-async def alice(stubs: Stubs) -> Account:
-    return await stubs.active_account("alice@example.com")
 
 
 @pytest.fixture

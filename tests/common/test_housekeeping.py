@@ -12,7 +12,8 @@ from sqlalchemy import func, select, text
 from parley.auth.v1 import auth_pb2
 from parley_server.common.housekeeping import LOCK_KEY, Housekeeping
 from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session, TokenPurpose
-from tests.helpers.support import Stubs, expect_error
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 
 def _hash(value: str) -> bytes:

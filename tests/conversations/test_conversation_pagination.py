@@ -6,8 +6,12 @@ import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from parley.conversation.v1 import conversation_pb2 as pb
-from tests.helpers.conversations import add_message, agent_id, new_conversation, sql
-from tests.helpers.support import Account, Stubs, expect_error, snapshot
+from tests.helpers.accounts import Account
+from tests.helpers.agents import agent_id
+from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.database import snapshot, sql
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 
 async def _list(stubs: Stubs, account: Account, **fields: object) -> pb.ListConversationsResponse:

@@ -6,8 +6,11 @@ import grpc
 import pytest
 
 from parley.conversation.v1 import conversation_pb2 as pb
+from tests.helpers.accounts import Account
 from tests.helpers.conversations import add_message, new_conversation
-from tests.helpers.support import Account, Stubs, expect_error, snapshot
+from tests.helpers.database import snapshot
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 
 async def _search(stubs: Stubs, account: Account, query: str, **filters: object) -> list[str]:

@@ -19,8 +19,12 @@ from parley_server.conversations.service import MAX_CONTENT_LENGTH, Conversation
 from parley_server.conversations.titles import DEFAULT_TITLE, heuristic_title
 from parley_server.db.models import MessageRole, Role, UserState
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
-from tests.helpers.conversations import add_message, agent_id, new_conversation, sql
-from tests.helpers.support import Account, Stubs, expect_error, snapshot
+from tests.helpers.accounts import Account
+from tests.helpers.agents import agent_id
+from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.database import snapshot, sql
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

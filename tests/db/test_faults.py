@@ -25,12 +25,12 @@ from parley.agent.v1 import agent_pb2
 from parley.client import Completed, ParleyClient, ParleyError, TextDelta
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from parley_server.db.database import asyncpg_dsn
+from tests.helpers.accounts import PASSWORD
 from tests.helpers.fault_load import Audit, Load, audit, expected_answer, stream_loop, write_loop
 from tests.helpers.pg_cluster import PgCluster
 from tests.helpers.served import ServerProcess
 
 EMAIL = "fault@example.com"
-PASSWORD = "correct horse battery staple"
 WRITERS = 6
 STREAMERS = 6
 WORDS = 30

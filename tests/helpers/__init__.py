@@ -1,1 +1,5 @@
-"""What tests share: servers to start, stubs and accounts, fakes of what lies outside Parley."""
+"""What tests share, one module per concept: servers to start, stubs and
+accounts, errors and stored rows to check, fakes of what lies outside Parley.
+
+Test modules import from here, never from each other or from conftest.
+"""

@@ -1,4 +1,4 @@
-"""Helpers shared by the agent and agent-access tests."""
+"""Agents: the seeded ones, and ones made and changed through AgentService."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from typing import Any
 from sqlalchemy import select, update
 
 from parley.agent.v1 import agent_pb2
+from parley_server.app import App
 from parley_server.common.caller import Caller
 from parley_server.db.models import Agent, User
-from tests.helpers.support import Account, Stubs
+from tests.helpers.accounts import Account
+from tests.helpers.database import sql
+from tests.helpers.stubs import Stubs
 
 
 async def make_premium(stubs: Stubs, account: Account) -> None:
@@ -34,6 +37,12 @@ async def agent_row(stubs: Stubs, *, slug: str | None = None, agent_id: str | No
         query = query.where(Agent.id == uuid.UUID(agent_id))
     async with stubs.app.database.transaction() as db:
         return (await db.execute(query)).scalar_one()
+
+
+async def agent_id(app: App, slug: str = "assistant") -> str:
+    """The id of the live agent with slug."""
+    rows = await sql(app, "SELECT id FROM agents WHERE slug = :slug AND delete_time IS NULL", slug=slug)
+    return str(rows[0][0])
 
 
 async def seeded_ids(stubs: Stubs) -> dict[str, str]:

@@ -40,8 +40,10 @@ from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.client import rpcs
 from parley.conversation.v1 import conversation_pb2
-from tests.chat.test_chat import agent_id, collect
-from tests.helpers.support import PASSWORD, Account, Stubs
+from tests.helpers.accounts import PASSWORD, Account
+from tests.helpers.agents import agent_id
+from tests.helpers.chat import collect
+from tests.helpers.stubs import Stubs
 
 DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
 
@@ -224,7 +226,7 @@ async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -
     owner = await stubs.active_account("owner@example.com")
     other = await stubs.active_account("other@example.com")
     admin = await stubs.admin_account("admin@example.com")
-    aid = await agent_id(stubs)
+    aid = await agent_id(stubs.app)
     created = await stubs.conversation.CreateConversation(
         conversation_pb2.CreateConversationRequest(agent_id=aid), metadata=owner.md
     )

@@ -11,7 +11,6 @@ undeclared error is checked over the whole run: see tests/conftest.py.)
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,13 +23,14 @@ from parley.client.terminal import FRIENDLY_REASONS
 from parley_server.agents.access_rules import AccessReason
 from parley_server.common.errors import Reason
 from parley_server.transport.interceptors.access_policy import Access, implied_errors
+from tests.helpers.repo import REPO_ROOT
 
 METHODS = {rpcs.full_name(m): m for m in rpcs.methods()}
 
 
-def test_every_proto_service_is_read(repo_root: Path) -> None:
+def test_every_proto_service_is_read() -> None:
     declared = set()
-    for path in (repo_root / "protos").rglob("*.proto"):
+    for path in (REPO_ROOT / "protos").rglob("*.proto"):
         text = path.read_text()
         package = re.search(r"^package ([\w.]+);", text, re.M)
         declared |= {f"{package.group(1)}.{name}" for name in re.findall(r"^service (\w+)", text, re.M) if package}
@@ -111,8 +111,8 @@ def test_agent_access_reasons_are_error_reasons() -> None:
     assert {r.name for r in AccessReason if r is not AccessReason.OK} <= Reason.__members__.keys()
 
 
-def test_clients_explain_only_real_reasons(repo_root: Path) -> None:
-    page = (repo_root / "clients/web/src/errors.ts").read_text()
+def test_clients_explain_only_real_reasons() -> None:
+    page = (REPO_ROOT / "clients/web/src/errors.ts").read_text()
     block = page[page.index("const REASONS") : page.index("};", page.index("const REASONS"))]
     page_reasons = set(re.findall(r"^\s+([A-Z_]+):", block, re.M))
     assert page_reasons and page_reasons <= Reason.__members__.keys(), page_reasons - Reason.__members__.keys()

@@ -25,7 +25,9 @@ from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.db.database import asyncpg_dsn
 from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
-from tests.helpers.support import Stubs, expect_error
+from tests.helpers.errors import expect_error
+from tests.helpers.repo import REPO_ROOT
+from tests.helpers.stubs import Stubs
 
 PARLEY_FILES = rpcs.FILES
 
@@ -70,15 +72,15 @@ def test_every_rpc_has_a_handler() -> None:
             assert not missing, f"{service.full_name} has no handler for {missing}"
 
 
-def test_the_repository_cites_no_document_outside_it(repo_root: Path) -> None:
+def test_the_repository_cites_no_document_outside_it() -> None:
     """The repository stands alone: no source or doc points at a design file it does not hold."""
     outside = "API" + ".md"  # spelled apart so this file does not cite it
-    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout
+    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
     citing = [
         name
         for name in files.split()
         if name.endswith((".py", ".proto", ".ts", ".mjs", ".md", ".sh", ".yaml", ".toml"))
-        and outside in (repo_root / name).read_text(encoding="utf-8", errors="replace")
+        and outside in (REPO_ROOT / name).read_text(encoding="utf-8", errors="replace")
     ]
     assert not citing, f"these files cite {outside}, which is not in the repository: {citing}"
 
@@ -151,14 +153,14 @@ async def test_errors_carry_no_internals(stubs: Stubs) -> None:
     assert "Traceback" not in details.message and "sqlalchemy" not in details.message.lower()
 
 
-def test_generated_code_is_fresh(repo_root: Path) -> None:
+def test_generated_code_is_fresh() -> None:
     result = subprocess.run(
-        [sys.executable, "scripts/codegen.py", "--check"], cwd=repo_root, capture_output=True, text=True
+        [sys.executable, "scripts/codegen.py", "--check"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_buf_lint_passes(repo_root: Path) -> None:
+def test_buf_lint_passes() -> None:
     buf = Path(sys.executable).with_name("buf")
-    result = subprocess.run([str(buf), "lint"], cwd=repo_root, capture_output=True, text=True)
+    result = subprocess.run([str(buf), "lint"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,9 +20,10 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from parley.chat.v1 import chat_pb2
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
+from tests.helpers.errors import expect_error
 from tests.helpers.grpc_web import GRPC_WEB, RunningBridge, first_frame, frame, http
 from tests.helpers.served import BIN
-from tests.helpers.support import Stubs, expect_error
+from tests.helpers.stubs import Stubs
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 UNDECODABLE = b"\xff\xff\xff\xff"

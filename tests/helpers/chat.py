@@ -1,0 +1,46 @@
+"""Reading ChatService streams: their events, the text they carry, the message they leave stored."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from parley_server.db.models import Message
+from tests.helpers.stubs import Stubs
+
+
+async def collect(stream: AsyncIterator[Any]) -> list[Any]:
+    return [event async for event in stream]
+
+
+async def read_rest(call: Any) -> list[Any]:
+    """The remaining messages of a stream read with call.read()."""
+    rest = []
+    while (event := await call.read()) is not grpc.aio.EOF:
+        rest.append(event)
+    return rest
+
+
+def text_of(events: list[Any]) -> str:
+    """Concatenate deltas, checking that offsets are contiguous (no gap, no duplicate)."""
+    text = ""
+    for event in events:
+        if event.WhichOneof("event") == "delta":
+            assert event.delta.offset == len(text), (event.delta.offset, len(text))
+            text += event.delta.text
+    return text
+
+
+def kinds(events: list[Any]) -> list[str]:
+    return [e.WhichOneof("event") for e in events]
+
+
+async def stored(stubs: Stubs, message_id: str) -> Message:
+    """The message as PostgreSQL holds it."""
+    async with stubs.app.database.transaction() as db:
+        message = await db.get(Message, uuid.UUID(message_id))
+        assert message is not None
+        return message
