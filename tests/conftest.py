@@ -134,7 +134,10 @@ def test_settings(tmp_root: Path, database_url: str, **overrides: object) -> Set
             "PARLEY_PERSIST_INTERVAL_MS": "100",
         }
     )
-    return base.__class__(**{**base.__dict__, **overrides})
+    unknown = overrides.keys() - Settings.model_fields.keys()
+    # model_copy would keep them beside the fields, where nothing reads them.
+    assert not unknown, f"not settings: {sorted(unknown)}"
+    return base.model_copy(update=overrides)
 
 
 @pytest.fixture(scope="session")
@@ -222,12 +225,13 @@ def repo_root() -> Iterator[Path]:
 async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RunningBridge]:
     """serve_with_envoy in this process, on the test app, until the test ends."""
     caplog.set_level(logging.INFO, logger="parley_server.bridge.envoy")
-    settings = dataclasses.replace(
-        app.settings,
-        data_dir=tmp_path,
-        envoy_addr=f"127.0.0.1:{free_port()}",
-        envoy_admin_addr=f"127.0.0.1:{free_port()}",
-        shutdown_grace_seconds=1,
+    settings = app.settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "envoy_addr": f"127.0.0.1:{free_port()}",
+            "envoy_admin_addr": f"127.0.0.1:{free_port()}",
+            "shutdown_grace_seconds": 1,
+        }
     )
     stop = asyncio.Event()
     task = asyncio.create_task(serve_with_envoy(dataclasses.replace(app, settings=settings), "127.0.0.1:0", stop))

@@ -1,8 +1,9 @@
 """The `parley` command: serve, migrate, create-admin, invite, outbox, chat.
 
-Configuration comes from environment variables (see the README); the flags
-here only choose what to do. With no DATABASE_URL every subcommand uses the
-embedded PostgreSQL in PARLEY_DATA_DIR, starting it if needed.
+Configuration comes from environment variables (declared in settings.py,
+explained in the README); the flags here only choose what to do. With no
+DATABASE_URL every subcommand uses the embedded PostgreSQL in
+PARLEY_DATA_DIR, starting it if needed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import gc
 import getpass
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -43,9 +43,9 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
-def run(main: Coroutine[Any, Any, int]) -> int:
-    """Run a coroutine on uvloop when it is installed (PARLEY_UVLOOP=0 opts out)."""
-    if os.environ.get("PARLEY_UVLOOP", "1") != "0":
+def run(main: Coroutine[Any, Any, int], settings: Settings) -> int:
+    """Run a coroutine on uvloop when it is installed (PARLEY_UVLOOP=false opts out)."""
+    if settings.uvloop:
         try:
             import uvloop
 
@@ -103,7 +103,8 @@ async def _migrate(app: App) -> int:
 
 
 async def _create_admin(app: App, email: str) -> int:
-    password = os.environ.get("PARLEY_ADMIN_PASSWORD") or _prompt_password()
+    given = app.settings.admin_password
+    password = given.get_secret_value() if given else _prompt_password()
     user = await app.auth.create_admin(email, password)
     print(f"administrator {user.email} ({user.id}) is ready")
     return 0
@@ -208,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 prepare=_prepare_database,
                 run_worker=lambda shared: run(
-                    _with_app(shared, lambda app: _serve(app, address, False), wait_for_database=True)
+                    _with_app(shared, lambda app: _serve(app, address, False), wait_for_database=True), shared
                 ),
                 with_envoy=not args.no_envoy,
             )
         # A server waits for its database (it may start first, or be restarting);
         # one-shot commands fail at once instead.
-        return run(_with_app(settings, actions[args.command], wait_for_database=args.command == "serve"))
+        return run(_with_app(settings, actions[args.command], wait_for_database=args.command == "serve"), settings)
     except DomainError as exc:
         print(f"parley: {exc.message}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from tests import conftest
 from tests.helpers.support import PASSWORD, Stubs, expect_error
 
 WRONG = "not the password at all"
-LIMIT = 5  # PARLEY_LOGIN_MAX_FAILURES default
+LIMIT = 5  # PARLEY_LOGIN_MAX_FAILURES_PER_EMAIL default
 WINDOW_SECONDS = 15 * 60
 
 

@@ -18,7 +18,7 @@ from tests.helpers.support import PASSWORD, Stubs, expect_error, snapshot
 @pytest.fixture(scope="module")
 async def waitlist_server(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
     """A second App and server with the waitlist on, sharing the test database."""
-    async with conftest.second_server(tmp_root, database_url, waitlist_enabled=True) as other:
+    async with conftest.second_server(tmp_root, database_url, waitlist=True) as other:
         yield other
 
 
