@@ -9,9 +9,9 @@ validated and frozen once read, so every part of the process sees one
 consistent configuration, and a bad value stops the process with one
 sentence naming the variable.
 
-This is the only module of the server that touches the environment: the
-other two readers are `environment_variable` (names chosen at run time) and
-`ensure_runtime_dir` (a variable a library reads).
+This is the one module of the server that touches the environment: besides
+the declared settings, `environment_variable` reads variables named at run
+time and `ensure_runtime_dir` sets one that a library reads.
 """
 
 from __future__ import annotations
@@ -289,6 +289,8 @@ class Settings(BaseSettings):
 
 
 class Effective(NamedTuple):
+    """One setting as `parley settings` shows it."""
+
     variable: str
     value: str
     source: str
@@ -358,12 +360,16 @@ _PLAIN_ERRORS = {
 }
 
 
+def _field_of(loc: str) -> str:
+    """The field an error is located at: by its name, or by its alias (DATABASE_URL)."""
+    return next(name for name, info in Settings.model_fields.items() if loc in (name, info.validation_alias))
+
+
 def _config_error(exc: ValidationError) -> ConfigError:
     """One sentence per bad variable, naming it (and its value, unless secret)."""
     sentences = []
     for error in exc.errors():
-        field = str(error["loc"][0])
-        field = next((name for name in Settings.model_fields if env_name(name).lower() == field.lower()), field)
+        field = _field_of(str(error["loc"][0]))
         if error["type"] == "value_error":
             problem = str(error["ctx"]["error"])
         else:
