@@ -212,12 +212,13 @@ async def wl(stubs: Stubs, waitlist_server: Stubs) -> Stubs:
 async def bridge(app: App, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[RunningBridge]:
     """serve_with_envoy in this process, on the test app, until the test ends."""
     caplog.set_level(logging.INFO, logger="parley_server.bridge.envoy")
-    settings = dataclasses.replace(
-        app.settings,
-        data_dir=tmp_path,
-        envoy_addr=f"127.0.0.1:{free_port()}",
-        envoy_admin_addr=f"127.0.0.1:{free_port()}",
-        shutdown_grace_seconds=1,
+    settings = app.settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "envoy_addr": f"127.0.0.1:{free_port()}",
+            "envoy_admin_addr": f"127.0.0.1:{free_port()}",
+            "shutdown_grace_seconds": 1,
+        }
     )
     stop = asyncio.Event()
     task = asyncio.create_task(serve_with_envoy(dataclasses.replace(app, settings=settings), "127.0.0.1:0", stop))

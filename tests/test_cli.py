@@ -92,18 +92,58 @@ def test_create_admin_rejects_weak_password(served: Served) -> None:
 
 def test_help_lists_subcommands() -> None:
     result = subprocess.run([str(BIN / "parley"), "--help"], capture_output=True, text=True)
-    for command in ["serve", "migrate", "create-admin", "invite", "outbox", "chat"]:
+    for command in ["serve", "migrate", "create-admin", "invite", "outbox", "settings", "chat"]:
         assert command in result.stdout
 
 
-def test_bad_configuration_is_reported(tmp_path: Path) -> None:
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any Parley setting of the developer's, plus settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_") and k != "DATABASE_URL"}
+    return {**base, **settings}
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "settings"])
+def test_bad_configuration_stops_with_one_sentence(tmp_path: Path, command: str) -> None:
     result = subprocess.run(
-        [str(BIN / "parley"), "migrate"],
-        env={**os.environ, "PARLEY_DATA_DIR": str(tmp_path), "PARLEY_EMAIL_BACKEND": "pigeon"},
+        [str(BIN / "parley"), command],
+        env=clean_env(PARLEY_DATA_DIR=str(tmp_path), PARLEY_SHUTDOWN_GRACE_SECONDS="soon"),
         capture_output=True,
         text=True,
+        timeout=60,
     )
-    assert result.returncode == 2 and "PARLEY_EMAIL_BACKEND" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == (
+        "parley: configuration error: PARLEY_SHUTDOWN_GRACE_SECONDS must be an integer, got 'soon'\n"
+    )
+    assert not any(tmp_path.iterdir()), "nothing started"
+
+
+def test_settings_prints_effective_values_with_secrets_masked(tmp_path: Path) -> None:
+    jwt_secret, smtp_password = "jwt-" + "s" * 40, "smtp-password-value"
+    result = subprocess.run(
+        [str(BIN / "parley"), "settings"],
+        env=clean_env(
+            PARLEY_DATA_DIR=str(tmp_path),
+            PARLEY_SMTP_PORT="2525",
+            PARLEY_JWT_SECRET=jwt_secret,
+            PARLEY_SMTP_PASSWORD=smtp_password,
+            DATABASE_URL="postgresql+asyncpg://parley:db-password@db.example.com/parley",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("=", 1)[0]: line for line in result.stdout.splitlines()}
+    assert re.fullmatch(r"PARLEY_SMTP_PORT=2525 +# environment", lines["PARLEY_SMTP_PORT"])
+    assert re.fullmatch(rf"PARLEY_DATA_DIR={re.escape(str(tmp_path))} +# environment", lines["PARLEY_DATA_DIR"])
+    assert re.fullmatch(r"PARLEY_GRPC_ADDR=127\.0\.0\.1:50051 +# default", lines["PARLEY_GRPC_ADDR"])
+    assert re.fullmatch(r"PARLEY_JWT_SECRET=\*+ +# environment", lines["PARLEY_JWT_SECRET"])
+    assert re.fullmatch(r"PARLEY_SMTP_PASSWORD=\*+ +# environment", lines["PARLEY_SMTP_PASSWORD"])
+    assert "parley:*" in lines["DATABASE_URL"] and "@db.example.com/parley" in lines["DATABASE_URL"]
+    for secret in (jwt_secret, smtp_password, "db-password"):
+        assert secret not in result.stdout + result.stderr
+    assert not any(tmp_path.iterdir()), "printing settings starts nothing and generates nothing"
 
 
 def test_sigterm_stops_gracefully(served: Served) -> None:

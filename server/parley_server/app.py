@@ -82,15 +82,13 @@ def build_app(settings: Settings, database_url: str) -> App:
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
         cache_seconds=settings.session_cache_seconds,
     )
-    email: EmailSender = (
-        SmtpSender(settings.smtp, settings.email_from) if settings.email_backend == "smtp" else OutboxSender(database)
-    )
+    email: EmailSender = SmtpSender(settings) if settings.email_backend == "smtp" else OutboxSender(database)
     login_window = timedelta(seconds=settings.login_failure_window_seconds)
     limits = AuthLimits(
         login_per_email=Limit("login-email", settings.login_max_failures_per_email, login_window),
         login_per_client=Limit("login-client", settings.login_max_failures_per_client, login_window),
-        verification_emails=Limit("verify-email", settings.verification_emails_per_hour, timedelta(hours=1)),
-        reset_emails=Limit("reset-email", settings.verification_emails_per_hour, timedelta(hours=1)),
+        verification_emails=Limit("verify-email", settings.account_emails_per_hour, timedelta(hours=1)),
+        reset_emails=Limit("reset-email", settings.account_emails_per_hour, timedelta(hours=1)),
     )
     auth = AuthService(
         database,
@@ -100,7 +98,7 @@ def build_app(settings: Settings, database_url: str) -> App:
         EmailTemplates(settings.public_url),
         RateLimiter(),
         limits,
-        waitlist_enabled=settings.waitlist_enabled,
+        waitlist_enabled=settings.waitlist,
     )
     registry = AgentRegistry(
         echo_delay_seconds=settings.echo_delay_ms / 1000, provider_timeout_seconds=settings.provider_timeout_seconds

@@ -1,8 +1,9 @@
-"""The `parley` command: serve, migrate, create-admin, invite, outbox, chat.
+"""The `parley` command: serve, migrate, create-admin, invite, outbox, settings, chat.
 
-Configuration comes from environment variables (see the README); the flags
-here only choose what to do. With no DATABASE_URL every subcommand uses the
-embedded PostgreSQL in PARLEY_DATA_DIR, starting it if needed.
+Configuration comes from environment variables (declared in settings.py,
+explained in the README, printed by `parley settings`); the flags here only
+choose what to do. With no DATABASE_URL every subcommand uses the embedded
+PostgreSQL in PARLEY_DATA_DIR, starting it if needed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import gc
 import getpass
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -43,9 +43,9 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
-def run(main: Coroutine[Any, Any, int]) -> int:
-    """Run a coroutine on uvloop when it is installed (PARLEY_UVLOOP=0 opts out)."""
-    if os.environ.get("PARLEY_UVLOOP", "1") != "0":
+def run(main: Coroutine[Any, Any, int], settings: Settings) -> int:
+    """Run a coroutine on uvloop when it is installed (PARLEY_UVLOOP=false opts out)."""
+    if settings.uvloop:
         try:
             import uvloop
 
@@ -103,7 +103,8 @@ async def _migrate(app: App) -> int:
 
 
 async def _create_admin(app: App, email: str) -> int:
-    password = os.environ.get("PARLEY_ADMIN_PASSWORD") or _prompt_password()
+    given = app.settings.admin_password
+    password = given.get_secret_value() if given else _prompt_password()
     user = await app.auth.create_admin(email, password)
     print(f"administrator {user.email} ({user.id}) is ready")
     return 0
@@ -114,6 +115,15 @@ def _prompt_password() -> str:
     if password != getpass.getpass("Repeat the password: "):
         raise SystemExit("the passwords differ")
     return password
+
+
+def _print_settings(settings: Settings) -> int:
+    """Each variable as it would be set, and where its value came from."""
+    rows = [(f"{row.variable}={row.value}", row.source) for row in settings.effective()]
+    width = max(len(assignment) for assignment, _ in rows)
+    for assignment, source in rows:
+        print(f"{assignment:<{width}}  # {source}")
+    return 0
 
 
 async def _invite(app: App, email: str | None) -> int:
@@ -140,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parley",
         description="Parley: gRPC backend for AI-agent chat. Settings come from environment "
-        "variables (DATABASE_URL, PARLEY_GRPC_ADDR, PARLEY_DATA_DIR, ...; see the README).",
+        "variables (DATABASE_URL, PARLEY_GRPC_ADDR, PARLEY_DATA_DIR, ...; `parley settings` lists them all, "
+        "the README explains them).",
     )
     parser.add_argument("--version", action="version", version=f"parley {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -170,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("email")
     invite = sub.add_parser("invite", help="print a single-use invite code that skips the waitlist")
     invite.add_argument("email", nargs="?", help="bind the code to this email and email it there")
+    sub.add_parser(
+        "settings",
+        help="print every setting's effective value (secrets masked) and whether it came from the environment",
+    )
     chat = sub.add_parser("chat", help="chat with an agent from the terminal (a gRPC client of a running server)")
     terminal.add_arguments(chat)
     outbox = sub.add_parser("outbox", help="print the newest emails of the development outbox")
@@ -187,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"parley: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "settings":  # reads nothing but the environment
+        return _print_settings(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -208,13 +225,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.workers,
                 prepare=_prepare_database,
                 run_worker=lambda shared: run(
-                    _with_app(shared, lambda app: _serve(app, address, False), wait_for_database=True)
+                    _with_app(shared, lambda app: _serve(app, address, False), wait_for_database=True), shared
                 ),
                 with_envoy=not args.no_envoy,
             )
         # A server waits for its database (it may start first, or be restarting);
         # one-shot commands fail at once instead.
-        return run(_with_app(settings, actions[args.command], wait_for_database=args.command == "serve"))
+        return run(_with_app(settings, actions[args.command], wait_for_database=args.command == "serve"), settings)
     except DomainError as exc:
         print(f"parley: {exc.message}", file=sys.stderr)
         return 1

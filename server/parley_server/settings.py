@@ -1,54 +1,44 @@
-"""Settings read from environment variables, in one place.
+"""Parley's settings: every environment variable, declared once.
 
-Every setting has a default that works on a developer's machine; the README's
-configuration table lists the same names. Settings are immutable once read so
-that every part of the process sees one consistent configuration.
+Each field of `Settings` is one variable, `PARLEY_` and the field's name in
+capitals (DATABASE_URL keeps its conventional name), with its type, default
+and meaning. The README's configuration table is generated from these
+declarations (scripts/codegen.py) and `parley settings` prints their
+effective values, so neither can disagree with the code. Settings are
+validated and frozen once read, so every part of the process sees one
+consistent configuration, and a bad value stops the process with one
+sentence naming the variable.
+
+This is the one module of the server that touches the environment: besides
+the declared settings, `environment_variable` reads variables named at run
+time and `ensure_runtime_dir` sets one that a library reads.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple, get_args
+from urllib.parse import urlsplit
 
 import platformdirs
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
+ENV_PREFIX = "PARLEY_"
 JWT_SECRET_FILE = "jwt-secret"
+MIN_JWT_SECRET_LENGTH = 32
+# What a secret's value looks like wherever settings are shown.
+MASK = "**********"
 
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot use."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
-    value = env.get(name, "").strip().lower() or default
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
-    return value
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -59,153 +49,214 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _host_port(env: Mapping[str, str], name: str, default: str) -> str:
-    value = (env.get(name) or default).strip()
+# --- value types: each check is written once and named in the declarations --
+
+
+def _host_port(value: str) -> str:
+    value = value.strip()
     try:
         split_host_port(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be host:port, got {value!r}") from exc
+    except ValueError:
+        raise ValueError("must be host:port") from None
     return value
 
 
-def _loopback(env: Mapping[str, str], name: str, default: str) -> str:
-    """A host:port on the loopback interface (admin endpoints must not be reachable)."""
-    value = _host_port(env, name, default)
+def _loopback(value: str) -> str:
+    """Admin endpoints must not be reachable from other machines."""
     if split_host_port(value)[0] not in {"127.0.0.1", "localhost", "::1"}:
-        raise ConfigError(f"{name} must listen on 127.0.0.1 (loopback only), got {value!r}")
+        raise ValueError("must listen on 127.0.0.1 (loopback only)")
     return value
 
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:]+\](:\d{1,5})?$")
 
 
-def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _origins(value: object) -> object:
     """Comma-separated browser origins (scheme://host[:port], no path)."""
-    origins = tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
-    for origin in origins:
-        if not _ORIGIN.match(origin):
-            raise ConfigError(f"{name} must list origins like http://example.com:8080, got {origin!r}")
+    if not isinstance(value, str):
+        return value
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    if not all(_ORIGIN.match(origin) for origin in origins):
+        raise ValueError("must list origins like http://example.com:8080")
     return origins
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    """How the SMTP email backend reaches its relay."""
-
-    host: str = "localhost"
-    port: int = 25
-    username: str = ""
-    password: str = ""
-    # "none", "starttls" (upgrade after connect) or "tls" (implicit TLS).
-    security: str = "none"
-    timeout_seconds: int = 15
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
-@dataclass(frozen=True)
-class Settings:
+def _log_level(value: str) -> str:
+    value = value.strip().upper()
+    if value not in logging.getLevelNamesMapping():
+        raise ValueError(f"must be one of {', '.join(sorted(logging.getLevelNamesMapping()))}")
+    return value
+
+
+def _jwt_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_JWT_SECRET_LENGTH} characters")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+LoopbackHostPort = Annotated[str, AfterValidator(_host_port), AfterValidator(_loopback)]
+Origins = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_origins)]
+EmailBackend = Annotated[Literal["outbox", "smtp"], BeforeValidator(_lower)]
+SmtpSecurity = Annotated[Literal["none", "starttls", "tls"], BeforeValidator(_lower)]
+Flag = Annotated[bool, BeforeValidator(_lower)]
+
+
+def _shown(default: str) -> dict[str, Any]:
+    """The default as the README shows it, for settings whose default is not a plain value."""
+    return {"shown_default": default}
+
+
+class Settings(BaseSettings):
     """The whole configuration of one Parley process."""
 
-    database_url: str | None
-    grpc_addr: str
-    data_dir: Path
-    jwt_secret: str | None
-    jwt_issuer: str = "parley"
-    jwt_audience: str = "parley-api"
-    access_token_ttl_seconds: int = 15 * 60
-    refresh_token_ttl_seconds: int = 30 * 24 * 3600
-    # How long a validated session is trusted without asking the database.
-    session_cache_seconds: int = 5
-    email_backend: str = "outbox"
-    email_from: str = "Parley <no-reply@parley.localhost>"
-    public_url: str = "http://127.0.0.1:8080"
-    smtp: SmtpSettings = field(default_factory=SmtpSettings)
-    waitlist_enabled: bool = False
-    login_max_failures_per_email: int = 5
-    login_max_failures_per_client: int = 50
-    login_failure_window_seconds: int = 15 * 60
-    verification_emails_per_hour: int = 3
-    shutdown_grace_seconds: int = 10
-    # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 65536
-    max_message_bytes: int = 4 * 1024 * 1024
-    # Pause before each word of the offline echo provider, so its replies
-    # stream like a model's (0 in tests that only want the text).
-    echo_delay_ms: int = 30
-    # Longest wait for an OpenAI-compatible endpoint to connect or send the
-    # next chunk; a stalled provider fails the generation instead of hanging it.
-    provider_timeout_seconds: int = 60
-    # A generation is stopped (FAILED, text kept) after this many seconds.
-    generation_timeout_seconds: int = 300
-    # Streaming text is written to PostgreSQL at most this often (a crash
-    # loses at most this much of an answer).
-    persist_interval_ms: int = 500
-    # How often each replica looks for generations orphaned by a dead replica.
-    sweep_interval_seconds: int = 10
-    # PostgreSQL connections each server process keeps open (plus a few
-    # more in bursts); replicas x this must stay under max_connections.
-    db_pool_size: int = 30
-    # How often expired sessions, tokens, counters and old request ids are deleted.
-    housekeeping_interval_seconds: int = 600
-    log_level: str = "INFO"
-    # The Envoy gRPC-web bridge in front of the gRPC server (and the web page).
-    envoy_addr: str = "127.0.0.1:8080"
-    # Envoy's admin interface; loopback only, it can stop the proxy.
-    envoy_admin_addr: str = "127.0.0.1:9901"
-    # Origins allowed to call through Envoy from another origin (CORS); empty
-    # means the page's own origins, see envoy_config.default_origins.
-    allowed_origins: tuple[str, ...] = ()
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True)
+
+    database_url: str | None = Field(
+        None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL URL, e.g. `postgresql+asyncpg://user:pw@host:5432/db` "
+        "(`postgresql://` is accepted too)",
+        json_schema_extra=_shown("unset: embedded PostgreSQL"),
+    )
+    grpc_addr: str = Field("127.0.0.1:50051", description="where the gRPC server listens (`serve --addr` overrides it)")
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("parley")),
+        description="embedded database, generated secrets and Envoy's config",
+        json_schema_extra=_shown("the user data dir (`~/.local/share/parley`)"),
+    )
+    jwt_secret: Annotated[SecretStr | None, AfterValidator(_jwt_secret)] = Field(
+        None,
+        description=f"HS256 signing secret ({MIN_JWT_SECRET_LENGTH}+ chars). Set the same value on every replica.",
+        json_schema_extra=_shown(f"generated once, kept in `PARLEY_DATA_DIR/{JWT_SECRET_FILE}`"),
+    )
+    jwt_issuer: str = Field("parley", description="`iss` claim of access tokens; tokens with another are refused")
+    jwt_audience: str = Field("parley-api", description="`aud` claim of access tokens; tokens with another are refused")
+    access_token_ttl_seconds: int = Field(15 * 60, description="access token lifetime")
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, description="refresh token (session) lifetime")
+    session_cache_seconds: int = Field(
+        5,
+        description="how long a replica trusts a checked session before asking the database again "
+        "(logout on another replica takes effect within this time)",
+    )
+    email_backend: EmailBackend = Field(
+        "outbox",
+        description="`outbox` (store emails in the database; `parley outbox` prints them) or `smtp`",
+    )
+    email_from: str = Field("Parley <no-reply@parley.localhost>", description="sender of emails")
+    public_url: Annotated[str, AfterValidator(lambda url: url.rstrip("/"))] = Field(
+        "http://127.0.0.1:8080", description="base of links in emails"
+    )
+    smtp_host: str = Field("localhost", description="SMTP relay host")
+    smtp_port: int = Field(25, description="SMTP relay port")
+    smtp_username: str = Field("", description="SMTP login, if the relay wants one")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password, if the relay wants one")
+    smtp_security: SmtpSecurity = Field(
+        "none", description="`none`, `starttls` (upgrade after connecting) or `tls` (implicit TLS)"
+    )
+    smtp_timeout_seconds: int = Field(
+        15, description="longest wait for the SMTP relay; an email it does not take is logged, never retried"
+    )
+    waitlist: Flag = Field(False, description="when true, registrations without a valid invite code are `WAITLISTED`")
+    login_max_failures_per_email: int = Field(
+        5, description="failed logins per email per window before `RESOURCE_EXHAUSTED`"
+    )
+    login_max_failures_per_client: int = Field(50, description="failed logins per client address per window")
+    login_failure_window_seconds: int = Field(
+        15 * 60, description="window of the failed-login limits (counters live in PostgreSQL, shared by replicas)"
+    )
+    account_emails_per_hour: int = Field(
+        3,
+        description="verification emails resent per account, and password-reset emails sent per address, each "
+        "per hour (one more resend fails with `RESOURCE_EXHAUSTED`; one more reset request is answered but "
+        "sends nothing)",
+    )
+    shutdown_grace_seconds: int = Field(
+        10,
+        description="at most this long for in-flight RPCs (and running generations) on shutdown; the process "
+        "exits as soon as they are done (open `WatchConversation` streams end at once with `UNAVAILABLE`, "
+        "reason `SHUTTING_DOWN`)",
+    )
+    argon2_time_cost: int = Field(
+        3, description="Argon2id passes per password hash (the defaults are RFC 9106's low-memory profile)"
+    )
+    argon2_memory_kib: int = Field(65536, description="Argon2id memory per password hash")
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        description="largest gRPC message received or sent; a larger one fails with `RESOURCE_EXHAUSTED`",
+    )
+    echo_delay_ms: int = Field(
+        30, description="pause per word of the offline `echo` provider, so its replies stream like a model's"
+    )
+    provider_timeout_seconds: int = Field(
+        60, description="longest wait for an OpenAI-compatible endpoint to connect or send the next chunk"
+    )
+    generation_timeout_seconds: int = Field(
+        300, description="a generation still running after this long is stopped (FAILED, text kept)"
+    )
+    persist_interval_ms: int = Field(
+        500, description="streaming text is written to PostgreSQL at most this often (a crash loses at most this much)"
+    )
+    sweep_interval_seconds: int = Field(
+        10,
+        description="how often each replica marks FAILED (text kept) the generations that no process runs any "
+        "more: those of replicas that died, and its own that no generation of it runs (at two sweeps in a row)",
+    )
+    housekeeping_interval_seconds: int = Field(
+        600,
+        description="time between deletions of what has expired: sessions and email tokens a day past expiry or "
+        "revocation, rate-limit counters past their window, request ids older than 7 days (one replica per round)",
+    )
+    db_pool_size: int = Field(
+        30,
+        description="PostgreSQL connections per server process (a third more in bursts); keep replicas × this "
+        "under the server's `max_connections`",
+    )
+    log_level: Annotated[str, AfterValidator(_log_level)] = Field(
+        "INFO", description="log level; each RPC logs one JSON line (method, code, ms, user, request id)"
+    )
+    uvloop: Flag = Field(True, description="`false` runs on the standard asyncio loop instead of uvloop")
+    envoy_addr: HostPort = Field(
+        "127.0.0.1:8080",
+        description="where Envoy serves the web page and gRPC-web (`0.0.0.0:8080` for all interfaces)",
+    )
+    envoy_admin_addr: LoopbackHostPort = Field(
+        "127.0.0.1:9901", description="Envoy's admin interface; loopback addresses only (it can stop the proxy)"
+    )
+    allowed_origins: Origins = Field(
+        (),
+        description="comma-separated browser origins allowed to call gRPC-web from another site (CORS), e.g. "
+        "`https://chat.example.com,http://localhost:5173`. Default: `http://127.0.0.1:PORT` and "
+        "`http://localhost:PORT` of `PARLEY_ENVOY_ADDR`, plus the origin of `PARLEY_PUBLIC_URL`",
+        json_schema_extra=_shown("the page's own origins"),
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        description="password of the administrator `parley create-admin` creates or promotes",
+        json_schema_extra=_shown("unset: `parley create-admin` asks for it"),
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting from env (default: os.environ)."""
-        env = os.environ if env is None else env
-        data_dir = Path(env.get("PARLEY_DATA_DIR") or platformdirs.user_data_dir("parley"))
-        return cls(
-            database_url=env.get("DATABASE_URL") or None,
-            grpc_addr=env.get("PARLEY_GRPC_ADDR") or "127.0.0.1:50051",
-            data_dir=data_dir,
-            jwt_secret=env.get("PARLEY_JWT_SECRET") or None,
-            access_token_ttl_seconds=_int(env, "PARLEY_ACCESS_TOKEN_TTL", 15 * 60),
-            refresh_token_ttl_seconds=_int(env, "PARLEY_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
-            session_cache_seconds=_int(env, "PARLEY_SESSION_CACHE_SECONDS", 5),
-            email_backend=_choice(env, "PARLEY_EMAIL_BACKEND", "outbox", {"outbox", "smtp"}),
-            email_from=env.get("PARLEY_EMAIL_FROM") or "Parley <no-reply@parley.localhost>",
-            public_url=(env.get("PARLEY_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/"),
-            smtp=SmtpSettings(
-                host=env.get("PARLEY_SMTP_HOST") or "localhost",
-                port=_int(env, "PARLEY_SMTP_PORT", 25),
-                username=env.get("PARLEY_SMTP_USERNAME", ""),
-                password=env.get("PARLEY_SMTP_PASSWORD", ""),
-                security=_choice(env, "PARLEY_SMTP_SECURITY", "none", {"none", "starttls", "tls"}),
-            ),
-            waitlist_enabled=_bool(env, "PARLEY_WAITLIST", False),
-            login_max_failures_per_email=_int(env, "PARLEY_LOGIN_MAX_FAILURES", 5),
-            login_max_failures_per_client=_int(env, "PARLEY_LOGIN_MAX_FAILURES_PER_CLIENT", 50),
-            login_failure_window_seconds=_int(env, "PARLEY_LOGIN_FAILURE_WINDOW", 15 * 60),
-            shutdown_grace_seconds=_int(env, "PARLEY_SHUTDOWN_GRACE", 10),
-            argon2_time_cost=_int(env, "PARLEY_ARGON2_TIME_COST", 3),
-            argon2_memory_kib=_int(env, "PARLEY_ARGON2_MEMORY_KIB", 65536),
-            log_level=(env.get("PARLEY_LOG_LEVEL") or "INFO").upper(),
-            echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", 30),
-            provider_timeout_seconds=_int(env, "PARLEY_PROVIDER_TIMEOUT", 60),
-            generation_timeout_seconds=_int(env, "PARLEY_GENERATION_TIMEOUT", 300),
-            persist_interval_ms=_int(env, "PARLEY_PERSIST_INTERVAL_MS", 500),
-            sweep_interval_seconds=_int(env, "PARLEY_SWEEP_INTERVAL", 10),
-            db_pool_size=_int(env, "PARLEY_DB_POOL_SIZE", 30),
-            housekeeping_interval_seconds=_int(env, "PARLEY_HOUSEKEEPING_INTERVAL", 600),
-            envoy_addr=_host_port(env, "PARLEY_ENVOY_ADDR", "127.0.0.1:8080"),
-            envoy_admin_addr=_loopback(env, "PARLEY_ENVOY_ADMIN_ADDR", "127.0.0.1:9901"),
-            allowed_origins=_origins(env, "PARLEY_ALLOWED_ORIGINS"),
-        )
+        """Read every setting from env (default: the process environment); ConfigError
+        names each variable whose value cannot be used."""
+        source = _Environment(cls, os.environ if env is None else env)
+        try:
+            # Validated from the environment's values alone: model_validate
+            # skips BaseSettings.__init__, which would read os.environ again.
+            return cls.model_validate(source())
+        except ValidationError as exc:
+            raise _config_error(exc) from None
 
     def resolved_jwt_secret(self) -> str:
         """The signing secret: PARLEY_JWT_SECRET, else one generated once and kept
         in the data dir (mode 0600) so tokens survive restarts."""
-        if self.jwt_secret:
-            if len(self.jwt_secret) < 32:
-                raise ConfigError("PARLEY_JWT_SECRET must be at least 32 characters")
-            return self.jwt_secret
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
         path = self.data_dir / JWT_SECRET_FILE
         if path.exists():
             return path.read_text().strip()
@@ -224,3 +275,127 @@ class Settings:
         finally:
             draft.unlink()
         return path.read_text().strip()
+
+    def effective(self) -> list[Effective]:
+        """Every setting's variable, value as it would be written (secrets masked) and source."""
+        return [
+            Effective(
+                env_name(name),
+                _shown_value(name, getattr(self, name)),
+                "environment" if name in self.model_fields_set else "default",
+            )
+            for name in type(self).model_fields
+        ]
+
+
+class Effective(NamedTuple):
+    """One setting as `parley settings` shows it."""
+
+    variable: str
+    value: str
+    source: str
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
+
+
+def shown_default(field: str) -> str:
+    """A field's default as documentation shows it (markdown)."""
+    info: FieldInfo = Settings.model_fields[field]
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and "shown_default" in extra:
+        return str(extra["shown_default"])
+    value = _shown_value(field, info.get_default(call_default_factory=True))
+    return f"`{value}`" if value else "empty"
+
+
+def _is_secret(field: str) -> bool:
+    annotation = Settings.model_fields[field].annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _shown_value(field: str, value: object) -> str:
+    """A value as it would be written in the environment, without revealing secrets."""
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if field == "database_url":
+        return _without_password(str(value))
+    return str(value)
+
+
+def _without_password(url: str) -> str:
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", f":{MASK}@", 1) if password else url
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping, so tests and
+    tools can read settings from an environment other than the process's."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            (name if self.case_sensitive else name.lower()): value
+            for name, value in self._env.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
+_PLAIN_ERRORS = {
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_parsing": "must be true or false",
+}
+
+
+def _field_of(loc: str) -> str:
+    """The field an error is located at: by its name, or by its alias (DATABASE_URL)."""
+    return next(name for name, info in Settings.model_fields.items() if loc in (name, info.validation_alias))
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """One sentence per bad variable, naming it (and its value, unless secret)."""
+    sentences = []
+    for error in exc.errors():
+        field = _field_of(str(error["loc"][0]))
+        if error["type"] == "value_error":
+            problem = str(error["ctx"]["error"])
+        else:
+            problem = _PLAIN_ERRORS.get(error["type"], error["msg"].replace("Input should be", "must be", 1))
+        got = "" if _is_secret(field) else f", got {error['input']!r}"
+        sentences.append(f"{env_name(field)} {problem}{got}")
+    return ConfigError("; ".join(sentences))
+
+
+def environment_variable(name: str) -> str:
+    """The value of a variable whose name is chosen at run time, "" when unset.
+
+    An agent names the variable that holds its API key (the key itself is
+    never stored), so it cannot be declared above; it is read here so that
+    the environment keeps a single reader.
+    """
+    return os.environ.get(name, "")
+
+
+def ensure_runtime_dir() -> None:
+    """Set XDG_RUNTIME_DIR to /tmp/runtime-<uid> (and create it) when unset.
+
+    pgserver keeps its start-up lock and sockets in platformdirs' runtime
+    dir, which platformdirs takes from this variable; its own fallback
+    depends on TMPDIR. One fixed directory means every Parley process of
+    this user shares the one lock.
+    """
+    os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)

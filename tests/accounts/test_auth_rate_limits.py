@@ -18,7 +18,7 @@ from tests.helpers.in_process import second_server
 from tests.helpers.stubs import Stubs
 
 WRONG = "not the password at all"
-LIMIT = 5  # PARLEY_LOGIN_MAX_FAILURES default
+LIMIT = 5  # PARLEY_LOGIN_MAX_FAILURES_PER_EMAIL default
 WINDOW_SECONDS = 15 * 60
 
 

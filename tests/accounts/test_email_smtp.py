@@ -12,7 +12,6 @@ from aiosmtpd.controller import Controller
 
 from parley_server.app import build_app
 from parley_server.db.migrate import migrate
-from parley_server.settings import SmtpSettings
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.in_process import settings_for_tests
 from tests.helpers.served import free_port
@@ -46,7 +45,7 @@ async def test_registration_email_is_delivered_over_smtp(
 ) -> None:
     controller, inbox = smtp
     settings = settings_for_tests(
-        tmp_root, database_url, email_backend="smtp", smtp=SmtpSettings(host="127.0.0.1", port=controller.port)
+        tmp_root, database_url, email_backend="smtp", smtp_host="127.0.0.1", smtp_port=controller.port
     )
     app = build_app(settings, database_url)
     await migrate(app.database)
@@ -67,7 +66,9 @@ async def test_unreachable_relay_does_not_fail_the_rpc(stubs: Stubs, tmp_root: P
         tmp_root,
         database_url,
         email_backend="smtp",
-        smtp=SmtpSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2),
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_timeout_seconds=2,
     )
     app = build_app(settings, database_url)
     try:

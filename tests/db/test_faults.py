@@ -93,11 +93,11 @@ async def test_postgresql_restart_under_load_loses_nothing(tmp_path: Path, clust
         args=(),  # with Envoy, whose health check must follow the server's
         DATABASE_URL=cluster.url,
         PARLEY_ECHO_DELAY_MS="15",
-        PARLEY_SWEEP_INTERVAL="1",
+        PARLEY_SWEEP_INTERVAL_SECONDS="1",
     )
     # Another replica that sweeps every second: a restart frees every replica's
     # lock, and it must not take the server's answers for orphans meanwhile.
-    bystander = ServerProcess(tmp_path / "bystander", DATABASE_URL=cluster.url, PARLEY_SWEEP_INTERVAL="1")
+    bystander = ServerProcess(tmp_path / "bystander", DATABASE_URL=cluster.url, PARLEY_SWEEP_INTERVAL_SECONDS="1")
     server.start()
     try:
         bystander.start()
@@ -190,7 +190,10 @@ async def test_sigterm_exits_as_soon_as_the_work_is_drained(tmp_path: Path, data
     grace period far longer than the work."""
     grace = 600
     server = ServerProcess(
-        tmp_path / "serve", DATABASE_URL=database_url, PARLEY_SHUTDOWN_GRACE=str(grace), PARLEY_ECHO_DELAY_MS="20"
+        tmp_path / "serve",
+        DATABASE_URL=database_url,
+        PARLEY_SHUTDOWN_GRACE_SECONDS=str(grace),
+        PARLEY_ECHO_DELAY_MS="20",
     )
     server.start()
     try:

@@ -159,7 +159,7 @@ def serve_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "PARLEY_ENVOY_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
         "PARLEY_ARGON2_TIME_COST": "1",
         "PARLEY_ARGON2_MEMORY_KIB": "8192",
-        "PARLEY_SHUTDOWN_GRACE": "2",
+        "PARLEY_SHUTDOWN_GRACE_SECONDS": "2",
         **overrides,
     }
 

@@ -23,7 +23,7 @@ import aiosmtplib
 
 from parley_server.db.database import Database
 from parley_server.db.models import OutboxEmail
-from parley_server.settings import SmtpSettings
+from parley_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,8 @@ class OutboxSender:
 class SmtpSender:
     """Sends through SMTP in background tasks; `aclose` waits for those in flight."""
 
-    def __init__(self, settings: SmtpSettings, sender: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._from = sender
         self._pending: set[asyncio.Task[None]] = set()
 
     async def send(self, email: Email) -> None:
@@ -70,7 +69,7 @@ class SmtpSender:
 
     async def _deliver(self, email: Email) -> None:
         message = EmailMessage()
-        message["From"] = self._from
+        message["From"] = self._settings.email_from
         message["To"] = email.recipient
         message["Subject"] = email.subject
         message.set_content(email.body)
@@ -78,13 +77,13 @@ class SmtpSender:
         try:
             await aiosmtplib.send(
                 message,
-                hostname=s.host,
-                port=s.port,
-                username=s.username or None,
-                password=s.password or None,
-                use_tls=s.security == "tls",
-                start_tls=s.security == "starttls",
-                timeout=s.timeout_seconds,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username or None,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                use_tls=s.smtp_security == "tls",
+                start_tls=s.smtp_security == "starttls",
+                timeout=s.smtp_timeout_seconds,
             )
         except (aiosmtplib.SMTPException, OSError):
             log.exception("email to %s could not be delivered", email.recipient)

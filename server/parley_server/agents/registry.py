@@ -12,7 +12,6 @@ it finish first, then its connections are closed.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -20,6 +19,7 @@ from parley_server.agents.providers.base import ChatProvider, ChatTurn, Provider
 from parley_server.agents.providers.echo_provider import EchoProvider
 from parley_server.agents.providers.openai_provider import OpenAIProvider
 from parley_server.db.models import Agent, AgentProvider
+from parley_server.settings import environment_variable
 
 
 class PooledProvider:
@@ -105,6 +105,6 @@ class AgentRegistry:
             base_url=agent.base_url,
             model=agent.model,
             # Only the variable's name is stored; the key is read when the client is built.
-            api_key=os.environ.get(agent.api_key_env, "") if agent.api_key_env else "",
+            api_key=environment_variable(agent.api_key_env) if agent.api_key_env else "",
             timeout_seconds=self._timeout,
         )

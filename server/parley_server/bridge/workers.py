@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import dataclasses
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
+
+from pydantic import SecretStr
 
 from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
 from parley_server.settings import ConfigError, Settings
@@ -48,7 +49,9 @@ def serve_in_workers(
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
     # Resolved once here, so every worker signs and checks tokens with one secret.
-    shared = dataclasses.replace(settings, database_url=prepare(settings), jwt_secret=settings.resolved_jwt_secret())
+    shared = settings.model_copy(
+        update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
+    )
     children: list[int] = []
     for index in range(workers):
         pid = os.fork()

@@ -8,10 +8,11 @@ data across restarts and is stopped when the last Parley process using it exits.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Literal
+
+from parley_server.settings import ensure_runtime_dir
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +21,7 @@ PGDATA_DIR = "pgdata"
 
 def start_embedded_postgres(data_dir: Path, *, cleanup: Literal["stop", "delete"] | None = "stop") -> str:
     """Start (or join) the embedded server in data_dir/pgdata; returns an asyncpg URL."""
-    # pgserver reads platformdirs' runtime dir for its lock file; without
-    # XDG_RUNTIME_DIR that only warns and falls back to /tmp, which is fine.
-    os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_runtime_dir()  # before pgserver is imported: it reads the directory then
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
