@@ -197,7 +197,7 @@ async def replica(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[
 @pytest.fixture(scope="module")
 async def waitlist_server(app: App, tmp_root: Path, database_url: str) -> AsyncIterator[Stubs]:
     """A second App and server with the waitlist on, sharing the test database."""
-    async with second_server(tmp_root, database_url, waitlist_enabled=True) as other:
+    async with second_server(tmp_root, database_url, waitlist=True) as other:
         yield other
 
 
