@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from parley_server.events.schema import Delta, Event, decode_batch, encode_batch, is_from
+from parley_server.events.schema import Event, TextAppended, decode_batch, encode_batch, is_from
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class EventBus:
         """Deliver to local subscribers now and to other replicas on the next flush."""
         self._dispatch(event)
         self._outgoing.append(event)
-        if not isinstance(event, Delta):
+        if not isinstance(event, TextAppended):
             self._wake.set()
 
     def interrupt_subscribers(self) -> None:
