@@ -8,9 +8,7 @@ here as INVALID_ARGUMENT, because only this layer sees the raw numbers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeAlias, TypeVar
-
-import grpc
+from typing import TypeVar
 
 from parley.admin.v1 import admin_pb2, admin_pb2_grpc
 from parley_server.accounts.convert import ROLE_FROM_PROTO, STATE_FROM_PROTO, STATE_TO_PROTO, user_to_proto
@@ -19,8 +17,8 @@ from parley_server.admin.stats_service import Stats
 from parley_server.common.caller import require_caller
 from parley_server.common.convert import duration, from_duration, from_timestamp, timestamp
 from parley_server.common.errors import FieldViolation, InvalidArgument
+from parley_server.common.handlers import Ctx
 
-Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 K = TypeVar("K", bound=int)
 T = TypeVar("T")
 

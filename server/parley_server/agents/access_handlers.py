@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
-
 from parley.agent_access.v1 import agent_access_pb2 as pb
 from parley.agent_access.v1 import agent_access_pb2_grpc
 from parley_server.agents.access_service import AgentAccessService
@@ -15,8 +13,7 @@ from parley_server.agents.convert import (
 )
 from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_timestamp
-
-Ctx = grpc.aio.ServicerContext
+from parley_server.common.handlers import Ctx
 
 
 class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley_server.chat.convert import chat_update_to_proto, watch_update_to_proto
 from parley_server.chat.service import ChatService
 from parley_server.common.caller import require_caller
+from parley_server.common.handlers import Ctx
 from parley_server.conversations.convert import message_to_proto
-
-Ctx = grpc.aio.ServicerContext
 
 
 class ChatHandlers(chat_pb2_grpc.ChatServiceServicer):

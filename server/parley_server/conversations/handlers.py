@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
-
 from parley.conversation.v1 import conversation_pb2 as pb
 from parley.conversation.v1 import conversation_pb2_grpc
 from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_duration
+from parley_server.common.handlers import Ctx
 from parley_server.conversations.convert import (
     MESSAGE_ROLE_FROM_PROTO,
     chat_turn_to_proto,
@@ -15,8 +14,6 @@ from parley_server.conversations.convert import (
     message_to_proto,
 )
 from parley_server.conversations.service import ConversationChanges, ConversationFilter, ConversationService
-
-Ctx = grpc.aio.ServicerContext
 
 
 def _optional_bool(request: pb.ListConversationsRequest, field: str) -> bool | None:
