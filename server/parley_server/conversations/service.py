@@ -2,7 +2,7 @@
 
 Properties this module keeps:
 - Everything is scoped to the caller: another user's conversation is
-  NOT_FOUND (domain.ownership), and list queries filter on the caller first.
+  NOT_FOUND (conversations/ownership.py), and list queries filter on the caller first.
 - A conversation's message_count / last_message_time change only while its row
   is locked, so concurrent writers cannot lose an increment.
 - Reading the history for a model (`history_for_agent`) and the automatic

@@ -2,7 +2,7 @@
 
 One provider holds one `openai.AsyncOpenAI` client, i.e. one HTTP connection
 pool, and is shared by every generation of an agent configuration (see
-agent_registry.py). The SDK's own retries are off: a retried generation would
+agents/registry.py). The SDK's own retries are off: a retried generation would
 replay text the user has already seen, so the chat layer decides about retries.
 
 Every failure becomes a ProviderError whose reason a user may read: it names
