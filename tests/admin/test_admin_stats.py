@@ -19,12 +19,13 @@ from parley.chat.v1 import chat_pb2
 from parley_server import __version__
 from parley_server.admin import stats_rollup
 from parley_server.admin.service import AdminService
-from parley_server.admin.stats_rollup import FILL_PARTS, SETTLE, STATS_LOCK_KEY
+from parley_server.admin.stats_rollup import FILL_PARTS, SETTLE
 from parley_server.admin.stats_service import StatsService, TtlCache
 from parley_server.app import App
 from parley_server.common.activity import Activity
 from parley_server.common.pagination import Paginator
 from parley_server.db.database import Database
+from parley_server.db.locks import STATS_LOCK_KEY
 from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
 from tests.helpers.conversations import add_message, new_conversation

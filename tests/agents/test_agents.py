@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from parley.agent.v1 import agent_pb2
-from parley_server.agents.providers.base import ChatTurn, ProviderError, TextDelta
+from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError
 from parley_server.agents.providers.echo_provider import EchoProvider
 from parley_server.agents.providers.openai_provider import OpenAIProvider
 from parley_server.agents.registry import PooledProvider
@@ -411,10 +411,10 @@ async def test_a_retired_client_finishes_streams_in_flight(stubs: Stubs) -> None
     created = await create_agent(stubs, admin, echo_agent("busy"))
     provider = await registry.provider_for(await agent_row(stubs, agent_id=created.id))
     stream = provider.stream([ChatTurn("user", "one two three")], max_output_tokens=0, temperature=0)
-    assert await anext(stream) == TextDelta("Echo: ")
+    assert await anext(stream) == GeneratedText("Echo: ")
     await registry.forget(uuid.UUID(created.id))
     assert not provider.closed
-    assert [e async for e in stream][:3] == [TextDelta("one "), TextDelta("two "), TextDelta("three")]
+    assert [e async for e in stream][:3] == [GeneratedText("one "), GeneratedText("two "), GeneratedText("three")]
     assert provider.closed
     with pytest.raises(ProviderError):
         await anext(provider.stream([ChatTurn("user", "late")], max_output_tokens=0, temperature=0))
@@ -440,7 +440,7 @@ async def test_openai_agent_client_reads_its_key_from_the_environment(
         provider = await stubs.app.registry.provider_for(await agent_row(stubs, agent_id=created.id))
         assert isinstance(provider._inner, OpenAIProvider)
         events = [e async for e in provider.stream([ChatTurn("user", "ping")], max_output_tokens=8, temperature=0.7)]
-        assert events[0] == TextDelta("pong")
+        assert events[0] == GeneratedText("pong")
         assert fake.requests[0].headers["authorization"] == "Bearer sk-from-env"
         assert fake.requests[0].body["temperature"] == pytest.approx(0.7)
         await stubs.app.registry.forget(uuid.UUID(created.id))

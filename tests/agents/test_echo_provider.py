@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from parley_server.agents.providers.base import ChatTurn, ProviderError, TextDelta, Usage, complete_text
+from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError, Usage, complete_text
 from parley_server.agents.providers.echo_provider import EchoProvider
 from parley_server.settings import Settings
 
@@ -25,10 +25,10 @@ async def events(provider: EchoProvider, turns: list[ChatTurn], max_output_token
 async def test_echoes_the_last_user_turn_word_by_word_then_reports_usage() -> None:
     result = await events(EchoProvider(0), HISTORY)
     assert result == [
-        TextDelta("Echo: "),
-        TextDelta("hello "),
-        TextDelta("big "),
-        TextDelta("world"),
+        GeneratedText("Echo: "),
+        GeneratedText("hello "),
+        GeneratedText("big "),
+        GeneratedText("world"),
         # 3 + 2 + 3 + 3 words in the turns; 4 words emitted.
         Usage(prompt_tokens=11, completion_tokens=4),
     ]
@@ -36,13 +36,13 @@ async def test_echoes_the_last_user_turn_word_by_word_then_reports_usage() -> No
 
 async def test_reply_is_deterministic_and_capped_by_max_output_tokens() -> None:
     provider = EchoProvider(0)
-    assert await events(provider, HISTORY, 2) == [TextDelta("Echo: "), TextDelta("hello"), Usage(11, 2)]
+    assert await events(provider, HISTORY, 2) == [GeneratedText("Echo: "), GeneratedText("hello"), Usage(11, 2)]
     assert await complete_text(provider, HISTORY, 0, 1.5) == "Echo: hello big world"
     assert await complete_text(provider, HISTORY, 0, 0.0) == "Echo: hello big world"
 
 
 async def test_without_a_user_turn_replies_with_the_prefix_only() -> None:
-    assert await events(EchoProvider(0), [ChatTurn("system", "hi there")]) == [TextDelta("Echo:"), Usage(2, 1)]
+    assert await events(EchoProvider(0), [ChatTurn("system", "hi there")]) == [GeneratedText("Echo:"), Usage(2, 1)]
 
 
 async def test_fail_command_emits_a_few_words_then_fails() -> None:
@@ -53,7 +53,7 @@ async def test_fail_command_emits_a_few_words_then_fails() -> None:
         ):
             received.append(event)
     assert error.value.reason == "echo provider asked to fail"
-    assert received == [TextDelta("Echo: "), TextDelta("/fail "), TextDelta("please ")]
+    assert received == [GeneratedText("Echo: "), GeneratedText("/fail "), GeneratedText("please ")]
     with pytest.raises(ProviderError):
         await complete_text(EchoProvider(0), [ChatTurn("user", "/fail")], 0, 0)
 

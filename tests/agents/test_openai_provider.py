@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from parley_server.agents.providers.base import ChatTurn, ProviderError, ProviderEvent, TextDelta, Usage
+from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError, ProviderEvent, Usage
 from parley_server.agents.providers.openai_provider import OpenAIProvider
 from tests.helpers.fake_openai import FakeOpenAI
 
@@ -51,10 +51,10 @@ async def failure(provider: OpenAIProvider) -> tuple[list[ProviderEvent], str]:
 async def test_streams_text_deltas_then_usage(fake: FakeOpenAI) -> None:
     events = await stream_turns(provider_for(fake))
     assert events == [
-        TextDelta("Hello "),
-        TextDelta("from "),
-        TextDelta("the "),
-        TextDelta("fake"),
+        GeneratedText("Hello "),
+        GeneratedText("from "),
+        GeneratedText("the "),
+        GeneratedText("fake"),
         Usage(prompt_tokens=4, completion_tokens=4),
     ]
     request = fake.requests[0]
@@ -99,7 +99,7 @@ async def test_slow_tokens_arrive_one_by_one(fake: FakeOpenAI) -> None:
     arrivals: list[float] = []
     started = time.monotonic()
     async for event in provider.stream(TURNS, max_output_tokens=64, temperature=0.3):
-        if isinstance(event, TextDelta):
+        if isinstance(event, GeneratedText):
             arrivals.append(time.monotonic() - started)
     await provider.aclose()
     assert len(arrivals) == 4
@@ -117,7 +117,7 @@ async def test_a_stalled_provider_times_out(fake: FakeOpenAI) -> None:
 async def test_connection_dropped_mid_stream(fake: FakeOpenAI) -> None:
     fake.drop_after = 2
     received, reason = await failure(provider_for(fake))
-    assert received == [TextDelta("Hello "), TextDelta("from ")]
+    assert received == [GeneratedText("Hello "), GeneratedText("from ")]
     assert reason == "the connection to the model provider was lost"
 
 
@@ -149,7 +149,7 @@ async def test_stopping_early_hangs_up_on_the_server(fake: FakeOpenAI) -> None:
     fake.words = ["word"] * 50
     provider = provider_for(fake)
     stream = provider.stream(TURNS, max_output_tokens=64, temperature=0.3)
-    assert await anext(stream) == TextDelta("word ")
+    assert await anext(stream) == GeneratedText("word ")
     await stream.aclose()  # type: ignore[attr-defined]
     await asyncio.wait_for(fake.disconnected.wait(), timeout=2)
     await provider.aclose()

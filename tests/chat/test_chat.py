@@ -402,6 +402,34 @@ async def test_watch_ends_when_conversation_is_deleted(stubs: Stubs, alice: Acco
     assert kinds(events)[-1] == "conversation_deleted" and events[-1].conversation_deleted == cid
 
 
+@pytest.mark.parametrize("streaming", [False, True], ids=["idle", "mid-answer"])
+async def test_watch_ends_when_the_deletion_event_is_lost(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch, streaming: bool
+) -> None:
+    """The deletion is learnt from stored state: the watch ends with conversation_deleted, nothing empty before."""
+    cid = await new_conversation(stubs, alice)
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    call = None
+    if streaming:  # the watcher follows an answer when the conversation goes
+        call = stubs.chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md
+        )
+        assert kinds(await read_until(watch, "delta"))[:2] == ["message_created", "message_created"]
+    with monkeypatch.context() as deaf:
+        deaf.setattr(subscription, "deliver", lambda event: None)
+        await stubs.conversation.DeleteConversation(
+            conversation_pb2.DeleteConversationRequest(conversation_id=cid), metadata=alice.md
+        )
+    subscription.mark_lagged()  # what the bus does when it notices lost events
+    async with asyncio.timeout(10):
+        events = await read_rest(watch)
+    if call is not None:
+        call.cancel()
+    assert kinds(events)[-1] == "conversation_deleted" and events[-1].conversation_deleted == cid
+    assert None not in kinds(events), "every event carries a change"
+    assert await watch.code() == grpc.StatusCode.OK
+
+
 async def test_retry_with_same_request_id_reattaches(stubs: Stubs, alice: Account) -> None:
     cid = (await new_conversation(stubs, alice)).id
     request = chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS, request_id="req-1")

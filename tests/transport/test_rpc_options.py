@@ -87,7 +87,7 @@ def test_declared_errors_name_real_codes_and_reasons() -> None:
     for name, method in METHODS.items():
         for code, reason in rpcs.declared_errors(method):
             assert code in grpc.StatusCode.__members__, f"{name}: unknown status code {code!r}"
-            assert reason in Reason.__members__, f"{name}: {reason!r} is not a member of domain.errors.Reason"
+            assert reason in Reason.__members__, f"{name}: {reason!r} is not a member of common.errors.Reason"
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -14,10 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.common.errors import FailedPrecondition, Reason
+from parley_server.db.locks import LAST_ADMIN_LOCK_KEY
 from parley_server.db.models import Role, User, UserState
-
-# pg_advisory_xact_lock key serialising the guard; "admins" in ASCII.
-LAST_ADMIN_LOCK_KEY = 0x61646D696E73
 
 
 def is_active_admin(user: User) -> bool:

@@ -40,7 +40,7 @@ from parley_server.common.errors import (
     Unauthenticated,
 )
 from parley_server.common.rate_limiter import Limit, RateLimiter
-from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, Violations
+from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, MAX_PASSWORD_LENGTH, Violations
 from parley_server.db.database import Database
 from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserState, WaitlistEntry
 
@@ -147,7 +147,7 @@ class AuthService:
     async def login(self, email: str, password: str, client_address: str) -> tuple[TokenPair, User]:
         v = Violations()
         email = v.email("email", email)
-        v.present("password", password, max_length=1024)
+        v.present("password", password, max_length=MAX_PASSWORD_LENGTH)
         v.raise_if_any()
         await self._begin_password_attempt(email, client_address, "too many failed logins; try again later")
         async with self._db.transaction() as db:
@@ -208,7 +208,7 @@ class AuthService:
 
     async def change_password(self, caller: Caller, old_password: str, new_password: str) -> None:
         v = Violations()
-        v.present("old_password", old_password, max_length=1024)
+        v.present("old_password", old_password, max_length=MAX_PASSWORD_LENGTH)
         v.raise_if_any()
         async with self._db.transaction() as db:
             user = await self._require_user(db, caller.user_id)
@@ -239,7 +239,7 @@ class AuthService:
     async def reset_password(self, token: str, new_password: str) -> None:
         v = Violations()
         v.present("token", token)
-        v.present("new_password", new_password, max_length=1024)
+        v.present("new_password", new_password, max_length=MAX_PASSWORD_LENGTH)
         v.raise_if_any()
         async with self._db.transaction() as db:
             user = await self._use_email_token(db, token, TokenPurpose.RESET_PASSWORD)
@@ -256,7 +256,7 @@ class AuthService:
 
     async def delete_account(self, caller: Caller, password: str) -> None:
         v = Violations()
-        v.present("password", password, max_length=1024)
+        v.present("password", password, max_length=MAX_PASSWORD_LENGTH)
         v.raise_if_any()
         async with self._db.transaction() as db:
             user = await self._require_user(db, caller.user_id)

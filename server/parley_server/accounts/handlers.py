@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
-
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley_server.accounts.auth_service import AuthService
 from parley_server.accounts.convert import tokens_to_proto, user_to_proto
 from parley_server.common.caller import current_client_address, require_caller
-
-Ctx = grpc.aio.ServicerContext
+from parley_server.common.handlers import Ctx
 
 
 class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):

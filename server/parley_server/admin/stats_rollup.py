@@ -43,10 +43,8 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from parley_server.common.clock import utcnow
 from parley_server.db.database import Database
+from parley_server.db.locks import STATS_LOCK_KEY
 
-# pg_advisory_xact_lock key between fills (shared) and the forgetting trigger
-# (exclusive); "stats" in ASCII. Migration 0005 spells the same number.
-STATS_LOCK_KEY = 0x7374617473
 SETTLE = timedelta(minutes=10)
 # Missing days are computed in this many concurrent parts (connections): a
 # day's scan runs on one core, and a fully cold range has up to 366 of them.

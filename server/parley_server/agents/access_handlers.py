@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import grpc
-
 from parley.agent_access.v1 import agent_access_pb2 as pb
 from parley.agent_access.v1 import agent_access_pb2_grpc
 from parley_server.agents.access_service import AgentAccessService
 from parley_server.agents.convert import (
-    REASON_TO_PROTO,
+    access_decision_to_proto,
     agent_to_proto,
     grant_to_proto,
     usage_to_proto,
 )
 from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_timestamp
-
-Ctx = grpc.aio.ServicerContext
+from parley_server.common.handlers import Ctx
 
 
 class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):
@@ -25,11 +22,7 @@ class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):
 
     async def CheckAgentAccess(self, request: pb.CheckAgentAccessRequest, context: Ctx) -> pb.CheckAgentAccessResponse:
         decision = await self._service.check_access(require_caller(), request.agent_id)
-        return pb.CheckAgentAccessResponse(
-            allowed=decision.allowed,
-            reason=REASON_TO_PROTO[decision.reason],
-            remaining_quota=decision.remaining_quota,
-        )
+        return access_decision_to_proto(decision)
 
     async def ListAccessibleAgents(
         self, request: pb.ListAccessibleAgentsRequest, context: Ctx

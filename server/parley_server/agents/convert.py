@@ -1,9 +1,10 @@
 """Conversions between agent/access domain values and their protobuf messages.
 
 Shared by the AgentService and AgentAccessService handlers (both return
-`parley.agent.v1.Agent`). Enum values outside the mappings (UNSPECIFIED, or a
-number from a newer client) become None, which the domain reports as a field
-violation.
+`parley.agent.v1.Agent`). An agent's visibility and provider are always
+required: UNSPECIFIED and numbers from a newer client both become None, which
+the domain reports with the request's other bad fields (and only when the
+update mask names the field).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import struct
 
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2
-from parley_server.agents.access_rules import AccessReason
+from parley_server.agents.access_rules import AccessDecision, AccessReason
 from parley_server.agents.access_service import AgentUsage
 from parley_server.agents.fields import AgentFields
 from parley_server.agents.service import AgentView
-from parley_server.common.convert import timestamp
+from parley_server.common.convert import enum_from_proto, timestamp
 from parley_server.db.models import AgentGrant, AgentProvider, AgentVisibility
 
 VISIBILITY_TO_PROTO = {
@@ -66,9 +67,9 @@ def agent_fields_from_proto(agent: agent_pb2.Agent) -> AgentFields:
         slug=agent.slug,
         name=agent.name,
         description=agent.description,
-        visibility=VISIBILITY_FROM_PROTO.get(agent.visibility),
+        visibility=enum_from_proto("agent.visibility", agent.visibility, VISIBILITY_FROM_PROTO, unknown_is_unset=True),
         enabled=agent.enabled,
-        provider=PROVIDER_FROM_PROTO.get(agent.provider),
+        provider=enum_from_proto("agent.provider", agent.provider, PROVIDER_FROM_PROTO, unknown_is_unset=True),
         model=agent.model,
         base_url=agent.base_url,
         api_key_env=agent.api_key_env,
@@ -87,6 +88,14 @@ def _from_float32(value: float) -> float:
         if struct.unpack("f", struct.pack("f", candidate))[0] == value:
             return candidate
     return value  # NaN: left for validation to refuse
+
+
+def access_decision_to_proto(decision: AccessDecision) -> agent_access_pb2.CheckAgentAccessResponse:
+    return agent_access_pb2.CheckAgentAccessResponse(
+        allowed=decision.allowed,
+        reason=REASON_TO_PROTO[decision.reason],
+        remaining_quota=decision.remaining_quota,
+    )
 
 
 def grant_to_proto(grant: AgentGrant) -> agent_access_pb2.AgentGrant:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
-
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley_server.agents.convert import agent_fields_from_proto, agent_to_proto
 from parley_server.agents.service import AgentService
 from parley_server.common.caller import require_caller
-
-Ctx = grpc.aio.ServicerContext
+from parley_server.common.handlers import Ctx
 
 
 class AgentHandlers(agent_pb2_grpc.AgentServiceServicer):

@@ -3,7 +3,7 @@
 Deleting is soft (delete_time): conversations keep pointing at the agent and
 its usage history stays, while the slug is freed for a new agent. Every
 update bumps the agent's version so the pooled provider client is rebuilt,
-here and on other replicas (see agent_registry.py).
+here and on other replicas (see agents/registry.py).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
 
-from parley_server.agents.providers.base import ChatProvider, ChatTurn, ProviderError, TextDelta, Usage
+from parley_server.agents.providers.base import ChatProvider, ChatTurn, GeneratedText, ProviderError, Usage
 from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
 from parley_server.common.periodic import every
@@ -51,7 +51,7 @@ from parley_server.db.database import Database
 from parley_server.db.models import Agent, Message, MessageState
 from parley_server.db.outage import is_outage
 from parley_server.events.bus import EventBus
-from parley_server.events.schema import CancelRequested, Delta, Event, Finished
+from parley_server.events.schema import CancelRequested, Event, Finished, TextAppended
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class GenerationManager:
                 async for event in spec.provider.stream(
                     spec.turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
                 ):
-                    if isinstance(event, TextDelta) and event.text:
+                    if isinstance(event, GeneratedText) and event.text:
                         self._append(generation, event.text)
                     elif isinstance(event, Usage):
                         generation.usage = event
@@ -251,7 +251,7 @@ class GenerationManager:
         offset = generation.length
         generation.chunks.append(piece)
         generation.length += len(piece)
-        self._bus.publish(Delta(spec.conversation_id, spec.message_id, offset, piece))
+        self._bus.publish(TextAppended(spec.conversation_id, spec.message_id, offset, piece))
         if generation.length - generation.persisted_length >= self._persist_chars:
             self._flush_now.set()
 

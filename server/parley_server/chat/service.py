@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley_server.agents.access_service import AgentAccessService
 from parley_server.agents.registry import AgentRegistry
 from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
-from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextChunk, WatchUpdate
+from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextDelta, WatchUpdate
 from parley_server.chat.watch import ConversationWatch
 from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
@@ -49,10 +49,10 @@ from parley_server.events.schema import (
     CancelRequested,
     ConversationChanged,
     ConversationDeleted,
-    Delta,
     Event,
     Finished,
     MessageCreated,
+    TextAppended,
 )
 
 log = logging.getLogger(__name__)
@@ -291,9 +291,9 @@ class ChatService:
         """Replay from offset, then live until the generation ends (see module doc)."""
         with self._activity.chat_stream():
             async with self._bus.subscribe(conversation_id) as subscription:
-                (position, chunk), final = await self._catch_up(message_id, offset)
-                if chunk:
-                    yield chunk
+                (position, delta), final = await self._catch_up(message_id, offset)
+                if delta:
+                    yield delta
                 while final is None:
                     # Everything already queued is handled at once: when the
                     # client or the server falls behind, consecutive deltas
@@ -302,7 +302,7 @@ class ChatService:
                     text: list[str] = []
                     start = position
                     for event in events:
-                        if isinstance(event, Delta) and event.message_id == message_id:
+                        if isinstance(event, TextAppended) and event.message_id == message_id:
                             if event.offset <= position:
                                 fresh = event.text[position - event.offset :]
                                 text.append(fresh)
@@ -311,23 +311,23 @@ class ChatService:
                             event = None  # a gap: fall back to the stored text
                         if event is None or (isinstance(event, Finished) and event.message_id == message_id):
                             if "".join(text):
-                                yield TextChunk(message_id, start, "".join(text))
+                                yield TextDelta(message_id, start, "".join(text))
                             text = []
-                            (position, chunk), final = await self._catch_up(message_id, position)
-                            if chunk:
-                                yield chunk
+                            (position, delta), final = await self._catch_up(message_id, position)
+                            if delta:
+                                yield delta
                             start = position
                             if final is not None:
                                 break
                         elif isinstance(event, ConversationDeleted):
                             raise NotFound("the conversation was deleted", reason=Reason.CONVERSATION_NOT_FOUND)
                     if "".join(text) and final is None:
-                        yield TextChunk(message_id, start, "".join(text))
+                        yield TextDelta(message_id, start, "".join(text))
                 yield Ended(final)
 
     async def _catch_up(
         self, message_id: uuid.UUID, position: int
-    ) -> tuple[tuple[int, TextChunk | None], Message | None]:
+    ) -> tuple[tuple[int, TextDelta | None], Message | None]:
         """The text after position that the client has not seen, and the final message if it ended.
 
         A generation running in this process is read from its buffer (fresher
@@ -348,7 +348,7 @@ class ChatService:
             current = message.content
         if position >= len(current):
             return (position, None), final
-        return (len(current), TextChunk(message_id, position, current[position:])), final
+        return (len(current), TextDelta(message_id, position, current[position:])), final
 
     # -- CancelGeneration ----------------------------------------------------
 

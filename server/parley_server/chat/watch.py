@@ -31,21 +31,21 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 
 from parley_server.chat.generations import GenerationManager
-from parley_server.chat.updates import TextChunk, WatchUpdate
+from parley_server.chat.updates import (
+    ConversationDeleted,
+    ConversationUpdated,
+    MessageCompleted,
+    MessageCreated,
+    TextDelta,
+    WatchUpdate,
+)
 from parley_server.common.caller import Caller
 from parley_server.common.errors import NotFound
 from parley_server.conversations.ownership import owned_conversation
 from parley_server.db.database import Database
 from parley_server.db.models import FINAL_STATES, Conversation, Message, MessageRole, MessageState
+from parley_server.events import schema as events
 from parley_server.events.bus import Subscription
-from parley_server.events.schema import (
-    ConversationChanged,
-    ConversationDeleted,
-    Delta,
-    Event,
-    Finished,
-    MessageCreated,
-)
 
 
 @dataclass
@@ -80,50 +80,50 @@ class ConversationWatch:
                 select(Message.id).where(Message.conversation_id == self._cid, Message.state == MessageState.STREAMING)
             )
             told = _Told(int(after_seq or 0), {message_id: 0 for message_id in streaming})
-        yield WatchUpdate(conversation_updated=conversation)
+        yield ConversationUpdated(conversation)
         while True:
             event = await subscription.next()
             updates = await (self._catch_up(told) if event is None else self._updates(event, told))
             for update in updates:
                 yield update
-                if update.conversation_deleted is not None:
+                if isinstance(update, ConversationDeleted):
                     return
 
-    async def _updates(self, event: Event, told: _Told) -> list[WatchUpdate]:
-        if isinstance(event, Delta):
+    async def _updates(self, event: events.Event, told: _Told) -> list[WatchUpdate]:
+        if isinstance(event, events.TextAppended):
             return await self._delta(event, told)
-        if isinstance(event, ConversationDeleted):
-            return [WatchUpdate(conversation_deleted=self._cid)]
-        if isinstance(event, ConversationChanged):
+        if isinstance(event, events.ConversationDeleted):
+            return [ConversationDeleted(self._cid)]
+        if isinstance(event, events.ConversationChanged):
             conversation = await self._conversation()
-            return [WatchUpdate(conversation_updated=conversation)] if conversation else []
-        if isinstance(event, (MessageCreated, Finished)):
+            return [ConversationUpdated(conversation)] if conversation else []
+        if isinstance(event, (events.MessageCreated, events.Finished)):
             async with self._db.transaction() as db:
                 message = await db.get(Message, event.message_id)
             if message is None:
                 return []  # deleted meanwhile (ClearMessages); its conversation update follows
-            if isinstance(event, MessageCreated):
+            if isinstance(event, events.MessageCreated):
                 return self._created(message, told)
             return self._completed(message, told)
         return []
 
-    async def _delta(self, event: Delta, told: _Told) -> list[WatchUpdate]:
+    async def _delta(self, event: events.TextAppended, told: _Told) -> list[WatchUpdate]:
         """The part of a live delta the watcher lacks; a gap before it is filled from the stored text."""
         if event.message_id in told.finished:
             return []
         sent = told.text_sent.get(event.message_id, 0)
-        chunks: list[TextChunk] = []
+        deltas: list[WatchUpdate] = []
         if event.offset > sent:
             text = await self._text(event.message_id)
             if text is not None and len(text) > sent:
-                chunks.append(TextChunk(event.message_id, sent, text[sent:]))
+                deltas.append(TextDelta(event.message_id, sent, text[sent:]))
                 sent = len(text)
         end = event.offset + len(event.text)
         if event.offset <= sent < end:
-            chunks.append(TextChunk(event.message_id, sent, event.text[sent - event.offset :]))
+            deltas.append(TextDelta(event.message_id, sent, event.text[sent - event.offset :]))
             sent = end
         told.text_sent[event.message_id] = sent
-        return [WatchUpdate(delta=chunk) for chunk in chunks]
+        return deltas
 
     def _created(self, message: Message, told: _Told) -> list[WatchUpdate]:
         if message.id in told.announced:
@@ -133,7 +133,7 @@ class ConversationWatch:
             # The text so far travels in the message itself (all of it, if the
             # answer ended before it was read): deltas continue after it.
             told.text_sent[message.id] = max(told.text_sent.get(message.id, 0), len(message.content))
-        return [WatchUpdate(message_created=message)]
+        return [MessageCreated(message)]
 
     def _completed(self, message: Message, told: _Told) -> list[WatchUpdate]:
         """The final message, after the text the watcher still lacks (its deltas add up to the whole)."""
@@ -142,8 +142,8 @@ class ConversationWatch:
         told.finished.add(message.id)
         sent = told.text_sent.pop(message.id, None)
         rest = message.content[sent:] if sent is not None else ""
-        missing = [WatchUpdate(delta=TextChunk(message.id, sent or 0, rest))] if rest else []
-        return [*missing, WatchUpdate(message_completed=message)]
+        missing: list[WatchUpdate] = [TextDelta(message.id, sent or 0, rest)] if rest else []
+        return [*missing, MessageCompleted(message)]
 
     async def _catch_up(self, told: _Told) -> list[WatchUpdate]:
         """Events were lost: what the watcher missed, read from stored state."""
@@ -151,7 +151,7 @@ class ConversationWatch:
             try:
                 conversation = await owned_conversation(db, self._cid, self._caller.user_id)
             except NotFound:
-                return [WatchUpdate(conversation_deleted=self._cid)]
+                return [ConversationDeleted(self._cid)]
             followed = list(told.text_sent)
             messages = (
                 await db.scalars(
@@ -178,13 +178,13 @@ class ConversationWatch:
                 live = self._generations.snapshot(message.id)
                 text = message.content if live is None else live
                 if len(text) > sent:
-                    updates.append(WatchUpdate(delta=TextChunk(message.id, sent, text[sent:])))
+                    updates.append(TextDelta(message.id, sent, text[sent:]))
                     told.text_sent[message.id] = len(text)
         # Followed messages deleted meanwhile (ClearMessages) are no longer followed.
         present = {message.id for message in messages}
         for gone in [message_id for message_id in told.text_sent if message_id not in present]:
             del told.text_sent[gone]
-        return [*updates, WatchUpdate(conversation_updated=conversation)]
+        return [*updates, ConversationUpdated(conversation)]
 
     async def _text(self, message_id: uuid.UUID) -> str | None:
         """The message's text so far: this process's buffer if it generates it, else the stored row."""

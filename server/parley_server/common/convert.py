@@ -6,13 +6,19 @@ field, never INTERNAL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from parley_server.common.errors import FieldViolation, InvalidArgument
+
+# A protobuf enum's number type, and the domain value it maps to.
+K = TypeVar("K", bound=int)
+D = TypeVar("D")
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -54,3 +60,22 @@ def duration(value: timedelta) -> Duration:
     result = Duration()
     result.FromTimedelta(value)
     return result
+
+
+def enum_from_proto(field: str, number: K, values: Mapping[K, D], *, unknown_is_unset: bool = False) -> D | None:
+    """The domain value of a request's enum field (at path `field`), or None when it names none.
+
+    UNSPECIFIED (0) is None: what an unset field means is the RPC's rule (a
+    filter matches any value; where a value is required, the domain refuses
+    None as INVALID_ARGUMENT naming the field, with every other bad field of
+    the request). A number this server does not know (a newer client's
+    value) is INVALID_ARGUMENT naming the field, at once: read as None it
+    could widen a filter. With `unknown_is_unset` it is None like
+    UNSPECIFIED instead, for fields the domain always requires, so that it is
+    reported with the request's other bad fields and the values there are.
+    """
+    if number in values:
+        return values[number]
+    if number == 0 or unknown_is_unset:
+        return None
+    raise InvalidArgument([FieldViolation(field, f"unknown enum value {number}")])

@@ -28,12 +28,11 @@ from sqlalchemy import delete, func, or_, select
 from parley_server.common.clock import utcnow
 from parley_server.common.periodic import every
 from parley_server.db.database import Database
+from parley_server.db.locks import HOUSEKEEPING_LOCK_KEY
 from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session
 
 log = logging.getLogger(__name__)
 
-# pg_try_advisory_xact_lock key of a housekeeping round ("housekee" in ASCII).
-LOCK_KEY = 0x686F7573656B6565
 RETENTION = timedelta(days=1)
 REQUEST_ID_RETENTION = timedelta(days=7)
 
@@ -69,7 +68,7 @@ class Housekeeping:
             "idempotency_keys": delete(IdempotencyKey).where(IdempotencyKey.create_time < now - REQUEST_ID_RETENTION),
         }
         async with self._db.transaction() as db:
-            if not await db.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
+            if not await db.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK_KEY))):
                 return None
             deleted = {}
             for table, statement in statements.items():

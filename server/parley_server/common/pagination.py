@@ -27,7 +27,7 @@ from parley_server.common.validation import Violations
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-MAX_TOKEN_LENGTH = 1024
+MAX_PAGE_TOKEN_LENGTH = 1024
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ class Paginator:
         if not token:
             return None
         try:
-            if len(token) > MAX_TOKEN_LENGTH:
+            if len(token) > MAX_PAGE_TOKEN_LENGTH:
                 raise ValueError
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             signature, body = raw[:16], raw[16:]

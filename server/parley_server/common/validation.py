@@ -16,7 +16,8 @@ MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_DISPLAY_NAME_LENGTH = 100
-MAX_TOKEN_LENGTH = 512
+# A token the server issued and gets back: a refresh token, an emailed link's token.
+MAX_ISSUED_TOKEN_LENGTH = 512
 # AIP-155 request ids; the idempotency_keys column holds 100 characters.
 MAX_REQUEST_ID_LENGTH = 100
 # Deliberately simple: one @, a dot in the domain, no spaces or control chars.
@@ -68,7 +69,7 @@ class Violations:
             self.add(field, "must not be the email address")
         return value
 
-    def present(self, field: str, value: str, *, max_length: int = MAX_TOKEN_LENGTH) -> str:
+    def present(self, field: str, value: str, *, max_length: int = MAX_ISSUED_TOKEN_LENGTH) -> str:
         """A required opaque value (token, password to check): non-empty, bounded."""
         if not value:
             self.add(field, "is required")

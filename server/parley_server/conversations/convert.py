@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from parley.conversation.v1 import conversation_pb2
 from parley_server.agents.providers.base import ChatTurn, TurnRole
-from parley_server.common.convert import timestamp
+from parley_server.common.convert import enum_from_proto, timestamp
+from parley_server.conversations.service import ConversationChanges, ConversationFilter
 from parley_server.db.models import Conversation, Message, MessageRole, MessageState
 
 MESSAGE_ROLE_TO_PROTO = {
@@ -12,7 +13,6 @@ MESSAGE_ROLE_TO_PROTO = {
     MessageRole.ASSISTANT: conversation_pb2.MESSAGE_ROLE_ASSISTANT,
     MessageRole.SYSTEM: conversation_pb2.MESSAGE_ROLE_SYSTEM,
 }
-# UNSPECIFIED and unknown numbers are absent: `.get` gives None, which the domain rejects.
 MESSAGE_ROLE_FROM_PROTO = {v: k for k, v in MESSAGE_ROLE_TO_PROTO.items()}
 TURN_ROLE_TO_PROTO: dict[TurnRole, conversation_pb2.MessageRole.ValueType] = {
     "user": conversation_pb2.MESSAGE_ROLE_USER,
@@ -65,3 +65,23 @@ def message_to_proto(message: Message) -> conversation_pb2.Message:
 
 def chat_turn_to_proto(turn: ChatTurn) -> conversation_pb2.AgentMessage:
     return conversation_pb2.AgentMessage(role=TURN_ROLE_TO_PROTO[turn.role], content=turn.content)
+
+
+def message_role_from_proto(request: conversation_pb2.CreateMessageRequest) -> MessageRole | None:
+    """CreateMessage's role; None for UNSPECIFIED and for a number from a newer client
+    alike, which the domain refuses with the request's other bad fields."""
+    return enum_from_proto("role", request.role, MESSAGE_ROLE_FROM_PROTO, unknown_is_unset=True)
+
+
+def conversation_filter_from_proto(request: conversation_pb2.ListConversationsRequest) -> ConversationFilter:
+    return ConversationFilter(
+        agent_id=request.agent_id,
+        archived=request.archived if request.HasField("archived") else None,
+        pinned=request.pinned if request.HasField("pinned") else None,
+        query=request.query,
+    )
+
+
+def conversation_changes_from_proto(conversation: conversation_pb2.Conversation) -> ConversationChanges:
+    """UpdateConversation's new values (the domain reads those the update mask names)."""
+    return ConversationChanges(title=conversation.title, archived=conversation.archived, pinned=conversation.pinned)

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import grpc
-
 from parley.conversation.v1 import conversation_pb2 as pb
 from parley.conversation.v1 import conversation_pb2_grpc
 from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_duration
+from parley_server.common.handlers import Ctx
 from parley_server.conversations.convert import (
-    MESSAGE_ROLE_FROM_PROTO,
     chat_turn_to_proto,
+    conversation_changes_from_proto,
+    conversation_filter_from_proto,
     conversation_to_proto,
+    message_role_from_proto,
     message_to_proto,
 )
-from parley_server.conversations.service import ConversationChanges, ConversationFilter, ConversationService
-
-Ctx = grpc.aio.ServicerContext
-
-
-def _optional_bool(request: pb.ListConversationsRequest, field: str) -> bool | None:
-    """A proto3 `optional bool`: None when unset."""
-    return bool(getattr(request, field)) if request.HasField(field) else None
+from parley_server.conversations.service import ConversationService
 
 
 class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
@@ -43,12 +37,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
     async def ListConversations(
         self, request: pb.ListConversationsRequest, context: Ctx
     ) -> pb.ListConversationsResponse:
-        where = ConversationFilter(
-            agent_id=request.agent_id,
-            archived=_optional_bool(request, "archived"),
-            pinned=_optional_bool(request, "pinned"),
-            query=request.query,
-        )
+        where = conversation_filter_from_proto(request)
         page = await self._service.list_conversations(require_caller(), request.page_size, request.page_token, where)
         return pb.ListConversationsResponse(
             conversations=[conversation_to_proto(c) for c in page.items], next_page_token=page.next_page_token
@@ -65,11 +54,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
     async def UpdateConversation(
         self, request: pb.UpdateConversationRequest, context: Ctx
     ) -> pb.UpdateConversationResponse:
-        changes = ConversationChanges(
-            title=request.conversation.title,
-            archived=request.conversation.archived,
-            pinned=request.conversation.pinned,
-        )
+        changes = conversation_changes_from_proto(request.conversation)
         conversation = await self._service.update_conversation(
             require_caller(), request.conversation.id, changes, list(request.update_mask.paths)
         )
@@ -85,7 +70,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
         message = await self._service.create_message(
             require_caller(),
             request.conversation_id,
-            MESSAGE_ROLE_FROM_PROTO.get(request.role),
+            message_role_from_proto(request),
             request.content,
             request.request_id,
         )

@@ -2,7 +2,7 @@
 
 Properties this module keeps:
 - Everything is scoped to the caller: another user's conversation is
-  NOT_FOUND (domain.ownership), and list queries filter on the caller first.
+  NOT_FOUND (conversations/ownership.py), and list queries filter on the caller first.
 - A conversation's message_count / last_message_time change only while its row
   is locked, so concurrent writers cannot lose an increment.
 - Reading the history for a model (`history_for_agent`) and the automatic
@@ -37,6 +37,7 @@ from parley_server.common.validation import Violations, only_uuid
 from parley_server.conversations.ownership import owned_conversation, owned_message
 from parley_server.conversations.titles import clean_title, heuristic_title
 from parley_server.db.database import Database
+from parley_server.db.locks import fresh_conversation_key
 from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 
@@ -211,10 +212,9 @@ class ConversationService:
         agent_uuid = v.uuid("agent_id", agent_id)
         v.raise_if_any()
         assert agent_uuid is not None
-        lock_key = f"fresh-conversation:{caller.user_id}:{agent_uuid}"
         async with self._db.transaction() as db:
             await self._access.require_access(db, caller, agent_uuid)
-            await db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(lock_key, 0))))
+            await db.execute(select(func.pg_advisory_xact_lock(fresh_conversation_key(caller.user_id, agent_uuid))))
             fresh = await db.scalar(
                 select(Conversation)
                 .where(

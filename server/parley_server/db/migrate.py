@@ -14,10 +14,9 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 
 from parley_server.db.database import Database
+from parley_server.db.locks import MIGRATION_LOCK_KEY
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# Arbitrary but fixed key for pg_advisory_xact_lock; "parley" in ASCII.
-MIGRATION_LOCK_KEY = 0x7061726C6579
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

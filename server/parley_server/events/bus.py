@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 import uuid
 from collections import defaultdict
@@ -26,7 +25,8 @@ from typing import Any
 
 import asyncpg
 
-from parley_server.events.schema import Delta, Event, decode_batch, encode_batch, is_from
+from parley_server.db.locks import new_replica_key
+from parley_server.events.schema import Event, TextAppended, decode_batch, encode_batch, is_from
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class EventBus:
         self._dsn = dsn
         self._interval = notify_interval
         self.origin = uuid.uuid4().hex
-        self.replica_key = secrets.randbits(62) + 1
+        self.replica_key = new_replica_key()
         self._subscribers: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._handlers: list[Callable[[Event], None]] = []
         self._outgoing: list[Event] = []
@@ -130,7 +130,7 @@ class EventBus:
         """Deliver to local subscribers now and to other replicas on the next flush."""
         self._dispatch(event)
         self._outgoing.append(event)
-        if not isinstance(event, Delta):
+        if not isinstance(event, TextAppended):
             self._wake.set()
 
     def interrupt_subscribers(self) -> None:

@@ -23,8 +23,13 @@ class MessageCreated:
 
 
 @dataclass(frozen=True)
-class Delta:
-    """Text appended to a streaming message at character offset `offset`."""
+class TextAppended:
+    """Text appended to a streaming message at character offset `offset`.
+
+    The bus's form of a TextDelta (chat.updates): the same piece of text, plus
+    the conversation it is published to. Its tag in NOTIFY payloads stays
+    "delta", so replicas of the previous version read it during an upgrade.
+    """
 
     conversation_id: uuid.UUID
     message_id: uuid.UUID
@@ -61,11 +66,11 @@ class CancelRequested:
     message_id: uuid.UUID
 
 
-Event = MessageCreated | Delta | Finished | ConversationChanged | ConversationDeleted | CancelRequested
+Event = MessageCreated | TextAppended | Finished | ConversationChanged | ConversationDeleted | CancelRequested
 
 _TYPES: dict[str, type[Any]] = {
     "created": MessageCreated,
-    "delta": Delta,
+    "delta": TextAppended,
     "finished": Finished,
     "changed": ConversationChanged,
     "deleted": ConversationDeleted,
@@ -142,10 +147,10 @@ def _split_deltas(events: list[Event], max_bytes: int) -> list[Event]:
     max_chars = max(1, max_bytes // 6)
     result: list[Event] = []
     for event in events:
-        if isinstance(event, Delta) and len(event.text) > max_chars:
+        if isinstance(event, TextAppended) and len(event.text) > max_chars:
             for start in range(0, len(event.text), max_chars):
                 result.append(
-                    Delta(
+                    TextAppended(
                         event.conversation_id,
                         event.message_id,
                         event.offset + start,

@@ -50,7 +50,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """Generated text; offset is where it starts in the answer, in code points.
+    """Generated text (parley.chat.v1.GenerationDelta); offset is where it starts in the answer, in code points.
 
     The client guarantees offsets are contiguous: offset == the total length
     of the text yielded before, even across a transparent reconnect."""
@@ -105,7 +105,8 @@ class MessageCreated:
 
 @dataclass(frozen=True, slots=True)
 class MessageDelta:
-    """Generated text of an assistant message of the watched conversation."""
+    """Generated text of an assistant message of the watched conversation (parley.chat.v1.MessageDelta):
+    a TextDelta that names its message, since a watch follows several."""
 
     message_id: str
     text: str

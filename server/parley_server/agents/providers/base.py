@@ -1,7 +1,7 @@
 """The interface every model provider implements, and its event types.
 
-A provider turns a conversation history into a stream of events: text deltas
-as they are generated, then (usually) one usage report. Errors are raised as
+A provider turns a conversation history into a stream of events: pieces of
+generated text as they arrive, then (usually) one usage report. Errors are raised as
 ProviderError with a short reason a user may see; nothing vendor-specific
 leaks past this module's types.
 """
@@ -22,7 +22,10 @@ class ChatTurn:
 
 
 @dataclass(frozen=True)
-class TextDelta:
+class GeneratedText:
+    """The next text a provider produced. It has no offset yet: the generation
+    appends it to the message, and only then is it a TextDelta (chat.updates)."""
+
     text: str
 
 
@@ -32,7 +35,7 @@ class Usage:
     completion_tokens: int
 
 
-ProviderEvent = TextDelta | Usage
+ProviderEvent = GeneratedText | Usage
 
 
 class ProviderError(Exception):
@@ -63,6 +66,6 @@ async def complete_text(
     parts = [
         event.text
         async for event in provider.stream(turns, max_output_tokens=max_output_tokens, temperature=temperature)
-        if isinstance(event, TextDelta)
+        if isinstance(event, GeneratedText)
     ]
     return "".join(parts)

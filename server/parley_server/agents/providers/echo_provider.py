@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from parley_server.agents.providers.base import ChatTurn, ProviderError, ProviderEvent, TextDelta, Usage
+from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError, ProviderEvent, Usage
 
 FAIL_COMMAND = "/fail"
 FAIL_REASON = "echo provider asked to fail"
@@ -54,7 +54,7 @@ class EchoProvider:
             # timer overshoot does not accumulate over a long reply. Sleeping
             # even for 0 s yields to the loop, so a cancel lands between words.
             await asyncio.sleep(max(0.0, started + (index + 1) * self._delay - loop.time()))
-            yield TextDelta(word if index == len(words) - 1 else word + " ")
+            yield GeneratedText(word if index == len(words) - 1 else word + " ")
         if failing:
             raise ProviderError(FAIL_REASON)
         yield Usage(prompt_tokens=sum(_word_count(turn.content) for turn in turns), completion_tokens=len(words))

@@ -2,7 +2,7 @@
 
 One provider holds one `openai.AsyncOpenAI` client, i.e. one HTTP connection
 pool, and is shared by every generation of an agent configuration (see
-agent_registry.py). The SDK's own retries are off: a retried generation would
+agents/registry.py). The SDK's own retries are off: a retried generation would
 replay text the user has already seen, so the chat layer decides about retries.
 
 Every failure becomes a ProviderError whose reason a user may read: it names
@@ -17,7 +17,7 @@ from typing import Any
 
 import openai
 
-from parley_server.agents.providers.base import ChatTurn, ProviderError, ProviderEvent, TextDelta, Usage
+from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError, ProviderEvent, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, llama.cpp, vLLM) accept any key, but the SDK wants one.
@@ -60,7 +60,7 @@ class OpenAIProvider:
     async def stream(
         self, turns: Sequence[ChatTurn], *, max_output_tokens: int, temperature: float
     ) -> AsyncIterator[ProviderEvent]:
-        """Stream a completion: a TextDelta per content chunk, then one Usage.
+        """Stream a completion: a GeneratedText per content chunk, then one Usage.
 
         The answer must end with a finish_reason; a body that just stops (the
         server or a proxy dropped the connection cleanly) is a failure, not a
@@ -89,7 +89,7 @@ class OpenAIProvider:
                         continue
                     choice = chunk.choices[0]
                     if choice.delta is not None and choice.delta.content:
-                        yield TextDelta(choice.delta.content)
+                        yield GeneratedText(choice.delta.content)
                     finished = finished or choice.finish_reason is not None
         except openai.APIStatusError as exc:
             raise ProviderError(_status_reason(exc.status_code)) from exc

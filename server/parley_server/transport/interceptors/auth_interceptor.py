@@ -21,7 +21,8 @@ from parley_server.transport.interceptors.base import AroundInterceptor
 from parley_server.transport.interceptors.request_context import client_address, current_request
 
 BEARER = "bearer "
-MAX_TOKEN_LENGTH = 4096
+# The whole authorization metadata value: "Bearer " and the access token.
+MAX_AUTHORIZATION_LENGTH = 4096
 
 
 class AuthInterceptor(AroundInterceptor):
@@ -62,7 +63,7 @@ class AuthInterceptor(AroundInterceptor):
             raise Unauthenticated(
                 "authentication required: send `authorization: Bearer <token>`", reason=Reason.TOKEN_MISSING
             )
-        if not header.lower().startswith(BEARER) or len(header) > MAX_TOKEN_LENGTH:
+        if not header.lower().startswith(BEARER) or len(header) > MAX_AUTHORIZATION_LENGTH:
             raise Unauthenticated("authorization metadata must be `Bearer <token>`", reason=Reason.TOKEN_INVALID)
         return await self._sessions.authenticate(header[len(BEARER) :].strip())
 

@@ -10,7 +10,8 @@
   truncated, in the deleting transaction. It first takes the stats advisory
   lock exclusively; fills hold it shared, so a fill that read the rows before
   the delete commits first and is removed with the rest. The lock key is
-  STATS_LOCK_KEY of parley_server.admin.stats_rollup ("stats" in ASCII).
+  STATS_LOCK_KEY of parley_server.db.locks ("stats" in ASCII), spelled in hex
+  as this migration first wrote it.
 
 Revision ID: 0005_stats_rollup
 Revises: 0004_admin_indexes
@@ -21,19 +22,21 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from parley_server.db.locks import STATS_LOCK_KEY
+
 revision: str = "0005_stats_rollup"
 down_revision: str | None = "0004_admin_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FORGET_FUNCTION = """
+FORGET_FUNCTION = f"""
 CREATE FUNCTION stats_forget_days() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        PERFORM pg_advisory_xact_lock(x'7374617473'::bigint);
+        PERFORM pg_advisory_xact_lock(x'{STATS_LOCK_KEY:x}'::bigint);
         DELETE FROM stats_day;
     ELSIF EXISTS (SELECT FROM gone) THEN
-        PERFORM pg_advisory_xact_lock(x'7374617473'::bigint);
+        PERFORM pg_advisory_xact_lock(x'{STATS_LOCK_KEY:x}'::bigint);
         DELETE FROM stats_day WHERE day IN (SELECT DISTINCT day FROM gone);
     END IF;
     RETURN NULL;
