@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
 
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -9,7 +11,7 @@ from parley_server.accounts.auth_service import AuthService
 from parley_server.accounts.convert import tokens_to_proto, user_to_proto
 from parley_server.common.caller import current_client_address, require_caller
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):

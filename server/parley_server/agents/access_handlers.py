@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
 
 from parley.agent_access.v1 import agent_access_pb2 as pb
@@ -16,7 +18,7 @@ from parley_server.agents.convert import (
 from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_timestamp
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class AgentAccessHandlers(agent_access_pb2_grpc.AgentAccessServiceServicer):

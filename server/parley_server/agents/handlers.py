@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
 
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -9,7 +11,7 @@ from parley_server.agents.convert import agent_fields_from_proto, agent_to_proto
 from parley_server.agents.service import AgentService
 from parley_server.common.caller import require_caller
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class AgentHandlers(agent_pb2_grpc.AgentServiceServicer):

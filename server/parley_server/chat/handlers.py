@@ -8,7 +8,7 @@ cancelled according to the final message's state.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
@@ -19,7 +19,7 @@ from parley_server.common.caller import require_caller
 from parley_server.conversations.convert import conversation_to_proto, message_to_proto
 from parley_server.db.models import MessageState
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 R = TypeVar("R", chat_pb2.SendMessageResponse, chat_pb2.ResumeStreamResponse)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
 
 from parley.conversation.v1 import conversation_pb2 as pb
@@ -16,7 +18,7 @@ from parley_server.conversations.convert import (
 )
 from parley_server.conversations.service import ConversationChanges, ConversationFilter, ConversationService
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def _optional_bool(request: pb.ListConversationsRequest, field: str) -> bool | None:
