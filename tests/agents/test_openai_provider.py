@@ -104,7 +104,7 @@ async def test_slow_tokens_arrive_one_by_one(fake: FakeOpenAI) -> None:
     await provider.aclose()
     assert len(arrivals) == 4
     # Not buffered until the end: each delta comes about one token delay after the previous one.
-    assert all(later - earlier >= 0.05 for earlier, later in zip(arrivals, arrivals[1:]))
+    assert all(later - earlier >= 0.05 for earlier, later in zip(arrivals, arrivals[1:], strict=False))
 
 
 async def test_a_stalled_provider_times_out(fake: FakeOpenAI) -> None:

@@ -41,7 +41,7 @@ from parley_server.common.errors import (
 )
 from parley_server.common.rate_limiter import Limit, RateLimiter
 from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, MAX_PASSWORD_LENGTH, Violations
-from parley_server.db.database import Database
+from parley_server.db.database import Database, rowcount
 from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserState, WaitlistEntry
 
 VERIFICATION_TOKEN_TTL = timedelta(hours=48)
@@ -400,7 +400,7 @@ class AuthService:
             )
             .values(use_time=utcnow())
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def _add_to_waitlist(self, db: AsyncSession, email: str, note: str) -> WaitlistEntry:
         await db.execute(

@@ -34,7 +34,7 @@ from parley_server.common.clock import utcnow
 from parley_server.common.errors import NotFound, PermissionDenied, Reason, ResourceExhausted
 from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.common.validation import Violations, only_uuid
-from parley_server.db.database import Database
+from parley_server.db.database import Database, rowcount
 from parley_server.db.models import Agent, AgentGrant, UsageDaily, User
 
 DENIALS = {
@@ -104,7 +104,7 @@ class AgentAccessService:
         if decision.reason is AccessReason.QUOTA_EXCEEDED:
             raise _quota_exceeded(now)
         if not decision.allowed:
-            raise PermissionDenied(DENIALS[decision.reason], reason=Reason(decision.reason.name))
+            raise PermissionDenied(DENIALS[decision.reason], reason=Reason[decision.reason.name])
         return agent
 
     async def take_quota(self, db: AsyncSession, caller: Caller, agent: Agent) -> bool:
@@ -230,11 +230,11 @@ class AgentAccessService:
             stmt = insert(AgentGrant).values(
                 id=uuid.uuid4(), user_id=user, agent_id=agent, expire_time=expire_time, granted_by=caller.user_id
             )
-            stmt = stmt.on_conflict_do_update(
+            upsert = stmt.on_conflict_do_update(
                 index_elements=[AgentGrant.user_id, AgentGrant.agent_id],
                 set_={"expire_time": stmt.excluded.expire_time, "granted_by": stmt.excluded.granted_by},
             ).returning(AgentGrant)
-            result = await db.execute(stmt, execution_options={"populate_existing": True})
+            result = await db.execute(upsert, execution_options={"populate_existing": True})
             return result.scalar_one()
 
     async def revoke(self, user_id: str, agent_id: str) -> None:
@@ -246,7 +246,7 @@ class AgentAccessService:
             removed = await db.execute(
                 delete(AgentGrant).where(AgentGrant.user_id == user, AgentGrant.agent_id == agent)
             )
-            if not removed.rowcount:  # type: ignore[attr-defined]
+            if not rowcount(removed):
                 raise NotFound("this user has no grant for this agent", reason=Reason.GRANT_NOT_FOUND)
 
     async def list_grants(

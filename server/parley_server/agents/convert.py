@@ -10,6 +10,7 @@ update mask names the field).
 from __future__ import annotations
 
 import struct
+from typing import cast
 
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2
@@ -31,8 +32,10 @@ PROVIDER_TO_PROTO = {
     AgentProvider.OPENAI: agent_pb2.AGENT_PROVIDER_OPENAI,
 }
 PROVIDER_FROM_PROTO = {v: k for k, v in PROVIDER_TO_PROTO.items()}
+# protoc's .pyi types EnumTypeWrapper.Value() as a plain int; these are AccessReason numbers.
 REASON_TO_PROTO = {
-    reason: agent_access_pb2.AccessReason.Value(f"ACCESS_REASON_{reason.name}") for reason in AccessReason
+    reason: cast(agent_access_pb2.AccessReason, agent_access_pb2.AccessReason.Value(f"ACCESS_REASON_{reason.name}"))
+    for reason in AccessReason
 }
 
 

@@ -116,7 +116,7 @@ async def _reap(alive: set[int], stopping: bool) -> int:
     worst = 0
     await asyncio.sleep(POLL_SECONDS)
     for pid in list(alive):
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 (WNOHANG: returns at once)
         if done == 0:
             continue
         alive.discard(pid)

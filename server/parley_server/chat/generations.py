@@ -339,7 +339,7 @@ class GenerationManager:
         dirty = [g for g in self._running.values() if g.length > g.persisted_length]
         if not dirty:
             return
-        rows = [{"mid": g.spec.message_id, "body": g.text, "length": g.length} for g in dirty]
+        rows: list[dict[str, Any]] = [{"mid": g.spec.message_id, "body": g.text, "length": g.length} for g in dirty]
         statement = (
             update(Message)
             .where(Message.id == bindparam("mid"), Message.state == MessageState.STREAMING)

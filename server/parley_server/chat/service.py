@@ -42,7 +42,7 @@ from parley_server.conversations.service import (
     ConversationService,
     message_content,
 )
-from parley_server.db.database import Database
+from parley_server.db.database import Database, rowcount
 from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
 from parley_server.events.bus import EventBus, Subscription
 from parley_server.events.schema import (
@@ -390,7 +390,7 @@ class ChatService:
                 .where(Message.id == message_id, Message.state == MessageState.STREAMING)
                 .values(state=MessageState.CANCELLED, generation_owner=None, update_time=func.now())
             )
-        if result.rowcount:
+        if rowcount(result):
             self._bus.publish(Finished(conversation_id, message_id, MessageState.CANCELLED))
 
     # -- WatchConversation ---------------------------------------------------

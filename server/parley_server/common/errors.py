@@ -39,7 +39,8 @@ class Reason(StrEnum):
     DATABASE_UNAVAILABLE = (
         "DATABASE_UNAVAILABLE",
         (
-            "The database is not reachable right now (restarting, down, out of connections); retry after RetryInfo's delay."
+            "The database is not reachable right now (restarting, down, out of connections); "
+            "retry after RetryInfo's delay."
         ),
     )
     SHUTTING_DOWN = "SHUTTING_DOWN", "This server is shutting down; call again (another replica will answer)."
@@ -56,7 +57,8 @@ class Reason(StrEnum):
     TOKEN_EXPIRED = (
         "TOKEN_EXPIRED",
         (
-            "UNAUTHENTICATED: the access token expired (call RefreshToken); FAILED_PRECONDITION: the emailed token expired."
+            "UNAUTHENTICATED: the access token expired (call RefreshToken); "
+            "FAILED_PRECONDITION: the emailed token expired."
         ),
     )
     TOKEN_USED = "TOKEN_USED", "The emailed token was already used."

@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, or_, select
 
 from parley_server.common.clock import utcnow
 from parley_server.common.periodic import every
-from parley_server.db.database import Database
+from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import HOUSEKEEPING_LOCK_KEY
 from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session
 
@@ -73,7 +73,7 @@ class Housekeeping:
             deleted = {}
             for table, statement in statements.items():
                 result = await db.execute(statement.execution_options(synchronize_session=False))
-                deleted[table] = result.rowcount
+                deleted[table] = rowcount(result)
         if any(deleted.values()):
             log.info("housekeeping deleted %s", ", ".join(f"{n} {table}" for table, n in deleted.items() if n))
         return deleted

@@ -14,7 +14,7 @@ MESSAGE_ROLE_TO_PROTO = {
     MessageRole.SYSTEM: conversation_pb2.MESSAGE_ROLE_SYSTEM,
 }
 MESSAGE_ROLE_FROM_PROTO = {v: k for k, v in MESSAGE_ROLE_TO_PROTO.items()}
-TURN_ROLE_TO_PROTO: dict[TurnRole, conversation_pb2.MessageRole.ValueType] = {
+TURN_ROLE_TO_PROTO: dict[TurnRole, conversation_pb2.MessageRole] = {
     "user": conversation_pb2.MESSAGE_ROLE_USER,
     "assistant": conversation_pb2.MESSAGE_ROLE_ASSISTANT,
     "system": conversation_pb2.MESSAGE_ROLE_SYSTEM,

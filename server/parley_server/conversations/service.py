@@ -21,8 +21,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, literal_column, or_, select
+from sqlalchemy import ColumnClause, ColumnElement, delete, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -36,7 +37,7 @@ from parley_server.common.pagination import Page, Paginator, newest_first, time_
 from parley_server.common.validation import Violations, only_uuid
 from parley_server.conversations.ownership import owned_conversation, owned_message
 from parley_server.conversations.titles import clean_title, heuristic_title
-from parley_server.db.database import Database
+from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import fresh_conversation_key
 from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
@@ -73,7 +74,7 @@ _TURN_ROLES: dict[MessageRole, TurnRole] = {
     MessageRole.ASSISTANT: "assistant",
     MessageRole.SYSTEM: "system",
 }
-_SIMPLE = literal_column("'simple'::regconfig")
+_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
 
 
 @dataclass(frozen=True)
@@ -429,7 +430,7 @@ class ConversationService:
             conversation.last_message_time = None
             conversation.update_time = utcnow()
         self._emit(ConversationChanged(cid))
-        return conversation, int(result.rowcount)  # type: ignore[attr-defined]
+        return conversation, rowcount(result)
 
     # -- titles ---------------------------------------------------------------
 

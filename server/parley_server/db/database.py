@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -44,6 +44,16 @@ def normalise_url(url: str) -> str:
 def asyncpg_dsn(url: str) -> str:
     """The same URL as a plain libpq-style DSN, for raw asyncpg connections."""
     return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched.
+
+    A session executes those into a CursorResult, which has the count, but
+    its execute() is typed to return a plain Result: SQLAlchemy does not
+    promise a CursorResult for every statement a session runs.
+    """
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -44,7 +44,7 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
 
 def unavailable_sqlstate(sqlstate: str | None) -> bool:
     """Whether a SQLSTATE says the server is unreachable, restarting or full."""
-    return bool(sqlstate) and (sqlstate in UNAVAILABLE_SQLSTATES or sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES)
+    return sqlstate is not None and (sqlstate in UNAVAILABLE_SQLSTATES or sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES)
 
 
 def is_outage(error: BaseException) -> bool:

@@ -155,7 +155,8 @@ class EventBus:
     async def _connect_listener(self) -> None:
         conn = await asyncpg.connect(self._dsn)
         await conn.execute("SELECT pg_advisory_lock($1)", self.replica_key)
-        await conn.add_listener(CHANNEL, self._on_notify)
+        # asyncpg passes NOTIFY payloads as str; its stubs say object.
+        await conn.add_listener(CHANNEL, self._on_notify)  # type: ignore[arg-type]
         conn.add_termination_listener(self._on_listener_lost)
         self._listen_conn = conn
         self.lock_held = True

@@ -130,7 +130,8 @@ class TokenStore:
 
 def _method_name(details: grpc.aio.ClientCallDetails) -> str:
     method = details.method
-    return method.decode() if isinstance(method, bytes) else str(method)
+    # grpc.aio hands interceptors bytes (grpcio's own annotation says so); the stubs say str.
+    return method.decode() if isinstance(method, bytes) else str(method)  # type: ignore[unreachable]
 
 
 def _is_public(method: str) -> bool:
@@ -141,7 +142,9 @@ def _with_token(details: grpc.aio.ClientCallDetails, token: str | None) -> grpc.
     pairs = [(k, v) for k, v in (details.metadata or ()) if k.lower() != "authorization"]
     if token:
         pairs.append(("authorization", f"Bearer {token}"))
-    return details._replace(metadata=grpc.aio.Metadata(*pairs))
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, grpc.aio.Metadata(*pairs), details.credentials, details.wait_for_ready
+    )
 
 
 def _caller_sets_authorization(details: grpc.aio.ClientCallDetails) -> bool:
@@ -195,8 +198,8 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-class _UnaryUnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]
-    def __init__(self, attempt: _Attempt, call: Any) -> None:
+class _UnaryUnaryCall(grpc.aio.UnaryUnaryCall[Any, Any]):
+    def __init__(self, attempt: _Attempt, call: grpc.aio.UnaryUnaryCall[Any, Any]) -> None:
         self._attempt = attempt
         self._call = call
         self._task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(self._run())
@@ -240,7 +243,7 @@ class _UnaryUnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]
         self._task.add_done_callback(lambda _: callback(self))
 
     def time_remaining(self) -> float | None:
-        return self._call.time_remaining()  # type: ignore[no-any-return]
+        return self._call.time_remaining()
 
     async def initial_metadata(self) -> Any:
         await self._settled()
@@ -258,18 +261,19 @@ class _UnaryUnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[misc]
 
     async def details(self) -> str:
         await self._settled()
-        return await self._call.details()  # type: ignore[no-any-return]
+        return await self._call.details()
 
     async def debug_error_string(self) -> str | None:
         await self._settled()
-        return await self._call.debug_error_string()  # type: ignore[no-any-return]
+        # Every grpc.aio call has it, but the Call ABC (and so the stubs) does not declare it.
+        return await self._call.debug_error_string()  # type: ignore[attr-defined, no-any-return]
 
     async def wait_for_connection(self) -> None:
         await self._call.wait_for_connection()
 
 
-class _UnaryStreamCall(grpc.aio.UnaryStreamCall):  # type: ignore[misc]
-    def __init__(self, attempt: _Attempt, call: Any) -> None:
+class _UnaryStreamCall(grpc.aio.UnaryStreamCall[Any, Any]):
+    def __init__(self, attempt: _Attempt, call: grpc.aio.UnaryStreamCall[Any, Any]) -> None:
         self._attempt = attempt
         self._call = call
         self._received = False
@@ -311,7 +315,7 @@ class _UnaryStreamCall(grpc.aio.UnaryStreamCall):  # type: ignore[misc]
         self._call.add_done_callback(lambda _: callback(self))
 
     def time_remaining(self) -> float | None:
-        return self._call.time_remaining()  # type: ignore[no-any-return]
+        return self._call.time_remaining()
 
     async def initial_metadata(self) -> Any:
         return await self._call.initial_metadata()
@@ -323,16 +327,17 @@ class _UnaryStreamCall(grpc.aio.UnaryStreamCall):  # type: ignore[misc]
         return await self._call.code()
 
     async def details(self) -> str:
-        return await self._call.details()  # type: ignore[no-any-return]
+        return await self._call.details()
 
     async def debug_error_string(self) -> str | None:
-        return await self._call.debug_error_string()  # type: ignore[no-any-return]
+        # Every grpc.aio call has it, but the Call ABC (and so the stubs) does not declare it.
+        return await self._call.debug_error_string()  # type: ignore[attr-defined, no-any-return]
 
     async def wait_for_connection(self) -> None:
         await self._call.wait_for_connection()
 
 
-class UnaryAuthInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class UnaryAuthInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     """Bearer token on every non-public call; one refresh + retry on UNAUTHENTICATED;
     errors raised as ParleyError; empty AIP-155 request_ids filled."""
 
@@ -346,7 +351,7 @@ class UnaryAuthInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignor
         return _UnaryUnaryCall(attempt, await attempt.start())
 
 
-class StreamAuthInterceptor(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class StreamAuthInterceptor(grpc.aio.UnaryStreamClientInterceptor):
     """The same for server-streaming calls (retried only if refused before any response)."""
 
     def __init__(self, store: TokenStore) -> None:

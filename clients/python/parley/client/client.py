@@ -350,7 +350,7 @@ async def _drain(call: Any) -> None:
 
 def _chat_event(response: chat_pb2.SendMessageResponse | chat_pb2.ResumeStreamResponse) -> ChatEvent | None:
     kind = response.WhichOneof("event")
-    if kind == "accepted":
+    if kind == "accepted" and isinstance(response, chat_pb2.SendMessageResponse):  # only SendMessage has it
         a = response.accepted
         return Accepted(a.user_message, a.assistant_message_id)
     if kind == "delta":

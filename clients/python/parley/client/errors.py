@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 __all__ = ["ParleyError"]
 
 
-class ParleyError(grpc.RpcError):  # type: ignore[misc]  # grpcio ships no type hints
+class ParleyError(grpc.RpcError):
     """A Parley RPC that failed, with the AIP-193 error details decoded.
 
     Attributes:
@@ -33,6 +33,10 @@ class ParleyError(grpc.RpcError):  # type: ignore[misc]  # grpcio ships no type 
     keep catching it; the original `grpc.aio.AioRpcError`, when there was one,
     is `rpc_error`.
     """
+
+    # An attribute, where the grpc stubs give RpcError a code() method (as
+    # grpc.aio's AioRpcError has); grpc.RpcError itself declares nothing.
+    code: grpc.StatusCode  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -61,7 +65,9 @@ class ParleyError(grpc.RpcError):  # type: ignore[misc]  # grpcio ships no type 
         """Decode grpc-status-details-bin (ErrorInfo, BadRequest, RetryInfo) of a failed call."""
         error = cls(exc.code(), exc.details() or "", rpc_error=exc)
         try:
-            status = rpc_status.from_call(exc)
+            # from_call reads code(), details() and trailing_metadata(), which
+            # AioRpcError has (synchronous, as on grpc.Call) without being one.
+            status = rpc_status.from_call(exc)  # type: ignore[arg-type]
         except ValueError:  # details inconsistent with the call status: ignore them
             status = None
         for detail in status.details if status is not None else ():

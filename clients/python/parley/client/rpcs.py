@@ -10,7 +10,7 @@ read them through this module, so none of them keeps its own list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -50,9 +50,14 @@ def full_name(method: MethodDescriptor) -> str:
     return f"/{method.containing_service.full_name}/{method.name}"
 
 
-def access(method: MethodDescriptor) -> access_pb2.Access.ValueType:
+# protoc's .pyi files declare extensions as plain FieldDescriptors, which the
+# protobuf stubs' Extensions[...] does not accept; hence the ignores below.
+
+
+def access(method: MethodDescriptor) -> access_pb2.Access:
     """The `(parley.api.v1.access)` option; ACCESS_UNSPECIFIED when it is missing."""
-    return method.GetOptions().Extensions[access_pb2.access]
+    option: access_pb2.Access = method.GetOptions().Extensions[access_pb2.access]  # type: ignore[index]
+    return option
 
 
 def retry_safe(method: MethodDescriptor) -> bool:
@@ -62,4 +67,5 @@ def retry_safe(method: MethodDescriptor) -> bool:
 
 def declared_errors(method: MethodDescriptor) -> list[tuple[str, str]]:
     """The `(parley.api.v1.errors)` option as (status code name, reason) pairs."""
-    return [(case.code, case.reason) for case in method.GetOptions().Extensions[access_pb2.errors]]
+    cases: Sequence[access_pb2.ErrorCase] = method.GetOptions().Extensions[access_pb2.errors]  # type: ignore[index]
+    return [(case.code, case.reason) for case in cases]

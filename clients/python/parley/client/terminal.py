@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -354,7 +355,7 @@ class ChatApp:
         token = ""
         while True:
             request = agent_pb2.ListAgentsRequest(page_size=200, page_token=token)
-            page = self.rpc(lambda: self.api.agents.ListAgents(request))
+            page = self.rpc(partial(self.api.agents.ListAgents, request))
             agents.extend(page.agents)
             token = page.next_page_token
             if not token:
@@ -459,13 +460,10 @@ class ChatApp:
         recent: deque[conversation_pb2.Message] = deque(maxlen=HISTORY_SHOWN)
         total, token = 0, ""
         while True:
-            page = self.rpc(
-                lambda: self.api.conversations.ListMessages(
-                    conversation_pb2.ListMessagesRequest(
-                        conversation_id=chat.conversation.id, page_size=200, page_token=token
-                    )
-                )
+            request = conversation_pb2.ListMessagesRequest(
+                conversation_id=chat.conversation.id, page_size=200, page_token=token
             )
+            page = self.rpc(partial(self.api.conversations.ListMessages, request))
             recent.extend(page.messages)
             total += len(page.messages)
             token = page.next_page_token

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError, ProviderEvent, Usage
 
@@ -74,7 +75,7 @@ class OpenAIProvider:
         try:
             response = await self._client.chat.completions.create(
                 model=self._model,
-                messages=[{"role": turn.role, "content": turn.content} for turn in turns],  # type: ignore[misc]
+                messages=[_message(turn) for turn in turns],
                 temperature=temperature,
                 stream=True,
                 stream_options={"include_usage": True},
@@ -108,3 +109,8 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _message(turn: ChatTurn) -> ChatCompletionMessageParam:
+    # One TypedDict per role: mypy cannot pick one for a role that is any of three.
+    return {"role": turn.role, "content": turn.content}  # type: ignore[return-value, misc]

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parley_server.db.models.base import Base, pg_enum, now_column
+from parley_server.db.models.base import Base, now_column, pg_enum
 
 
 class AgentVisibility(enum.Enum):

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parley_server.db.models.base import Base, pg_enum, now_column
+from parley_server.db.models.base import Base, now_column, pg_enum
 
 
 class MessageRole(enum.Enum):

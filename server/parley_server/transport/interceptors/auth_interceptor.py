@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
@@ -30,7 +31,7 @@ class AuthInterceptor(AroundInterceptor):
         self._sessions = sessions
 
     @asynccontextmanager
-    async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+    async def around(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> AsyncIterator[None]:
         access = access_for(method_name)
         if access is None:
             raise PermissionDenied("this method is not open to callers", reason=Reason.METHOD_NOT_ALLOWED)
@@ -50,7 +51,7 @@ class AuthInterceptor(AroundInterceptor):
             current_caller.set(previous[0])
             current_client_address.set(previous[1])
 
-    async def _caller(self, context: grpc.aio.ServicerContext, *, required: bool) -> Caller | None:
+    async def _caller(self, context: grpc.aio.ServicerContext[Any, Any], *, required: bool) -> Caller | None:
         """The authenticated caller; None for public RPCs called without a token.
 
         A public RPC called with a token ignores it: a stale token in a
@@ -68,7 +69,7 @@ class AuthInterceptor(AroundInterceptor):
         return await self._sessions.authenticate(header[len(BEARER) :].strip())
 
 
-def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str):
             return value

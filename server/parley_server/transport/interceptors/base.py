@@ -11,7 +11,7 @@ and logging see streams whole.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -21,14 +21,16 @@ from grpc_interceptor.server import AsyncServerInterceptor
 
 class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
     @abc.abstractmethod
-    def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AbstractAsyncContextManager[None]:
+    def around(
+        self, context: grpc.aio.ServicerContext[Any, Any], method_name: str
+    ) -> AbstractAsyncContextManager[None]:
         """Entered before the handler runs, exited after its last response."""
 
     async def intercept(
         self,
         method: Callable[..., Any],
         request_or_iterator: Any,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         method_name: str,
     ) -> Any:
         try:
@@ -48,14 +50,14 @@ class AroundInterceptor(AsyncServerInterceptor, metaclass=abc.ABCMeta):
             response.close()  # no-op once awaited; avoids a never-awaited warning otherwise
 
     async def _stream(
-        self, responses: AsyncIterator[Any], context: grpc.aio.ServicerContext, method_name: str
+        self, responses: AsyncGenerator[Any, None], context: grpc.aio.ServicerContext[Any, Any], method_name: str
     ) -> AsyncIterator[Any]:
         try:
             async with self.around(context, method_name):
                 async for item in responses:
                     yield item
         finally:
-            await responses.aclose()  # type: ignore[attr-defined]
+            await responses.aclose()
 
 
 class AroundChain(AroundInterceptor):
@@ -70,7 +72,7 @@ class AroundChain(AroundInterceptor):
         self._parts = parts
 
     @asynccontextmanager
-    async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+    async def around(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             for part in self._parts:
                 await stack.enter_async_context(part.around(context, method_name))

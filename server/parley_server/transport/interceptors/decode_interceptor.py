@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -28,8 +28,8 @@ from parley_server.common.errors import FieldViolation, InvalidArgument, Reason
 
 _MALFORMED = object()
 
-Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
-HANDLER_FACTORIES: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler]] = {
+Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+HANDLER_FACTORIES: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
     (True, False): grpc.stream_unary_rpc_method_handler,
@@ -42,17 +42,22 @@ class DecodeInterceptor(grpc.aio.ServerInterceptor):
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Any],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler: grpc.RpcMethodHandler[Any, Any] | None = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
         streaming = (handler.request_streaming, handler.response_streaming)
-        behaviour: Behaviour = {
-            (False, False): handler.unary_unary,
-            (False, True): handler.unary_stream,
-            (True, False): handler.stream_unary,
-            (True, True): handler.stream_stream,
-        }[streaming]
+        # The stubs type these for the synchronous server; grpc.aio calls them
+        # with its own ServicerContext. The one the flags name is set.
+        behaviour = cast(
+            Behaviour,
+            {
+                (False, False): handler.unary_unary,
+                (False, True): handler.unary_stream,
+                (True, False): handler.stream_unary,
+                (True, True): handler.stream_stream,
+            }[streaming],
+        )
         return HANDLER_FACTORIES[streaming](
             _guarded(behaviour, handler.request_streaming),
             request_deserializer=_lenient(handler.request_deserializer),
@@ -78,13 +83,13 @@ def _guarded(behaviour: Behaviour, request_streaming: bool) -> Behaviour:
 
     if inspect.isasyncgenfunction(behaviour):
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async for response in behaviour(checked(request), context):
                 yield response
 
         return stream
 
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         return await behaviour(checked(request), context)
 
     return call

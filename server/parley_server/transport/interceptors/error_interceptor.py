@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -48,9 +50,9 @@ CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
 }
 
 
-def _packed(message: object) -> any_pb2.Any:
+def _packed(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)
     return packed
 
 
@@ -59,7 +61,7 @@ def rich_status(
     message: str,
     reason: Reason,
     metadata: dict[str, str] | None = None,
-    extra_details: list[object] | None = None,
+    extra_details: list[Message] | None = None,
 ) -> grpc.Status:
     """A grpc.Status whose trailers carry google.rpc.Status with ErrorInfo first."""
     details = [_packed(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {}))]
@@ -69,7 +71,7 @@ def rich_status(
 
 
 def status_for(error: errors.DomainError) -> grpc.Status:
-    extra: list[object] = []
+    extra: list[Message] = []
     if isinstance(error, errors.InvalidArgument):
         extra.append(
             error_details_pb2.BadRequest(
@@ -87,7 +89,7 @@ def status_for(error: errors.DomainError) -> grpc.Status:
 
 
 @dataclass(frozen=True)
-class _Status(grpc.Status):  # type: ignore[misc]  # grpcio ships no type hints
+class _Status(grpc.Status):
     code: grpc.StatusCode
     details: str
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
@@ -109,13 +111,13 @@ def database_unavailable(request_id: str) -> grpc.Status:
     return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
 
 
-async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 class ErrorInterceptor(AroundInterceptor):
     @asynccontextmanager
-    async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+    async def around(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> AsyncIterator[None]:
         try:
             yield
         except errors.DomainError as exc:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
@@ -23,7 +24,7 @@ log = logging.getLogger("parley.rpc")
 
 class LoggingInterceptor(AroundInterceptor):
     @asynccontextmanager
-    async def around(self, context: grpc.aio.ServicerContext, method_name: str) -> AsyncIterator[None]:
+    async def around(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> AsyncIterator[None]:
         info = RequestInfo(incoming_request_id(context))
         previous = current_request.get()
         current_request.set(info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -23,7 +24,7 @@ REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 100
 
 
-def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
+def incoming_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's x-request-id when sane, else a fresh one."""
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
@@ -32,7 +33,7 @@ def incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
-def client_address(context: grpc.aio.ServicerContext) -> str:
+def client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The peer's IP address, from grpc's "ipv4:1.2.3.4:5678" / "ipv6:[::1]:5678"."""
     peer = context.peer() or ""
     kind, _, rest = peer.partition(":")
