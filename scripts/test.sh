@@ -7,7 +7,6 @@
 # DATABASE_URL names a server. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
 
 # CHROMIUM (a binary path) overrides Debian's, for tests/bridge/test_browser.py.
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
@@ -20,7 +19,5 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+bash scripts/dev-install.sh
 exec .venv/bin/python -m pytest --cov --cov-report=term "$@"

@@ -172,3 +172,19 @@ def test_a_configured_secret_is_used_and_nothing_is_generated(tmp_path: Path) ->
     settings = Settings.from_env({"PARLEY_DATA_DIR": str(tmp_path), "PARLEY_JWT_SECRET": SECRET})
     assert settings.resolved_jwt_secret() == SECRET
     assert not any(tmp_path.iterdir())
+
+
+def test_a_variable_renamed_for_its_unit_is_refused_with_its_new_name() -> None:
+    """An old name would otherwise be ignored and its value silently replaced by the default."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"PARLEY_SHUTDOWN_GRACE": "30", "PARLEY_SWEEP_INTERVAL": "5"})
+    assert str(caught.value) == (
+        "PARLEY_SHUTDOWN_GRACE is now called PARLEY_SHUTDOWN_GRACE_SECONDS; "
+        "PARLEY_SWEEP_INTERVAL is now called PARLEY_SWEEP_INTERVAL_SECONDS"
+    )
+
+
+def test_names_are_matched_exactly() -> None:
+    """A lower-case spelling is not the variable the README documents, so it is not read."""
+    assert Settings.from_env({"parley_smtp_port": "2525"}).smtp_port == 25
+    assert Settings.from_env({"PARLEY_SMTP_PORT": "2525"}).smtp_port == 2525

@@ -35,6 +35,19 @@ JWT_SECRET_FILE = "jwt-secret"
 MIN_JWT_SECRET_LENGTH = 32
 # What a secret's value looks like wherever settings are shown.
 MASK = "**********"
+# Variables renamed to carry their unit. Setting an old name is refused rather
+# than ignored: the value would otherwise silently fall back to the default.
+RENAMED = {
+    "PARLEY_ACCESS_TOKEN_TTL": "PARLEY_ACCESS_TOKEN_TTL_SECONDS",
+    "PARLEY_REFRESH_TOKEN_TTL": "PARLEY_REFRESH_TOKEN_TTL_SECONDS",
+    "PARLEY_LOGIN_MAX_FAILURES": "PARLEY_LOGIN_MAX_FAILURES_PER_EMAIL",
+    "PARLEY_LOGIN_FAILURE_WINDOW": "PARLEY_LOGIN_FAILURE_WINDOW_SECONDS",
+    "PARLEY_SHUTDOWN_GRACE": "PARLEY_SHUTDOWN_GRACE_SECONDS",
+    "PARLEY_PROVIDER_TIMEOUT": "PARLEY_PROVIDER_TIMEOUT_SECONDS",
+    "PARLEY_GENERATION_TIMEOUT": "PARLEY_GENERATION_TIMEOUT_SECONDS",
+    "PARLEY_SWEEP_INTERVAL": "PARLEY_SWEEP_INTERVAL_SECONDS",
+    "PARLEY_HOUSEKEEPING_INTERVAL": "PARLEY_HOUSEKEEPING_INTERVAL_SECONDS",
+}
 
 
 class ConfigError(ValueError):
@@ -244,7 +257,11 @@ class Settings(BaseSettings):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from env (default: the process environment); ConfigError
         names each variable whose value cannot be used."""
-        source = _Environment(cls, os.environ if env is None else env)
+        environment = os.environ if env is None else env
+        renamed = [f"{old} is now called {new}" for old, new in RENAMED.items() if old in environment]
+        if renamed:
+            raise ConfigError("; ".join(renamed))
+        source = _Environment(cls, environment)
         try:
             # Validated from the environment's values alone: model_validate
             # skips BaseSettings.__init__, which would read os.environ again.
@@ -349,7 +366,9 @@ class _Environment(EnvSettingsSource):
         return {
             (name if self.case_sensitive else name.lower()): value
             for name, value in self._env.items()
-            if not (self.env_ignore_empty and value == "")
+            # Upper case only: names are matched as the README writes them,
+            # not pydantic-settings' case-insensitive default.
+            if name.isupper() and not (self.env_ignore_empty and value == "")
         }
 
 
