@@ -407,7 +407,7 @@ async def test_watch_ends_when_the_deletion_event_is_lost(
     stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch, streaming: bool
 ) -> None:
     """The deletion is learnt from stored state: the watch ends with conversation_deleted, nothing empty before."""
-    cid = await new_conversation(stubs, alice)
+    cid = (await new_conversation(stubs, alice)).id
     watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
     call = None
     if streaming:  # the watcher follows an answer when the conversation goes
