@@ -69,39 +69,72 @@ def _function(frame: str) -> str:
     if match is None:
         return frame.strip()
     file = match["file"]
-    for marker in ("site-packages/", "/lib/python3"):
+    for marker in ("site-packages/", "/lib/python3.", "/server/", "/clients/python/"):
         if marker in file:
             file = file.split(marker, 1)[1]
-    for marker in ("server/", "clients/python/"):
-        if file.startswith(("/", ".")) and marker in file:
-            file = file.split(marker, 1)[1]
+    if file.startswith("1") and "/" in file:  # "11/asyncio/...": the standard library's version
+        file = file.split("/", 1)[1]
     return f"{match['function']} ({file})"
 
 
-def summary(path: Path, title: str) -> str:
-    """The top self and inclusive costs in a raw (collapsed-stack) profile."""
+def _area(function: str) -> str:
+    """Where a function on top of the stack belongs: its package, or native code.
+
+    py-spy sees Python frames only; time in C under a Python frame counts as
+    that frame's. On top of the event loop's run (uvloop, gRPC's Cython and
+    core, socket I/O) or of a bare thread (gRPC's poller) it is native code.
+    """
+    if function.startswith(("Runner.run ", "Thread.run ", "run_forever ", "BaseEventLoop.run_")):
+        return "native: event loop, gRPC core, I/O"
+    file = function.rsplit("(", 1)[-1]
+    package = file.split("/", 1)[0] if "/" in file else file.split(".", 1)[0]
+    return package.rstrip(")")
+
+
+def summary(path: Path, title: str, cost_per_unit_us: float = 0.0, unit: str = "") -> str:
+    """The top costs in a raw (collapsed-stack) profile: functions on top of the
+    stack, the same by package, and Parley's own functions including callees.
+
+    With cost_per_unit_us (the server's CPU per request or per token in that
+    profile's round), each share is also shown in microseconds of that unit.
+    Samples are of Python stacks only; SQLAlchemy's ORM runs its database work
+    in greenlets, whose stacks py-spy shows without their caller, so a Parley
+    function's "including callees" share leaves that out.
+    """
     if not path.exists():
         return f"{title}: no profile"
     self_cost: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        # The first frames name the process and the thread, not code.
+        # Frames only (the first element names the process).
         functions = [_function(f) for f in stack.split(";") if FRAME.match(f.strip())]
         if not functions:
             continue
         n = int(count)
         total += n
         self_cost[functions[-1]] += n
-        for function in set(functions):
+        areas[_area(functions[-1])] += n
+        for function in {f for f in functions if "(parley_server/" in f and "(parley_server/cli.py)" not in f}:
             inclusive[function] += n
     if not total:
         return f"{title}: no samples"
-    lines = [f"{title}: {total} samples ({path})", "  self (on top of the stack):"]
-    lines += [f"    {n / total:6.1%}  {f}" for f, n in self_cost.most_common(TOP)]
-    lines.append("  inclusive (anywhere in the stack; the outermost frames are ~100%):")
-    lines += [f"    {n / total:6.1%}  {f}" for f, n in inclusive.most_common(TOP * 3) if n < total * 0.95][:TOP]
+
+    def share(n: int) -> str:
+        us = f"  {n / total * cost_per_unit_us:7.1f} us/{unit}" if cost_per_unit_us else ""
+        return f"{n / total:6.1%}{us}"
+
+    lines = [f"{title}: {total} samples, {path}"]
+    if cost_per_unit_us:
+        lines[0] += f"; server CPU {cost_per_unit_us:,.0f} us per {unit}"
+    lines.append("  on top of the stack (self), by function:")
+    lines += [f"    {share(n)}  {f}" for f, n in self_cost.most_common(TOP)]
+    lines.append("  on top of the stack (self), by package:")
+    lines += [f"    {share(n)}  {a}" for a, n in areas.most_common(TOP)]
+    lines.append("  Parley's functions, including what they call (not the greenlets' ORM work):")
+    lines += [f"    {share(n)}  {f}" for f, n in inclusive.most_common(TOP)]
     return "\n".join(lines)

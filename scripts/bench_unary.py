@@ -423,17 +423,20 @@ async def profile(args: argparse.Namespace, binary: str, rows: list[Row], worker
     for row in rows:
         if row.kind != "parley":
             continue
-        path = Path(args.profile) / f"unary-w{workers}-{row.label.split()[1]}.txt"
+        path = Path(args.profile) / f"unary-w{workers}-{row.label.split()[1].strip(',')}.txt"
         request, _ = await row.prepare()
+        pids = process_tree(row.pids)
+        cpu_before = cpu_seconds(pids)
         with Recording(row.pids[0], path):
-            h2load.run(
+            result = h2load.run(
                 binary,
                 request,
                 count=int(row.rate * args.seconds),
                 concurrency=args.concurrency,
                 connections=CONNECTIONS,
             )
-        print("\n" + summary(path, f"profile of {row.label}, --workers {workers}"))
+        cpu_us = (cpu_seconds(pids) - cpu_before) / max(1, result.succeeded) * 1e6
+        print("\n" + summary(path, f"profile of {row.label}, --workers {workers}", cpu_us, "request"))
 
 
 async def main_async(args: argparse.Namespace) -> int:
