@@ -97,11 +97,11 @@ class EchoChat(chat_pb2_grpc.ChatServiceServicer):
 
 async def serve(kind: str, addr: str, delay_ms: int) -> None:
     server = grpc.aio.server(options=OPTIONS)
-    if kind == "health":
-        health = HealthServicer()
-        await health.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    else:
+    # Both answer Check: it is how a benchmark knows a server is up.
+    health = HealthServicer()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if kind == "chat":
         chat_pb2_grpc.add_ChatServiceServicer_to_server(EchoChat(delay_ms / 1000), server)
     if server.add_insecure_port(addr) == 0:
         raise SystemExit(f"could not listen on {addr}")
