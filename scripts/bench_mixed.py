@@ -77,7 +77,7 @@ def main() -> int:
         args.seconds = 3
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DATABASE_URL": os.environ["DATABASE_URL"]} if os.environ.get("DATABASE_URL") else {}
-        server = ServerProcess(Path(tmp), **env).start()
+        server = ServerProcess(Path(tmp), args=("--no-envoy",), **env).start()
         try:
             token, ids = asyncio.run(seed(server))
             mix = calls(token, ids)
