@@ -8,9 +8,10 @@ processes (spawned: no gRPC state inherited), sends pre-serialised bytes and
 parses nothing it gets back, and the benchmarks say when its own ceiling,
 measured on the bare health server, is near.
 
-Each client is one task calling in a loop; client k starts at calls[k % n]
-and takes the next call of the list each time, so a mix of calls is spread
-evenly over time and clients.
+Each client is one task calling in a loop. Client k starts at calls[k % n]
+and, rotating, takes the next call of the list each time, so a mix of calls
+is spread evenly over time and clients; not rotating, it repeats its own
+call, like a user writing to their own conversation.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ class Outcome:
         return statistics.quantiles(values, n=100)[p - 1]
 
 
-async def _drive(addr: str, calls: list[Call], clients: int, warm_up: float, seconds: float) -> Outcome:
-    channels = [grpc.aio.insecure_channel(addr) for _ in range(-(-clients // CLIENTS_PER_CHANNEL))]
+async def _drive(addr: str, calls: list[Call], clients: range, rotate: bool, warm_up: float, seconds: float) -> Outcome:
+    channels = [grpc.aio.insecure_channel(addr) for _ in range(-(-len(clients) // CLIENTS_PER_CHANNEL))]
     methods = [
         [ch.unary_unary(c.method, request_serializer=None, response_deserializer=None) for c in calls]
         for ch in channels
@@ -98,7 +99,8 @@ async def _drive(addr: str, calls: list[Call], clients: int, warm_up: float, sec
         n = k
         while (now := time.monotonic()) < stop_at:
             i = n % len(calls)
-            n += 1
+            if rotate:
+                n += 1
             try:
                 await stubs[i](calls[i].payload(), metadata=metadata[i], timeout=60)
             except grpc.aio.AioRpcError as exc:
@@ -110,29 +112,42 @@ async def _drive(addr: str, calls: list[Call], clients: int, warm_up: float, sec
                 outcome.latencies_ms.setdefault(calls[i].label, []).append((done - now) * 1000)
 
     try:
-        await asyncio.gather(*(client(k) for k in range(clients)))
+        await asyncio.gather(*(client(k) for k in clients))
     finally:
         for channel in channels:
             await channel.close()
     return outcome
 
 
-def _process(addr: str, calls: list[Call], clients: int, warm_up: float, seconds: float, start_at: float) -> Outcome:
+def _process(
+    addr: str, calls: list[Call], clients: range, rotate: bool, warm_up: float, seconds: float, start_at: float
+) -> Outcome:
+    """One client process: clients k in `clients` (numbered across all processes)."""
     time.sleep(max(0.0, start_at - time.time()))
-    return asyncio.run(_drive(addr, calls, clients, warm_up, seconds))
+    return asyncio.run(_drive(addr, calls, clients, rotate, warm_up, seconds))
 
 
 def drive(
-    addr: str, calls: list[Call], *, clients: int, processes: int, seconds: float, warm_up: float = 1.0
+    addr: str,
+    calls: list[Call],
+    *,
+    clients: int,
+    processes: int,
+    seconds: float,
+    warm_up: float = 1.0,
+    rotate: bool = True,
 ) -> Outcome:
     """Run `clients` closed-loop clients over `processes` processes, all starting
     together, for warm_up + seconds; the calls finished in the last `seconds`."""
     context = multiprocessing.get_context("spawn")
-    shares = [clients // processes + (k < clients % processes) for k in range(processes)]
+    bounds = [clients * k // processes for k in range(processes + 1)]
+    shares = [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
     outcome = Outcome()
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         start_at = time.time() + 2 + processes  # once every process has started
-        parts = [pool.submit(_process, addr, calls, share, warm_up, seconds, start_at) for share in shares if share]
+        parts = [
+            pool.submit(_process, addr, calls, share, rotate, warm_up, seconds, start_at) for share in shares if share
+        ]
         for part in parts:
             outcome.merge(part.result())
     return outcome

@@ -80,15 +80,18 @@ def grpc_request(addr: str, method: str, message: bytes, answer: bytes, token: s
     return Request(f"http://{addr}{method}", tuple(headers), grpc_frame(message), len(grpc_frame(answer)))
 
 
-def run(binary: str, request: Request, *, count: int, concurrency: int, connections: int) -> Result:
-    """`count` requests, `concurrency` at a time. HTTP/2 spreads the streams over
-    `connections`; HTTP/1.1 (no multiplexing, no pipelining) needs one connection
-    per request in flight.
+def run(
+    binary: str, request: Request, *, concurrency: int, connections: int, count: int = 0, seconds: float = 0
+) -> Result:
+    """`count` requests, or as many as fit in `seconds`, `concurrency` at a time.
+    HTTP/2 spreads the streams over `connections`; HTTP/1.1 (no multiplexing,
+    no pipelining) needs one connection per request in flight.
 
-    Counted (-n), not timed (-D): h2load's byte counts cover the whole run,
-    a timed run's warm-up included, so only a counted run can be checked.
+    Only a counted run (-n) is checked against the answer size: a timed run's
+    (-D) byte counts include requests it stopped waiting for, which it does
+    not count. Timed runs are for warming up and sizing the counted ones.
     """
-    command = [binary, "-t", "1", "-n", str(count)]
+    command = [binary, "-t", "1", *(["-n", str(count)] if count else ["-D", f"{seconds:g}"])]
     if request.http1:
         command += ["--h1", "-c", str(concurrency), "-m", "1"]
     else:
@@ -103,10 +106,11 @@ def run(binary: str, request: Request, *, count: int, concurrency: int, connecti
         out = subprocess.run([*command, request.url], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"h2load failed ({out.returncode}): {out.stderr or out.stdout}")
-    return parse(out.stdout, request.answer_bytes)
+    return parse(out.stdout, request.answer_bytes if count else 0)
 
 
 def parse(output: str, answer_bytes: int) -> Result:
+    """h2load's figures; the byte count is checked unless answer_bytes is 0."""
     rate = _number(r"finished in [\d.]+\w*, ([\d.]+) req/s", output)
     succeeded = int(_number(r"requests: .*? (\d+) succeeded", output))
     failed = int(_number(r"requests: .*? (\d+) failed", output))
@@ -115,7 +119,7 @@ def parse(output: str, answer_bytes: int) -> Result:
     problem = ""
     if failed or non_2xx:
         problem = f"{failed} failed, {non_2xx} non-2xx"
-    elif data != succeeded * answer_bytes:
+    elif answer_bytes and data != succeeded * answer_bytes:
         problem = f"{data} data bytes for {succeeded} answers of {answer_bytes}: some were errors"
     return Result(rate, succeeded, failed, data, problem)
 

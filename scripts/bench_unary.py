@@ -12,18 +12,24 @@ DATABASE_URL), three targets per --workers value N, each N processes:
 - `parley serve --no-envoy --workers N`.
 
 All log as they do by default (Parley and uvicorn: a line per request). It
-seeds Parley through its API (two users, 30 conversations), then drives each
-target with h2load (one C thread, so the servers get the CPU; 64 calls in
-flight: 4 HTTP/2 connections x 16 streams, or 64 HTTP/1.1 connections for
-the peer), alternating targets round after round, and prints each target's
-median req/s, the server CPU it spent per request, and Parley's ratios to
-the limit and to the peer. Parley's RPCs: GetConversation, the first page
-(20) of ListConversations, and CreateMessage with a request_id. h2load
-sends one body over and over, so its CreateMessage calls replay one
-request_id (the stored answer is looked up and returned); first executions,
-a new request_id each, are measured after the rounds by a Python grpc.aio
-client (benchmarks/driver.py), next to that client's own ceiling on the
-limit.
+seeds Parley through its API (a reader with 30 conversations, a writer with
+one per concurrent call), then drives each target with h2load (one C
+thread, so the servers get the CPU; 64 calls in flight: 4 HTTP/2
+connections x 16 streams, or 64 HTTP/1.1 connections for the peer),
+alternating targets round after round, and prints each target's median
+req/s, the server CPU it spent per request, and Parley's ratios to the limit
+and to the peer, for GetConversation and the first page (20) of
+ListConversations.
+
+CreateMessage with a request_id comes next, by a Python grpc.aio client
+(benchmarks/driver.py): h2load sends one body over and over, so every call
+would replay one request_id, all of them waiting on one conversation's row
+lock, which no real client does. The client sends first executions (a new
+request_id each) and replays (one request_id per conversation, all calls
+after the first), over as many conversations as calls in flight, and
+GetConversation again, to show how the two drivers compare. It prints them
+beside its own ceiling (the limit, through this client) and against
+h2load's limit and peer.
 
 Every round is checked: the same call made with a real client before and
 after it must succeed (grpc-status 0, or HTTP 200) with the same answer, and
@@ -45,6 +51,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import statistics
 import sys
@@ -166,11 +173,11 @@ def peer_row(label: str, pids: list[int], url: str, token: Token) -> Row:
 
 
 async def measure(binary: str, row: Row, seconds: float, concurrency: int) -> None:
-    """One round: a warm-up run, then a counted run of about `seconds` (sized from
-    the rate seen so far), with the server CPU it used and the checks around it."""
+    """One round: a timed warm-up, then a counted run of about `seconds` (sized
+    from the rate seen so far), with the server CPU it used and the checks around it."""
     request, check = await row.prepare()
-    warm = h2load.run(binary, request, count=concurrency * 20, concurrency=concurrency, connections=CONNECTIONS)
-    count = max(concurrency * 20, int((row.rate or warm.requests_per_second) * seconds))
+    warm = h2load.run(binary, request, seconds=max(1.0, seconds / 5), concurrency=concurrency, connections=CONNECTIONS)
+    count = max(concurrency * 2, int((row.rate or warm.requests_per_second) * seconds))
     pids = process_tree(row.pids)
     cpu_before = cpu_seconds(pids)
     result = h2load.run(binary, request, count=count, concurrency=concurrency, connections=CONNECTIONS)
@@ -184,6 +191,16 @@ async def measure(binary: str, row: Row, seconds: float, concurrency: int) -> No
 
 def ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}" if base else "-"
+
+
+def verdicts(rate: float, limit: float, peer: float) -> str:
+    """A Parley rate against the issue's targets."""
+    return (
+        f"{rate / limit:.2f}x the limit (target >= {TARGET_VS_LIMIT}: "
+        f"{'ok' if rate >= TARGET_VS_LIMIT * limit else 'MISSED'}), "
+        f"{rate / peer:.2f}x the peer (target >= {TARGET_VS_PEER:g}: "
+        f"{'ok' if rate >= TARGET_VS_PEER * peer else 'MISSED'})"
+    )
 
 
 def print_table(title: str, rows: list[Row]) -> None:
@@ -200,16 +217,114 @@ def print_table(title: str, rows: list[Row]) -> None:
         )
     for row in rows:
         if row.kind == "parley":
-            verdicts = [
-                f"{row.rate / limit:.2f}x the limit (target >= {TARGET_VS_LIMIT}: "
-                f"{'ok' if row.rate >= TARGET_VS_LIMIT * limit else 'MISSED'})",
-                f"{row.rate / peer:.2f}x the peer (target >= {TARGET_VS_PEER:g}: "
-                f"{'ok' if row.rate >= TARGET_VS_PEER * peer else 'MISSED'})",
-            ]
-            print(f"  {row.label}: {', '.join(verdicts)}")
+            print(f"  {row.label}: {verdicts(row.rate, limit, peer)}")
     for row in rows:
         for problem in row.problems:
             print(f"  !! {row.label}: {problem}")
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What the Python client measured on one kind of call."""
+
+    label: str
+    rate: float
+    cpu_us: float
+    p50_ms: float
+    errors: list[str]
+
+
+async def driven(args: argparse.Namespace, addr: str, calls: list[Call], pids: list[int]) -> Driven:
+    """One measurement by the Python client, with the server CPU it cost per call."""
+    tree = process_tree(pids)
+    cpu_before = cpu_seconds(tree)
+    outcome = await asyncio.to_thread(
+        drive,
+        addr,
+        calls,
+        clients=args.concurrency,
+        processes=args.driver_processes,
+        seconds=args.driver_seconds,
+        rotate=False,  # client k sticks to calls[k]: its own conversation
+    )
+    cpu_us = (cpu_seconds(tree) - cpu_before) / max(1, outcome.completed) * 1e6
+    label = calls[0].label
+    errors = [f"{label}: {n} x {error}" for error, n in outcome.errors.items()]
+    return Driven(label, outcome.rate(), cpu_us, outcome.percentile(label, 50), errors)
+
+
+async def by_driver(
+    args: argparse.Namespace, rows: list[Row], limit_addr: str, server: ServerProcess, kinds: list[list[Call]]
+) -> list[str]:
+    """Calls h2load cannot make (a body per call), by the Python client, after
+    its own ceiling on the limit. kinds[0] is one h2load measured too, which
+    shows how the two drivers compare. Returns the errors seen."""
+    limit = next(r for r in rows if r.kind == "limit")
+    peer = next(r for r in rows if r.kind == "peer")
+    print(
+        f"\n-- by the Python grpc.aio client ({args.concurrency} clients in {args.driver_processes} processes, "
+        f"~{args.driver_seconds:g} s each); CreateMessage over {args.concurrency} conversations"
+    )
+    print(
+        f"{'call':<52} {'req/s':>8} {'CPU us/req':>10} {'p50 ms':>7} {'vs client ceiling':>17} "
+        f"{'vs limit':>8} {'vs peer':>8}"
+    )
+    results = [await driven(args, limit_addr, [Call(limit.label, HEALTH_CHECK, b"")], limit.pids)]
+    for calls in kinds:
+        results.append(await driven(args, server.addr, calls, [server.process.pid]))  # type: ignore[union-attr]
+    ceiling = results[0].rate
+    for result in results:
+        print(
+            f"{result.label:<52} {result.rate:>8,.0f} {result.cpu_us:>10,.0f} {result.p50_ms:>7.1f} "
+            f"{ratio(result.rate, ceiling):>17} {ratio(result.rate, limit.rate):>8} {ratio(result.rate, peer.rate):>8}"
+        )
+    print(
+        "  (vs limit and vs peer: against h2load's figures above; fair while a rate is far below the client's ceiling)"
+    )
+    for result in results[2:]:
+        print(f"  {result.label}: {verdicts(result.rate, limit.rate, peer.rate)}")
+    problems = [error for result in results for error in result.errors]
+    for problem in problems:
+        print(f"  !! {problem}")
+    return problems
+
+
+def slug(label: str) -> str:
+    """A file name for the profile of label."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
+
+
+async def profile(
+    args: argparse.Namespace, binary: str, workers: int, rows: list[Row], server: ServerProcess, kinds: list[list[Call]]
+) -> None:
+    """One more round per Parley RPC under py-spy (not counted in the figures)."""
+    pid = server.process.pid  # type: ignore[union-attr]
+    directory = Path(args.profile)
+    for row in rows:
+        if row.kind != "parley":
+            continue
+        path = directory / f"unary-w{workers}-{slug(row.label)}.txt"
+        request, _ = await row.prepare()
+        pids = process_tree([pid])
+        cpu_before = cpu_seconds(pids)
+        with Recording(pid, path):
+            result = h2load.run(
+                binary,
+                request,
+                count=int(row.rate * args.seconds),
+                concurrency=args.concurrency,
+                connections=CONNECTIONS,
+            )
+        cpu_us = (cpu_seconds(pids) - cpu_before) / max(1, result.succeeded) * 1e6
+        print("\n" + summary(path, f"profile of {row.label}, --workers {workers}", cpu_us, "request"))
+    for calls in kinds:
+        path = directory / f"unary-w{workers}-{slug(calls[0].label)}.txt"
+        with Recording(pid, path):
+            driven_round = await driven(args, server.addr, calls, [pid])
+        print(
+            "\n"
+            + summary(path, f"profile of {driven_round.label}, --workers {workers}", driven_round.cpu_us, "request")
+        )
 
 
 @contextlib.contextmanager
@@ -256,48 +371,6 @@ async def seed(addr: str, server: ServerProcess, workers: int, writes: int) -> t
     return reader, writer, read_ids[0], write_ids
 
 
-async def first_executions(
-    args: argparse.Namespace, limit_row: Row, limit_addr: str, parley: ServerProcess, calls: list[list[Call]]
-) -> list[str]:
-    """Calls with a body of their own each, by the Python driver; its ceiling first."""
-    print(
-        f"\n-- by the Python grpc.aio client ({args.concurrency} clients in {args.driver_processes} processes, "
-        f"~{args.driver_seconds:g} s each): new request ids need a body per call, which h2load cannot send"
-    )
-    problems = []
-    measured: list[tuple[str, list[Call], list[int]]] = [
-        (limit_addr, [Call("limit: bare grpc.aio health Check", HEALTH_CHECK, b"")], limit_row.pids),
-        *[(parley.addr, kind, [parley.process.pid]) for kind in calls],  # type: ignore[union-attr]
-    ]
-    ceiling = 0.0
-    print(
-        f"{'call':<52} {'req/s':>8} {'CPU us/req':>10} {'p50 ms':>7} {'vs driver ceiling':>18} {'vs h2load limit':>16}"
-    )
-    for addr, kind, pids in measured:
-        label = kind[0].label
-        tree = process_tree(pids)
-        cpu_before = cpu_seconds(tree)
-        outcome = await asyncio.to_thread(
-            drive,
-            addr,
-            kind,
-            clients=args.concurrency,
-            processes=args.driver_processes,
-            seconds=args.driver_seconds,
-        )
-        cpu_used = cpu_seconds(tree) - cpu_before
-        rate = outcome.rate()
-        ceiling = ceiling or rate
-        print(
-            f"{label:<52} {rate:>8,.0f} {cpu_used / max(1, outcome.completed) * 1e6:>10,.0f} "
-            f"{outcome.percentile(label, 50):>7.1f} {ratio(rate, ceiling):>18} {ratio(rate, limit_row.rate):>16}"
-        )
-        problems += [f"{label}: {n} x {error}" for error, n in outcome.errors.items()]
-    for problem in problems:
-        print(f"  !! {problem}")
-    return problems
-
-
 async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url: str, secret: str, tmp: Path) -> bool:
     """Every target with `workers` processes; True when every round checked out."""
     limit_addr, peer_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
@@ -311,6 +384,7 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
         stack.callback(server.terminate)
         reader, writer, read_id, write_ids = await seed(server.addr, server, workers, args.concurrency)
         tokens = Tokens(server.addr)
+        # The peer checks the claims Parley's tokens carry.
         claims = jwt.decode(await tokens.of(reader)(), options={"verify_signature": False})
         limit = Target(
             python_module("benchmarks.bare_grpc", "health", "--addr", limit_addr),
@@ -329,25 +403,15 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
         peer_command = python_module(
             "uvicorn", "benchmarks.fastapi_peer:app", "--host", host, "--port", port, "--workers", str(workers)
         )
-        peer = Target(
-            peer_command, http_ready(f"http://{peer_addr}/"), tmp / f"peer-w{workers}.log", env=peer_env
-        ).start()
-        stack.callback(peer.stop)
+        peer = Target(peer_command, http_ready(f"http://{peer_addr}/"), tmp / f"peer-w{workers}.log", env=peer_env)
+        stack.callback(peer.start().stop)
 
         parley_pids = [server.process.pid]  # type: ignore[union-attr]
         get = conversation_pb2.GetConversationRequest(conversation_id=read_id).SerializeToString()
         page = conversation_pb2.ListConversationsRequest(page_size=PAGE_SIZE).SerializeToString()
-        replay = message_request(write_ids[0], 0, str(uuid.uuid4())).SerializeToString()
+        health = health_pb2.HealthCheckRequest().SerializeToString()
         rows = [
-            grpc_row(
-                "limit: bare grpc.aio health Check",
-                "limit",
-                limit.pids,
-                limit_addr,
-                HEALTH_CHECK,
-                health_pb2.HealthCheckRequest().SerializeToString(),
-                None,
-            ),
+            grpc_row("limit: bare grpc.aio health Check", "limit", limit.pids, limit_addr, HEALTH_CHECK, health, None),
             peer_row(
                 "peer: FastAPI GET /conversations/{id}",
                 peer.pids,
@@ -372,15 +436,6 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
                 page,
                 tokens.of(reader),
             ),
-            grpc_row(
-                "Parley CreateMessage, one request_id replayed",
-                "parley",
-                parley_pids,
-                server.addr,
-                CONVERSATION_SERVICE + "CreateMessage",
-                replay,
-                tokens.of(writer),
-            ),
         ]
         for number in range(args.rounds):
             for row in rows:
@@ -392,51 +447,37 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
             f"h2load, {args.concurrency} calls in flight, median of {args.rounds} round(s) of ~{args.seconds:g} s",
             rows,
         )
+
         writer_token = await tokens.of(writer)()
-        reader_token = await tokens.of(reader)()
-        problems = await first_executions(
-            args,
-            rows[0],
-            limit_addr,
-            server,
+        create = CONVERSATION_SERVICE + "CreateMessage"
+        kinds = [
+            [Call("Parley GetConversation", CONVERSATION_SERVICE + "GetConversation", get, await tokens.of(reader)())],
+            # A request_id of the client's own for every call: each is a first execution.
             [
-                [Call("Parley GetConversation", CONVERSATION_SERVICE + "GetConversation", get, reader_token)],
-                [
-                    Call(
-                        "Parley CreateMessage, a new request_id each",
-                        CONVERSATION_SERVICE + "CreateMessage",
-                        message_request(write_id, 1).SerializeToString(),
-                        writer_token,
-                        request_id_field=conversation_pb2.CreateMessageRequest.REQUEST_ID_FIELD_NUMBER,
-                    )
-                    for write_id in write_ids
-                ],
+                Call(
+                    "Parley CreateMessage, a new request_id each",
+                    create,
+                    message_request(write_id, 1).SerializeToString(),
+                    writer_token,
+                    request_id_field=conversation_pb2.CreateMessageRequest.REQUEST_ID_FIELD_NUMBER,
+                )
+                for write_id in write_ids
             ],
-        )
+            # One request_id per conversation: its first call runs in the warm-up, the others replay it.
+            [
+                Call(
+                    "Parley CreateMessage, replays of a request_id",
+                    create,
+                    message_request(write_id, 0, str(uuid.uuid4())).SerializeToString(),
+                    writer_token,
+                )
+                for write_id in write_ids
+            ],
+        ]
+        problems = await by_driver(args, rows, limit_addr, server, kinds)
         if args.profile:
-            await profile(args, binary, rows, workers)
+            await profile(args, binary, workers, rows, server, kinds[1:])
         return not problems and not any(row.problems for row in rows)
-
-
-async def profile(args: argparse.Namespace, binary: str, rows: list[Row], workers: int) -> None:
-    """One more round per Parley RPC under py-spy (not counted in the figures)."""
-    for row in rows:
-        if row.kind != "parley":
-            continue
-        path = Path(args.profile) / f"unary-w{workers}-{row.label.split()[1].strip(',')}.txt"
-        request, _ = await row.prepare()
-        pids = process_tree(row.pids)
-        cpu_before = cpu_seconds(pids)
-        with Recording(row.pids[0], path):
-            result = h2load.run(
-                binary,
-                request,
-                count=int(row.rate * args.seconds),
-                concurrency=args.concurrency,
-                connections=CONNECTIONS,
-            )
-        cpu_us = (cpu_seconds(pids) - cpu_before) / max(1, result.succeeded) * 1e6
-        print("\n" + summary(path, f"profile of {row.label}, --workers {workers}", cpu_us, "request"))
 
 
 async def main_async(args: argparse.Namespace) -> int:
