@@ -62,7 +62,9 @@ class Outcome:
     # Every call that succeeded, warm-up included (what the server's CPU time covers).
     completed: int = 0
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    # Failed calls by "label: status code", and the first failure's details of each.
     errors: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: Outcome) -> None:
         self.seconds = max(self.seconds, other.seconds)
@@ -70,6 +72,11 @@ class Outcome:
         for label, values in other.latencies_ms.items():
             self.latencies_ms.setdefault(label, []).extend(values)
         self.errors.update(other.errors)
+        self.examples = {**other.examples, **self.examples}
+
+    def error_lines(self) -> list[str]:
+        """Each kind of failure: how many, and the first one's details."""
+        return [f"{n} x {key} (first: {self.examples[key]})" for key, n in self.errors.items()]
 
     def rate(self, label: str | None = None) -> float:
         """Calls per second, of one label or of all."""
@@ -104,7 +111,9 @@ async def _drive(addr: str, calls: list[Call], clients: range, rotate: bool, war
             try:
                 await stubs[i](calls[i].payload(), metadata=metadata[i], timeout=60)
             except grpc.aio.AioRpcError as exc:
-                outcome.errors[f"{calls[i].label}: {exc.code().name}: {exc.details()}"] += 1
+                key = f"{calls[i].label}: {exc.code().name}"
+                outcome.errors[key] += 1
+                outcome.examples.setdefault(key, str(exc.details()))
                 continue
             done = time.monotonic()
             outcome.completed += 1

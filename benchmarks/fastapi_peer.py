@@ -14,7 +14,7 @@ uvicorn (uvloop and httptools, as uvicorn[standard] runs), configured by
 environment variables so that `uvicorn --workers N` children get it too:
 
     PEER_DATABASE_URL=postgresql+asyncpg://... PEER_JWT_SECRET=... \\
-    PEER_JWT_ISSUER=parley PEER_JWT_AUDIENCE=parley-api \\
+    PEER_JWT_ISSUER=parley PEER_JWT_AUDIENCE=parley-api PEER_POOL_SIZE=30 \\
     uvicorn benchmarks.fastapi_peer:app --port 8100 --workers 1
 """
 
@@ -33,9 +33,6 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-# Parley's pool size per process (PARLEY_DB_POOL_SIZE's default), so neither waits longer for a connection.
-POOL_SIZE = 30
 
 
 class Base(DeclarativeBase):
@@ -71,7 +68,9 @@ class ConversationOut(BaseModel):
     last_message_time: datetime | None
 
 
-engine = create_async_engine(os.environ["PEER_DATABASE_URL"], pool_size=POOL_SIZE, max_overflow=POOL_SIZE // 3)
+# Sized as Parley's pool (pool size, a third more in bursts), so neither waits longer for a connection.
+POOL_SIZE = int(os.environ["PEER_POOL_SIZE"])
+engine = create_async_engine(os.environ["PEER_DATABASE_URL"], pool_size=POOL_SIZE, max_overflow=max(2, POOL_SIZE // 3))
 sessions = async_sessionmaker(engine, expire_on_commit=False)
 SECRET = os.environ["PEER_JWT_SECRET"]
 ISSUER = os.environ["PEER_JWT_ISSUER"]

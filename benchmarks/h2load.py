@@ -88,8 +88,8 @@ def run(
     no pipelining) needs one connection per request in flight.
 
     Only a counted run (-n) is checked against the answer size: a timed run's
-    (-D) byte counts include requests it stopped waiting for, which it does
-    not count. Timed runs are for warming up and sizing the counted ones.
+    (-D) byte counts cover more than the requests it counts (its warm-up's,
+    those cut off at the end). Timed runs warm up and size the counted ones.
     """
     command = [binary, "-t", "1", *(["-n", str(count)] if count else ["-D", f"{seconds:g}"])]
     if request.http1:

@@ -22,6 +22,8 @@ from types import TracebackType
 # "function (path/to/file.py:123)", the form of each frame in py-spy's output.
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 TOP = 10
+# A process's outermost frames, under which everything runs: not a cost.
+ENTRY_POINTS = ("(parley_server/cli.py)", "(parley_server/bridge/workers.py)")
 
 
 def py_spy() -> str:
@@ -119,7 +121,7 @@ def summary(path: Path, title: str, cost_per_unit_us: float = 0.0, unit: str = "
         total += n
         self_cost[functions[-1]] += n
         areas[_area(functions[-1])] += n
-        for function in {f for f in functions if "(parley_server/" in f and "(parley_server/cli.py)" not in f}:
+        for function in {f for f in functions if "(parley_server/" in f and not f.endswith(ENTRY_POINTS)}:
             inclusive[function] += n
     if not total:
         return f"{title}: no samples"

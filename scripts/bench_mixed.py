@@ -103,8 +103,8 @@ def main() -> int:
     ratio = page / get if get else float("inf")
     verdict = "ok" if ratio <= TARGET_P50_RATIO else "MISSED"
     print(f"ListMessages p50 / GetConversation p50: {ratio:.2f}x (target <= {TARGET_P50_RATIO:g}: {verdict})")
-    for error, n in outcome.errors.items():
-        print(f"!! {n} x {error}")
+    for line in outcome.error_lines():
+        print(f"!! {line}")
     return 1 if outcome.errors else 0
 
 

@@ -90,6 +90,10 @@ HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 # The web page's sidebar asks for 20 conversations a page.
 PAGE_SIZE = 20
 CONVERSATIONS = 30
+# Database connections per server process: Parley's default pool at --workers 1.
+# With N workers each process gets 1/N, so that Parley's and the peer's pools
+# (both kept open between rounds) fit PostgreSQL's default 100 connections.
+POOL_SIZE = 30
 # HTTP/2 connections h2load spreads the calls in flight over.
 CONNECTIONS = 4
 # Targets of the performance issue, as ratios within one run.
@@ -249,8 +253,7 @@ async def driven(args: argparse.Namespace, addr: str, calls: list[Call], pids: l
     )
     cpu_us = (cpu_seconds(tree) - cpu_before) / max(1, outcome.completed) * 1e6
     label = calls[0].label
-    errors = [f"{label}: {n} x {error}" for error, n in outcome.errors.items()]
-    return Driven(label, outcome.rate(), cpu_us, outcome.percentile(label, 50), errors)
+    return Driven(label, outcome.rate(), cpu_us, outcome.percentile(label, 50), outcome.error_lines())
 
 
 async def by_driver(
@@ -380,6 +383,7 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
             args=("--no-envoy", "--workers", str(workers)),
             DATABASE_URL=url,
             PARLEY_JWT_SECRET=secret,
+            PARLEY_DB_POOL_SIZE=str(POOL_SIZE // workers),
         ).start()
         stack.callback(server.terminate)
         reader, writer, read_id, write_ids = await seed(server.addr, server, workers, args.concurrency)
@@ -398,6 +402,7 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
             "PEER_JWT_SECRET": secret,
             "PEER_JWT_ISSUER": claims["iss"],
             "PEER_JWT_AUDIENCE": claims["aud"],
+            "PEER_POOL_SIZE": str(POOL_SIZE // workers),
         }
         host, port = peer_addr.rsplit(":", 1)
         peer_command = python_module(
@@ -444,7 +449,8 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
         print_table(
             f"--workers {workers}: bare grpc.aio ({workers} process{'es' if workers > 1 else ''}), FastAPI on "
             f"uvicorn ({workers} worker{'s' if workers > 1 else ''}), parley serve --workers {workers}; "
-            f"h2load, {args.concurrency} calls in flight, median of {args.rounds} round(s) of ~{args.seconds:g} s",
+            f"database pool {POOL_SIZE // workers} per process; h2load, {args.concurrency} calls in flight, "
+            f"median of {args.rounds} round(s) of ~{args.seconds:g} s",
             rows,
         )
 
