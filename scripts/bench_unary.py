@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import secrets
 import statistics
@@ -58,7 +57,7 @@ import sys
 import tempfile
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import h2load  # noqa: E402
+from benchmarks.database import describe, fresh_database_url  # noqa: E402
 from benchmarks.driver import Call, drive  # noqa: E402
 from benchmarks.parley_api import bearer, create_conversations, create_user, login, message_request  # noqa: E402
 from benchmarks.profile import Recording, summary  # noqa: E402
@@ -82,8 +82,7 @@ from benchmarks.targets import (  # noqa: E402
     python_module,
 )
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
-from parley_server.db.embedded import start_embedded_postgres  # noqa: E402
-from tests.helpers.served import ServerProcess, free_port, fresh_database  # noqa: E402
+from tests.helpers.served import ServerProcess, free_port  # noqa: E402
 
 CONVERSATION_SERVICE = "/parley.conversation.v1.ConversationService/"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -330,20 +329,6 @@ async def profile(
         )
 
 
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    """A fresh database on DATABASE_URL, else a fresh embedded PostgreSQL; its URL."""
-    if os.environ.get("DATABASE_URL"):
-        env, drop = fresh_database()
-        try:
-            yield env["DATABASE_URL"]
-        finally:
-            drop()
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        yield start_embedded_postgres(Path(tmp), cleanup="delete")
-
-
 class Tokens:
     """A fresh access token per round: a long run outlives a token's TTL."""
 
@@ -490,8 +475,8 @@ async def main_async(args: argparse.Namespace) -> int:
     binary = h2load.ensure_h2load()
     ok = True
     secret = secrets.token_urlsafe(48)
-    with database() as url, tempfile.TemporaryDirectory() as tmp:
-        print(f"PostgreSQL: {'a fresh database on DATABASE_URL' if os.environ.get('DATABASE_URL') else 'embedded'}")
+    with fresh_database_url() as url, tempfile.TemporaryDirectory() as tmp:
+        print(f"PostgreSQL: {describe()}")
         for workers in args.workers:
             ok = await bench_workers(args, workers, binary, url, secret, Path(tmp)) and ok
     if not ok:
