@@ -54,7 +54,9 @@ class EchoChat(chat_pb2_grpc.ChatServiceServicer):
         self._delay = delay_seconds
 
     async def SendMessage(
-        self, request: chat_pb2.SendMessageRequest, context: grpc.aio.ServicerContext
+        self,
+        request: chat_pb2.SendMessageRequest,
+        context: grpc.aio.ServicerContext[chat_pb2.SendMessageRequest, chat_pb2.SendMessageResponse],
     ) -> AsyncIterator[chat_pb2.SendMessageResponse]:
         user = conversation_pb2.Message(
             id=str(uuid.uuid4()),

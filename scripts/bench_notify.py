@@ -60,10 +60,10 @@ class Notifications:
     count: int = 0
     payload_bytes: int = 0
 
-    def listener(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+    def listener(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         if self.counting:
             self.count += 1
-            self.payload_bytes += len(payload.encode())
+            self.payload_bytes += len(str(payload).encode())
 
 
 @dataclass
@@ -159,8 +159,8 @@ async def main_async(args: argparse.Namespace) -> None:
             # The default persistence interval, not the tests' faster one: figures for production settings.
             "PARLEY_PERSIST_INTERVAL_MS": "500",
         }
-        a = ServerProcess(Path(tmp) / "a", **env).start()
-        b = ServerProcess(Path(tmp) / "b", **env).start()
+        a = ServerProcess(Path(tmp) / "a", args=("--no-envoy",), **env).start()
+        b = ServerProcess(Path(tmp) / "b", args=("--no-envoy",), **env).start()
         listener = await asyncpg.connect(asyncpg_dsn(url))
         try:
             notes = Notifications()

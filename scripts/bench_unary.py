@@ -138,7 +138,9 @@ def grpc_row(label: str, kind: str, pids: list[int], addr: str, method: str, bod
 
         async def check() -> str:
             async with grpc.aio.insecure_channel(addr) as channel:
-                call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+                call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                    method, request_serializer=None, response_deserializer=None
+                )
                 try:
                     answer = await call(body, metadata=bearer(bearer_token) if bearer_token else (), timeout=30)
                 except grpc.aio.AioRpcError as exc:
