@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 
 import grpc
 
-# HTTP/2 caps concurrent streams per connection; real callers are many connections.
-CLIENTS_PER_CHANNEL = 50
+from benchmarks.connections import own_connection
+
+# Clients per connection: real callers are many connections, and several
+# let SO_REUSEPORT spread them over a server's --workers.
+CLIENTS_PER_CHANNEL = 8
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Outcome:
 
 
 async def _drive(addr: str, calls: list[Call], clients: range, rotate: bool, warm_up: float, seconds: float) -> Outcome:
-    channels = [grpc.aio.insecure_channel(addr) for _ in range(-(-len(clients) // CLIENTS_PER_CHANNEL))]
+    channels = [own_connection(addr) for _ in range(-(-len(clients) // CLIENTS_PER_CHANNEL))]
     # Bytes in, bytes out: no serialisation on the client's side.
     methods: list[list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]] = [
         [ch.unary_unary(c.method, request_serializer=None, response_deserializer=None) for c in calls]

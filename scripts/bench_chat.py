@@ -51,6 +51,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.connections import own_connection  # noqa: E402
 from benchmarks.parley_api import bearer, create_conversations, create_user, login  # noqa: E402
 from benchmarks.profile import Recording, summary  # noqa: E402
 from benchmarks.targets import Target, cpu_seconds, grpc_ready, python_module, rss_kib, serving_pids  # noqa: E402
@@ -137,7 +138,7 @@ async def client_part(
     """One client process's share: open its streams at start_at (wall clock,
     shared by all clients), report on opened_all once every stream is
     accepted (or ended), and return each stream's result or error."""
-    channels = [grpc.aio.insecure_channel(addr) for _ in range(max(1, -(-len(cids) // STREAMS_PER_CHANNEL)))]
+    channels = [own_connection(addr) for _ in range(max(1, -(-len(cids) // STREAMS_PER_CHANNEL)))]
     try:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         opened = [asyncio.Event() for _ in cids]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.driver import Call, drive  # noqa: E402
 from benchmarks.parley_api import add_messages, create_conversations, create_user, login  # noqa: E402
-from benchmarks.targets import cpu_seconds, process_tree  # noqa: E402
+from benchmarks.targets import cpu_seconds, serving_pids  # noqa: E402
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
 from tests.helpers.served import ServerProcess  # noqa: E402
 
@@ -81,7 +81,7 @@ def main() -> int:
         try:
             token, ids = asyncio.run(seed(server))
             mix = calls(token, ids)
-            pids = process_tree([server.process.pid])  # type: ignore[union-attr]
+            pids = serving_pids([server.process.pid])  # type: ignore[union-attr]
             cpu_before = cpu_seconds(pids)
             outcome = drive(
                 server.addr, mix, clients=args.clients, processes=args.processes, seconds=args.seconds, warm_up=2

@@ -36,6 +36,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.connections import own_connection  # noqa: E402
 from benchmarks.database import describe, fresh_database_url  # noqa: E402
 from benchmarks.parley_api import Metadata, bearer, create_conversations, create_user, login  # noqa: E402
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
@@ -101,7 +102,7 @@ async def watch(stub: chat_pb2_grpc.ChatServiceStub, md: Metadata, cid: str, see
 
 
 def channels(addr: str, streams: int) -> list[grpc.aio.Channel]:
-    return [grpc.aio.insecure_channel(addr) for _ in range(max(1, -(-streams // STREAMS_PER_CHANNEL)))]
+    return [own_connection(addr) for _ in range(max(1, -(-streams // STREAMS_PER_CHANNEL)))]
 
 
 async def run_case(

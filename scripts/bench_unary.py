@@ -14,8 +14,8 @@ DATABASE_URL), three targets per --workers value N, each N processes:
 All log as they do by default (Parley and uvicorn: a line per request). It
 seeds Parley through its API (a reader with 30 conversations, a writer with
 one per concurrent call), then drives each target with h2load (one C
-thread, so the servers get the CPU; 64 calls in flight: 4 HTTP/2
-connections x 16 streams, or 64 HTTP/1.1 connections for the peer),
+thread, so the servers get the CPU; 64 calls in flight: 16 HTTP/2
+connections x 4 streams, or 64 HTTP/1.1 connections for the peer),
 alternating targets round after round, and prints each target's median
 req/s, the server CPU it spent per request, and Parley's ratios to the limit
 and to the peer, for GetConversation and the first page (20) of
@@ -93,8 +93,9 @@ CONVERSATIONS = 30
 # With N workers each process gets 1/N, so that Parley's and the peer's pools
 # (both kept open between rounds) fit PostgreSQL's default 100 connections.
 POOL_SIZE = 30
-# HTTP/2 connections h2load spreads the calls in flight over.
-CONNECTIONS = 4
+# HTTP/2 connections h2load spreads the calls in flight over: enough for
+# SO_REUSEPORT to spread them evenly over a target's --workers.
+CONNECTIONS = 16
 # Targets of the performance issue, as ratios within one run.
 TARGET_VS_LIMIT = 0.4
 TARGET_VS_PEER = 3.0
