@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Benchmark concurrent chat streams against a real `parley serve` process.
+"""Concurrent chat streams: a real `parley serve` process against a bare grpc.aio stream server.
 
 Starts a server process on its own database (DATABASE_URL, or a fresh
-embedded PostgreSQL in a temporary directory), opens N concurrent SendMessage
-streams with the offline echo provider, and prints:
+embedded PostgreSQL in a temporary directory) and, as the baseline, a bare
+grpc.aio server sending the same messages on the same schedule (accepted,
+one delta per word of the echo provider every --delay-ms, usage, completed)
+with no authentication, database or fan-out (benchmarks/bare_grpc.py). For
+each --streams N it opens N concurrent SendMessage streams on Parley, with
+the offline echo provider, then the same N on the baseline, with the same
+client, and prints for each:
 
 - whether every stream completed, and tokens lost (expected vs received text);
 - tokens/s delivered to clients (run as --clients processes, 2 by default,
@@ -13,11 +18,17 @@ streams with the offline echo provider, and prints:
   delay, so a delta carrying words up to k is due then; lateness is its
   arrival minus that due time, measured from the stream's earliest delta;
 - the server's CPU per exchange, its peak RSS, and RSS per open stream:
-  (RSS with all streams open - RSS before) / N.
+  (RSS with all streams open - RSS before) / N;
+
+then Parley's ratios to the baseline against the performance issue's
+targets: CPU per exchange <= 1.5x, time to `accepted` p99 <= 1.5x, tokens/s
+>= 0.8x, and, Parley's alone, no token lost, exact text, < 100 KB RSS per
+open stream.
 
     python scripts/bench_chat.py --streams 100 1000 --words 200
     python scripts/bench_chat.py --streams 1000 --workers 2   # one process per core
     python scripts/bench_chat.py --quick          # CI: small and fast
+    python scripts/bench_chat.py --profile prof/  # plus a py-spy profile of Parley per N
 """
 
 from __future__ import annotations
@@ -40,16 +51,22 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from parley.agent.v1 import agent_pb2, agent_pb2_grpc  # noqa: E402
-from parley.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
+from benchmarks.connections import own_connection  # noqa: E402
+from benchmarks.parley_api import bearer, create_conversations, create_user, login  # noqa: E402
+from benchmarks.profile import Recording, summary  # noqa: E402
+from benchmarks.targets import Target, cpu_seconds, grpc_ready, python_module, rss_kib, serving_pids  # noqa: E402
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
-from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc  # noqa: E402
-from tests.helpers.served import ServerProcess  # noqa: E402
+from tests.helpers.served import ServerProcess, free_port  # noqa: E402
 
-PASSWORD = "benchmark password 123"
+EMAIL = "bench@example.com"
 # Streams per connection: a real deployment's clients are many connections,
 # and HTTP/2 caps concurrent streams per connection.
 STREAMS_PER_CHANNEL = 50
+# Targets of the performance issue: Parley / the bare server, and Parley alone.
+MAX_CPU_RATIO = 1.5
+MAX_ACCEPTED_P99_RATIO = 1.5
+MIN_TOKENS_RATIO = 0.8
+MAX_RSS_PER_STREAM_KIB = 100 * 1000 / 1024
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -65,31 +82,35 @@ class StreamResult:
     arrivals: list[tuple[float, int]] = field(default_factory=list)
 
 
-def serving_pids(pid: int) -> list[int]:
-    """The processes that serve: `parley serve` itself, or its forked workers
-    (children with the same command line; the embedded PostgreSQL's are not)."""
-    command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return [c for c in children if Path(f"/proc/{c}/cmdline").read_bytes() == command] or [pid]
+@dataclass(frozen=True)
+class Figures:
+    """What one round of N streams on one server showed."""
 
+    streams: int
+    completed: int
+    exact: int
+    errors: list[str]
+    lost: int
+    tokens: int
+    elapsed: float
+    accepted_ms: list[float]
+    lateness_ms: list[float]
+    rss_before_kib: int
+    rss_open_kib: int
+    rss_peak_kib: int
+    cpu_seconds: float
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.elapsed
 
+    @property
+    def cpu_ms_per_exchange(self) -> float:
+        return self.cpu_seconds / self.streams * 1000
 
-def rss_kib(pids: list[int], key: str = "VmRSS") -> int:
-    """Resident memory of the processes together (VmHWM: the sum of their peaks)."""
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                total += int(line.split()[1])
-    return total
+    @property
+    def rss_per_stream_kib(self) -> float:
+        return (self.rss_open_kib - self.rss_before_kib) / self.streams
 
 
 async def open_stream(
@@ -117,7 +138,7 @@ async def client_part(
     """One client process's share: open its streams at start_at (wall clock,
     shared by all clients), report on opened_all once every stream is
     accepted (or ended), and return each stream's result or error."""
-    channels = [grpc.aio.insecure_channel(addr) for _ in range(max(1, -(-len(cids) // STREAMS_PER_CHANNEL)))]
+    channels = [own_connection(addr) for _ in range(max(1, -(-len(cids) // STREAMS_PER_CHANNEL)))]
     try:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         opened = [asyncio.Event() for _ in cids]
@@ -156,29 +177,13 @@ def client_process(
     return asyncio.run(client_part(addr, md, cids, content, start_at, opened_all))
 
 
-async def create_conversations(addr: str, n: int) -> tuple[Metadata, list[str]]:
-    async with grpc.aio.insecure_channel(addr) as channel:
-        login = await auth_pb2_grpc.AuthServiceStub(channel).Login(
-            auth_pb2.LoginRequest(email="bench@example.com", password=PASSWORD)
-        )
-        md = (("authorization", f"Bearer {login.tokens.access_token}"),)
-        agents = await agent_pb2_grpc.AgentServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
-        agent_id = next(a.id for a in agents.agents if a.slug == "assistant")
-        conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
-        cids = []
-        for _ in range(n):
-            created = await conversations.CreateConversation(
-                conversation_pb2.CreateConversationRequest(agent_id=agent_id, title="bench"), metadata=md
-            )
-            cids.append(created.conversation.id)
-    return md, cids
-
-
-async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int, clients: int) -> None:
-    md, cids = await create_conversations(server.addr, n)
+async def run_round(
+    addr: str, pids: list[int], md: Metadata, cids: list[str], words: int, delay_ms: int, clients: int
+) -> Figures:
+    """N = len(cids) streams opened at once on the server at addr (its processes: pids)."""
+    n = len(cids)
     content = " ".join(f"token{i}" for i in range(words - 1))
     expected = "Echo: " + content
-    pids = serving_pids(server.process.pid)  # type: ignore[union-attr]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(clients, mp_context=context) as pool:
         opened_all = manager.Queue()
@@ -187,7 +192,7 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int, cl
         # streams at one moment, once every process has started.
         start_at = time.time() + 3 + clients
         parts = [
-            loop.run_in_executor(pool, client_process, server.addr, md, cids[k::clients], content, start_at, opened_all)
+            loop.run_in_executor(pool, client_process, addr, md, cids[k::clients], content, start_at, opened_all)
             for k in range(clients)
         ]
         await asyncio.sleep(max(0.0, start_at - time.time() - 0.5))
@@ -204,10 +209,6 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int, cl
         cpu_used = cpu_seconds(pids) - cpu_before
     ok = [r for r in results if isinstance(r, StreamResult)]
     errors = [r for r in results if isinstance(r, str)]
-    completed = sum(r.completed for r in ok)
-    lost = sum(max(0, len(expected.split()) - len(r.text.split())) for r in ok) + len(errors) * words
-    exact = sum(r.text == expected for r in ok)
-    tokens = sum(len(r.text.split()) for r in ok)
     lateness = []
     for r in ok:
         # Each delta's arrival minus its due time on the stream's own schedule;
@@ -216,33 +217,71 @@ async def run_round(server: ServerProcess, n: int, words: int, delay_ms: int, cl
         due = [(arrival - words * delay_ms / 1000) for arrival, words in r.arrivals]
         origin = min(due, default=0.0)
         lateness += [(d - origin) * 1000 for d in due]
-    q = percentiles(lateness)
-    accepts = percentiles([r.accepted_after * 1000 for r in ok if r.accepted_after is not None])
-    print(f"\n== {n} concurrent streams x {words} words, echo delay {delay_ms} ms, {clients} client process(es)")
-    print(f"completed:            {completed}/{n} ({'all' if completed == n else 'NOT all'}); exact text: {exact}/{n}")
-    print(f"errors:               {len(errors)}" + (f" ({'; '.join(sorted(set(errors)))[:300]})" if errors else ""))
-    print(f"tokens lost:          {lost}")
-    print(f"tokens delivered:     {tokens} in {elapsed:.1f} s = {tokens / elapsed:,.0f} tokens/s")
-    print(f"time to accepted:     p50 {accepts[49]:.0f} ms, p99 {accepts[98]:.0f} ms (all streams opened at once)")
-    print(f"per-token lateness:   p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms (added on top of the {delay_ms} ms pacing)")
-    print(
-        f"server RSS:           before {rss_before / 1024:.1f} MiB, streams open {rss_open / 1024:.1f} MiB, "
-        f"peak {rss_kib(pids, 'VmHWM') / 1024:.1f} MiB"
+    return Figures(
+        streams=n,
+        completed=sum(r.completed for r in ok),
+        exact=sum(r.text == expected for r in ok),
+        errors=errors,
+        lost=sum(max(0, len(expected.split()) - len(r.text.split())) for r in ok) + len(errors) * words,
+        tokens=sum(len(r.text.split()) for r in ok),
+        elapsed=elapsed,
+        accepted_ms=[r.accepted_after * 1000 for r in ok if r.accepted_after is not None],
+        lateness_ms=lateness,
+        rss_before_kib=rss_before,
+        rss_open_kib=rss_open,
+        rss_peak_kib=rss_kib(pids, "VmHWM"),
+        cpu_seconds=cpu_used,
     )
-    print(f"server CPU:           {cpu_used:.1f} s, {cpu_used / n * 1000:.1f} ms per exchange")
-    print(f"RSS per open stream:  {(rss_open - rss_before) / n:.1f} KiB")
 
 
 def percentiles(values: list[float]) -> list[float]:
     return statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
 
 
-async def prepare(server: ServerProcess) -> None:
-    created = await asyncio.to_thread(
-        server.parley, "create-admin", "bench@example.com", PARLEY_ADMIN_PASSWORD=PASSWORD
+def print_figures(title: str, f: Figures, delay_ms: int) -> None:
+    n = f.streams
+    accepts, late = percentiles(f.accepted_ms), percentiles(f.lateness_ms)
+    print(f"-- {title}")
+    everything = "all" if f.completed == n else "NOT all"
+    print(f"completed:            {f.completed}/{n} ({everything}); exact text: {f.exact}/{n}")
+    errors = f" ({'; '.join(sorted(set(f.errors)))[:300]})" if f.errors else ""
+    print(f"errors:               {len(f.errors)}{errors}")
+    print(f"tokens lost:          {f.lost}")
+    print(f"tokens delivered:     {f.tokens} in {f.elapsed:.1f} s = {f.tokens_per_second:,.0f} tokens/s")
+    print(f"time to accepted:     p50 {accepts[49]:.0f} ms, p99 {accepts[98]:.0f} ms (all streams opened at once)")
+    print(
+        f"per-token lateness:   p50 {late[49]:.1f} ms, p99 {late[98]:.1f} ms (added on top of the {delay_ms} ms pacing)"
     )
-    if created.returncode != 0:
-        raise SystemExit(f"could not create the benchmark user: {created.stderr}")
+    print(
+        f"server RSS:           before {f.rss_before_kib / 1024:.1f} MiB, "
+        f"streams open {f.rss_open_kib / 1024:.1f} MiB, peak {f.rss_peak_kib / 1024:.1f} MiB"
+    )
+    print(f"server CPU:           {f.cpu_seconds:.1f} s, {f.cpu_ms_per_exchange:.1f} ms per exchange")
+    print(f"RSS per open stream:  {f.rss_per_stream_kib:.1f} KiB")
+
+
+def print_comparison(parley: Figures, bare: Figures) -> None:
+    """Parley's figures over the baseline's, against the issue's targets."""
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISSED"
+
+    cpu = parley.cpu_ms_per_exchange / bare.cpu_ms_per_exchange if bare.cpu_seconds else float("inf")
+    p99 = percentiles(parley.accepted_ms)[98] / max(percentiles(bare.accepted_ms)[98], 1e-9)
+    tokens = parley.tokens_per_second / bare.tokens_per_second
+    exact = parley.exact == parley.streams and not parley.errors
+    print("-- Parley / bare grpc.aio")
+    print(f"CPU per exchange:     {cpu:.2f}x (target <= {MAX_CPU_RATIO}: {verdict(cpu <= MAX_CPU_RATIO)})")
+    print(
+        f"time to accepted p99: {p99:.2f}x "
+        f"(target <= {MAX_ACCEPTED_P99_RATIO}: {verdict(p99 <= MAX_ACCEPTED_P99_RATIO)})"
+    )
+    print(f"tokens/s:             {tokens:.2f}x (target >= {MIN_TOKENS_RATIO}: {verdict(tokens >= MIN_TOKENS_RATIO)})")
+    print(
+        f"Parley alone:         {parley.lost} tokens lost, exact text {verdict(exact)}, "
+        f"{parley.rss_per_stream_kib:.1f} KiB RSS per open stream "
+        f"(target < 100 KB: {verdict(parley.rss_per_stream_kib < MAX_RSS_PER_STREAM_KIB)})"
+    )
 
 
 async def main() -> None:
@@ -252,6 +291,7 @@ async def main() -> None:
     parser.add_argument("--delay-ms", type=int, default=50, help="echo provider pause per word")
     parser.add_argument("--workers", type=int, default=1, help="server processes (parley serve --workers)")
     parser.add_argument("--clients", type=int, default=2, help="client processes sharing the streams")
+    parser.add_argument("--profile", metavar="DIR", help="also record a py-spy profile of Parley per N into DIR")
     parser.add_argument("--quick", action="store_true", help="small run for CI (20 streams x 30 words)")
     args = parser.parse_args()
     if args.quick:
@@ -266,13 +306,50 @@ async def main() -> None:
         if os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         server = ServerProcess(Path(tmp), args=("--no-envoy", "--workers", str(args.workers)), **env).start()
-        print(f"server: parley serve --workers {args.workers}, embedded PostgreSQL unless DATABASE_URL is set")
+        bare_addr = f"127.0.0.1:{free_port()}"
+        bare = Target(
+            python_module("benchmarks.bare_grpc", "chat", "--addr", bare_addr, "--delay-ms", str(args.delay_ms)),
+            grpc_ready(bare_addr),
+            Path(tmp) / "bare.log",
+            copies=args.workers,
+        ).start()
+        print(
+            f"servers: parley serve --workers {args.workers} (embedded PostgreSQL unless DATABASE_URL is set) "
+            f"and bare grpc.aio ({args.workers} process{'es' if args.workers > 1 else ''})"
+        )
         try:
-            await prepare(server)
-            for n in args.streams:
-                await run_round(server, n, args.words, args.delay_ms, args.clients)
+            await create_user(server, EMAIL)
+            async with grpc.aio.insecure_channel(server.addr) as channel:
+                token = await login(channel, EMAIL)
+                md = bearer(token)
+                for n in args.streams:
+                    title = f"{n} concurrent streams x {args.words} words, echo delay {args.delay_ms} ms"
+                    print(f"\n== {title}, {args.clients} client process(es)")
+                    cids = await create_conversations(channel, token, n)
+                    pids = serving_pids([server.process.pid])  # type: ignore[union-attr]
+                    parley = await run_round(server.addr, pids, md, cids, args.words, args.delay_ms, args.clients)
+                    print_figures("parley serve", parley, args.delay_ms)
+                    # The same conversation ids and token: the baseline reads neither.
+                    baseline = await run_round(bare_addr, bare.pids, md, cids, args.words, args.delay_ms, args.clients)
+                    print_figures("bare grpc.aio", baseline, args.delay_ms)
+                    print_comparison(parley, baseline)
+                    if args.profile:
+                        await profile(args, server, channel, token, n, pids)
         finally:
+            bare.stop()
             server.terminate()
+
+
+async def profile(
+    args: argparse.Namespace, server: ServerProcess, channel: grpc.aio.Channel, token: str, n: int, pids: list[int]
+) -> None:
+    """One more round of N streams on Parley under py-spy (not counted in the figures)."""
+    cids = await create_conversations(channel, token, n)
+    path = Path(args.profile) / f"chat-w{args.workers}-{n}.txt"
+    with Recording(server.process.pid, path):  # type: ignore[union-attr]
+        figures = await run_round(server.addr, pids, bearer(token), cids, args.words, args.delay_ms, args.clients)
+    per_token = figures.cpu_seconds / max(1, figures.tokens) * 1e6
+    print("\n" + summary(path, f"profile of {n} streams x {args.words} words on Parley", per_token, "token"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,507 @@
+#!/usr/bin/env python3
+"""Unary throughput of Parley against a bare grpc.aio server and a FastAPI peer, in one run.
+
+Starts, on one PostgreSQL (a fresh embedded one, or a fresh database on
+DATABASE_URL), three targets per --workers value N, each N processes:
+
+- the limit: a bare grpc.aio server answering grpc.health.v1 Check, with no
+  interceptor, authentication or database (benchmarks/bare_grpc.py);
+- the peer: FastAPI on uvicorn doing exactly GetConversation's work (bearer
+  JWT checked with PyJWT, the caller's row by id with async SQLAlchemy, JSON
+  out) on Parley's own table (benchmarks/fastapi_peer.py);
+- `parley serve --no-envoy --workers N`.
+
+All log as they do by default (Parley and uvicorn: a line per request). It
+seeds Parley through its API (a reader with 30 conversations, a writer with
+one per concurrent call), then drives each target with h2load (one C
+thread, so the servers get the CPU; 64 calls in flight: 16 HTTP/2
+connections x 4 streams, or 64 HTTP/1.1 connections for the peer),
+alternating targets round after round, and prints each target's median
+req/s, the server CPU it spent per request, and Parley's ratios to the limit
+and to the peer, for GetConversation and the first page (20) of
+ListConversations.
+
+CreateMessage with a request_id comes next, by a Python grpc.aio client
+(benchmarks/driver.py): h2load sends one body over and over, so every call
+would replay one request_id, all of them waiting on one conversation's row
+lock, which no real client does. The client sends first executions (a new
+request_id each) and replays (one request_id per conversation, all calls
+after the first), over as many conversations as calls in flight, and
+GetConversation again, to show how the two drivers compare. It prints them
+beside its own ceiling (the limit, through this client) and against
+h2load's limit and peer.
+
+Every round is checked: the same call made with a real client before and
+after it must succeed (grpc-status 0, or HTTP 200) with the same answer, and
+h2load's byte counts must equal its successes times one answer's size (a
+gRPC error is an HTTP 200 without a message, which h2load counts as a
+success). A round that fails either check is reported and the script exits 1.
+
+h2load is Debian's nghttp2-client, installed with apt-get when missing and
+running as root.
+
+    python scripts/bench_unary.py                  # --workers 1 and 2, 3 rounds of ~10 s
+    python scripts/bench_unary.py --quick          # CI: --workers 1, one round of ~2 s
+    python scripts/bench_unary.py --profile prof/  # plus a py-spy profile of Parley per RPC
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import secrets
+import statistics
+import sys
+import tempfile
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import jwt
+from grpc_health.v1 import health_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import h2load  # noqa: E402
+from benchmarks.database import describe, fresh_database_url  # noqa: E402
+from benchmarks.driver import Call, drive  # noqa: E402
+from benchmarks.parley_api import bearer, create_conversations, create_user, login, message_request  # noqa: E402
+from benchmarks.profile import Recording, summary  # noqa: E402
+from benchmarks.targets import (  # noqa: E402
+    Target,
+    cpu_seconds,
+    grpc_ready,
+    http_ready,
+    process_tree,
+    python_module,
+)
+from parley.conversation.v1 import conversation_pb2  # noqa: E402
+from tests.helpers.served import ServerProcess, free_port  # noqa: E402
+
+CONVERSATION_SERVICE = "/parley.conversation.v1.ConversationService/"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# The web page's sidebar asks for 20 conversations a page.
+PAGE_SIZE = 20
+CONVERSATIONS = 30
+# Database connections per server process: Parley's default pool at --workers 1.
+# With N workers each process gets 1/N, so that Parley's and the peer's pools
+# (both kept open between rounds) fit PostgreSQL's default 100 connections.
+POOL_SIZE = 30
+# HTTP/2 connections h2load spreads the calls in flight over: enough for
+# SO_REUSEPORT to spread them evenly over a target's --workers.
+CONNECTIONS = 16
+# Targets of the performance issue, as ratios within one run.
+TARGET_VS_LIMIT = 0.4
+TARGET_VS_PEER = 3.0
+
+# "" when a call made with a real client succeeded with the expected answer, else what went wrong.
+Check = Callable[[], Awaitable[str]]
+Token = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class Row:
+    """One measured target: how to load and check it, and what it did."""
+
+    label: str
+    kind: str  # "limit", "peer" or "parley"
+    pids: list[int]
+    # The round's request (a fresh token each round) and the check made before and after it.
+    prepare: Callable[[], Awaitable[tuple[h2load.Request, Check]]]
+    rates: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates) if self.rates else 0.0
+
+
+def same_answer(expected: list[bytes], answer: bytes) -> str:
+    """The first answer is the expected one; later ones must equal it."""
+    if not expected:
+        expected.append(answer)
+    return "" if answer == expected[0] else "the answer changed"
+
+
+def grpc_row(label: str, kind: str, pids: list[int], addr: str, method: str, body: bytes, token: Token | None) -> Row:
+    """A gRPC target whose answer must be the same bytes, with grpc-status 0, every time."""
+    expected: list[bytes] = []
+
+    async def prepare() -> tuple[h2load.Request, Check]:
+        bearer_token = await token() if token else ""
+
+        async def check() -> str:
+            async with grpc.aio.insecure_channel(addr) as channel:
+                call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                    method, request_serializer=None, response_deserializer=None
+                )
+                try:
+                    answer = await call(body, metadata=bearer(bearer_token) if bearer_token else (), timeout=30)
+                except grpc.aio.AioRpcError as exc:
+                    return f"grpc-status {exc.code().value[0]} ({exc.code().name}): {exc.details()}"
+            return same_answer(expected, answer)
+
+        if problem := await check():
+            raise SystemExit(f"{label}: {problem}")
+        return h2load.grpc_request(addr, method, body, expected[0], bearer_token), check
+
+    return Row(label, kind, pids, prepare)
+
+
+def peer_row(label: str, pids: list[int], url: str, token: Token) -> Row:
+    """The FastAPI peer: HTTP 200 and the same JSON every time."""
+    expected: list[bytes] = []
+
+    async def prepare() -> tuple[h2load.Request, Check]:
+        headers = {"authorization": f"Bearer {await token()}"}
+
+        def get() -> tuple[int, bytes]:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+                return response.status, response.read()
+
+        async def check() -> str:
+            status, body = await asyncio.to_thread(get)
+            return f"HTTP {status}" if status != 200 else same_answer(expected, body)
+
+        if problem := await check():
+            raise SystemExit(f"{label}: {problem}")
+        headers_list = tuple(f"{k}: {v}" for k, v in headers.items())
+        return h2load.Request(url, headers_list, None, len(expected[0]), http1=True), check
+
+    return Row(label, "peer", pids, prepare)
+
+
+async def measure(binary: str, row: Row, seconds: float, concurrency: int) -> None:
+    """One round: a timed warm-up, then a counted run of about `seconds` (sized
+    from the rate seen so far), with the server CPU it used and the checks around it."""
+    request, check = await row.prepare()
+    warm = h2load.run(binary, request, seconds=max(1.0, seconds / 5), concurrency=concurrency, connections=CONNECTIONS)
+    count = max(concurrency * 2, int((row.rate or warm.requests_per_second) * seconds))
+    pids = process_tree(row.pids)
+    cpu_before = cpu_seconds(pids)
+    result = h2load.run(binary, request, count=count, concurrency=concurrency, connections=CONNECTIONS)
+    cpu_used = cpu_seconds(pids) - cpu_before
+    row.rates.append(result.requests_per_second)
+    row.cpu_us.append(cpu_used / max(1, result.succeeded) * 1e6)
+    for problem in (warm.problem, result.problem, await check()):
+        if problem:
+            row.problems.append(problem)
+
+
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}" if base else "-"
+
+
+def verdicts(rate: float, limit: float, peer: float) -> str:
+    """A Parley rate against the issue's targets."""
+    return (
+        f"{rate / limit:.2f}x the limit (target >= {TARGET_VS_LIMIT}: "
+        f"{'ok' if rate >= TARGET_VS_LIMIT * limit else 'MISSED'}), "
+        f"{rate / peer:.2f}x the peer (target >= {TARGET_VS_PEER:g}: "
+        f"{'ok' if rate >= TARGET_VS_PEER * peer else 'MISSED'})"
+    )
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    limit = next(r.rate for r in rows if r.kind == "limit")
+    peer = next(r.rate for r in rows if r.kind == "peer")
+    print(f"\n== {title}")
+    print(f"{'target':<52} {'req/s':>8} {'CPU us/req':>10} {'vs limit':>8} {'vs peer':>8}  rounds (req/s)")
+    for row in rows:
+        rounds = " ".join(f"{r:,.0f}" for r in row.rates)
+        cpu = statistics.median(row.cpu_us) if row.cpu_us else 0.0
+        print(
+            f"{row.label:<52} {row.rate:>8,.0f} {cpu:>10,.0f} {ratio(row.rate, limit):>8} "
+            f"{ratio(row.rate, peer):>8}  {rounds}"
+        )
+    for row in rows:
+        if row.kind == "parley":
+            print(f"  {row.label}: {verdicts(row.rate, limit, peer)}")
+    for row in rows:
+        for problem in row.problems:
+            print(f"  !! {row.label}: {problem}")
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What the Python client measured on one kind of call."""
+
+    label: str
+    rate: float
+    cpu_us: float
+    p50_ms: float
+    errors: list[str]
+
+
+async def driven(args: argparse.Namespace, addr: str, calls: list[Call], pids: list[int]) -> Driven:
+    """One measurement by the Python client, with the server CPU it cost per call."""
+    tree = process_tree(pids)
+    cpu_before = cpu_seconds(tree)
+    outcome = await asyncio.to_thread(
+        drive,
+        addr,
+        calls,
+        clients=args.concurrency,
+        processes=args.driver_processes,
+        seconds=args.driver_seconds,
+        rotate=False,  # client k sticks to calls[k]: its own conversation
+    )
+    cpu_us = (cpu_seconds(tree) - cpu_before) / max(1, outcome.completed) * 1e6
+    label = calls[0].label
+    return Driven(label, outcome.rate(), cpu_us, outcome.percentile(label, 50), outcome.error_lines())
+
+
+async def by_driver(
+    args: argparse.Namespace, rows: list[Row], limit_addr: str, server: ServerProcess, kinds: list[list[Call]]
+) -> list[str]:
+    """Calls h2load cannot make (a body per call), by the Python client, after
+    its own ceiling on the limit. kinds[0] is one h2load measured too, which
+    shows how the two drivers compare. Returns the errors seen."""
+    limit = next(r for r in rows if r.kind == "limit")
+    peer = next(r for r in rows if r.kind == "peer")
+    print(
+        f"\n-- by the Python grpc.aio client ({args.concurrency} clients in {args.driver_processes} processes, "
+        f"~{args.driver_seconds:g} s each); CreateMessage over {args.concurrency} conversations"
+    )
+    print(
+        f"{'call':<52} {'req/s':>8} {'CPU us/req':>10} {'p50 ms':>7} {'vs client ceiling':>17} "
+        f"{'vs limit':>8} {'vs peer':>8}"
+    )
+    results = [await driven(args, limit_addr, [Call(limit.label, HEALTH_CHECK, b"")], limit.pids)]
+    for calls in kinds:
+        results.append(await driven(args, server.addr, calls, [server.process.pid]))  # type: ignore[union-attr]
+    ceiling = results[0].rate
+    for result in results:
+        print(
+            f"{result.label:<52} {result.rate:>8,.0f} {result.cpu_us:>10,.0f} {result.p50_ms:>7.1f} "
+            f"{ratio(result.rate, ceiling):>17} {ratio(result.rate, limit.rate):>8} {ratio(result.rate, peer.rate):>8}"
+        )
+    print(
+        "  (vs limit and vs peer: against h2load's figures above; fair while a rate is far below the client's ceiling)"
+    )
+    for result in results[2:]:
+        print(f"  {result.label}: {verdicts(result.rate, limit.rate, peer.rate)}")
+    problems = [error for result in results for error in result.errors]
+    for problem in problems:
+        print(f"  !! {problem}")
+    return problems
+
+
+def slug(label: str) -> str:
+    """A file name for the profile of label."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
+
+
+async def profile(
+    args: argparse.Namespace, binary: str, workers: int, rows: list[Row], server: ServerProcess, kinds: list[list[Call]]
+) -> None:
+    """One more round per Parley RPC under py-spy (not counted in the figures)."""
+    pid = server.process.pid  # type: ignore[union-attr]
+    directory = Path(args.profile)
+    for row in rows:
+        if row.kind != "parley":
+            continue
+        path = directory / f"unary-w{workers}-{slug(row.label)}.txt"
+        request, _ = await row.prepare()
+        pids = process_tree([pid])
+        cpu_before = cpu_seconds(pids)
+        with Recording(pid, path):
+            result = h2load.run(
+                binary,
+                request,
+                count=int(row.rate * args.seconds),
+                concurrency=args.concurrency,
+                connections=CONNECTIONS,
+            )
+        cpu_us = (cpu_seconds(pids) - cpu_before) / max(1, result.succeeded) * 1e6
+        print("\n" + summary(path, f"profile of {row.label}, --workers {workers}", cpu_us, "request"))
+    for calls in kinds:
+        path = directory / f"unary-w{workers}-{slug(calls[0].label)}.txt"
+        with Recording(pid, path):
+            driven_round = await driven(args, server.addr, calls, [pid])
+        print(
+            "\n"
+            + summary(path, f"profile of {driven_round.label}, --workers {workers}", driven_round.cpu_us, "request")
+        )
+
+
+class Tokens:
+    """A fresh access token per round: a long run outlives a token's TTL."""
+
+    def __init__(self, addr: str) -> None:
+        self._addr = addr
+
+    def of(self, email: str) -> Token:
+        async def fresh() -> str:
+            async with grpc.aio.insecure_channel(self._addr) as channel:
+                return await login(channel, email)
+
+        return fresh
+
+
+async def seed(addr: str, server: ServerProcess, workers: int, writes: int) -> tuple[str, str, str, list[str]]:
+    """A reader with 30 conversations and a writer with `writes`; (reader, writer,
+    the reader's conversation GetConversation asks for, the writer's conversations).
+
+    Concurrent writes go to conversations of their own, as many users' would:
+    messages added to one conversation take turns on its row.
+    """
+    reader, writer = f"reader-w{workers}@bench.test", f"writer-w{workers}@bench.test"
+    for email in (reader, writer):
+        await create_user(server, email)
+    async with grpc.aio.insecure_channel(addr) as channel:
+        read_ids = await create_conversations(channel, await login(channel, reader), CONVERSATIONS)
+        write_ids = await create_conversations(channel, await login(channel, writer), writes)
+    return reader, writer, read_ids[0], write_ids
+
+
+async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url: str, secret: str, tmp: Path) -> bool:
+    """Every target with `workers` processes; True when every round checked out."""
+    limit_addr, peer_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    with contextlib.ExitStack() as stack:
+        server = ServerProcess(
+            tmp / f"parley-w{workers}",
+            args=("--no-envoy", "--workers", str(workers)),
+            DATABASE_URL=url,
+            PARLEY_JWT_SECRET=secret,
+            PARLEY_DB_POOL_SIZE=str(POOL_SIZE // workers),
+        ).start()
+        stack.callback(server.terminate)
+        reader, writer, read_id, write_ids = await seed(server.addr, server, workers, args.concurrency)
+        tokens = Tokens(server.addr)
+        # The peer checks the claims Parley's tokens carry.
+        claims = jwt.decode(await tokens.of(reader)(), options={"verify_signature": False})
+        limit = Target(
+            python_module("benchmarks.bare_grpc", "health", "--addr", limit_addr),
+            grpc_ready(limit_addr),
+            tmp / f"limit-w{workers}.log",
+            copies=workers,
+        ).start()
+        stack.callback(limit.stop)
+        peer_env = {
+            "PEER_DATABASE_URL": url,
+            "PEER_JWT_SECRET": secret,
+            "PEER_JWT_ISSUER": claims["iss"],
+            "PEER_JWT_AUDIENCE": claims["aud"],
+            "PEER_POOL_SIZE": str(POOL_SIZE // workers),
+        }
+        host, port = peer_addr.rsplit(":", 1)
+        peer_command = python_module(
+            "uvicorn", "benchmarks.fastapi_peer:app", "--host", host, "--port", port, "--workers", str(workers)
+        )
+        peer = Target(peer_command, http_ready(f"http://{peer_addr}/"), tmp / f"peer-w{workers}.log", env=peer_env)
+        stack.callback(peer.start().stop)
+
+        parley_pids = [server.process.pid]  # type: ignore[union-attr]
+        get = conversation_pb2.GetConversationRequest(conversation_id=read_id).SerializeToString()
+        page = conversation_pb2.ListConversationsRequest(page_size=PAGE_SIZE).SerializeToString()
+        health = health_pb2.HealthCheckRequest().SerializeToString()
+        rows = [
+            grpc_row("limit: bare grpc.aio health Check", "limit", limit.pids, limit_addr, HEALTH_CHECK, health, None),
+            peer_row(
+                "peer: FastAPI GET /conversations/{id}",
+                peer.pids,
+                f"http://{peer_addr}/conversations/{read_id}",
+                tokens.of(reader),
+            ),
+            grpc_row(
+                "Parley GetConversation",
+                "parley",
+                parley_pids,
+                server.addr,
+                CONVERSATION_SERVICE + "GetConversation",
+                get,
+                tokens.of(reader),
+            ),
+            grpc_row(
+                f"Parley ListConversations, first page ({PAGE_SIZE})",
+                "parley",
+                parley_pids,
+                server.addr,
+                CONVERSATION_SERVICE + "ListConversations",
+                page,
+                tokens.of(reader),
+            ),
+        ]
+        for number in range(args.rounds):
+            for row in rows:
+                await measure(binary, row, args.seconds, args.concurrency)
+            print(f"round {number + 1}/{args.rounds}: " + ", ".join(f"{r.rates[-1]:,.0f}" for r in rows), flush=True)
+        print_table(
+            f"--workers {workers}: bare grpc.aio ({workers} process{'es' if workers > 1 else ''}), FastAPI on "
+            f"uvicorn ({workers} worker{'s' if workers > 1 else ''}), parley serve --workers {workers}; "
+            f"database pool {POOL_SIZE // workers} per process; h2load, {args.concurrency} calls in flight, "
+            f"median of {args.rounds} round(s) of ~{args.seconds:g} s",
+            rows,
+        )
+
+        writer_token = await tokens.of(writer)()
+        create = CONVERSATION_SERVICE + "CreateMessage"
+        kinds = [
+            [Call("Parley GetConversation", CONVERSATION_SERVICE + "GetConversation", get, await tokens.of(reader)())],
+            # A request_id of the client's own for every call: each is a first execution.
+            [
+                Call(
+                    "Parley CreateMessage, a new request_id each",
+                    create,
+                    message_request(write_id, 1).SerializeToString(),
+                    writer_token,
+                    request_id_field=conversation_pb2.CreateMessageRequest.REQUEST_ID_FIELD_NUMBER,
+                )
+                for write_id in write_ids
+            ],
+            # One request_id per conversation: its first call runs in the warm-up, the others replay it.
+            [
+                Call(
+                    "Parley CreateMessage, replays of a request_id",
+                    create,
+                    message_request(write_id, 0, str(uuid.uuid4())).SerializeToString(),
+                    writer_token,
+                )
+                for write_id in write_ids
+            ],
+        ]
+        problems = await by_driver(args, rows, limit_addr, server, kinds)
+        if args.profile:
+            await profile(args, binary, workers, rows, server, kinds[1:])
+        return not problems and not any(row.problems for row in rows)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    binary = h2load.ensure_h2load()
+    ok = True
+    secret = secrets.token_urlsafe(48)
+    with fresh_database_url() as url, tempfile.TemporaryDirectory() as tmp:
+        print(f"PostgreSQL: {describe()}")
+        for workers in args.workers:
+            ok = await bench_workers(args, workers, binary, url, secret, Path(tmp)) and ok
+    if not ok:
+        print("\nsome rounds failed their checks (see !! above)")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="processes per target, one run each")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target (the median is reported)")
+    parser.add_argument("--seconds", type=float, default=10, help="length of one target's round")
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
+    parser.add_argument("--driver-seconds", type=float, default=10, help="length of each Python-client measurement")
+    parser.add_argument("--driver-processes", type=int, default=2, help="processes of the Python client")
+    parser.add_argument("--profile", metavar="DIR", help="also record a py-spy profile of Parley per RPC into DIR")
+    parser.add_argument("--quick", action="store_true", help="CI: --workers 1, one round of ~2 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.workers, args.rounds, args.seconds, args.driver_seconds = [1], 1, 2, 2
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
