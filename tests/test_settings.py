@@ -188,3 +188,12 @@ def test_names_are_matched_exactly() -> None:
     """A lower-case spelling is not the variable the README documents, so it is not read."""
     assert Settings.from_env({"parley_smtp_port": "2525"}).smtp_port == 25
     assert Settings.from_env({"PARLEY_SMTP_PORT": "2525"}).smtp_port == 2525
+
+
+def test_a_given_environment_is_the_only_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read from a mapping ignore the process's own variables (CI sets DATABASE_URL)."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://someone@elsewhere/db")
+    monkeypatch.setenv("PARLEY_SMTP_PORT", "2525")
+    given = Settings.from_env({})
+    assert (given.database_url, given.smtp_port) == (None, 25)
+    assert Settings.from_env().database_url == "postgresql://someone@elsewhere/db"

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import platformdirs
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "PARLEY_"
 JWT_SECRET_FILE = "jwt-secret"
@@ -252,6 +252,20 @@ class Settings(BaseSettings):
         description="password of the administrator `parley create-admin` creates or promotes",
         json_schema_extra=_shown("unset: `parley create-admin` asks for it"),
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values handed in: from_env reads the environment it is given,
+        and validation must not read the process's environment behind its back
+        (it did: a test's empty mapping picked up the shell's DATABASE_URL)."""
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
