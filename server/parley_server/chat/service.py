@@ -289,8 +289,11 @@ class ChatService:
         self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int
     ) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
+        # Deltas of a generation running here are delivered in-process; only
+        # one running elsewhere (or already ended) needs its replica to send them.
+        elsewhere = self.generations.snapshot(message_id) is None
         with self._activity.chat_stream():
-            async with self._bus.subscribe(conversation_id) as subscription:
+            async with self._bus.subscribe(conversation_id, remote_deltas=elsewhere) as subscription:
                 (position, delta), final = await self._catch_up(message_id, offset)
                 if delta:
                     yield delta
@@ -374,7 +377,7 @@ class ChatService:
         return message
 
     async def _cancel_remote(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
-        async with self._bus.subscribe(conversation_id) as subscription:
+        async with self._bus.subscribe(conversation_id, remote_deltas=False) as subscription:
             self._bus.publish(CancelRequested(conversation_id, message_id))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CANCEL_CONFIRM_SECONDS):
@@ -401,7 +404,7 @@ class ChatService:
         epoch = self._watch_epoch
         watch = ConversationWatch(self._db, self.generations, caller, cid)
         with self._activity.chat_stream():
-            async with self._bus.subscribe(cid) as subscription:
+            async with self._bus.subscribe(cid, remote_deltas=True) as subscription:
                 async for update_ in watch.follow(subscription):
                     if self._watch_epoch != epoch:
                         # close_watches woke the watch (a lost-events catch-up follows, unsent).
