@@ -64,14 +64,43 @@ class Subscription:
     If the consumer falls more than QUEUE_LIMIT events behind, or the bus
     lost its LISTEN connection (once it has it back), the queued events are
     dropped and `next` returns None once: the consumer must resynchronise
-    from stored state.
+    from stored state. With `quiet_after`, `next` also returns None once
+    nothing arrived for that long (found by a timer ticking twice as often,
+    so after up to 1.5 times that): the consumer re-reads stored state in
+    case an event never came.
+
+    The timer replaces a timeout on each wait (asyncio.wait_for, a task per
+    event; asyncio.timeout costs as much on uvloop): waiting for an event
+    took 8.7-8.9 us with either and takes 3.9 us without (a queue fed by
+    another task, uvloop; 200 streams x 100 words cost 200-250 us of server
+    CPU per token in all).
     """
 
-    def __init__(self, conversation_id: uuid.UUID) -> None:
+    def __init__(self, conversation_id: uuid.UUID, *, quiet_after: float | None = None) -> None:
         self.conversation_id = conversation_id
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._delivered = 0
+        self._timer: asyncio.TimerHandle | None = None
+        if quiet_after is not None:
+            self._tick(quiet_after / 2, -1, 0)
+
+    def _tick(self, interval: float, delivered_before: int, quiet_ticks: int) -> None:
+        """Queue None after two ticks without a delivery (unless events wait anyway)."""
+        quiet_ticks = quiet_ticks + 1 if self._delivered == delivered_before else 0
+        if quiet_ticks >= 2:
+            quiet_ticks = 0
+            if self._queue.empty():
+                self._queue.put_nowait(None)
+        self._timer = asyncio.get_running_loop().call_later(
+            interval, self._tick, interval, self._delivered, quiet_ticks
+        )
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
     def deliver(self, event: Event) -> None:
+        self._delivered += 1
         if self._queue.qsize() >= QUEUE_LIMIT:
             self.mark_lagged()
         else:
@@ -141,10 +170,13 @@ class EventBus:
         self._handlers.append(handler)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, conversation_id: uuid.UUID, *, remote_deltas: bool) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, conversation_id: uuid.UUID, *, remote_deltas: bool, quiet_after: float | None = None
+    ) -> AsyncIterator[Subscription]:
         """Events of the conversation; with remote_deltas, also the deltas of
-        generations on other replicas (announced to them, see the module doc)."""
-        subscription = Subscription(conversation_id)
+        generations on other replicas (announced to them, see the module doc).
+        For quiet_after, see Subscription."""
+        subscription = Subscription(conversation_id, quiet_after=quiet_after)
         self._subscribers[conversation_id].add(subscription)
         if remote_deltas:
             self._wanted[conversation_id] += 1
@@ -153,6 +185,7 @@ class EventBus:
         try:
             yield subscription
         finally:
+            subscription.close()
             subscribers = self._subscribers.get(conversation_id)
             if subscribers is not None:
                 subscribers.discard(subscription)
