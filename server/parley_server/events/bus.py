@@ -14,9 +14,10 @@ INTEREST_CHANNEL, again every INTEREST_REFRESH_SECONDS while it lasts and
 after its LISTEN connection came back; a replica publishes deltas of a
 conversation on CHANNEL only while an announcement of it, from another
 replica, is younger than INTEREST_TTL_SECONDS. Every other event always
-travels. With 200 local streams and no remote follower this took the
-replica's NOTIFY traffic from 37 payloads and 92 KB a second to none while
-the answers streamed (scripts/bench_notify.py --quick). A delta published
+travels. With no remote follower this took NOTIFY payload from 160-179
+bytes per token to 26 (20 streams x 20 words, scripts/bench_notify.py
+--quick) and to 5 (200 x 100, 10 KB/s instead of 450): what is left are
+the lifecycle events, per answer rather than per token. A delta published
 before the announcement arrived is missing on the follower's side: it sees
 the gap at the next delta (or the end) and fills it from the stored text,
 as after any lost event.
