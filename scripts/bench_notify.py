@@ -4,8 +4,9 @@
 Starts one PostgreSQL (a fresh embedded one, or a fresh database on
 DATABASE_URL) and two `parley serve` replicas on it, A and B. In each case
 it opens N SendMessage streams on A (the offline echo provider), while a
-LISTEN connection of its own on Parley's event channel counts the NOTIFYs
-every replica sends and their payload bytes:
+LISTEN connection of its own on Parley's event channels (events and
+interest announcements) counts the NOTIFYs every replica sends and their
+payload bytes:
 
 - no remote watcher: nobody outside A follows the conversations;
 - a remote watcher: one WatchConversation stream on B per conversation,
@@ -42,7 +43,7 @@ from benchmarks.parley_api import Metadata, bearer, create_conversations, create
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
 from parley_server.db.database import asyncpg_dsn  # noqa: E402
-from parley_server.events.bus import CHANNEL  # noqa: E402
+from parley_server.events.bus import CHANNEL, INTEREST_CHANNEL  # noqa: E402
 from tests.helpers.served import ServerProcess  # noqa: E402
 
 EMAIL = "notify@bench.test"
@@ -165,7 +166,8 @@ async def main_async(args: argparse.Namespace) -> None:
         listener = await asyncpg.connect(asyncpg_dsn(url))
         try:
             notes = Notifications()
-            await listener.add_listener(CHANNEL, notes.listener)
+            for name in (CHANNEL, INTEREST_CHANNEL):
+                await listener.add_listener(name, notes.listener)
             await create_user(a, EMAIL)
             async with grpc.aio.insecure_channel(a.addr) as channel:
                 token = await login(channel, EMAIL)

@@ -272,8 +272,8 @@ async def watch_and_its_subscription(
     subscribe = stubs.app.bus.subscribe
 
     @contextlib.asynccontextmanager
-    async def recording(conversation_id: uuid.UUID) -> AsyncIterator[Subscription]:
-        async with subscribe(conversation_id) as subscription:
+    async def recording(conversation_id: uuid.UUID, **options: Any) -> AsyncIterator[Subscription]:
+        async with subscribe(conversation_id, **options) as subscription:
             subscriptions.append(subscription)
             yield subscription
 

@@ -9,6 +9,7 @@ message FAILED with its partial text once another replica looks.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,8 +23,8 @@ from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
-from parley_server.events.bus import EventBus
-from parley_server.events.schema import ConversationChanged
+from parley_server.events.bus import CHANNEL, EventBus
+from parley_server.events.schema import ConversationChanged, TextAppended
 from tests.helpers.accounts import Account
 from tests.helpers.chat import collect, kinds, text_of
 from tests.helpers.conversations import new_conversation
@@ -136,7 +137,7 @@ async def test_subscribers_resync_after_listening_resumes_not_before(
     monkeypatch.setattr(receiver, "_connect_listener", slow_reconnect)
     cid = uuid.uuid4()
     try:
-        async with receiver.subscribe(cid) as subscription:
+        async with receiver.subscribe(cid, remote_deltas=True) as subscription:
             admin = await asyncpg.connect(dsn)
             try:  # the backend holding the receiver's replica lock is its LISTEN connection
                 await admin.execute(
@@ -226,3 +227,40 @@ async def test_killed_replica_leaves_failed_message_with_partial_text(
         assert message.failure_reason and message.content and EXPECTED.startswith(message.content)
     finally:
         restarted.kill()
+
+
+async def test_deltas_cross_to_replicas_that_follow_them_and_no_others(stubs: Stubs) -> None:
+    """With nobody on another replica following a conversation, its deltas cost PostgreSQL
+    nothing; once a replica follows it, the deltas reach it (and other events always do)."""
+    dsn = asyncpg_dsn(stubs.app.database.url)
+    owner, other = EventBus(dsn), EventBus(dsn)
+    await owner.start()
+    await other.start()
+    spy = await asyncpg.connect(dsn)
+    kinds_sent: list[str] = []
+    await spy.add_listener(CHANNEL, lambda *args: kinds_sent.extend(e["t"] for e in json.loads(args[3])["e"]))
+    cid, mid = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with other.subscribe(cid, remote_deltas=False) as lifecycle:
+            owner.publish(TextAppended(cid, mid, 0, "a"))
+            owner.publish(ConversationChanged(cid))
+            async with asyncio.timeout(5):
+                assert await lifecycle.next() == ConversationChanged(cid)
+            await asyncio.sleep(0.3)  # past the owner's next flushes
+            assert lifecycle.pending() == []
+            assert kinds_sent == ["changed"]
+            async with other.subscribe(cid, remote_deltas=True) as follower:
+                offset = 1
+                async with asyncio.timeout(5):  # until the owner heard of the follower
+                    while not follower.pending():
+                        owner.publish(TextAppended(cid, mid, offset, "b"))
+                        offset += 1
+                        await asyncio.sleep(0.1)
+                owner.publish(TextAppended(cid, mid, offset, "c"))
+                async with asyncio.timeout(5):  # after the "b"s still on their way
+                    while (event := await follower.next()) != TextAppended(cid, mid, offset, "c"):
+                        assert isinstance(event, TextAppended) and event.text == "b"
+    finally:
+        await spy.close()
+        await other.stop()
+        await owner.stop()

@@ -7,9 +7,10 @@ Deltas carry offsets, so the follower trims overlaps and notices gaps at the
 seam between stored and live text; after a gap or a lagging subscription it
 re-reads the stored text and carries on, so the client sees each character
 exactly once and in order. A follower that hears nothing for
-FOLLOW_RECHECK_SECONDS re-reads too: an end announced while the database (and
-with it NOTIFY) was away, or a generation nobody runs any more, is then seen
-in the stored row, so no stream waits forever on a message nobody generates.
+FOLLOW_RECHECK_SECONDS (up to half as long again) re-reads too: an end
+announced while the database (and with it NOTIFY) was away, or a generation
+nobody runs any more, is then seen in the stored row, so no stream waits
+forever on a message nobody generates.
 """
 
 from __future__ import annotations
@@ -44,12 +45,11 @@ from parley_server.conversations.service import (
 )
 from parley_server.db.database import Database, rowcount
 from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
-from parley_server.events.bus import EventBus, Subscription
+from parley_server.events.bus import EventBus
 from parley_server.events.schema import (
     CancelRequested,
     ConversationChanged,
     ConversationDeleted,
-    Event,
     Finished,
     MessageCreated,
     TextAppended,
@@ -289,8 +289,13 @@ class ChatService:
         self, conversation_id: uuid.UUID, message_id: uuid.UUID, offset: int
     ) -> AsyncIterator[ChatUpdate]:
         """Replay from offset, then live until the generation ends (see module doc)."""
+        # Deltas of a generation running here are delivered in-process; only
+        # one running elsewhere (or already ended) needs its replica to send them.
+        elsewhere = self.generations.snapshot(message_id) is None
         with self._activity.chat_stream():
-            async with self._bus.subscribe(conversation_id) as subscription:
+            async with self._bus.subscribe(
+                conversation_id, remote_deltas=elsewhere, quiet_after=FOLLOW_RECHECK_SECONDS
+            ) as subscription:
                 (position, delta), final = await self._catch_up(message_id, offset)
                 if delta:
                     yield delta
@@ -298,7 +303,7 @@ class ChatService:
                     # Everything already queued is handled at once: when the
                     # client or the server falls behind, consecutive deltas
                     # travel as one message instead of many.
-                    events = [await _next_or_recheck(subscription), *subscription.pending()]
+                    events = [await subscription.next(), *subscription.pending()]
                     text: list[str] = []
                     start = position
                     for event in events:
@@ -374,7 +379,7 @@ class ChatService:
         return message
 
     async def _cancel_remote(self, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
-        async with self._bus.subscribe(conversation_id) as subscription:
+        async with self._bus.subscribe(conversation_id, remote_deltas=False) as subscription:
             self._bus.publish(CancelRequested(conversation_id, message_id))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CANCEL_CONFIRM_SECONDS):
@@ -401,17 +406,9 @@ class ChatService:
         epoch = self._watch_epoch
         watch = ConversationWatch(self._db, self.generations, caller, cid)
         with self._activity.chat_stream():
-            async with self._bus.subscribe(cid) as subscription:
+            async with self._bus.subscribe(cid, remote_deltas=True) as subscription:
                 async for update_ in watch.follow(subscription):
                     if self._watch_epoch != epoch:
                         # close_watches woke the watch (a lost-events catch-up follows, unsent).
                         raise Unavailable("the server is shutting down; watch again", reason=Reason.SHUTTING_DOWN)
                     yield update_
-
-
-async def _next_or_recheck(subscription: Subscription) -> Event | None:
-    """The next event, or None (re-read the stored state) after a silence."""
-    try:
-        return await asyncio.wait_for(subscription.next(), timeout=FOLLOW_RECHECK_SECONDS)
-    except TimeoutError:
-        return None
