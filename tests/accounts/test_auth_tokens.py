@@ -7,6 +7,7 @@ RPC it is presented to.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -102,6 +103,16 @@ async def test_expired_token_is_token_expired(stubs: Stubs) -> None:
     assert "expired" in details.message
     # The session itself is still fine: the real token keeps working.
     assert (await current_user(stubs, account.md)).id == account.user.id
+
+
+async def test_token_accepted_before_is_refused_once_expired(stubs: Stubs) -> None:
+    """A token that was just accepted (and so remembered as verified) expires on time."""
+    account = await stubs.active_account()
+    exp = int(time.time()) + 3
+    token = sign(changed(claims_of(account), exp=exp))
+    assert (await current_user(stubs, bearer(token))).id == account.user.id
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.1)
+    await expect_error(current_user(stubs, bearer(token)), UNAUTHENTICATED, "TOKEN_EXPIRED")
 
 
 # Each case turns the claims of a live session's token into a bad token.

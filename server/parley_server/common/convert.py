@@ -21,13 +21,23 @@ K = TypeVar("K", bound=int)
 D = TypeVar("D")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime | None) -> Timestamp | None:
-    """A Timestamp for value, or None (field left unset) when value is None."""
+    """A Timestamp for value, or None (field left unset) when value is None.
+
+    Computed from the offset to the epoch rather than by
+    Timestamp.FromDatetime (a struct_time, calendar.timegm and a range check
+    that every datetime passes): the same seconds and nanos, 2.1 instead of
+    4.5 us each. A ListConversations page converts 60 of them; its
+    conversation_to_proto went from 402 to 224 us per request (py-spy,
+    scripts/bench_unary.py --profile).
+    """
     if value is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
+    since_epoch = value.astimezone(UTC) - _EPOCH
+    return Timestamp(seconds=since_epoch.days * 86_400 + since_epoch.seconds, nanos=since_epoch.microseconds * 1000)
 
 
 def from_timestamp(message: Message, field: str) -> datetime | None:

@@ -167,7 +167,7 @@ class ConversationService:
 
     async def get_conversation(self, caller: Caller, conversation_id: str) -> Conversation:
         cid = only_uuid("conversation_id", conversation_id)
-        async with self._db.transaction() as db:
+        async with self._db.read() as db:
             return await owned_conversation(db, cid, caller.user_id)
 
     async def list_conversations(
@@ -192,7 +192,8 @@ class ConversationService:
         if where.pinned is not None:
             stmt = stmt.where(Conversation.pinned == where.pinned)
         stmt = newest_first(stmt, Conversation.update_time, Conversation.id, keyset, size)
-        async with self._db.transaction() as db:
+        # Read-only: the word lookup and the page need not share a snapshot.
+        async with self._db.read() as db:
             if query:
                 tsquery = await self._prefix_tsquery(db, query)
                 if tsquery is None:  # only punctuation: no word can match
