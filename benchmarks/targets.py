@@ -8,6 +8,7 @@ the processes that serve (a `--workers N` parent only supervises).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -18,8 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.helpers.served import grpc_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_SECONDS = 60
@@ -27,17 +27,8 @@ STOP_TIMEOUT_SECONDS = 30
 
 
 def grpc_ready(addr: str) -> Callable[[], bool]:
-    """A check that the grpc.health.v1 service at addr answers SERVING."""
-
-    def check() -> bool:
-        try:
-            with grpc.insecure_channel(addr) as channel:
-                response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-                return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-        except grpc.RpcError:
-            return False
-
-    return check
+    """A check that the grpc.health.v1 service at addr answers SERVING (the tests' own check)."""
+    return functools.partial(grpc_serving, addr)
 
 
 def http_ready(url: str) -> Callable[[], bool]:
