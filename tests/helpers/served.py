@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,10 +41,30 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 90
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port that is free now and that the kernel will not hand out on its own.
+
+    A port from `bind(0)` comes from the ephemeral range, so between the check
+    and the server's bind any outgoing connection (a database client, Envoy's
+    upstream) may take it. Ports below that range are only ever taken by name.
+    """
+    low, _ = _ephemeral_range()
+    while True:
+        port = random.randrange(10_000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def run_parley(env: dict[str, str], *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
