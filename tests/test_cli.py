@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from parley_server.cli import build_parser
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.repo import REPO_ROOT
 from tests.helpers.served import BIN, Served, start_served
@@ -94,6 +95,18 @@ def test_help_lists_subcommands() -> None:
     result = subprocess.run([str(BIN / "parley"), "--help"], capture_output=True, text=True)
     for command in ["serve", "migrate", "create-admin", "invite", "outbox", "settings", "chat"]:
         assert command in result.stdout
+
+
+def test_workers_auto_is_one_per_usable_core() -> None:
+    args = build_parser().parse_args(["serve", "--workers", "auto"])
+    assert args.workers == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "lots"])
+def test_workers_refuses_what_is_not_a_count(value: str) -> None:
+    result = subprocess.run([str(BIN / "parley"), "serve", "--workers", value], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"argument --workers: must be a positive number or 'auto', got '{value}'" in result.stderr
 
 
 def clean_env(**settings: str) -> dict[str, str]:

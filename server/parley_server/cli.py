@@ -13,6 +13,7 @@ import asyncio
 import gc
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -163,10 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--addr", help="listen address host:port (default: PARLEY_GRPC_ADDR or 127.0.0.1:50051)")
     serve.add_argument(
         "--workers",
-        type=int,
+        type=_worker_count,
         default=1,
         metavar="N",
-        help="run N server processes on one port (SO_REUSEPORT), behind one Envoy (default 1)",
+        help="run N server processes on one port (SO_REUSEPORT), behind one Envoy; "
+        "'auto' = one per CPU core this process may use (default 1)",
     )
     serve.add_argument(
         "--no-envoy",
@@ -191,6 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--to", dest="recipient", help="only emails to this address")
     outbox.add_argument("-n", "--limit", type=int, default=5, help="how many emails (default 5)")
     return parser
+
+
+def _worker_count(value: str) -> int:
+    """`--workers`: a positive number, or `auto` for one per usable core.
+
+    Usable cores, not `os.cpu_count()`: a container or `taskset` may allow
+    this process fewer cores than the machine has, and a worker per core it
+    cannot run on only adds contention.
+    """
+    if value == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number or 'auto', got {value!r}")
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
