@@ -34,7 +34,7 @@ from tests.helpers.conversations import new_conversation
 from tests.helpers.in_process import TEST_JWT_SECRET
 from tests.helpers.pg_cluster import PgCluster
 from tests.helpers.repo import REPO_ROOT
-from tests.helpers.served import BIN, ServerProcess
+from tests.helpers.served import BIN, ServerProcess, free_port
 from tests.helpers.stubs import Stubs
 
 T = TypeVar("T")
@@ -196,7 +196,11 @@ async def test_a_stopped_replica_leaves_at_once_a_killed_one_once_stale(
     tmp_path: Path, database_url: str, stubs: Stubs
 ) -> None:
     admin = await stubs.admin_account()
-    stopped, killed = replica(tmp_path / "stopped", database_url), replica(tmp_path / "killed", database_url)
+    # `serve --addr` overrides PARLEY_GRPC_ADDR, for the listing too.
+    addr = f"127.0.0.1:{free_port()}"
+    stopped = replica(tmp_path / "stopped", database_url, "--addr", addr)
+    stopped.addr = addr
+    killed = replica(tmp_path / "killed", database_url)
     try:
         await asyncio.gather(asyncio.to_thread(stopped.start), asyncio.to_thread(killed.start))
         health = health_of(stubs, admin)
