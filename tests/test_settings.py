@@ -47,6 +47,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "PARLEY_PERSIST_INTERVAL_MS": ("100", "persist_interval_ms", 100),
     "PARLEY_SWEEP_INTERVAL_SECONDS": ("1", "sweep_interval_seconds", 1),
     "PARLEY_HOUSEKEEPING_INTERVAL_SECONDS": ("60", "housekeeping_interval_seconds", 60),
+    "PARLEY_HEARTBEAT_INTERVAL_SECONDS": ("2", "heartbeat_interval_seconds", 2),
     "PARLEY_DB_POOL_SIZE": ("5", "db_pool_size", 5),
     "PARLEY_LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "PARLEY_UVLOOP": ("0", "uvloop", False),

@@ -17,6 +17,7 @@ from parley_server.accounts.email import EmailSender, EmailTemplates, OutboxSend
 from parley_server.accounts.passwords import Passwords
 from parley_server.accounts.session_service import SessionService
 from parley_server.accounts.tokens import AccessTokens
+from parley_server.admin.replicas import Heartbeat
 from parley_server.admin.service import AdminService
 from parley_server.agents.access_service import AgentAccessService
 from parley_server.agents.registry import AgentRegistry
@@ -47,19 +48,23 @@ class App:
     bus: EventBus
     chat: ChatService
     housekeeping: Housekeeping
+    heartbeat: Heartbeat
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:
-        """Start the background parts a serving process needs (events, generations, housekeeping)."""
+        """Start the background parts a serving process needs (events, generations,
+        housekeeping, the heartbeat that lists it among the replicas)."""
         await self.bus.start()
         await self.chat.start()
         self.housekeeping.start()
+        await self.heartbeat.start()
         self.started = True
 
     async def aclose(self) -> None:
         if self.started:
             await self.housekeeping.stop()
             await self.chat.stop(self.settings.shutdown_grace_seconds)
+            await self.heartbeat.stop()
             await self.bus.stop()
         await self.registry.aclose()
         await self.email.aclose()
@@ -108,7 +113,8 @@ def build_app(settings: Settings, database_url: str) -> App:
     bus = EventBus(asyncpg_dsn(database_url))
     conversations = ConversationService(database, paginator, access, registry, publish=bus.publish)
     activity = Activity()
-    admin = AdminService(database, paginator, sessions, auth, conversations, activity=activity)
+    heartbeat = Heartbeat(database, activity, address=settings.grpc_addr, interval=settings.heartbeat_interval_seconds)
+    admin = AdminService(database, paginator, sessions, auth, conversations, activity=activity, heartbeat=heartbeat)
     chat = ChatService(
         database,
         bus,
@@ -137,4 +143,5 @@ def build_app(settings: Settings, database_url: str) -> App:
         bus,
         chat,
         housekeeping,
+        heartbeat,
     )

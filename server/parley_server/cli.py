@@ -224,11 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "settings":  # reads nothing but the environment
         return _print_settings(settings)
+    if args.command == "serve" and args.addr:
+        # For everything that asks where this process listens: Envoy's upstream, the replicas table.
+        settings = settings.model_copy(update={"grpc_addr": args.addr})
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     actions: dict[str, Callable[[App], Awaitable[int]]] = {
-        "serve": lambda app: _serve(app, args.addr or settings.grpc_addr, not args.no_envoy),
+        "serve": lambda app: _serve(app, settings.grpc_addr, not args.no_envoy),
         "migrate": _migrate,
         "create-admin": lambda app: _create_admin(app, args.email),
         "invite": lambda app: _invite(app, args.email),
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve" and not args.no_envoy:
             web.check_page(web.PAGE_DIR)  # before anything starts
         if args.command == "serve" and args.workers > 1:
-            address = args.addr or settings.grpc_addr
+            address = settings.grpc_addr
             return serve_in_workers(
                 settings,
                 address,

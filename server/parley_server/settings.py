@@ -224,6 +224,12 @@ class Settings(BaseSettings):
         description="time between deletions of what has expired: sessions and email tokens a day past expiry or "
         "revocation, rate-limit counters past their window, request ids older than 7 days (one replica per round)",
     )
+    heartbeat_interval_seconds: int = Field(
+        5,
+        description="how often each server process records its address, version and load in PostgreSQL for "
+        "`GetSystemHealth`; a process whose record is three intervals old (killed, or cut off) is no longer "
+        "listed, a clean exit removes it at once",
+    )
     db_pool_size: int = Field(
         30,
         description="PostgreSQL connections per server process (a third more in bursts); keep replicas × this "

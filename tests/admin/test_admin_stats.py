@@ -18,6 +18,7 @@ from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley_server import __version__
 from parley_server.admin import stats_rollup
+from parley_server.admin.replicas import Heartbeat
 from parley_server.admin.service import AdminService
 from parley_server.admin.stats_rollup import FILL_PARTS, SETTLE
 from parley_server.admin.stats_service import StatsService, TtlCache
@@ -235,7 +236,11 @@ async def test_system_health(stubs: Stubs) -> None:
 
 
 def admin_service(app: App, database: Database, activity: Activity) -> AdminService:
-    return AdminService(database, Paginator("p" * 32), app.sessions, app.auth, app.conversations, activity=activity)
+    """An AdminService of a replica that is not serving (its heartbeat never ran)."""
+    heartbeat = Heartbeat(database, activity, address="127.0.0.1:1", interval=5)
+    return AdminService(
+        database, Paginator("p" * 32), app.sessions, app.auth, app.conversations, activity=activity, heartbeat=heartbeat
+    )
 
 
 async def test_system_health_counts_this_replicas_streams_and_generations(stubs: Stubs) -> None:
@@ -249,6 +254,9 @@ async def test_system_health_counts_this_replicas_streams_and_generations(stubs:
     assert (busy.active_chat_streams, busy.active_generations) == (1, 2)
     assert (after.active_chat_streams, after.active_generations) == (0, 0)
     assert idle.uptime <= busy.uptime <= after.uptime
+    # In the list too, as this replica's own entry: live counts, even though it never recorded a heartbeat.
+    (own,) = [replica for replica in busy.replicas if replica.current]
+    assert (own.chat_streams, own.generations, own.heartbeat_time) == (1, 2, None)
 
 
 async def test_system_health_reports_an_unreachable_database(stubs: Stubs) -> None:
@@ -259,6 +267,8 @@ async def test_system_health_reports_an_unreachable_database(stubs: Stubs) -> No
         await nowhere.close()
     assert not health.database_reachable and health.database_latency is None
     assert health.version == __version__
+    # The other replicas are unknown; the list holds this one alone.
+    assert [(replica.current, replica.address) for replica in health.replicas] == [(True, "127.0.0.1:1")]
 
 
 async def test_cleanup_empty_conversations_of_every_user(stubs: Stubs) -> None:

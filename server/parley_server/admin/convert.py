@@ -5,6 +5,7 @@ from __future__ import annotations
 from parley.admin.v1 import admin_pb2
 from parley.auth.v1 import auth_pb2
 from parley_server.accounts.convert import ROLE_FROM_PROTO, STATE_FROM_PROTO, STATE_TO_PROTO
+from parley_server.admin.replicas import ReplicaStatus
 from parley_server.admin.service import SystemHealth, UserChanges, UserFilter, WaitlistItem
 from parley_server.admin.stats_service import Stats
 from parley_server.common.convert import duration, enum_from_proto, timestamp
@@ -75,4 +76,20 @@ def system_health_to_proto(health: SystemHealth) -> admin_pb2.GetSystemHealthRes
         version=health.version,
         active_chat_streams=health.active_chat_streams,
         active_generations=health.active_generations,
+        replicas=[replica_to_proto(replica) for replica in health.replicas],
+    )
+
+
+def replica_to_proto(replica: ReplicaStatus) -> admin_pb2.Replica:
+    return admin_pb2.Replica(
+        id=str(replica.id),
+        address=replica.address,
+        host=replica.host,
+        pid=replica.pid,
+        version=replica.version,
+        start_time=timestamp(replica.start_time),
+        heartbeat_time=timestamp(replica.heartbeat_time),
+        active_chat_streams=replica.chat_streams,
+        active_generations=replica.generations,
+        current=replica.current,
     )

@@ -28,6 +28,7 @@ from parley_server import __version__
 from parley_server.accounts.admin_guard import ensure_another_active_admin, is_active_admin, lock_admin_guard
 from parley_server.accounts.auth_service import AuthService
 from parley_server.accounts.session_service import LOCKED_OUT_STATES, SessionService
+from parley_server.admin.replicas import Heartbeat, ReplicaStatus
 from parley_server.admin.stats_service import Stats, StatsService
 from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
@@ -83,6 +84,8 @@ class SystemHealth:
     version: str
     active_chat_streams: int
     active_generations: int
+    # Every live replica, this one included (see admin.replicas).
+    replicas: list[ReplicaStatus]
 
 
 class AdminService:
@@ -95,6 +98,7 @@ class AdminService:
         conversations: ConversationService,
         *,
         activity: Activity,
+        heartbeat: Heartbeat,
     ) -> None:
         self._db = database
         self._paginator = paginator
@@ -103,6 +107,7 @@ class AdminService:
         self._conversations = conversations
         self._stats = StatsService(database)
         self._activity = activity
+        self._heartbeat = heartbeat
 
     # -- users ----------------------------------------------------------------
 
@@ -281,7 +286,9 @@ class AdminService:
         self._stats.clear_cache()
 
     async def system_health(self) -> SystemHealth:
-        """This replica's view: the database answers a trivial query in time, or it is unreachable."""
+        """This replica's view (the database answers a trivial query in time, or it is
+        unreachable), and the replicas it can see: every live one while the database
+        answers, only itself when it does not."""
         latency: timedelta | None
         try:
             latency = timedelta(seconds=await asyncio.wait_for(self._db.ping(), PING_TIMEOUT_SECONDS))
@@ -295,6 +302,7 @@ class AdminService:
             version=__version__,
             active_chat_streams=self._activity.chat_streams,
             active_generations=self._activity.generations,
+            replicas=await self._heartbeat.live_replicas() if latency is not None else [self._heartbeat.own_status()],
         )
 
     async def cleanup_empty_conversations(self, caller: Caller, older_than: timedelta | None) -> int:

@@ -2,8 +2,10 @@
 
 Two counters and the start time, nothing more. build_app creates one Activity
 per process and hands it to the chat service, which wraps each open stream and
-each running generation in the matching context manager, and to AdminService,
-which reads it. The event loop is single-threaded, so plain integers are enough.
+each running generation in the matching context manager, and to AdminService
+and its heartbeat (admin.replicas), which read it: the heartbeat copies it into
+the replicas table for the other replicas to list. The event loop is
+single-threaded, so plain integers are enough.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from parley_server.db.models.agents import Agent, AgentGrant, AgentProvider, Age
 from parley_server.db.models.base import Base
 from parley_server.db.models.common import IdempotencyKey, RateLimitCounter
 from parley_server.db.models.conversations import FINAL_STATES, Conversation, Message, MessageRole, MessageState
+from parley_server.db.models.replicas import Replica
 
 __all__ = [
     "Agent",
@@ -39,6 +40,7 @@ __all__ = [
     "OutboxEmail",
     "RateLimitCounter",
     "RefreshToken",
+    "Replica",
     "Role",
     "Session",
     "StatsDay",

@@ -198,20 +198,46 @@ class GetSystemHealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetSystemHealthResponse(_message.Message):
-    __slots__ = ("database_reachable", "database_latency", "uptime", "version", "active_chat_streams", "active_generations")
+    __slots__ = ("database_reachable", "database_latency", "uptime", "version", "active_chat_streams", "active_generations", "replicas")
     DATABASE_REACHABLE_FIELD_NUMBER: _ClassVar[int]
     DATABASE_LATENCY_FIELD_NUMBER: _ClassVar[int]
     UPTIME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_CHAT_STREAMS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     database_reachable: bool
     database_latency: _duration_pb2.Duration
     uptime: _duration_pb2.Duration
     version: str
     active_chat_streams: int
     active_generations: int
-    def __init__(self, database_reachable: _Optional[bool] = ..., database_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., version: _Optional[str] = ..., active_chat_streams: _Optional[int] = ..., active_generations: _Optional[int] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[Replica]
+    def __init__(self, database_reachable: _Optional[bool] = ..., database_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., version: _Optional[str] = ..., active_chat_streams: _Optional[int] = ..., active_generations: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[Replica, _Mapping]]] = ...) -> None: ...
+
+class Replica(_message.Message):
+    __slots__ = ("id", "address", "host", "pid", "version", "start_time", "heartbeat_time", "active_chat_streams", "active_generations", "current")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_CHAT_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    address: str
+    host: str
+    pid: int
+    version: str
+    start_time: _timestamp_pb2.Timestamp
+    heartbeat_time: _timestamp_pb2.Timestamp
+    active_chat_streams: int
+    active_generations: int
+    current: bool
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., version: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_chat_streams: _Optional[int] = ..., active_generations: _Optional[int] = ..., current: _Optional[bool] = ...) -> None: ...
 
 class CleanupEmptyConversationsRequest(_message.Message):
     __slots__ = ("older_than",)

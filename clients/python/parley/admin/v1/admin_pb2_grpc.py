@@ -143,7 +143,8 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSystemHealth(self, request, context):
-        """Returns the health of the replica serving the call.
+        """Returns the health of the replica serving the call, and every live
+        replica (server process) sharing its database.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
