@@ -4,7 +4,9 @@ Domain services never build sessions themselves: they call
 `Database.transaction()`, which commits when the block ends normally and rolls
 back on any exception. That is what guarantees "bad input changes nothing":
 a domain error raised half-way through a write leaves the database untouched.
-Reads that are a single statement use `Database.read()` instead.
+Reads that are a single statement use `Database.read()` instead, and the
+hottest single statements skip the ORM altogether: `Database.fetch()` runs
+them on a plain asyncpg pool.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from sqlalchemy import CursorResult, Result, event, text
@@ -32,6 +34,10 @@ from sqlalchemy.ext.asyncio import (
 from parley_server.db.outage import is_outage
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# How long close() lets statements on the plain pool finish before cutting them off.
+POOL_CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def normalise_url(url: str) -> str:
@@ -55,6 +61,21 @@ def rowcount(result: Result[Any]) -> int:
     promise a CursorResult for every statement a session runs.
     """
     return cast(CursorResult[Any], result).rowcount
+
+
+class Binds:
+    """The positional parameters ($1, $2, ...) of a statement built for `Database.fetch`.
+
+    Calling it with a value records the value and returns its placeholder,
+    so optional clauses can be joined without counting by hand.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def __call__(self, value: object) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
 
 
 def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -97,14 +118,22 @@ class Reachability:
             listener(up)
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Give a connection back to the plain pool as it is (see Database.fetch)."""
+
+
 class Database:
-    """An async engine plus the session factory bound to it."""
+    """An async engine plus the session factory bound to it, and a plain asyncpg pool for hot statements."""
 
     def __init__(self, url: str, *, pool_size: int = 30, pool_timeout: float = 60) -> None:
         self.url = normalise_url(url)
+        # pool_size is the process's whole budget: a third of it for the
+        # plain pool (its statements are short, a few connections keep up
+        # with a busy event loop), the rest for the engine.
+        plain_size = max(2, pool_size // 3)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
-            pool_size=pool_size,
+            pool_size=max(1, pool_size - plain_size),
             # Overflow connections are closed when given back, and a new one
             # costs a connect plus asyncpg's type introspection: keep the
             # overflow small so a busy server reuses its connections.
@@ -122,6 +151,11 @@ class Database:
         )
         self.reachability = Reachability()
         self._probe_conn: asyncpg.Connection | None = None
+        self._plain_size = plain_size
+        # Opened by the first fetch(), in the event loop that serves (asyncpg
+        # binds a pool to the loop it is created in); connects lazily like the engine.
+        self._plain: asyncpg.Pool | None = None
+        self._plain_opening: asyncio.Future[asyncpg.Pool] | None = None
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's hook for every failed statement or connect: outages flip health at once."""
@@ -149,6 +183,49 @@ class Database:
         """
         async with self._reads() as session:
             yield session
+
+    async def fetch(self, sql: str, *args: Any, into: Callable[[asyncpg.Record], T]) -> list[T]:
+        """The rows of one SQL statement, each made into a T by `into`; the statement commits on its own.
+
+        For the hottest paths (GetConversation, ListConversations,
+        CreateMessage): asyncpg prepares each distinct SQL text once per
+        connection and reuses it, with none of SQLAlchemy's per-statement
+        work (cache keys, parameter coercion, ORM loading, a session and the
+        greenlet that bridges it). Measured with scripts/bench_unary.py
+        --workers 1 --profile (py-spy, noisy shared machine): GetConversation
+        2,100-2,700 -> ~1,200 us CPU per request, SQLAlchemy's ~800 us gone.
+        Because each statement commits alone, a write here must be one
+        statement (CTEs may chain several changes, atomically).
+        Outages are reported to `reachability` like the engine's.
+        """
+        pool = self._plain or await self._open()
+        try:
+            async with pool.acquire() as connection:
+                records = await connection.fetch(sql, *args)
+        except Exception as exc:
+            if is_outage(exc):
+                self.reachability.report(False)
+            raise
+        return [into(record) for record in records]
+
+    async def _open(self) -> asyncpg.Pool:
+        """The plain pool, initialised once however many first calls arrive together."""
+        if self._plain_opening is None:
+            self._plain_opening = asyncio.ensure_future(self._init_plain())
+        return await asyncio.shield(self._plain_opening)
+
+    async def _init_plain(self) -> asyncpg.Pool:
+        # The no-op reset saves the round trip of asyncpg's default (RESET ALL,
+        # UNLISTEN, ...) on every release: fetch() runs single statements that
+        # leave no session state behind (an open transaction is still rolled back).
+        self._plain = await asyncpg.create_pool(
+            asyncpg_dsn(self.url),
+            min_size=0,
+            max_size=self._plain_size,
+            reset=_keep_session,
+            max_inactive_connection_lifetime=1800,
+        )
+        return self._plain
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -224,4 +301,10 @@ class Database:
             with contextlib.suppress(Exception):
                 await self._probe_conn.close(timeout=1)
             self._probe_conn = None
+        if self._plain is not None:
+            try:
+                await asyncio.wait_for(self._plain.close(), POOL_CLOSE_TIMEOUT_SECONDS)
+            except Exception:
+                self._plain.terminate()
+            self._plain = self._plain_opening = None
         await self.engine.dispose()
