@@ -31,12 +31,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from parley_server.db.connections import ConnectionPool
 from parley_server.db.outage import is_outage
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# How long close() lets statements on the plain pool finish before cutting them off.
+# How long close() waits for each idle connection of the plain pool to close politely.
 POOL_CLOSE_TIMEOUT_SECONDS = 5.0
 
 
@@ -118,10 +119,6 @@ class Reachability:
             listener(up)
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Give a connection back to the plain pool as it is (see Database.fetch)."""
-
-
 class Database:
     """An async engine plus the session factory bound to it, and a plain asyncpg pool for hot statements."""
 
@@ -151,11 +148,7 @@ class Database:
         )
         self.reachability = Reachability()
         self._probe_conn: asyncpg.Connection | None = None
-        self._plain_size = plain_size
-        # Opened by the first fetch(), in the event loop that serves (asyncpg
-        # binds a pool to the loop it is created in); connects lazily like the engine.
-        self._plain: asyncpg.Pool | None = None
-        self._plain_opening: asyncio.Future[asyncpg.Pool] | None = None
+        self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size)
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's hook for every failed statement or connect: outages flip health at once."""
@@ -198,34 +191,13 @@ class Database:
         statement (CTEs may chain several changes, atomically).
         Outages are reported to `reachability` like the engine's.
         """
-        pool = self._plain or await self._open()
         try:
-            async with pool.acquire() as connection:
-                records = await connection.fetch(sql, *args)
+            records = await self._plain.fetch(sql, args)
         except Exception as exc:
             if is_outage(exc):
                 self.reachability.report(False)
             raise
         return [into(record) for record in records]
-
-    async def _open(self) -> asyncpg.Pool:
-        """The plain pool, initialised once however many first calls arrive together."""
-        if self._plain_opening is None:
-            self._plain_opening = asyncio.ensure_future(self._init_plain())
-        return await asyncio.shield(self._plain_opening)
-
-    async def _init_plain(self) -> asyncpg.Pool:
-        # The no-op reset saves the round trip of asyncpg's default (RESET ALL,
-        # UNLISTEN, ...) on every release: fetch() runs single statements that
-        # leave no session state behind (an open transaction is still rolled back).
-        self._plain = await asyncpg.create_pool(
-            asyncpg_dsn(self.url),
-            min_size=0,
-            max_size=self._plain_size,
-            reset=_keep_session,
-            max_inactive_connection_lifetime=1800,
-        )
-        return self._plain
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -301,10 +273,5 @@ class Database:
             with contextlib.suppress(Exception):
                 await self._probe_conn.close(timeout=1)
             self._probe_conn = None
-        if self._plain is not None:
-            try:
-                await asyncio.wait_for(self._plain.close(), POOL_CLOSE_TIMEOUT_SECONDS)
-            except Exception:
-                self._plain.terminate()
-            self._plain = self._plain_opening = None
+        await self._plain.close(POOL_CLOSE_TIMEOUT_SECONDS)
         await self.engine.dispose()
