@@ -2,17 +2,17 @@
 
 GetConversation, ListConversations and CreateMessage read plain asyncpg
 records (Database.fetch) instead of ORM objects: no identity map, no
-attribute instrumentation, no session. These frozen dataclasses carry the
-same fields under the same names as the ORM models, so one converter
+attribute instrumentation, no session. These named tuples (built from a
+record in C, unlike a frozen dataclass's __init__) carry the same fields
+under the same names as the ORM models, so one converter
 (conversations/convert.py) serves both through the protocols below.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from asyncpg import Record
 
@@ -67,8 +67,7 @@ class MessageFields(Protocol):
     def update_time(self) -> datetime: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationView:
+class ConversationView(NamedTuple):
     id: uuid.UUID
     agent_id: uuid.UUID
     title: str
@@ -82,11 +81,10 @@ class ConversationView:
     @classmethod
     def of(cls, record: Record) -> ConversationView:
         """From a record of sql.py's conversation columns, in that order."""
-        return cls(*record)
+        return cls._make(record)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageView:
+class MessageView(NamedTuple):
     id: uuid.UUID
     conversation_id: uuid.UUID
     role: MessageRole
@@ -101,15 +99,17 @@ class MessageView:
     @classmethod
     def of(cls, record: Record | tuple[Any, ...]) -> MessageView:
         """From a record (or a record's slice) of sql.py's message columns; enums arrive as their text."""
-        return cls(
-            record[0],
-            record[1],
-            MessageRole(record[2]),
-            record[3],
-            MessageState(record[4]),
-            record[5],
-            record[6],
-            record[7],
-            record[8],
-            record[9],
+        return cls._make(
+            (
+                record[0],
+                record[1],
+                MessageRole(record[2]),
+                record[3],
+                MessageState(record[4]),
+                record[5],
+                record[6],
+                record[7],
+                record[8],
+                record[9],
+            )
         )

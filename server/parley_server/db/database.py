@@ -4,9 +4,8 @@ Domain services never build sessions themselves: they call
 `Database.transaction()`, which commits when the block ends normally and rolls
 back on any exception. That is what guarantees "bad input changes nothing":
 a domain error raised half-way through a write leaves the database untouched.
-Reads that are a single statement use `Database.read()` instead, and the
-hottest single statements skip the ORM altogether: `Database.fetch()` runs
-them on a plain asyncpg pool.
+The hottest paths skip the ORM altogether: `Database.fetch()` runs one
+statement (a read, or a write chained in CTEs) on a plain asyncpg pool.
 """
 
 from __future__ import annotations
@@ -143,9 +142,6 @@ class Database:
         event.listen(self.engine.sync_engine.pool, "checkout", _discard_if_closed)
         event.listen(self.engine.sync_engine, "handle_error", self._on_error)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._reads = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
         self.reachability = Reachability()
         self._probe_conn: asyncpg.Connection | None = None
         self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size)
@@ -161,34 +157,21 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for one read-only statement, outside any transaction.
-
-        `transaction()` wraps a lone SELECT in BEGIN and COMMIT: two more
-        round trips, each a wait plus its share of asyncpg and SQLAlchemy
-        work. A single statement is atomic by itself, so a read that is one
-        statement (or several that need not see one snapshot) loses nothing
-        without them. Never write here: each statement would commit alone.
-        Measured (scripts/bench_unary.py --workers 1, noisy shared machine):
-        GetConversation 2,492 -> 1,962 us CPU per request, asyncpg's share
-        580 -> 92 us; ListConversations' first page 3,855 -> 2,608 us.
-        """
-        async with self._reads() as session:
-            yield session
-
     async def fetch(self, sql: str, *args: Any, into: Callable[[asyncpg.Record], T]) -> list[T]:
         """The rows of one SQL statement, each made into a T by `into`; the statement commits on its own.
 
         For the hottest paths (GetConversation, ListConversations,
         CreateMessage): asyncpg prepares each distinct SQL text once per
         connection and reuses it, with none of SQLAlchemy's per-statement
-        work (cache keys, parameter coercion, ORM loading, a session and the
-        greenlet that bridges it). Measured with scripts/bench_unary.py
-        --workers 1 --profile (py-spy, noisy shared machine): GetConversation
-        2,100-2,700 -> ~1,200 us CPU per request, SQLAlchemy's ~800 us gone.
-        Because each statement commits alone, a write here must be one
-        statement (CTEs may chain several changes, atomically).
+        work (cache keys, parameter coercion, ORM loading, a session, the
+        greenlet that bridges it, and for a lone read the BEGIN and COMMIT
+        round trips of a transaction). Measured with scripts/bench_unary.py
+        --workers 1 --profile (py-spy, one run each on a noisy shared
+        machine): server CPU per GetConversation 2,339 -> 1,000 us,
+        ListConversations' first page 3,120 -> 1,445 us, CreateMessage with
+        a request_id 6,851 -> 1,460 us; SQLAlchemy's share (665, 946 and
+        2,477 us) gone. Because each statement commits alone, a write here
+        must be one statement (CTEs may chain several changes, atomically).
         Outages are reported to `reachability` like the engine's.
         """
         try:
