@@ -102,13 +102,14 @@ class ConnectionPool:
             self._idle.append(connection)
 
     async def close(self, timeout: float) -> None:
-        """Close the idle connections; those in use are closed when they come back."""
+        """Close the idle connections (together, each given timeout); those in use are closed when they come back."""
         self._closed = True
         idle, self._idle = self._idle, []
-        for connection in idle:
-            try:
-                await asyncio.wait_for(connection.close(), timeout)
-            except Exception:
+        closed = await asyncio.gather(
+            *(asyncio.wait_for(connection.close(), timeout) for connection in idle), return_exceptions=True
+        )
+        for connection, outcome in zip(idle, closed, strict=True):
+            if isinstance(outcome, Exception):
                 connection.terminate()
         for waiter in self._waiters:
             if not waiter.done():

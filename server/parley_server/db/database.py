@@ -36,7 +36,7 @@ from parley_server.db.outage import is_outage
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# How long close() waits for each idle connection of the plain pool to close politely.
+# How long close() lets the plain pool's idle connections close politely before cutting them off.
 POOL_CLOSE_TIMEOUT_SECONDS = 5.0
 
 
