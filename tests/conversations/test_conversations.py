@@ -321,6 +321,37 @@ async def test_create_message_is_idempotent(stubs: Stubs) -> None:
     assert got.conversation.message_count == 1
 
 
+async def create_message(stubs: Stubs, account: Account, cid: str, content: str, request_id: str) -> pb.Message:
+    request = pb.CreateMessageRequest(
+        conversation_id=cid, role=pb.MESSAGE_ROLE_USER, content=content, request_id=request_id
+    )
+    return (await stubs.conversation.CreateMessage(request, metadata=account.md)).message
+
+
+async def test_create_message_replays_return_the_first_message(stubs: Stubs) -> None:
+    ada, bob = await stubs.active_account(), await stubs.active_account("bob@example.com")
+    conversation = await new_conversation(stubs, ada)
+    bobs = await new_conversation(stubs, bob)
+    first = await create_message(stubs, ada, conversation.id, "first", "req-2")
+    # Another user's conversation is not found, request id or not, and claims nothing.
+    before = await snapshot(stubs.app)
+    await expect_error(create_message(stubs, ada, bobs.id, "elsewhere", "req-3"), NOT_FOUND, "CONVERSATION_NOT_FOUND")
+    assert await snapshot(stubs.app) == before
+    # A replay returns the first message as it was created, whatever it now says.
+    again = await create_message(stubs, ada, conversation.id, "changed", "req-2")
+    assert again == first
+    # The same request id is another user's own.
+    assert (await create_message(stubs, bob, bobs.id, "bob's", "req-2")).content == "bob's"
+    # The request id that found no conversation was not claimed: it creates in Ada's own.
+    created = await create_message(stubs, ada, conversation.id, "mine", "req-3")
+    assert created.content == "mine"
+    got = await stubs.conversation.GetConversation(
+        pb.GetConversationRequest(conversation_id=conversation.id), metadata=ada.md
+    )
+    assert got.conversation.message_count == 2
+    assert got.conversation.last_message_time == created.create_time
+
+
 async def test_concurrent_messages_are_all_counted(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     conversation = await new_conversation(stubs, ada)

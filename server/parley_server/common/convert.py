@@ -30,14 +30,26 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     Computed from the offset to the epoch rather than by
     Timestamp.FromDatetime (a struct_time, calendar.timegm and a range check
     that every datetime passes): the same seconds and nanos, 2.1 instead of
-    4.5 us each. A ListConversations page converts 60 of them; its
-    conversation_to_proto went from 402 to 224 us per request (py-spy,
-    scripts/bench_unary.py --profile).
+    4.5 us each. Where the Timestamp is a field of a message being built,
+    `fill_timestamp` is cheaper still.
     """
     if value is None:
         return None
-    since_epoch = value.astimezone(UTC) - _EPOCH
+    since_epoch = value - _EPOCH  # aware datetimes subtract in UTC whatever their zone
     return Timestamp(seconds=since_epoch.days * 86_400 + since_epoch.seconds, nanos=since_epoch.microseconds * 1000)
+
+
+def fill_timestamp(field: Timestamp, value: datetime | None) -> None:
+    """Set a message's Timestamp field in place to value; None leaves it unset.
+
+    Passing a Timestamp to a message's constructor copies it into the
+    message: building a Conversation with three of them took 17 us, filling
+    its fields in place 8 (timeit, upb). A ListConversations page builds 20.
+    """
+    if value is not None:
+        since_epoch = value - _EPOCH
+        field.seconds = since_epoch.days * 86_400 + since_epoch.seconds
+        field.nanos = since_epoch.microseconds * 1000
 
 
 def from_timestamp(message: Message, field: str) -> datetime | None:

@@ -1,4 +1,9 @@
-"""AIP-155 request ids, shared by every create RPC that a client may retry."""
+"""AIP-155 request ids, shared by every create RPC that a client may retry.
+
+`claim` does it in an ORM transaction; `claiming_sql` and `claimed_sql` are
+the same rule as SQL, for a create that runs as one statement on the plain
+asyncpg pool (CreateMessage, conversations/sql.py).
+"""
 
 from __future__ import annotations
 
@@ -40,3 +45,27 @@ async def claim(db: AsyncSession, user_id: uuid.UUID, scope: str, request_id: st
     )
     assert existing is not None
     return existing, False
+
+
+def claiming_sql(source: str, *, user_id: str, scope: str, request_id: str, resource_id: str) -> str:
+    """An INSERT (for a CTE) claiming request_id once per row of `source`, like `claim`.
+
+    The arguments are SQL expressions (typed bind parameters such as
+    "$2::uuid"). It returns resource_id when this call claimed the id (so it
+    must create the resource) and no row when the key exists (a concurrent
+    first call is waited for on the key's unique index). Then the statement's
+    snapshot cannot see that key: read `claimed_sql` in a new statement.
+    """
+    return (
+        f"INSERT INTO idempotency_keys (user_id, scope, request_id, resource_id) "
+        f"SELECT {user_id}, {scope}, {request_id}, {resource_id} FROM {source} "
+        "ON CONFLICT DO NOTHING RETURNING resource_id"
+    )
+
+
+def claimed_sql(*, user_id: str, scope: str, request_id: str) -> str:
+    """A scalar subquery: the id claimed for (user_id, scope, request_id), SQL expressions as above."""
+    return (
+        f"(SELECT resource_id FROM idempotency_keys "
+        f"WHERE user_id = {user_id} AND scope = {scope} AND request_id = {request_id})"
+    )

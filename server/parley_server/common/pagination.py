@@ -99,9 +99,13 @@ def newest_first(
     can be neither repeated nor skipped between pages.
     """
     if keyset is not None:
-        after = (datetime.fromisoformat(keyset[0]), uuid.UUID(keyset[1]))
-        query = query.where(tuple_(time_column, id_column) < after)
+        query = query.where(tuple_(time_column, id_column) < time_id_after(keyset))
     return query.order_by(time_column.desc(), id_column.desc()).limit(size + 1)
+
+
+def time_id_after(keyset: list[str]) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) a newest_first page starts strictly after (for SQL written by hand too)."""
+    return datetime.fromisoformat(keyset[0]), uuid.UUID(keyset[1])
 
 
 def time_id_keyset(time: datetime, row_id: uuid.UUID) -> tuple[str, str]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
 from parley.conversation.v1 import conversation_pb2
 from parley_server.agents.providers.base import ChatTurn, TurnRole
-from parley_server.common.convert import enum_from_proto, timestamp
+from parley_server.common.convert import enum_from_proto, fill_timestamp
 from parley_server.conversations.service import ConversationChanges, ConversationFilter
-from parley_server.db.models import Conversation, Message, MessageRole, MessageState
+from parley_server.conversations.views import ConversationFields, MessageFields
+from parley_server.db.models import MessageRole, MessageState
 
 MESSAGE_ROLE_TO_PROTO = {
     MessageRole.USER: conversation_pb2.MESSAGE_ROLE_USER,
@@ -27,24 +32,42 @@ MESSAGE_STATE_TO_PROTO = {
 }
 
 
-def conversation_to_proto(conversation: Conversation) -> conversation_pb2.Conversation:
-    return conversation_pb2.Conversation(
-        id=str(conversation.id),
-        agent_id=str(conversation.agent_id),
-        title=conversation.title,
-        archived=conversation.archived,
-        pinned=conversation.pinned,
-        message_count=conversation.message_count,
-        create_time=timestamp(conversation.create_time),
-        update_time=timestamp(conversation.update_time),
-        last_message_time=timestamp(conversation.last_message_time),
-    )
+def conversation_to_proto(conversation: ConversationFields) -> conversation_pb2.Conversation:
+    return _fill_conversation(conversation_pb2.Conversation(), conversation)
 
 
-def message_to_proto(message: Message) -> conversation_pb2.Message:
+def add_conversations(
+    target: RepeatedCompositeFieldContainer[conversation_pb2.Conversation], conversations: Iterable[ConversationFields]
+) -> None:
+    """Append conversations to a response's repeated field.
+
+    Each is built in place by add(): a message built first and then passed
+    in is copied into the field, which made a ListConversations page of 20
+    take ~1.5x as long (timeit).
+    """
+    for conversation in conversations:
+        _fill_conversation(target.add(), conversation)
+
+
+def _fill_conversation(
+    target: conversation_pb2.Conversation, conversation: ConversationFields
+) -> conversation_pb2.Conversation:
+    target.id = str(conversation.id)
+    target.agent_id = str(conversation.agent_id)
+    target.title = conversation.title
+    target.archived = conversation.archived
+    target.pinned = conversation.pinned
+    target.message_count = conversation.message_count
+    fill_timestamp(target.create_time, conversation.create_time)
+    fill_timestamp(target.update_time, conversation.update_time)
+    fill_timestamp(target.last_message_time, conversation.last_message_time)
+    return target
+
+
+def message_to_proto(message: MessageFields) -> conversation_pb2.Message:
     """usage is set only once a provider reported tokens (assistant messages)."""
     reported = message.prompt_tokens > 0 or message.completion_tokens > 0
-    return conversation_pb2.Message(
+    result = conversation_pb2.Message(
         id=str(message.id),
         conversation_id=str(message.conversation_id),
         role=MESSAGE_ROLE_TO_PROTO[message.role],
@@ -58,9 +81,10 @@ def message_to_proto(message: Message) -> conversation_pb2.Message:
         )
         if reported
         else None,
-        create_time=timestamp(message.create_time),
-        update_time=timestamp(message.update_time),
     )
+    fill_timestamp(result.create_time, message.create_time)
+    fill_timestamp(result.update_time, message.update_time)
+    return result
 
 
 def chat_turn_to_proto(turn: ChatTurn) -> conversation_pb2.AgentMessage:

@@ -8,6 +8,7 @@ from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_duration
 from parley_server.common.handlers import Ctx
 from parley_server.conversations.convert import (
+    add_conversations,
     chat_turn_to_proto,
     conversation_changes_from_proto,
     conversation_filter_from_proto,
@@ -39,9 +40,9 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
     ) -> pb.ListConversationsResponse:
         where = conversation_filter_from_proto(request)
         page = await self._service.list_conversations(require_caller(), request.page_size, request.page_token, where)
-        return pb.ListConversationsResponse(
-            conversations=[conversation_to_proto(c) for c in page.items], next_page_token=page.next_page_token
-        )
+        response = pb.ListConversationsResponse(next_page_token=page.next_page_token)
+        add_conversations(response.conversations, page.items)
+        return response
 
     async def GetOrCreateFreshConversation(
         self, request: pb.GetOrCreateFreshConversationRequest, context: Ctx

@@ -12,7 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.common.errors import NotFound, Reason
+from parley_server.conversations.sql import OWNED_CONVERSATION
+from parley_server.conversations.views import ConversationView
+from parley_server.db.database import Database
 from parley_server.db.models import Conversation, Message
+
+
+def conversation_not_found() -> NotFound:
+    return NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+
+
+def message_not_found() -> NotFound:
+    return NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
 
 
 async def owned_conversation(
@@ -24,8 +35,18 @@ async def owned_conversation(
         query = query.with_for_update()
     conversation = (await db.execute(query)).scalar_one_or_none()
     if conversation is None:
-        raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+        raise conversation_not_found()
     return conversation
+
+
+async def owned_conversation_view(
+    database: Database, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> ConversationView:
+    """`owned_conversation` for a read that changes nothing: one prepared statement, no session."""
+    found = await database.fetch(OWNED_CONVERSATION, conversation_id, user_id, into=ConversationView.of)
+    if not found:
+        raise conversation_not_found()
+    return found[0]
 
 
 async def owned_message(
@@ -41,5 +62,5 @@ async def owned_message(
         query = query.with_for_update(of=Message)
     row = (await db.execute(query)).one_or_none()
     if row is None:
-        raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+        raise message_not_found()
     return row[0], row[1]

@@ -21,9 +21,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import ColumnClause, ColumnElement, delete, exists, func, literal_column, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -33,13 +32,20 @@ from parley_server.common import idempotency
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, ResourceExhausted
-from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
+from parley_server.common.pagination import Page, Paginator, time_id_after, time_id_keyset
 from parley_server.common.validation import Violations, only_uuid
-from parley_server.conversations.ownership import owned_conversation, owned_message
+from parley_server.conversations import sql
+from parley_server.conversations.ownership import (
+    conversation_not_found,
+    message_not_found,
+    owned_conversation,
+    owned_conversation_view,
+)
 from parley_server.conversations.titles import clean_title, heuristic_title
+from parley_server.conversations.views import ConversationView, MessageView
 from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import fresh_conversation_key
-from parley_server.db.models import Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.db.models import Agent, Conversation, Message, MessageRole
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 
 log = logging.getLogger(__name__)
@@ -74,7 +80,6 @@ _TURN_ROLES: dict[MessageRole, TurnRole] = {
     MessageRole.ASSISTANT: "assistant",
     MessageRole.SYSTEM: "system",
 }
-_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
 
 
 @dataclass(frozen=True)
@@ -165,14 +170,13 @@ class ConversationService:
             await self._access.require_access(db, caller, agent_uuid)
             return await self._add_conversation(db, caller, agent_uuid, title, conversation_id)
 
-    async def get_conversation(self, caller: Caller, conversation_id: str) -> Conversation:
+    async def get_conversation(self, caller: Caller, conversation_id: str) -> ConversationView:
         cid = only_uuid("conversation_id", conversation_id)
-        async with self._db.read() as db:
-            return await owned_conversation(db, cid, caller.user_id)
+        return await owned_conversation_view(self._db, cid, caller.user_id)
 
     async def list_conversations(
         self, caller: Caller, page_size: int, page_token: str, where: ConversationFilter
-    ) -> Page[Conversation]:
+    ) -> Page[ConversationView]:
         """The caller's conversations, newest activity first, keyset-paginated on (update_time, id)."""
         v = Violations()
         size = Paginator.page_size(v, page_size)
@@ -184,22 +188,22 @@ class ConversationService:
         )
         keyset = self._paginator.decode(v, page_token, scope, 2)
         v.raise_if_any()
-        stmt = select(Conversation).where(Conversation.user_id == caller.user_id)
-        if agent_uuid is not None:
-            stmt = stmt.where(Conversation.agent_id == agent_uuid)
-        if where.archived is not None:
-            stmt = stmt.where(Conversation.archived == where.archived)
-        if where.pinned is not None:
-            stmt = stmt.where(Conversation.pinned == where.pinned)
-        stmt = newest_first(stmt, Conversation.update_time, Conversation.id, keyset, size)
         # Read-only: the word lookup and the page need not share a snapshot.
-        async with self._db.read() as db:
-            if query:
-                tsquery = await self._prefix_tsquery(db, query)
-                if tsquery is None:  # only punctuation: no word can match
-                    return Page([], "")
-                stmt = stmt.where(self._matches(tsquery))
-            rows = list((await db.execute(stmt)).scalars())
+        tsquery = None
+        if query:
+            tsquery = await self._prefix_tsquery(query)
+            if tsquery is None:  # only punctuation: no word can match
+                return Page([], "")
+        statement, args = sql.conversations_page(
+            caller.user_id,
+            agent_id=agent_uuid,
+            archived=where.archived,
+            pinned=where.pinned,
+            tsquery=tsquery,
+            after=None if keyset is None else time_id_after(keyset),
+            limit=size + 1,
+        )
+        rows = await self._db.fetch(statement, *args, into=ConversationView.of)
         return self._paginator.page(rows, size, scope, lambda c: time_id_keyset(c.update_time, c.id))
 
     async def get_or_create_fresh_conversation(self, caller: Caller, agent_id: str) -> tuple[Conversation, bool]:
@@ -294,7 +298,7 @@ class ConversationService:
 
     async def create_message(
         self, caller: Caller, conversation_id: str, role: MessageRole | None, content: str, request_id: str
-    ) -> Message:
+    ) -> MessageView:
         """Append a COMPLETE message; a retried request_id returns the first and changes nothing.
 
         role None stands for a role the request could not name (UNSPECIFIED
@@ -308,27 +312,21 @@ class ConversationService:
         v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None and role is not None
-        async with self._db.transaction() as db:
-            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
-            message_id, create = await idempotency.claim(db, caller.user_id, "message", request_id)
-            if not create:
-                message, _ = await owned_message(db, message_id, caller.user_id)
-                return message
-            now = utcnow()
-            message = Message(
-                id=message_id,
-                conversation_id=conversation.id,
-                role=role,
-                content=content,
-                state=MessageState.COMPLETE,
-                create_time=now,
-                update_time=now,
-            )
-            db.add(message)
-            conversation.message_count += 1
-            conversation.last_message_time = now
-            conversation.update_time = now
-            await db.flush()
+        # One statement (sql.py): lock, claim, insert and count in one round trip.
+        args: list[object] = [cid, caller.user_id, uuid.uuid4(), role.value, content, utcnow()]
+        if request_id:
+            args.append(request_id)
+        (outcome,) = await self._db.fetch(
+            sql.CREATE_MESSAGE_CLAIMED if request_id else sql.CREATE_MESSAGE, *args, into=tuple
+        )
+        if not outcome[0]:
+            raise conversation_not_found()
+        if outcome[1] is None:  # a replay: the first call's message, in a statement that can see it
+            replayed = await self._db.fetch(sql.REPLAYED_MESSAGE, caller.user_id, request_id, into=MessageView.of)
+            if not replayed:
+                raise message_not_found()
+            return replayed[0]
+        message = MessageView.of(outcome[1:])
         self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))
         return message
 
@@ -528,8 +526,7 @@ class ConversationService:
         await db.flush()
         return conversation
 
-    @staticmethod
-    async def _prefix_tsquery(db: AsyncSession, query: str) -> str | None:
+    async def _prefix_tsquery(self, query: str) -> str | None:
         """A to_tsquery text matching documents that contain every word of query as a prefix.
 
         The words are the lexemes PostgreSQL's own 'simple' parser finds in
@@ -537,17 +534,9 @@ class ConversationService:
         hyphenated words) and nothing the user typed is parsed as tsquery
         syntax. None when query has no word at all.
         """
-        lexemes: list[str] = await db.scalar(select(func.tsvector_to_array(func.to_tsvector(_SIMPLE, query)))) or []
+        (found,) = await self._db.fetch(sql.QUERY_LEXEMES, query, into=lambda record: record[0])
+        lexemes: list[str] = found or []
         if not lexemes:
             return None
         quoted = ("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "':*" for lexeme in lexemes)
         return " & ".join(quoted)
-
-    @staticmethod
-    def _matches(tsquery: str) -> ColumnElement[bool]:
-        """Conversations whose title or any message matches tsquery (bound, never interpolated)."""
-        compiled = func.to_tsquery(_SIMPLE, tsquery)
-        return or_(
-            Conversation.title_search.bool_op("@@")(compiled),
-            exists().where(Message.conversation_id == Conversation.id, Message.content_search.bool_op("@@")(compiled)),
-        )

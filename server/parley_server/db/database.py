@@ -4,7 +4,8 @@ Domain services never build sessions themselves: they call
 `Database.transaction()`, which commits when the block ends normally and rolls
 back on any exception. That is what guarantees "bad input changes nothing":
 a domain error raised half-way through a write leaves the database untouched.
-Reads that are a single statement use `Database.read()` instead.
+The hottest paths skip the ORM altogether: `Database.fetch()` runs one
+statement (a read, or a write chained in CTEs) on a plain asyncpg pool.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from sqlalchemy import CursorResult, Result, event, text
@@ -29,9 +30,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from parley_server.db.connections import ConnectionPool
 from parley_server.db.outage import is_outage
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# How long close() lets the plain pool's idle connections close politely before cutting them off.
+POOL_CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def normalise_url(url: str) -> str:
@@ -55,6 +61,21 @@ def rowcount(result: Result[Any]) -> int:
     promise a CursorResult for every statement a session runs.
     """
     return cast(CursorResult[Any], result).rowcount
+
+
+class Binds:
+    """The positional parameters ($1, $2, ...) of a statement built for `Database.fetch`.
+
+    Calling it with a value records the value and returns its placeholder,
+    so optional clauses can be joined without counting by hand.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def __call__(self, value: object) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
 
 
 def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -98,13 +119,17 @@ class Reachability:
 
 
 class Database:
-    """An async engine plus the session factory bound to it."""
+    """An async engine plus the session factory bound to it, and a plain asyncpg pool for hot statements."""
 
     def __init__(self, url: str, *, pool_size: int = 30, pool_timeout: float = 60) -> None:
         self.url = normalise_url(url)
+        # pool_size is the process's whole budget: a third of it for the
+        # plain pool (its statements are short, a few connections keep up
+        # with a busy event loop), the rest for the engine.
+        plain_size = max(2, pool_size // 3)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
-            pool_size=pool_size,
+            pool_size=max(1, pool_size - plain_size),
             # Overflow connections are closed when given back, and a new one
             # costs a connect plus asyncpg's type introspection: keep the
             # overflow small so a busy server reuses its connections.
@@ -117,11 +142,9 @@ class Database:
         event.listen(self.engine.sync_engine.pool, "checkout", _discard_if_closed)
         event.listen(self.engine.sync_engine, "handle_error", self._on_error)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._reads = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
         self.reachability = Reachability()
         self._probe_conn: asyncpg.Connection | None = None
+        self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size)
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's hook for every failed statement or connect: outages flip health at once."""
@@ -134,21 +157,30 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for one read-only statement, outside any transaction.
+    async def fetch(self, sql: str, *args: Any, into: Callable[[asyncpg.Record], T]) -> list[T]:
+        """The rows of one SQL statement, each made into a T by `into`; the statement commits on its own.
 
-        `transaction()` wraps a lone SELECT in BEGIN and COMMIT: two more
-        round trips, each a wait plus its share of asyncpg and SQLAlchemy
-        work. A single statement is atomic by itself, so a read that is one
-        statement (or several that need not see one snapshot) loses nothing
-        without them. Never write here: each statement would commit alone.
-        Measured (scripts/bench_unary.py --workers 1, noisy shared machine):
-        GetConversation 2,492 -> 1,962 us CPU per request, asyncpg's share
-        580 -> 92 us; ListConversations' first page 3,855 -> 2,608 us.
+        For the hottest paths (GetConversation, ListConversations,
+        CreateMessage): asyncpg prepares each distinct SQL text once per
+        connection and reuses it, with none of SQLAlchemy's per-statement
+        work (cache keys, parameter coercion, ORM loading, a session, the
+        greenlet that bridges it, and for a lone read the BEGIN and COMMIT
+        round trips of a transaction). Measured with scripts/bench_unary.py
+        --workers 1 --profile (py-spy, one run each on a noisy shared
+        machine): server CPU per GetConversation 2,339 -> 1,000 us,
+        ListConversations' first page 3,120 -> 1,445 us, CreateMessage with
+        a request_id 6,851 -> 1,460 us; SQLAlchemy's share (665, 946 and
+        2,477 us) gone. Because each statement commits alone, a write here
+        must be one statement (CTEs may chain several changes, atomically).
+        Outages are reported to `reachability` like the engine's.
         """
-        async with self._reads() as session:
-            yield session
+        try:
+            records = await self._plain.fetch(sql, args)
+        except Exception as exc:
+            if is_outage(exc):
+                self.reachability.report(False)
+            raise
+        return [into(record) for record in records]
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -224,4 +256,5 @@ class Database:
             with contextlib.suppress(Exception):
                 await self._probe_conn.close(timeout=1)
             self._probe_conn = None
+        await self._plain.close(POOL_CLOSE_TIMEOUT_SECONDS)
         await self.engine.dispose()

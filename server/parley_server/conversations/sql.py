@@ -1,0 +1,142 @@
+"""The SQL of conversations' hot paths, run on the plain asyncpg pool (Database.fetch).
+
+GetConversation, ListConversations and CreateMessage are the RPCs a client
+calls most; SQLAlchemy's per-statement work (and the ORM's per-row work)
+cost them more CPU than everything else together. The SQL for the
+conversations and messages tables lives here, beside the domain that owns
+them; each text is fixed (ListConversations' filters pick one of a few), so
+asyncpg prepares it once per connection. Column lists match
+conversations/views.py, which reads records by position.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from parley_server.common.idempotency import claimed_sql, claiming_sql
+from parley_server.db.database import Binds
+
+_CONVERSATION_COLUMNS = (
+    "id",
+    "agent_id",
+    "title",
+    "archived",
+    "pinned",
+    "message_count",
+    "create_time",
+    "update_time",
+    "last_message_time",
+)
+_MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "role",
+    "content",
+    "state",
+    "failure_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "create_time",
+    "update_time",
+)
+
+
+def _columns(names: tuple[str, ...], alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in names)
+
+
+# $1 conversation id, $2 user id.
+OWNED_CONVERSATION = (
+    f"SELECT {_columns(_CONVERSATION_COLUMNS, 'c')} FROM conversations c WHERE c.id = $1::uuid AND c.user_id = $2::uuid"
+)
+
+# $1 the text to search for: the lexemes PostgreSQL's 'simple' parser finds in it.
+QUERY_LEXEMES = "SELECT tsvector_to_array(to_tsvector('simple'::regconfig, $1::text))"
+
+
+def conversations_page(
+    user_id: uuid.UUID,
+    *,
+    agent_id: uuid.UUID | None,
+    archived: bool | None,
+    pinned: bool | None,
+    tsquery: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> tuple[str, list[object]]:
+    """ListConversations' statement and its arguments: the user's, newest activity first.
+
+    Ordered by (update_time, id) descending, strictly after `after`, as the
+    index ix_conversations_user_update is. tsquery (a to_tsquery text) matches
+    the title or any message; it is bound, never interpolated.
+    """
+    bind = Binds()
+    where = [f"c.user_id = {bind(user_id)}::uuid"]
+    if agent_id is not None:
+        where.append(f"c.agent_id = {bind(agent_id)}::uuid")
+    if archived is not None:
+        where.append(f"c.archived = {bind(archived)}::boolean")
+    if pinned is not None:
+        where.append(f"c.pinned = {bind(pinned)}::boolean")
+    if after is not None:
+        where.append(f"(c.update_time, c.id) < ({bind(after[0])}::timestamptz, {bind(after[1])}::uuid)")
+    if tsquery is not None:
+        query = f"to_tsquery('simple'::regconfig, {bind(tsquery)}::text)"
+        where.append(
+            f"(c.title_search @@ {query} OR EXISTS "
+            f"(SELECT FROM messages m WHERE m.conversation_id = c.id AND m.content_search @@ {query}))"
+        )
+    sql = (
+        f"SELECT {_columns(_CONVERSATION_COLUMNS, 'c')} FROM conversations c WHERE {' AND '.join(where)} "
+        f"ORDER BY c.update_time DESC, c.id DESC LIMIT {bind(limit)}::integer"
+    )
+    return sql, bind.values
+
+
+def _create_message(*, claimed: bool) -> str:
+    """CreateMessage in one statement, so in one transaction and one round trip.
+
+    $1 conversation id, $2 user id, $3 the new message's id, $4 role,
+    $5 content, $6 the time, and with `claimed` $7 the request id.
+    The caller's conversation is locked (FOR UPDATE, as every change of its
+    message_count is made), the request id claimed (with `claimed`), the
+    message inserted and the conversation's counters bumped. The statement
+    answers whether the conversation is the caller's, then the new message's
+    columns: NULL when there is none (not the caller's, or a replay of
+    request id $7, whose message is read by REPLAYED_MESSAGE).
+    """
+    source = "owned"
+    claim = ""
+    message_id = "$3::uuid"
+    if claimed:
+        claiming = claiming_sql(
+            "owned", user_id="$2::uuid", scope="'message'", request_id="$7::text", resource_id="$3::uuid"
+        )
+        claim = f"claim AS ({claiming}), "
+        source = "owned, claim"
+        message_id = "claim.resource_id"
+    return (
+        "WITH owned AS (SELECT id FROM conversations WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE), "
+        + claim
+        + "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
+        "prompt_tokens, completion_tokens, create_time, update_time) "
+        f"SELECT {message_id}, owned.id, $4::message_role, $5::text, 'complete', '', 0, 0, "
+        f"$6::timestamptz, $6::timestamptz FROM {source} "
+        f"RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
+        "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
+        "last_message_time = $6::timestamptz, update_time = $6::timestamptz "
+        "WHERE id IN (SELECT conversation_id FROM created)) "
+        f"SELECT EXISTS (SELECT FROM owned), {_columns(_MESSAGE_COLUMNS, 'created')} "
+        "FROM (VALUES (true)) AS one (x) LEFT JOIN created ON true"
+    )
+
+
+CREATE_MESSAGE = _create_message(claimed=False)
+CREATE_MESSAGE_CLAIMED = _create_message(claimed=True)
+
+# $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
+REPLAYED_MESSAGE = (
+    f"SELECT {_columns(_MESSAGE_COLUMNS, 'm')} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+    "WHERE c.user_id = $1::uuid AND m.id = " + claimed_sql(user_id="$1::uuid", scope="'message'", request_id="$2::text")
+)

@@ -1,0 +1,115 @@
+"""Light read models of conversations and messages, for the paths that skip the ORM.
+
+GetConversation, ListConversations and CreateMessage read plain asyncpg
+records (Database.fetch) instead of ORM objects: no identity map, no
+attribute instrumentation, no session. These named tuples (built from a
+record in C, unlike a frozen dataclass's __init__) carry the same fields
+under the same names as the ORM models, so one converter
+(conversations/convert.py) serves both through the protocols below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from asyncpg import Record
+
+from parley_server.db.models import MessageRole, MessageState
+
+
+class ConversationFields(Protocol):
+    """What a conversation's response shows: a Conversation row or a ConversationView."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def agent_id(self) -> uuid.UUID: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def archived(self) -> bool: ...
+    @property
+    def pinned(self) -> bool: ...
+    @property
+    def message_count(self) -> int: ...
+    @property
+    def create_time(self) -> datetime: ...
+    @property
+    def update_time(self) -> datetime: ...
+    @property
+    def last_message_time(self) -> datetime | None: ...
+
+
+class MessageFields(Protocol):
+    """What a message's response shows: a Message row or a MessageView."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def conversation_id(self) -> uuid.UUID: ...
+    @property
+    def role(self) -> MessageRole: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def state(self) -> MessageState: ...
+    @property
+    def failure_reason(self) -> str: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def create_time(self) -> datetime: ...
+    @property
+    def update_time(self) -> datetime: ...
+
+
+class ConversationView(NamedTuple):
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    title: str
+    archived: bool
+    pinned: bool
+    message_count: int
+    create_time: datetime
+    update_time: datetime
+    last_message_time: datetime | None
+
+    @classmethod
+    def of(cls, record: Record) -> ConversationView:
+        """From a record of sql.py's conversation columns, in that order."""
+        return cls._make(record)
+
+
+class MessageView(NamedTuple):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    role: MessageRole
+    content: str
+    state: MessageState
+    failure_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    create_time: datetime
+    update_time: datetime
+
+    @classmethod
+    def of(cls, record: Record | tuple[Any, ...]) -> MessageView:
+        """From a record (or a record's slice) of sql.py's message columns; enums arrive as their text."""
+        return cls._make(
+            (
+                record[0],
+                record[1],
+                MessageRole(record[2]),
+                record[3],
+                MessageState(record[4]),
+                record[5],
+                record[6],
+                record[7],
+                record[8],
+                record[9],
+            )
+        )
