@@ -147,9 +147,9 @@ class Heartbeat:
     async def live_replicas(self) -> list[ReplicaStatus]:
         """Every live process, this one included (as it is now, even if its row is missing),
         by address, host and pid."""
-        query = select(Replica).where(Replica.expire_time >= func.now(), Replica.id != self.id)
-        async with self._db.read() as db:
-            rows = list((await db.execute(query)).scalars())
+        query = select(Replica.__table__).where(Replica.expire_time >= func.now(), Replica.id != self.id)
+        async with self._db.autocommit() as conn:
+            rows = list(await conn.execute(query))
         others = [
             ReplicaStatus(
                 id=row.id,
