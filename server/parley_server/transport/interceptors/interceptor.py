@@ -63,6 +63,8 @@ class _Method:
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
+    """The server's only interceptor; its steps need the sessions to authenticate callers."""
+
     def __init__(self, sessions: SessionService) -> None:
         self._auth = Authenticator(sessions)
         self._errors = ErrorMapping()
@@ -84,7 +86,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _wrap(self, name: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-        method = _Method(name, rpc_log.method_json(name), access_for(name), _check(handler.request_streaming))
+        check = checked_stream if handler.request_streaming else checked
+        method = _Method(name, rpc_log.method_json(name), access_for(name), check)
         streaming = (handler.request_streaming, handler.response_streaming)
         # The stubs type these for the synchronous server; grpc.aio calls them
         # with its own ServicerContext. The one the flags name is set.
@@ -125,10 +128,6 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return streamed
 
 
-def _check(request_streaming: bool) -> Callable[[Any], Any]:
-    return checked_stream if request_streaming else checked
-
-
 class _Call:
     """One RPC passing the steps: entered before the handler runs, exited after its last response."""
 
@@ -149,8 +148,8 @@ class _Call:
         try:
             caller = await self._auth.caller(metadata, self._method.access)
         except Exception as error:
-            await self._end(error)
-            raise  # _end re-raises it as a status already
+            await self._end(error)  # answers it: raises the status instead
+            raise
         if caller is not None:
             info.user_id = str(caller.user_id)
         current_caller.set(caller)
