@@ -104,3 +104,25 @@ async def test_a_stream_the_caller_cancels_logs_cancelled(
             await asyncio.sleep(0.05)
     line = line_of(caplog, "watch-1")
     assert (line["rpc"], line["code"], line["user"]) == ("/grpc.health.v1.Health/Watch", "CANCELLED", None)
+
+
+async def test_a_call_cancelled_while_its_caller_is_looked_up_logs_cancelled(
+    stubs: Stubs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await stubs.active_account()
+    looking_up = asyncio.Event()
+
+    async def stuck(token: str) -> None:
+        looking_up.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(stubs.app.sessions, "authenticate", stuck)
+    call = stubs.auth.GetCurrentUser(
+        auth_pb2.GetCurrentUserRequest(), metadata=(*alice.md, ("x-request-id", "stuck-1"))
+    )
+    await looking_up.wait()
+    call.cancel()
+    async with asyncio.timeout(10):  # the server notices the cancellation soon after
+        while not any(line["request_id"] == "stuck-1" for line in lines(caplog)):
+            await asyncio.sleep(0.05)
+    assert line_of(caplog, "stuck-1")["code"] == "CANCELLED"

@@ -147,8 +147,8 @@ class _Call:
         current_request.set(info)
         try:
             caller = await self._auth.caller(metadata, self._method.access)
-        except Exception as error:
-            await self._end(error)  # answers it: raises the status instead
+        except BaseException as error:  # a refusal, or the caller gone while it was looked up
+            await self._end(error)  # answering an Exception raises its status instead
             raise
         if caller is not None:
             info.user_id = str(caller.user_id)
