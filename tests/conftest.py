@@ -27,9 +27,8 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import grpc
@@ -46,7 +45,7 @@ from parley_server.db.database import asyncpg_dsn, normalise_url
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
 from parley_server.transport.interceptors.access_policy import POLICY, implied_errors
-from parley_server.transport.interceptors.error_interceptor import CODES, ErrorInterceptor
+from parley_server.transport.interceptors.error_status import CODES, ErrorMapping
 from parley_server.transport.server import RunningServer, start_server
 from tests.helpers.accounts import Account
 from tests.helpers.grpc_web import RunningBridge, http
@@ -55,22 +54,18 @@ from tests.helpers.served import free_port
 from tests.helpers.stubs import Stubs
 
 SENT_ERRORS: set[tuple[str, str, str]] = set()
-_map_errors = ErrorInterceptor.around
+_answer = ErrorMapping.answer
 
 
-@asynccontextmanager
-async def _recording_around(
-    self: ErrorInterceptor, context: grpc.aio.ServicerContext, method_name: str
-) -> AsyncIterator[None]:
-    async with _map_errors(self, context, method_name):
-        try:
-            yield
-        except DomainError as exc:
-            SENT_ERRORS.add((method_name, CODES[type(exc)].name, str(exc.reason)))
-            raise
+async def _recording_answer(
+    self: ErrorMapping, context: grpc.aio.ServicerContext, method_name: str, error: Exception
+) -> NoReturn:
+    if isinstance(error, DomainError):
+        SENT_ERRORS.add((method_name, CODES[type(error)].name, str(error.reason)))
+    await _answer(self, context, method_name, error)
 
 
-ErrorInterceptor.around = _recording_around  # type: ignore[method-assign]
+ErrorMapping.answer = _recording_answer  # type: ignore[method-assign]
 
 
 def undeclared_errors() -> list[str]:

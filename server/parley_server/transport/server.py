@@ -26,11 +26,7 @@ from parley_server.agents.handlers import AgentHandlers
 from parley_server.app import App
 from parley_server.chat.handlers import ChatHandlers
 from parley_server.conversations.handlers import ConversationHandlers
-from parley_server.transport.interceptors.auth_interceptor import AuthInterceptor
-from parley_server.transport.interceptors.base import AroundChain
-from parley_server.transport.interceptors.decode_interceptor import DecodeInterceptor
-from parley_server.transport.interceptors.error_interceptor import ErrorInterceptor
-from parley_server.transport.interceptors.logging_interceptor import LoggingInterceptor
+from parley_server.transport.interceptors.interceptor import RpcInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +116,7 @@ class RunningServer:
 async def start_server(app: App, address: str) -> RunningServer:
     """Build and start the server on address ("host:port"; port 0 picks one)."""
     server = grpc.aio.server(
-        interceptors=[
-            AroundChain(LoggingInterceptor(), ErrorInterceptor(), AuthInterceptor(app.sessions)),
-            DecodeInterceptor(),
-        ],
+        interceptors=[RpcInterceptor(app.sessions)],
         options=server_options(app.settings.max_message_bytes),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)

@@ -1,1 +1,1 @@
-"""Server interceptors, one concern each; transport/server.py orders them."""
+"""Parley's server interceptor (interceptor.py) and its steps, one concern per module."""

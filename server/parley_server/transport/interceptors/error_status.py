@@ -11,13 +11,10 @@ INTERNAL with only that id in the message, so no internals reach the caller.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -28,7 +25,6 @@ from grpc_status import rpc_status
 from parley_server.common import errors
 from parley_server.common.errors import Reason
 from parley_server.db.outage import is_outage
-from parley_server.transport.interceptors.base import AroundInterceptor
 from parley_server.transport.interceptors.request_context import current_request
 
 log = logging.getLogger(__name__)
@@ -111,36 +107,35 @@ def database_unavailable(request_id: str) -> grpc.Status:
     return _Status(status.code, status.details, (*status.trailing_metadata, pushback))
 
 
-async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-class ErrorInterceptor(AroundInterceptor):
-    @asynccontextmanager
-    async def around(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> AsyncIterator[None]:
-        try:
-            yield
-        except errors.DomainError as exc:
-            await abort_with(context, status_for(exc))
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except NotImplementedError:
+class ErrorMapping:
+    """The interceptor's error step: the status an exception out of the RPC becomes."""
+
+    async def answer(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str, error: Exception) -> NoReturn:
+        """End the RPC with the status for `error` (raises, as context.abort does)."""
+        if isinstance(error, errors.DomainError):
+            await abort_with(context, status_for(error))
+        if isinstance(error, grpc.aio.AbortError):
+            raise error  # the status is already set
+        if isinstance(error, NotImplementedError):
             # What the generated base servicer raises for an RPC without a handler.
             await abort_with(
                 context,
                 rich_status(grpc.StatusCode.UNIMPLEMENTED, "this method is not implemented", Reason.UNIMPLEMENTED),
             )
-        except Exception as exc:
-            rid = _request_id()
-            if is_outage(exc):
-                log.warning("database unavailable in %s (request %s): %r", method_name, rid, exc)
-                status = database_unavailable(rid)
-            else:
-                log.exception("unexpected error in %s (request %s)", method_name, rid)
-                status = rich_status(
-                    grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", Reason.INTERNAL, {"request_id": rid}
-                )
-            await abort_with(context, status)
+        rid = _request_id()
+        if is_outage(error):
+            log.warning("database unavailable in %s (request %s): %r", method_name, rid, error)
+            status = database_unavailable(rid)
+        else:
+            log.error("unexpected error in %s (request %s)", method_name, rid, exc_info=error)
+            status = rich_status(
+                grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", Reason.INTERNAL, {"request_id": rid}
+            )
+        await abort_with(context, status)
 
 
 def _request_id() -> str:

@@ -1,65 +1,49 @@
 """Authentication and coarse authorisation from the access policy table.
 
-Runs inside the error interceptor, so it raises domain errors and lets that
-interceptor shape the status. Resource ownership is not decided here: that is
+Runs inside the interceptor's error step, so it raises domain errors and lets
+that step shape the status. Resource ownership is not decided here: that is
 a domain rule (another user's conversation is NOT_FOUND, not DENIED).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-import grpc
-
 from parley_server.accounts.session_service import SessionService
-from parley_server.common.caller import Caller, current_caller, current_client_address
+from parley_server.common.caller import Caller
 from parley_server.common.errors import PermissionDenied, Reason, Unauthenticated
 from parley_server.db.models import UserState
-from parley_server.transport.interceptors.access_policy import Access, access_for
-from parley_server.transport.interceptors.base import AroundInterceptor
-from parley_server.transport.interceptors.request_context import client_address, current_request
+from parley_server.transport.interceptors.access_policy import Access
+from parley_server.transport.interceptors.request_context import Metadata
 
 BEARER = "bearer "
 # The whole authorization metadata value: "Bearer " and the access token.
 MAX_AUTHORIZATION_LENGTH = 4096
 
 
-class AuthInterceptor(AroundInterceptor):
+class Authenticator:
+    """The interceptor's auth step: who calls, and whether they may call this method."""
+
     def __init__(self, sessions: SessionService) -> None:
         self._sessions = sessions
 
-    @asynccontextmanager
-    async def around(self, context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> AsyncIterator[None]:
-        access = access_for(method_name)
+    async def caller(self, metadata: Metadata, access: Access | None) -> Caller | None:
+        """The caller allowed to make a call of this access level (None for a
+        public RPC); raises the domain error to answer otherwise."""
         if access is None:
             raise PermissionDenied("this method is not open to callers", reason=Reason.METHOD_NOT_ALLOWED)
-        caller = await self._caller(context, required=access is not Access.PUBLIC)
+        caller = await self._caller(metadata, required=access is not Access.PUBLIC)
         if caller is not None:
             _authorise(caller, access)
-            info = current_request.get()
-            if info is not None:
-                info.user_id = str(caller.user_id)
-        previous = current_caller.get(), current_client_address.get()
-        current_caller.set(caller)
-        current_client_address.set(client_address(context))
-        try:
-            yield
-        finally:
-            # set, not reset(token): see logging_interceptor.
-            current_caller.set(previous[0])
-            current_client_address.set(previous[1])
+        return caller
 
-    async def _caller(self, context: grpc.aio.ServicerContext[Any, Any], *, required: bool) -> Caller | None:
+    async def _caller(self, metadata: Metadata, *, required: bool) -> Caller | None:
         """The authenticated caller; None for public RPCs called without a token.
 
         A public RPC called with a token ignores it: a stale token in a
         client's default metadata must not break Login or RefreshToken.
         """
-        header = _authorization(context)
         if not required:
             return None
+        header = _authorization(metadata)
         if header is None:
             raise Unauthenticated(
                 "authentication required: send `authorization: Bearer <token>`", reason=Reason.TOKEN_MISSING
@@ -69,8 +53,8 @@ class AuthInterceptor(AroundInterceptor):
         return await self._sessions.authenticate(header[len(BEARER) :].strip())
 
 
-def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    for key, value in context.invocation_metadata() or ():
+def _authorization(metadata: Metadata) -> str | None:
+    for key, value in metadata:
         if key == "authorization" and isinstance(value, str):
             return value
     return None

@@ -1,0 +1,128 @@
+"""Each RPC logs one line: a JSON object with its method, final status,
+duration, caller and request id, which operators grep and parse."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from parley.auth.v1 import auth_pb2
+from parley.conversation.v1 import conversation_pb2
+from tests.helpers.errors import expect_error
+from tests.helpers.stubs import Stubs
+
+FIELDS = {"rpc", "code", "ms", "user", "request_id"}
+FRESH_ID = re.compile(r"[0-9a-f]{32}")
+GET_CURRENT_USER = "/parley.auth.v1.AuthService/GetCurrentUser"
+
+
+@pytest.fixture(autouse=True)
+def rpc_lines(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="parley.rpc")
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    messages = [r.getMessage() for r in caplog.records if r.name == "parley.rpc"]
+    assert all("\n" not in m for m in messages), messages
+    return [json.loads(m) for m in messages]
+
+
+def line_of(caplog: pytest.LogCaptureFixture, request_id: str) -> dict[str, Any]:
+    found = [line for line in lines(caplog) if line["request_id"] == request_id]
+    assert len(found) == 1, found
+    return found[0]
+
+
+async def test_a_call_logs_its_method_status_caller_and_request_id(
+    stubs: Stubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await stubs.active_account()
+    request_id = 'trace "7" \\ of a caller'  # quotes and a backslash stay valid JSON
+    await stubs.auth.GetCurrentUser(
+        auth_pb2.GetCurrentUserRequest(), metadata=(*alice.md, ("x-request-id", request_id))
+    )
+    line = line_of(caplog, request_id)
+    assert set(line) == FIELDS
+    assert line["rpc"] == GET_CURRENT_USER
+    assert (line["code"], line["user"]) == ("OK", alice.user.id)
+    assert isinstance(line["ms"], float) and line["ms"] >= 0
+
+
+async def test_a_refused_call_logs_its_status_and_a_fresh_request_id(
+    stubs: Stubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(2):
+        anonymous = stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest())
+        await expect_error(anonymous, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+    refused = [line for line in lines(caplog) if line["rpc"] == GET_CURRENT_USER]
+    assert [(line["code"], line["user"]) for line in refused] == [("UNAUTHENTICATED", None)] * 2
+    ids = [line["request_id"] for line in refused]
+    assert all(FRESH_ID.fullmatch(i) for i in ids) and ids[0] != ids[1], ids
+
+
+async def test_an_unexpected_error_is_internal_with_the_request_id_it_is_logged_under(
+    stubs: Stubs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await stubs.active_account()
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(stubs.app.conversations, "get_conversation", broken)
+    details = await expect_error(
+        stubs.conversation.GetConversation(
+            conversation_pb2.GetConversationRequest(conversation_id=str(uuid.uuid4())),
+            metadata=(*alice.md, ("x-request-id", "bug-hunt-1")),
+        ),
+        grpc.StatusCode.INTERNAL,
+        "INTERNAL",
+    )
+    assert "bug-hunt-1" in details.message and "a bug" not in details.message
+    assert details.metadata == {"request_id": "bug-hunt-1"}
+    assert line_of(caplog, "bug-hunt-1")["code"] == "INTERNAL"
+    assert any("bug-hunt-1" in r.getMessage() and r.exc_info for r in caplog.records if r.levelno == logging.ERROR)
+
+
+async def test_a_stream_the_caller_cancels_logs_cancelled(
+    channel: grpc.aio.Channel, stubs: Stubs, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(), metadata=(("x-request-id", "watch-1"),), timeout=30
+    )
+    await anext(aiter(watch))
+    watch.cancel()
+    async with asyncio.timeout(10):  # the server notices the cancellation soon after
+        while not any(line["request_id"] == "watch-1" for line in lines(caplog)):
+            await asyncio.sleep(0.05)
+    line = line_of(caplog, "watch-1")
+    assert (line["rpc"], line["code"], line["user"]) == ("/grpc.health.v1.Health/Watch", "CANCELLED", None)
+
+
+async def test_a_call_cancelled_while_its_caller_is_looked_up_logs_cancelled(
+    stubs: Stubs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await stubs.active_account()
+    looking_up = asyncio.Event()
+
+    async def stuck(token: str) -> None:
+        looking_up.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(stubs.app.sessions, "authenticate", stuck)
+    call = stubs.auth.GetCurrentUser(
+        auth_pb2.GetCurrentUserRequest(), metadata=(*alice.md, ("x-request-id", "stuck-1"))
+    )
+    await looking_up.wait()
+    call.cancel()
+    async with asyncio.timeout(10):  # the server notices the cancellation soon after
+        while not any(line["request_id"] == "stuck-1" for line in lines(caplog)):
+            await asyncio.sleep(0.05)
+    assert line_of(caplog, "stuck-1")["code"] == "CANCELLED"
