@@ -5,14 +5,17 @@ everything it owns in one statement, whichever code path deletes it.
 """
 
 from parley_server.db.models.accounts import (
+    ApiKey,
     EmailToken,
     Invite,
     OutboxEmail,
     RefreshToken,
     Role,
+    Scope,
     Session,
     TokenPurpose,
     User,
+    UserKind,
     UserState,
     WaitlistEntry,
 )
@@ -24,6 +27,7 @@ from parley_server.db.models.conversations import FINAL_STATES, Conversation, Me
 
 __all__ = [
     "Agent",
+    "ApiKey",
     "AgentGrant",
     "AgentProvider",
     "AgentVisibility",
@@ -40,12 +44,14 @@ __all__ = [
     "RateLimitCounter",
     "RefreshToken",
     "Role",
+    "Scope",
     "Session",
     "StatsDay",
     "StatsDayAgent",
     "TokenPurpose",
     "UsageDaily",
     "User",
+    "UserKind",
     "UserState",
     "WaitlistEntry",
 ]

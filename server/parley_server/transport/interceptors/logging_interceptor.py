@@ -48,6 +48,8 @@ class LoggingInterceptor(AroundInterceptor):
                         "code": code,
                         "ms": round((time.perf_counter() - started) * 1000, 2),
                         "user": info.user_id,
+                        "principal": info.principal_id,
+                        "api_key": info.api_key_id,
                         "request_id": info.request_id,
                     }
                 )

@@ -15,7 +15,12 @@ class RequestInfo:
     """Filled in as the RPC passes the interceptors; the logging one prints it."""
 
     request_id: str
+    # The account whose rights the call has.
     user_id: str | None = None
+    # For a call by API key: the key, and its owner (a service account acting
+    # for user_id, or user_id itself).
+    api_key_id: str | None = None
+    principal_id: str | None = None
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
