@@ -74,7 +74,7 @@ ANY_RPC_ERRORS: tuple[tuple[str, Reason], ...] = (
     ("UNAVAILABLE", Reason.DATABASE_UNAVAILABLE),
     ("INTERNAL", Reason.INTERNAL),
 )
-# What the auth interceptor answers a caller without a usable token.
+# What the auth interceptor answers a caller without a usable token or API key.
 TOKEN_ERRORS: tuple[tuple[str, Reason], ...] = tuple(
     ("UNAUTHENTICATED", reason)
     for reason in (
@@ -86,8 +86,10 @@ TOKEN_ERRORS: tuple[tuple[str, Reason], ...] = tuple(
         Reason.API_KEY_REVOKED,
         Reason.API_KEY_EXPIRED,
     )
-) + (
-    # What a call by API key can meet besides (see the auth interceptor).
+)
+# What a call by API key can meet besides: an RPC it may not call, acting for
+# a user, the per-key rate limit (see the auth interceptor).
+KEY_ERRORS: tuple[tuple[str, Reason], ...] = (
     ("PERMISSION_DENIED", Reason.API_KEY_NOT_ALLOWED),
     ("PERMISSION_DENIED", Reason.SCOPE_REQUIRED),
     ("PERMISSION_DENIED", Reason.ON_BEHALF_OF_NOT_ALLOWED),
@@ -96,9 +98,9 @@ TOKEN_ERRORS: tuple[tuple[str, Reason], ...] = tuple(
 )
 LEVEL_ERRORS: dict[Access, tuple[tuple[str, Reason], ...]] = {
     Access.PUBLIC: (),
-    Access.AUTHENTICATED: TOKEN_ERRORS,
-    Access.USER: (*TOKEN_ERRORS, ("PERMISSION_DENIED", Reason.EMAIL_NOT_VERIFIED)),
-    Access.ADMIN: (*TOKEN_ERRORS, ("PERMISSION_DENIED", Reason.ADMIN_REQUIRED)),
+    Access.AUTHENTICATED: (*TOKEN_ERRORS, *KEY_ERRORS),
+    Access.USER: (*TOKEN_ERRORS, *KEY_ERRORS, ("PERMISSION_DENIED", Reason.EMAIL_NOT_VERIFIED)),
+    Access.ADMIN: (*TOKEN_ERRORS, *KEY_ERRORS, ("PERMISSION_DENIED", Reason.ADMIN_REQUIRED)),
 }
 
 
