@@ -3,8 +3,8 @@
 Everything in the page comes from one place that the code also reads:
 - descriptions: the proto comments, read from a descriptor set built with
   `grpc_tools.protoc --include_source_info`;
-- who may call each RPC and whether it is retried: its `(parley.api.v1.access)`
-  and `idempotency_level` options;
+- who may call each RPC, which API keys may, and whether it is retried: its
+  `(parley.api.v1.access)`, `(parley.api.v1.scope)` and `idempotency_level` options;
 - the errors of each RPC: its `(parley.api.v1.errors)` option plus those its
   access level implies (`parley_server.transport.interceptors.access_policy`), with the
   meaning of each reason from `parley_server.common.errors.Reason`.
@@ -214,6 +214,16 @@ def errors_table(method: descriptor_pb2.MethodDescriptorProto, access: int) -> l
     return lines
 
 
+def key_scope(method: descriptor_pb2.MethodDescriptorProto, access: int) -> list[str]:
+    """The `(parley.api.v1.scope)` line: which API keys may call the RPC (public RPCs need no credential)."""
+    if access == access_pb2.ACCESS_PUBLIC:
+        return []
+    scope = method.options.Extensions[access_pb2.scope]
+    if scope == access_pb2.SCOPE_UNSPECIFIED:
+        return ["- **API keys:** refused (`API_KEY_NOT_ALLOWED`): sessions only"]
+    return [f"- **API keys:** need `{access_pb2.Scope.Name(scope)}`"]
+
+
 def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb2.MethodDescriptorProto) -> list[str]:
     path = f"{service_name.lstrip('.')}/{method.name}"
     access = method.options.Extensions[access_pb2.access]
@@ -229,6 +239,7 @@ def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb
         f"`{path}`, {streaming}.",
         "",
         f"- **Access:** {level} (see [Access levels](#access-levels))",
+        *key_scope(method, access),
         f"- **Idempotency:** {IDEMPOTENCY[method.options.idempotency_level]}",
         "",
         f"**Request** `{method.input_type.lstrip('.')}`",

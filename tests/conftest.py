@@ -175,6 +175,7 @@ async def truncate_all(app: App) -> None:
                 raise
             await asyncio.sleep(0.2)
     app.sessions.clear_cache()
+    app.api_keys.clear_cache()
 
 
 @pytest.fixture

@@ -55,6 +55,25 @@ def test_readme_grpcurl_walkthrough_runs(served: Served) -> None:
     assert '"content": "Echo: Hello there"' in result.stdout
 
 
+def test_readme_api_key_walkthrough_runs(served: Served) -> None:
+    """The README's API key block, run after the grpcurl walkthrough (for another user, lin)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    first = readme.split("<!-- grpcurl-walkthrough")[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    keys = readme.split("<!-- api-keys-walkthrough")[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = (first + keys).replace("ada@example.com", "lin@example.com")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**served.env, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"prefix": "pk_' in result.stdout
+    assert '"content": "Echo: Hello from the bot"' in result.stdout
+    assert "service account 'support bot'" in result.stderr
+
+
 def test_register_verify_from_outbox_login_and_call(served: Served) -> None:
     registered = served.call(
         "parley.auth.v1.AuthService/Register", {"email": "Grace@Example.com", "password": PASSWORD}
@@ -93,7 +112,16 @@ def test_create_admin_rejects_weak_password(served: Served) -> None:
 
 def test_help_lists_subcommands() -> None:
     result = subprocess.run([str(BIN / "parley"), "--help"], capture_output=True, text=True)
-    for command in ["serve", "migrate", "create-admin", "invite", "outbox", "settings", "chat"]:
+    for command in [
+        "serve",
+        "migrate",
+        "create-admin",
+        "create-service-account",
+        "invite",
+        "outbox",
+        "settings",
+        "chat",
+    ]:
         assert command in result.stdout
 
 

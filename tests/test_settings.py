@@ -36,6 +36,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "PARLEY_LOGIN_MAX_FAILURES_PER_EMAIL": ("7", "login_max_failures_per_email", 7),
     "PARLEY_LOGIN_MAX_FAILURES_PER_CLIENT": ("70", "login_max_failures_per_client", 70),
     "PARLEY_LOGIN_FAILURE_WINDOW_SECONDS": ("120", "login_failure_window_seconds", 120),
+    "PARLEY_API_KEY_CALLS_PER_MINUTE": ("30", "api_key_calls_per_minute", 30),
     "PARLEY_ACCOUNT_EMAILS_PER_HOUR": ("9", "account_emails_per_hour", 9),
     "PARLEY_SHUTDOWN_GRACE_SECONDS": ("1", "shutdown_grace_seconds", 1),
     "PARLEY_ARGON2_TIME_COST": ("1", "argon2_time_cost", 1),

@@ -12,9 +12,11 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 
+from parley_server.accounts.api_keys import RATE_LIMIT_WINDOW, ApiKeyService
 from parley_server.accounts.auth_service import AuthLimits, AuthService
 from parley_server.accounts.email import EmailSender, EmailTemplates, OutboxSender, SmtpSender
 from parley_server.accounts.passwords import Passwords
+from parley_server.accounts.service_accounts import ServiceAccountService
 from parley_server.accounts.session_service import SessionService
 from parley_server.accounts.tokens import AccessTokens
 from parley_server.admin.replicas import Heartbeat
@@ -40,6 +42,8 @@ class App:
     sessions: SessionService
     email: EmailSender
     auth: AuthService
+    api_keys: ApiKeyService
+    service_accounts: ServiceAccountService
     registry: AgentRegistry
     agents: AgentService
     access: AgentAccessService
@@ -105,6 +109,14 @@ def build_app(settings: Settings, database_url: str) -> App:
         limits,
         waitlist_enabled=settings.waitlist,
     )
+    api_keys = ApiKeyService(
+        database,
+        paginator,
+        RateLimiter(),
+        Limit("api-key", settings.api_key_calls_per_minute, RATE_LIMIT_WINDOW),
+        cache_seconds=settings.session_cache_seconds,
+    )
+    service_accounts = ServiceAccountService(database, paginator, api_keys)
     registry = AgentRegistry(
         echo_delay_seconds=settings.echo_delay_ms / 1000, provider_timeout_seconds=settings.provider_timeout_seconds
     )
@@ -135,6 +147,8 @@ def build_app(settings: Settings, database_url: str) -> App:
         sessions,
         email,
         auth,
+        api_keys,
+        service_accounts,
         registry,
         agents,
         access,

@@ -30,7 +30,7 @@ from parley_server.common.errors import DomainError
 from parley_server.db.database import Database
 from parley_server.db.embedded import start_embedded_postgres
 from parley_server.db.migrate import migrate
-from parley_server.db.models import OutboxEmail
+from parley_server.db.models import OutboxEmail, Scope
 from parley_server.settings import ConfigError, Settings
 from parley_server.transport.server import serve_until_signalled
 
@@ -111,6 +111,21 @@ async def _create_admin(app: App, email: str) -> int:
     return 0
 
 
+# The scopes of `create-service-account`'s key unless --scope names others.
+SERVICE_ACCOUNT_DEFAULT_SCOPES = ["read", "write", "chat"]
+
+
+async def _create_service_account(app: App, name: str, scopes: list[str]) -> int:
+    """The secret alone on stdout (KEY=$(parley create-service-account ...)), the rest on stderr."""
+    account = await app.service_accounts.create(name)
+    chosen = [Scope(scope.replace("-", "_")) for scope in scopes or SERVICE_ACCOUNT_DEFAULT_SCOPES]
+    key, secret = await app.service_accounts.create_key(str(account.id), name, chosen, None)
+    listed = ", ".join(scope.value for scope in key.scopes)
+    print(f"service account {account.display_name!r} ({account.id}), key {key.prefix}... ({listed}):", file=sys.stderr)
+    print(secret)
+    return 0
+
+
 def _prompt_password() -> str:
     password = getpass.getpass("Password for the administrator: ")
     if password != getpass.getpass("Repeat the password: "):
@@ -181,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="create (or promote) an administrator; password from PARLEY_ADMIN_PASSWORD or a prompt",
     )
     admin.add_argument("email")
+    service_account = sub.add_parser(
+        "create-service-account",
+        help="create a service account with one API key and print the key (shown only once)",
+    )
+    service_account.add_argument("name", help="what the account is for, e.g. 'billing backend'")
+    service_account.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        choices=[scope.value.replace("_", "-") for scope in Scope if scope is not Scope.ADMIN],
+        help="what the key may do; repeat for more (default: read, write and chat)",
+    )
     invite = sub.add_parser("invite", help="print a single-use invite code that skips the waitlist")
     invite.add_argument("email", nargs="?", help="bind the code to this email and email it there")
     sub.add_parser(
@@ -235,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": _migrate,
         "create-admin": lambda app: _create_admin(app, args.email),
         "invite": lambda app: _invite(app, args.email),
+        "create-service-account": lambda app: _create_service_account(app, args.name, args.scopes),
         "outbox": lambda app: _outbox(app, args.recipient, args.limit),
     }
     try:

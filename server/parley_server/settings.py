@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(
         15 * 60, description="window of the failed-login limits (counters live in PostgreSQL, shared by replicas)"
     )
+    api_key_calls_per_minute: int = Field(
+        600,
+        description="calls per API key per minute before `RESOURCE_EXHAUSTED` with RetryInfo (counters live in "
+        "PostgreSQL, shared by replicas; 0 = no limit)",
+    )
     account_emails_per_hour: int = Field(
         3,
         description="verification emails resent per account, and password-reset emails sent per address, each "

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from parley.admin.v1 import admin_pb2_grpc
 from parley.agent.v1 import agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2_grpc
+from parley.api_key.v1 import api_key_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2_grpc
@@ -29,6 +30,8 @@ class Stubs:
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
         self.agent = agent_pb2_grpc.AgentServiceStub(channel)
         self.chat = chat_pb2_grpc.ChatServiceStub(channel)
+        self.api_keys = api_key_pb2_grpc.ApiKeyServiceStub(channel)
+        self.service_accounts = api_key_pb2_grpc.ServiceAccountServiceStub(channel)
 
     async def register(self, email: str, password: str = PASSWORD, **fields: str) -> auth_pb2.User:
         response = await self.auth.Register(auth_pb2.RegisterRequest(email=email, password=password, **fields))

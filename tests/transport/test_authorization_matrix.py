@@ -18,6 +18,13 @@ the RPC names a user-owned resource:
 "Allowed" means the call got past authentication and authorization: its
 status is none of UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, UNIMPLEMENTED.
 An RPC added to a proto without an entry in REQUESTS fails this test.
+
+The key column calls every RPC with an API key of each scope: the owner's
+keys with only SCOPE_READ, SCOPE_WRITE or SCOPE_CHAT, an admin's key with
+SCOPE_ADMIN and a service account's with SCOPE_ACT_AS_USER. Exactly the key
+whose scope is the RPC's `(parley.api.v1.scope)` gets through (as its owner
+would); every other key, and every key on a sessions-only RPC, is
+PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -36,12 +43,14 @@ from parley.admin.v1 import admin_pb2
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2
 from parley.api.v1 import access_pb2
+from parley.api_key.v1 import api_key_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.client import rpcs
 from parley.conversation.v1 import conversation_pb2
 from tests.helpers.accounts import PASSWORD, Account
 from tests.helpers.agents import agent_id
+from tests.helpers.api_keys import key_md, service_account, service_account_key, user_key
 from tests.helpers.chat import collect
 from tests.helpers.stubs import Stubs
 
@@ -56,6 +65,9 @@ class World:
     agent_id: str
     conversation_id: str
     message_id: str
+    api_key_id: str
+    service_account_id: str
+    service_account_key_id: str
 
 
 # For each RPC: (builds a request naming the owner's resources, names an owned resource?)
@@ -178,6 +190,44 @@ REQUESTS: dict[str, tuple[Builder, bool]] = {
         lambda w: chat_pb2.WatchConversationRequest(conversation_id=w.conversation_id),
         True,
     ),
+    # parley.api_key.v1.ApiKeyService
+    "CreateApiKey": (
+        lambda w: api_key_pb2.CreateApiKeyRequest(
+            api_key=api_key_pb2.ApiKey(name="matrix", scopes=[access_pb2.SCOPE_READ])
+        ),
+        False,
+    ),
+    "ListApiKeys": (lambda w: api_key_pb2.ListApiKeysRequest(), False),
+    "RevokeApiKey": (lambda w: api_key_pb2.RevokeApiKeyRequest(api_key_id=w.api_key_id), True),
+    # parley.api_key.v1.ServiceAccountService
+    "CreateServiceAccount": (
+        lambda w: api_key_pb2.CreateServiceAccountRequest(
+            service_account=api_key_pb2.ServiceAccount(display_name="matrix")
+        ),
+        False,
+    ),
+    "ListServiceAccounts": (lambda w: api_key_pb2.ListServiceAccountsRequest(), False),
+    "DeleteServiceAccount": (
+        lambda w: api_key_pb2.DeleteServiceAccountRequest(service_account_id=w.service_account_id),
+        False,
+    ),
+    "CreateServiceAccountKey": (
+        lambda w: api_key_pb2.CreateServiceAccountKeyRequest(
+            service_account_id=w.service_account_id,
+            api_key=api_key_pb2.ApiKey(name="matrix", scopes=[access_pb2.SCOPE_READ]),
+        ),
+        False,
+    ),
+    "ListServiceAccountKeys": (
+        lambda w: api_key_pb2.ListServiceAccountKeysRequest(service_account_id=w.service_account_id),
+        False,
+    ),
+    "RevokeServiceAccountKey": (
+        lambda w: api_key_pb2.RevokeServiceAccountKeyRequest(
+            service_account_id=w.service_account_id, api_key_id=w.service_account_key_id
+        ),
+        False,
+    ),
 }
 # Admin's global CleanupEmptyConversations shares its name with the user RPC.
 ADMIN_CLEANUP = "/parley.admin.v1.AdminService/CleanupEmptyConversations"
@@ -218,11 +268,8 @@ def test_every_rpc_has_a_matrix_entry() -> None:
     assert not missing, f"add these RPCs to the authorization matrix: {missing}"
 
 
-@pytest.mark.parametrize("full_name", [name for name, _ in all_methods()])
-async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -> None:
-    method = dict(all_methods())[full_name]
-    access = rpcs.access(method)
-    assert access != access_pb2.ACCESS_UNSPECIFIED, f"{full_name} has no (parley.api.v1.access) option"
+async def make_world(stubs: Stubs) -> World:
+    """The accounts and resources the requests name."""
     owner = await stubs.active_account("owner@example.com")
     other = await stubs.active_account("other@example.com")
     admin = await stubs.admin_account("admin@example.com")
@@ -234,7 +281,21 @@ async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -
     sent = await collect(
         stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="hi"), metadata=owner.md)
     )
-    world = World(owner, other, admin, aid, cid, sent[0].accepted.assistant_message_id)
+    key, _ = await user_key(stubs, owner, access_pb2.SCOPE_READ, name="owned")
+    account = await service_account(stubs, admin)
+    account_key, _ = await service_account_key(stubs, admin, account.id)
+    return World(
+        owner, other, admin, aid, cid, sent[0].accepted.assistant_message_id, key.id, account.id, account_key.id
+    )
+
+
+@pytest.mark.parametrize("full_name", [name for name, _ in all_methods()])
+async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -> None:
+    method = dict(all_methods())[full_name]
+    access = rpcs.access(method)
+    assert access != access_pb2.ACCESS_UNSPECIFIED, f"{full_name} has no (parley.api.v1.access) option"
+    world = await make_world(stubs)
+    owner, other, admin = world.owner, world.other, world.admin
     await stubs.register("unverified@example.com")
     unverified = await stubs.login("unverified@example.com")
     request, owned = request_for(full_name, method, world)
@@ -267,8 +328,47 @@ async def test_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -
 
 def test_ids_are_checked_before_ownership() -> None:
     # Guard against a builder silently naming a random resource: owned builders must use World ids.
-    world = World(*(None,) * 3, agent_id="a", conversation_id=str(uuid.uuid4()), message_id=str(uuid.uuid4()))  # type: ignore[arg-type]
+    world = World(
+        *(None,) * 3,  # type: ignore[arg-type]
+        agent_id="a",
+        conversation_id=str(uuid.uuid4()),
+        message_id=str(uuid.uuid4()),
+        api_key_id=str(uuid.uuid4()),
+        service_account_id="s",
+        service_account_key_id="k",
+    )
     for name, (build, owned) in REQUESTS.items():
         if owned:
             text = str(build(world))
-            assert world.conversation_id in text or world.message_id in text, name
+            assert world.conversation_id in text or world.message_id in text or world.api_key_id in text, name
+
+
+KEY_SCOPES = (access_pb2.SCOPE_READ, access_pb2.SCOPE_WRITE, access_pb2.SCOPE_CHAT)
+
+
+@pytest.mark.parametrize(
+    "full_name", [name for name, method in all_methods() if rpcs.access(method) != access_pb2.ACCESS_PUBLIC]
+)
+async def test_key_matrix(full_name: str, stubs: Stubs, channel: grpc.aio.Channel) -> None:
+    method = dict(all_methods())[full_name]
+    needed = rpcs.scope(method)
+    world = await make_world(stubs)
+    request, _ = request_for(full_name, method, world)
+    keys = {scope: (await user_key(stubs, world.owner, scope))[1] for scope in KEY_SCOPES}
+    keys[access_pb2.SCOPE_ADMIN] = (await user_key(stubs, world.admin, access_pb2.SCOPE_ADMIN))[1]
+    account = await service_account(stubs, world.admin, "acting")
+    keys[access_pb2.SCOPE_ACT_AS_USER] = (
+        await service_account_key(stubs, world.admin, account.id, access_pb2.SCOPE_ACT_AS_USER)
+    )[1]
+    # The refused keys first: the allowed call may change what the request names.
+    order = sorted(keys, key=lambda scope: scope == needed)
+    for scope in order:
+        code = await call(channel, method, full_name, request, key_md(keys[scope]))
+        label = f"{full_name} by a {access_pb2.Scope.Name(scope)} key (the RPC needs {access_pb2.Scope.Name(needed)})"
+        if scope == needed == access_pb2.SCOPE_ADMIN:
+            # As for an admin's session: the request may name nothing there to act on (NOT_FOUND).
+            assert code not in {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}, f"{label}: {code}"
+        elif scope == needed:
+            assert code not in DENIED, f"{label}: {code}"
+        else:
+            assert code == grpc.StatusCode.PERMISSION_DENIED, f"{label}: {code}"

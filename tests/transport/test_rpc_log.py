@@ -19,7 +19,7 @@ from parley.conversation.v1 import conversation_pb2
 from tests.helpers.errors import expect_error
 from tests.helpers.stubs import Stubs
 
-FIELDS = {"rpc", "code", "ms", "user", "request_id"}
+FIELDS = {"rpc", "code", "ms", "user", "principal", "api_key", "request_id"}
 FRESH_ID = re.compile(r"[0-9a-f]{32}")
 GET_CURRENT_USER = "/parley.auth.v1.AuthService/GetCurrentUser"
 

@@ -80,6 +80,8 @@ def test_custom_methods_retried_by_clients() -> None:
         "/parley.chat.v1.ChatService/ResumeStream",
         "/parley.chat.v1.ChatService/CancelGeneration",
         "/parley.chat.v1.ChatService/WatchConversation",
+        "/parley.api_key.v1.ApiKeyService/RevokeApiKey",
+        "/parley.api_key.v1.ServiceAccountService/RevokeServiceAccountKey",
     }
 
 
@@ -117,3 +119,38 @@ def test_clients_explain_only_real_reasons() -> None:
     page_reasons = set(re.findall(r"^\s+([A-Z_]+):", block, re.M))
     assert page_reasons and page_reasons <= Reason.__members__.keys(), page_reasons - Reason.__members__.keys()
     assert FRIENDLY_REASONS.keys() <= Reason.__members__.keys()
+
+
+# RPCs an API key may never call: logging in and out, passwords, deleting the
+# account, and managing keys (a leaked key must not make more keys).
+SESSIONS_ONLY = {
+    "/parley.auth.v1.AuthService/Logout",
+    "/parley.auth.v1.AuthService/ChangePassword",
+    "/parley.auth.v1.AuthService/ResendVerificationEmail",
+    "/parley.auth.v1.AuthService/DeleteAccount",
+    *(name for name in METHODS if name.startswith("/parley.api_key.v1.")),
+}
+
+
+def expected_scope(name: str, method: MethodDescriptor) -> int:
+    """The scope a key needs, from what the RPC is (see parley.api.v1.Scope)."""
+    if rpcs.access(method) == access_pb2.ACCESS_PUBLIC or name in SESSIONS_ONLY:
+        return access_pb2.SCOPE_UNSPECIFIED
+    if method.containing_service.full_name == "parley.chat.v1.ChatService":
+        return access_pb2.SCOPE_CHAT
+    if rpcs.access(method) == access_pb2.ACCESS_ADMIN:
+        return access_pb2.SCOPE_ADMIN
+    if method.GetOptions().idempotency_level == MethodOptions.NO_SIDE_EFFECTS:
+        return access_pb2.SCOPE_READ
+    return access_pb2.SCOPE_WRITE
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_rpc_declares_the_scope_a_key_needs(name: str) -> None:
+    method = METHODS[name]
+    expected = expected_scope(name, method)
+    assert rpcs.scope(method) == expected, (
+        f"{name}: set `option (parley.api.v1.scope) = {access_pb2.Scope.Name(expected)};`"
+        if expected
+        else f"{name}: sessions only, so no (parley.api.v1.scope) option"
+    )

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from parley.auth.v1 import auth_pb2
 from parley.client import rpcs
 from parley.conversation.v1.conversation_pb2 import ListConversationsRequest
-from parley_server.accounts.handlers import AuthHandlers
+from parley_server.accounts.handlers import ApiKeyHandlers, AuthHandlers, ServiceAccountHandlers
 from parley_server.admin.handlers import AdminHandlers
 from parley_server.agents.access_handlers import AgentAccessHandlers
 from parley_server.agents.handlers import AgentHandlers
@@ -63,7 +63,16 @@ def test_every_service_is_served() -> None:
 
 def test_every_rpc_has_a_handler() -> None:
     """No RPC falls through to the generated base servicer's UNIMPLEMENTED."""
-    handlers = [AuthHandlers, ConversationHandlers, AgentAccessHandlers, AdminHandlers, AgentHandlers, ChatHandlers]
+    handlers = [
+        AuthHandlers,
+        ConversationHandlers,
+        AgentAccessHandlers,
+        AdminHandlers,
+        AgentHandlers,
+        ChatHandlers,
+        ApiKeyHandlers,
+        ServiceAccountHandlers,
+    ]
     by_service = {h.__mro__[1].__name__.removesuffix("Servicer"): h for h in handlers}
     for module in PARLEY_FILES:
         for service in module.DESCRIPTOR.services_by_name.values():

@@ -42,7 +42,7 @@ from parley_server.common.errors import (
 from parley_server.common.rate_limiter import Limit, RateLimiter
 from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, MAX_PASSWORD_LENGTH, Violations
 from parley_server.db.database import Database, rowcount
-from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserState, WaitlistEntry
+from parley_server.db.models import EmailToken, Invite, Role, TokenPurpose, User, UserKind, UserState, WaitlistEntry
 
 VERIFICATION_TOKEN_TTL = timedelta(hours=48)
 RESET_TOKEN_TTL = timedelta(hours=1)
@@ -182,13 +182,15 @@ class AuthService:
             if all_sessions:
                 await self._sessions.revoke_all(db, caller.user_id)
                 return
+            # Logout is for sessions only (no scope option), so the caller has one.
             session_id = caller.session_id
             if refresh_token:
                 session = await self._sessions.session_of_refresh_token(db, refresh_token)
                 if session is None or session.user_id != caller.user_id:
                     raise NotFound("no session of yours has this refresh token", reason=Reason.SESSION_NOT_FOUND)
                 session_id = session.id
-            await self._sessions.revoke(db, session_id)
+            if session_id is not None:
+                await self._sessions.revoke(db, session_id)
 
     # -- profile and passwords ----------------------------------------------
 
@@ -331,7 +333,10 @@ class AuthService:
     # -- helpers ------------------------------------------------------------
 
     async def _find_user(self, db: AsyncSession, email: str) -> User | None:
-        return (await db.execute(select(User).where(User.email == email))).scalar_one_or_none()
+        """The person with this email; never a service account, so none can log in or reset a password."""
+        return (
+            await db.execute(select(User).where(User.email == email, User.kind == UserKind.USER))
+        ).scalar_one_or_none()
 
     async def _require_user(self, db: AsyncSession, user_id: uuid.UUID) -> User:
         user = await db.get(User, user_id)

@@ -1,11 +1,22 @@
-"""parley.auth.v1.AuthService handlers: protobuf in, domain call, protobuf out."""
+"""parley.auth.v1.AuthService and parley.api_key.v1 handlers: protobuf in, domain call, protobuf out."""
 
 from __future__ import annotations
 
+from parley.api_key.v1 import api_key_pb2 as keys_pb
+from parley.api_key.v1 import api_key_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
+from parley_server.accounts.api_keys import ApiKeyService
 from parley_server.accounts.auth_service import AuthService
-from parley_server.accounts.convert import tokens_to_proto, user_to_proto
+from parley_server.accounts.convert import (
+    api_key_to_proto,
+    scopes_from_proto,
+    service_account_to_proto,
+    tokens_to_proto,
+    user_to_proto,
+)
+from parley_server.accounts.service_accounts import ServiceAccountService
 from parley_server.common.caller import current_client_address, require_caller
+from parley_server.common.convert import from_timestamp
 from parley_server.common.handlers import Ctx
 
 
@@ -80,3 +91,80 @@ class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):
     async def JoinWaitlist(self, request: auth_pb2.JoinWaitlistRequest, context: Ctx) -> auth_pb2.JoinWaitlistResponse:
         position = await self._auth.join_waitlist(request.email, request.note)
         return auth_pb2.JoinWaitlistResponse(position=position)
+
+
+class ApiKeyHandlers(api_key_pb2_grpc.ApiKeyServiceServicer):
+    def __init__(self, keys: ApiKeyService) -> None:
+        self._keys = keys
+
+    async def CreateApiKey(self, request: keys_pb.CreateApiKeyRequest, context: Ctx) -> keys_pb.CreateApiKeyResponse:
+        key, secret = await self._keys.create_own(
+            require_caller(),
+            request.api_key.name,
+            scopes_from_proto(request.api_key.scopes),
+            from_timestamp(request.api_key, "expire_time"),
+        )
+        return keys_pb.CreateApiKeyResponse(api_key=api_key_to_proto(key), secret=secret)
+
+    async def ListApiKeys(self, request: keys_pb.ListApiKeysRequest, context: Ctx) -> keys_pb.ListApiKeysResponse:
+        page = await self._keys.list_keys(
+            require_caller().user_id, request.page_size, request.page_token, method="ListApiKeys"
+        )
+        return keys_pb.ListApiKeysResponse(
+            api_keys=[api_key_to_proto(key) for key in page.items], next_page_token=page.next_page_token
+        )
+
+    async def RevokeApiKey(self, request: keys_pb.RevokeApiKeyRequest, context: Ctx) -> keys_pb.RevokeApiKeyResponse:
+        key = await self._keys.revoke_own(require_caller(), request.api_key_id)
+        return keys_pb.RevokeApiKeyResponse(api_key=api_key_to_proto(key))
+
+
+class ServiceAccountHandlers(api_key_pb2_grpc.ServiceAccountServiceServicer):
+    def __init__(self, accounts: ServiceAccountService) -> None:
+        self._accounts = accounts
+
+    async def CreateServiceAccount(
+        self, request: keys_pb.CreateServiceAccountRequest, context: Ctx
+    ) -> keys_pb.CreateServiceAccountResponse:
+        account = await self._accounts.create(request.service_account.display_name)
+        return keys_pb.CreateServiceAccountResponse(service_account=service_account_to_proto(account))
+
+    async def ListServiceAccounts(
+        self, request: keys_pb.ListServiceAccountsRequest, context: Ctx
+    ) -> keys_pb.ListServiceAccountsResponse:
+        page = await self._accounts.list_accounts(request.page_size, request.page_token)
+        return keys_pb.ListServiceAccountsResponse(
+            service_accounts=[service_account_to_proto(account) for account in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DeleteServiceAccount(
+        self, request: keys_pb.DeleteServiceAccountRequest, context: Ctx
+    ) -> keys_pb.DeleteServiceAccountResponse:
+        await self._accounts.delete(request.service_account_id)
+        return keys_pb.DeleteServiceAccountResponse()
+
+    async def CreateServiceAccountKey(
+        self, request: keys_pb.CreateServiceAccountKeyRequest, context: Ctx
+    ) -> keys_pb.CreateServiceAccountKeyResponse:
+        key, secret = await self._accounts.create_key(
+            request.service_account_id,
+            request.api_key.name,
+            scopes_from_proto(request.api_key.scopes),
+            from_timestamp(request.api_key, "expire_time"),
+        )
+        return keys_pb.CreateServiceAccountKeyResponse(api_key=api_key_to_proto(key), secret=secret)
+
+    async def ListServiceAccountKeys(
+        self, request: keys_pb.ListServiceAccountKeysRequest, context: Ctx
+    ) -> keys_pb.ListServiceAccountKeysResponse:
+        page = await self._accounts.list_keys(request.service_account_id, request.page_size, request.page_token)
+        return keys_pb.ListServiceAccountKeysResponse(
+            api_keys=[api_key_to_proto(key) for key in page.items], next_page_token=page.next_page_token
+        )
+
+    async def RevokeServiceAccountKey(
+        self, request: keys_pb.RevokeServiceAccountKeyRequest, context: Ctx
+    ) -> keys_pb.RevokeServiceAccountKeyResponse:
+        key = await self._accounts.revoke_key(request.service_account_id, request.api_key_id)
+        return keys_pb.RevokeServiceAccountKeyResponse(api_key=api_key_to_proto(key))

@@ -25,10 +25,11 @@ class Passwords:
         return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
-        """True when password matches; with no hash, spends the same time and says no."""
+        """True when password matches; with no hash (or an empty one: service
+        accounts), spends the same time and says no."""
         target = password_hash or self._dummy_hash
         try:
             ok = await asyncio.to_thread(self._hasher.verify, target, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
-        return ok and password_hash is not None
+        return ok and bool(password_hash)

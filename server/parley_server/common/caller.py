@@ -13,18 +13,31 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from parley_server.common.errors import Reason, Unauthenticated
-from parley_server.db.models import Role, UserState
+from parley_server.db.models import Role, Scope, UserState
+
+
+@dataclass(frozen=True)
+class KeyCredential:
+    """The API key a call came with: what it may do, and whose it is (the user
+    itself, or the service account acting for the caller's user)."""
+
+    key_id: uuid.UUID
+    scopes: frozenset[Scope]
+    principal_id: uuid.UUID
 
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: the account and the session its token belongs to."""
+    """An authenticated caller: the account whose rights the call has, and the
+    credential it came with (a session, or an API key)."""
 
     user_id: uuid.UUID
-    session_id: uuid.UUID
+    # The session of an access token; None for a call by API key.
+    session_id: uuid.UUID | None
     role: Role
     state: UserState
     premium: bool
+    key: KeyCredential | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -72,6 +72,25 @@ class Reason(StrEnum):
         "REFRESH_TOKEN_REUSED",
         ("An already rotated refresh token was presented again; its whole session is revoked."),
     )
+    API_KEY_INVALID = (
+        "API_KEY_INVALID",
+        "The API key (`pk_...`) is unknown: mistyped, made up, or deleted with its owner.",
+    )
+    API_KEY_REVOKED = "API_KEY_REVOKED", "The API key was revoked, or its account is disabled."
+    API_KEY_EXPIRED = "API_KEY_EXPIRED", "The API key passed its expire_time."
+    API_KEY_NOT_ALLOWED = (
+        "API_KEY_NOT_ALLOWED",
+        "The RPC is for sessions only (no `(parley.api.v1.scope)`): log in; API keys cannot call it.",
+    )
+    SCOPE_REQUIRED = "SCOPE_REQUIRED", "The API key lacks the scope the RPC needs; the message names it."
+    ON_BEHALF_OF_NOT_ALLOWED = (
+        "ON_BEHALF_OF_NOT_ALLOWED",
+        "`x-parley-on-behalf-of` was sent, but only a service account's key with SCOPE_ACT_AS_USER may send it.",
+    )
+    ON_BEHALF_OF_USER_INVALID = (
+        "ON_BEHALF_OF_USER_INVALID",
+        "`x-parley-on-behalf-of` is not the id of an ACTIVE user.",
+    )
     # Accounts.
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS", "The email and password match no account."
     WRONG_PASSWORD = "WRONG_PASSWORD", "The password given to confirm the call is not the caller's."
@@ -89,6 +108,8 @@ class Reason(StrEnum):
     AGENT_NOT_FOUND = "AGENT_NOT_FOUND", "No agent has this id (or it was deleted)."
     CONVERSATION_NOT_FOUND = "CONVERSATION_NOT_FOUND", "No conversation of the caller has this id."
     MESSAGE_NOT_FOUND = "MESSAGE_NOT_FOUND", "No message of the caller's conversations has this id."
+    API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND", "The owner has no API key with this id."
+    SERVICE_ACCOUNT_NOT_FOUND = "SERVICE_ACCOUNT_NOT_FOUND", "No service account has this id."
     GRANT_NOT_FOUND = "GRANT_NOT_FOUND", "The user has no grant for this agent."
     WAITLIST_ENTRY_NOT_FOUND = "WAITLIST_ENTRY_NOT_FOUND", "No waitlist entry has this id; nothing was approved."
     SLUG_TAKEN = "SLUG_TAKEN", "Another agent has this slug."

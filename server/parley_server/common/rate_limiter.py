@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, literal, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import Reason, ResourceExhausted
@@ -41,8 +41,22 @@ class RateLimiter:
             retry_after = counter.window_start + limit.window - now
             raise ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
 
-    async def hit(self, db: AsyncSession, limit: Limit, key: str) -> int:
+    async def hit(self, db: AsyncSession | AsyncConnection, limit: Limit, key: str) -> int:
         """Count one event; returns the count in the current window."""
+        return (await self._count(db, limit, key))[0]
+
+    async def hit_and_check(self, db: AsyncSession | AsyncConnection, limit: Limit, key: str, message: str) -> None:
+        """Count one event and fail when it goes over the limit.
+
+        One statement, so it may run on an autocommit connection (a hot
+        counter's row lock then lasts only as long as the statement).
+        """
+        count, started = await self._count(db, limit, key)
+        if count > limit.limit:
+            raise ResourceExhausted(message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED)
+
+    async def _count(self, db: AsyncSession | AsyncConnection, limit: Limit, key: str) -> tuple[int, datetime]:
+        """Count one event; returns the count and the start of the current window."""
         now = utcnow()
         table = RateLimitCounter.__table__
         expired = table.c.window_start + limit.window <= literal(now)
@@ -56,16 +70,10 @@ class RateLimiter:
                     "window_start": case((expired, now), else_=table.c.window_start),
                 },
             )
-            .returning(RateLimitCounter.count)
+            .returning(RateLimitCounter.count, RateLimitCounter.window_start)
         )
-        return (await db.execute(stmt)).scalar_one()
-
-    async def hit_and_check(self, db: AsyncSession, limit: Limit, key: str, message: str) -> None:
-        """Count one event and fail when it goes over the limit."""
-        if await self.hit(db, limit, key) > limit.limit:
-            counter = await db.get(RateLimitCounter, f"{limit.name}:{key}")
-            started: datetime = counter.window_start if counter else utcnow()
-            raise ResourceExhausted(message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED)
+        count, started = (await db.execute(stmt)).one()
+        return int(count), started
 
     async def release(self, db: AsyncSession, limit: Limit, key: str) -> None:
         """Take back one event counted by `hit` that turned out not to count."""

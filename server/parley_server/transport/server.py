@@ -16,10 +16,11 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from parley.admin.v1 import admin_pb2, admin_pb2_grpc
 from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2, agent_access_pb2_grpc
+from parley.api_key.v1 import api_key_pb2, api_key_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from parley_server.accounts.handlers import AuthHandlers
+from parley_server.accounts.handlers import ApiKeyHandlers, AuthHandlers, ServiceAccountHandlers
 from parley_server.admin.handlers import AdminHandlers
 from parley_server.agents.access_handlers import AgentAccessHandlers
 from parley_server.agents.handlers import AgentHandlers
@@ -46,6 +47,8 @@ SERVICE_NAMES = [
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    api_key_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
+    api_key_pb2.DESCRIPTOR.services_by_name["ServiceAccountService"].full_name,
 ]
 
 
@@ -116,7 +119,7 @@ class RunningServer:
 async def start_server(app: App, address: str) -> RunningServer:
     """Build and start the server on address ("host:port"; port 0 picks one)."""
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor(app.sessions)],
+        interceptors=[RpcInterceptor(app.sessions, app.api_keys)],
         options=server_options(app.settings.max_message_bytes),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)
@@ -125,6 +128,8 @@ async def start_server(app: App, address: str) -> RunningServer:
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminHandlers(app.admin), server)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentHandlers(app.agents), server)
     chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatHandlers(app.chat), server)
+    api_key_pb2_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyHandlers(app.api_keys), server)
+    api_key_pb2_grpc.add_ServiceAccountServiceServicer_to_server(ServiceAccountHandlers(app.service_accounts), server)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

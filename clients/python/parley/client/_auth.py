@@ -1,5 +1,5 @@
-"""Token handling: attach the access token to every call, refresh once on
-UNAUTHENTICATED and retry, decode errors into ParleyError.
+"""Token handling: attach the access token (or the API key) to every call,
+refresh once on UNAUTHENTICATED and retry, decode errors into ParleyError.
 
 Client interceptors on the client's channel do this for every
 call, so the generated stubs handed out by ParleyClient get it too. The
@@ -79,12 +79,27 @@ class Tokens:
         return cls(access, refresh, when("access_token_expire_time"), when("refresh_token_expire_time"))
 
 
-class TokenStore:
-    """The current token pair, and the refresh that collapses concurrent callers."""
+# Names the user a service account's API key acts for.
+ON_BEHALF_OF = "x-parley-on-behalf-of"
 
-    def __init__(self, on_change: Callable[[Tokens | None], None] | None = None) -> None:
+
+class TokenStore:
+    """The credential calls carry: an API key, or the current token pair and
+    the refresh that collapses concurrent callers."""
+
+    def __init__(
+        self,
+        on_change: Callable[[Tokens | None], None] | None = None,
+        *,
+        api_key: str | None = None,
+        on_behalf_of: str | None = None,
+    ) -> None:
         self._tokens: Tokens | None = None
         self._on_change = on_change
+        # An API key never expires mid-session the way an access token does:
+        # with one there is nothing to refresh.
+        self.api_key = api_key
+        self.on_behalf_of = on_behalf_of
         self._lock = asyncio.Lock()
         # Set by ParleyClient: performs RefreshToken(refresh_token) -> TokenPair.
         self.refresher: Callable[[str], Any] | None = None
@@ -96,6 +111,11 @@ class TokenStore:
     @property
     def access_token(self) -> str | None:
         return self._tokens.access_token if self._tokens else None
+
+    @property
+    def bearer(self) -> str | None:
+        """What `authorization: Bearer` carries: the API key, else the access token."""
+        return self.api_key or self.access_token
 
     def set(self, tokens: Tokens | None) -> None:
         changed = tokens != self._tokens
@@ -138,10 +158,14 @@ def _is_public(method: str) -> bool:
     return method in PUBLIC_METHODS or method.startswith(PUBLIC_SERVICE_PREFIXES)
 
 
-def _with_token(details: grpc.aio.ClientCallDetails, token: str | None) -> grpc.aio.ClientCallDetails:
+def _with_token(
+    details: grpc.aio.ClientCallDetails, token: str | None, on_behalf_of: str | None
+) -> grpc.aio.ClientCallDetails:
     pairs = [(k, v) for k, v in (details.metadata or ()) if k.lower() != "authorization"]
     if token:
         pairs.append(("authorization", f"Bearer {token}"))
+    if on_behalf_of and not any(k.lower() == ON_BEHALF_OF for k, _ in pairs):
+        pairs.append((ON_BEHALF_OF, on_behalf_of))
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, grpc.aio.Metadata(*pairs), details.credentials, details.wait_for_ready
     )
@@ -179,8 +203,8 @@ class _Attempt:
 
     async def start(self) -> Any:
         if self.managed:
-            self.token = self.store.access_token
-            details = _with_token(self.details, self.token)
+            self.token = self.store.bearer
+            details = _with_token(self.details, self.token, self.store.on_behalf_of)
         else:
             details = self.details
         return await self.continuation(details, self.request)

@@ -16,6 +16,7 @@ import grpc
 from parley.admin.v1 import admin_pb2_grpc
 from parley.agent.v1 import agent_pb2_grpc
 from parley.agent_access.v1 import agent_access_pb2_grpc
+from parley.api_key.v1 import api_key_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.client._auth import Tokens, TokenStore, interceptors
@@ -75,9 +76,10 @@ class ParleyClient:
     The channel retries UNAVAILABLE for idempotent methods and keeps long
     streams alive (see `parley.client.channel` for which methods and why).
     Every call, including those made through the generated stubs returned by
-    `auth`, `conversations`, `agents`, `access`, `admin` and `chat`, gets the
-    access token attached; on UNAUTHENTICATED the client refreshes the token
-    pair once (concurrent calls share one refresh) and retries the call once.
+    `auth`, `conversations`, `agents`, `access`, `admin`, `chat`, `api_keys`
+    and `service_accounts`, gets the access token (or API key) attached; on
+    UNAUTHENTICATED the client refreshes the token pair once (concurrent calls
+    share one refresh) and retries the call once.
     Failed calls raise ParleyError (a `grpc.RpcError`) with the decoded error
     details.
 
@@ -85,6 +87,11 @@ class ParleyClient:
     the new pair (or None after logout / a refused refresh) whenever the tokens
     change, e.g. to persist them: refresh tokens rotate, so an old one stops
     working once a refresh happened.
+
+    A program can use an API key instead of logging in (`api_key="pk_..."`):
+    it is sent on every call and never refreshed. With a service account's
+    key that has SCOPE_ACT_AS_USER, `on_behalf_of=<user id>` makes every call
+    act for that user (metadata `x-parley-on-behalf-of`).
     """
 
     def __init__(
@@ -95,9 +102,11 @@ class ParleyClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
         on_tokens: Callable[[Tokens | None], None] | None = None,
+        api_key: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> None:
         self.target = target
-        self._store = TokenStore(on_tokens)
+        self._store = TokenStore(on_tokens, api_key=api_key, on_behalf_of=on_behalf_of)
         self._store.refresher = self._refresh
         opts = channel_options(options)
         chain = interceptors(self._store)
@@ -113,6 +122,8 @@ class ParleyClient:
         self._access = _stub(agent_access_pb2_grpc.AgentAccessServiceStub, self._channel)
         self._admin = _stub(admin_pb2_grpc.AdminServiceStub, self._channel)
         self._chat = _stub(chat_pb2_grpc.ChatServiceStub, self._channel)
+        self._api_keys = _stub(api_key_pb2_grpc.ApiKeyServiceStub, self._channel)
+        self._service_accounts = _stub(api_key_pb2_grpc.ServiceAccountServiceStub, self._channel)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -154,6 +165,14 @@ class ParleyClient:
     @property
     def admin(self) -> admin_pb2_grpc.AdminServiceStub:
         return self._admin
+
+    @property
+    def api_keys(self) -> api_key_pb2_grpc.ApiKeyServiceStub:
+        return self._api_keys
+
+    @property
+    def service_accounts(self) -> api_key_pb2_grpc.ServiceAccountServiceStub:
+        return self._service_accounts
 
     @property
     def chat(self) -> chat_pb2_grpc.ChatServiceStub:

@@ -1,7 +1,8 @@
 """Every Parley RPC, and the facts its proto method options state about it.
 
 The protos are the one place that says who may call an RPC (the
-`(parley.api.v1.access)` option), whether it is safe to retry (the standard
+`(parley.api.v1.access)` option), which scope an API key needs for it
+(`(parley.api.v1.scope)`), whether it is safe to retry (the standard
 `idempotency_level`) and which errors it returns besides those its access
 level implies (`(parley.api.v1.errors)`). The server's access table, this
 client's retry and token rules, the tests and the generated API reference all
@@ -20,15 +21,24 @@ from parley.admin.v1 import admin_pb2
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2
 from parley.api.v1 import access_pb2
+from parley.api_key.v1 import api_key_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 
-__all__ = ["FILES", "SERVICES", "access", "declared_errors", "full_name", "methods", "retry_safe"]
+__all__ = ["FILES", "SERVICES", "access", "declared_errors", "full_name", "methods", "retry_safe", "scope"]
 
 # The generated modules of every proto file that declares a service; a test
 # checks this against protos/.
-FILES: tuple[ModuleType, ...] = (auth_pb2, conversation_pb2, agent_access_pb2, agent_pb2, admin_pb2, chat_pb2)
+FILES: tuple[ModuleType, ...] = (
+    auth_pb2,
+    conversation_pb2,
+    agent_access_pb2,
+    agent_pb2,
+    admin_pb2,
+    chat_pb2,
+    api_key_pb2,
+)
 
 SERVICES: tuple[ServiceDescriptor, ...] = tuple(
     service for module in FILES for service in module.DESCRIPTOR.services_by_name.values()
@@ -57,6 +67,12 @@ def full_name(method: MethodDescriptor) -> str:
 def access(method: MethodDescriptor) -> access_pb2.Access:
     """The `(parley.api.v1.access)` option; ACCESS_UNSPECIFIED when it is missing."""
     option: access_pb2.Access = method.GetOptions().Extensions[access_pb2.access]  # type: ignore[index]
+    return option
+
+
+def scope(method: MethodDescriptor) -> access_pb2.Scope:
+    """The `(parley.api.v1.scope)` option: the scope an API key needs; SCOPE_UNSPECIFIED = sessions only."""
+    option: access_pb2.Scope = method.GetOptions().Extensions[access_pb2.scope]  # type: ignore[index]
     return option
 
 

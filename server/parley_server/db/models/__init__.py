@@ -5,14 +5,17 @@ everything it owns in one statement, whichever code path deletes it.
 """
 
 from parley_server.db.models.accounts import (
+    ApiKey,
     EmailToken,
     Invite,
     OutboxEmail,
     RefreshToken,
     Role,
+    Scope,
     Session,
     TokenPurpose,
     User,
+    UserKind,
     UserState,
     WaitlistEntry,
 )
@@ -25,6 +28,7 @@ from parley_server.db.models.replicas import Replica
 
 __all__ = [
     "Agent",
+    "ApiKey",
     "AgentGrant",
     "AgentProvider",
     "AgentVisibility",
@@ -42,12 +46,14 @@ __all__ = [
     "RefreshToken",
     "Replica",
     "Role",
+    "Scope",
     "Session",
     "StatsDay",
     "StatsDayAgent",
     "TokenPurpose",
     "UsageDaily",
     "User",
+    "UserKind",
     "UserState",
     "WaitlistEntry",
 ]

@@ -1,4 +1,5 @@
-"""Accounts' tables: users, sessions and refresh tokens, email tokens, invites, the waitlist, the email outbox."""
+"""Accounts' tables: users and service accounts, sessions and refresh tokens, API keys, email tokens, invites,
+the waitlist, the email outbox."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ForeignKey,
     Identity,
@@ -33,6 +35,24 @@ class UserState(enum.Enum):
     DISABLED = "disabled"
 
 
+class UserKind(enum.Enum):
+    """A person, or a service account: a program's principal with no password, which
+    acts only through API keys and cannot log in."""
+
+    USER = "user"
+    SERVICE_ACCOUNT = "service_account"
+
+
+class Scope(enum.Enum):
+    """What an API key may be used for (the proto's parley.api.v1.Scope)."""
+
+    READ = "read"
+    WRITE = "write"
+    CHAT = "chat"
+    ADMIN = "admin"
+    ACT_AS_USER = "act_as_user"
+
+
 class TokenPurpose(enum.Enum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
@@ -51,6 +71,13 @@ class User(Base):
     email_verified: Mapped[bool] = mapped_column(default=False)
     create_time: Mapped[datetime] = now_column()
     last_login_time: Mapped[datetime | None] = mapped_column(default=None)
+    # Service accounts live in this table so that everything a user owns
+    # (conversations, usage, grants) works for them unchanged. They have a
+    # synthetic email under the reserved `.invalid` domain (never mailed) and
+    # an empty password_hash, which no password verifies.
+    kind: Mapped[UserKind] = mapped_column(
+        pg_enum(UserKind, "user_kind"), default=UserKind.USER, server_default=UserKind.USER.value
+    )
 
     # ListUsers (newest first, keyset on create_time, id) and GetStats' new users per day.
     __table_args__ = (Index("ix_users_create_time_id", "create_time", "id"),)
@@ -79,6 +106,29 @@ class RefreshToken(Base):
     create_time: Mapped[datetime] = now_column()
     # Set when the token was exchanged; a second exchange is a reuse.
     rotate_time: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiKey(Base):
+    """A long-lived credential of a user or a service account, for programs."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # SHA-256 of the secret, which has 256 bits of entropy: no slow hash is
+    # needed, and every authenticated call looks the key up by it.
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The secret's first characters, shown in lists.
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[Scope]] = mapped_column(ARRAY(pg_enum(Scope, "api_key_scope")))
+    create_time: Mapped[datetime] = now_column()
+    expire_time: Mapped[datetime | None] = mapped_column(default=None)
+    last_use_time: Mapped[datetime | None] = mapped_column(default=None)
+    revoke_time: Mapped[datetime | None] = mapped_column(default=None)
+
+    # An owner's keys, newest first (keyset on create_time, id).
+    __table_args__ = (Index("ix_api_keys_user_id_create_time_id", "user_id", "create_time", "id"),)
 
 
 class EmailToken(Base):

@@ -13,7 +13,9 @@ import enum
 
 from parley.api.v1 import access_pb2
 from parley.client import rpcs
+from parley_server.accounts.convert import SCOPE_FROM_PROTO
 from parley_server.common.errors import Reason
+from parley_server.db.models import Scope
 
 
 class Access(enum.Enum):
@@ -53,6 +55,18 @@ def access_for(method: str) -> Access | None:
     return POLICY.get(method)
 
 
+# The scope an API key needs, from the `(parley.api.v1.scope)` option; an RPC
+# without one (and every standard service) is for sessions only.
+KEY_SCOPES: dict[str, Scope] = {
+    rpcs.full_name(m): SCOPE_FROM_PROTO[rpcs.scope(m)] for m in rpcs.methods() if rpcs.scope(m) in SCOPE_FROM_PROTO
+}
+
+
+def scope_for(method: str) -> Scope | None:
+    """The scope a key needs to call a full method name; None: keys may not call it."""
+    return KEY_SCOPES.get(method)
+
+
 # (status code, reason) pairs that any RPC can return, from the interceptors
 # and the server rather than from the RPC's own rules.
 ANY_RPC_ERRORS: tuple[tuple[str, Reason], ...] = (
@@ -60,16 +74,33 @@ ANY_RPC_ERRORS: tuple[tuple[str, Reason], ...] = (
     ("UNAVAILABLE", Reason.DATABASE_UNAVAILABLE),
     ("INTERNAL", Reason.INTERNAL),
 )
-# What the auth interceptor answers a caller without a usable token.
+# What the auth interceptor answers a caller without a usable token or API key.
 TOKEN_ERRORS: tuple[tuple[str, Reason], ...] = tuple(
     ("UNAUTHENTICATED", reason)
-    for reason in (Reason.TOKEN_MISSING, Reason.TOKEN_INVALID, Reason.TOKEN_EXPIRED, Reason.SESSION_REVOKED)
+    for reason in (
+        Reason.TOKEN_MISSING,
+        Reason.TOKEN_INVALID,
+        Reason.TOKEN_EXPIRED,
+        Reason.SESSION_REVOKED,
+        Reason.API_KEY_INVALID,
+        Reason.API_KEY_REVOKED,
+        Reason.API_KEY_EXPIRED,
+    )
+)
+# What a call by API key can meet besides: an RPC it may not call, acting for
+# a user, the per-key rate limit (see the auth interceptor).
+KEY_ERRORS: tuple[tuple[str, Reason], ...] = (
+    ("PERMISSION_DENIED", Reason.API_KEY_NOT_ALLOWED),
+    ("PERMISSION_DENIED", Reason.SCOPE_REQUIRED),
+    ("PERMISSION_DENIED", Reason.ON_BEHALF_OF_NOT_ALLOWED),
+    ("PERMISSION_DENIED", Reason.ON_BEHALF_OF_USER_INVALID),
+    ("RESOURCE_EXHAUSTED", Reason.RATE_LIMITED),
 )
 LEVEL_ERRORS: dict[Access, tuple[tuple[str, Reason], ...]] = {
     Access.PUBLIC: (),
-    Access.AUTHENTICATED: TOKEN_ERRORS,
-    Access.USER: (*TOKEN_ERRORS, ("PERMISSION_DENIED", Reason.EMAIL_NOT_VERIFIED)),
-    Access.ADMIN: (*TOKEN_ERRORS, ("PERMISSION_DENIED", Reason.ADMIN_REQUIRED)),
+    Access.AUTHENTICATED: (*TOKEN_ERRORS, *KEY_ERRORS),
+    Access.USER: (*TOKEN_ERRORS, *KEY_ERRORS, ("PERMISSION_DENIED", Reason.EMAIL_NOT_VERIFIED)),
+    Access.ADMIN: (*TOKEN_ERRORS, *KEY_ERRORS, ("PERMISSION_DENIED", Reason.ADMIN_REQUIRED)),
 }
 
 

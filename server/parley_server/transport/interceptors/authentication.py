@@ -7,32 +7,39 @@ a domain rule (another user's conversation is NOT_FOUND, not DENIED).
 
 from __future__ import annotations
 
+from parley_server.accounts.api_keys import ApiKeyService
 from parley_server.accounts.session_service import SessionService
 from parley_server.common.caller import Caller
 from parley_server.common.errors import PermissionDenied, Reason, Unauthenticated
-from parley_server.db.models import UserState
+from parley_server.db.models import Scope, UserState
 from parley_server.transport.interceptors.access_policy import Access
 from parley_server.transport.interceptors.request_context import Metadata
 
 BEARER = "bearer "
 # The whole authorization metadata value: "Bearer " and the access token.
 MAX_AUTHORIZATION_LENGTH = 4096
+# Names the user a service account's key acts for.
+ON_BEHALF_OF = "x-parley-on-behalf-of"
 
 
 class Authenticator:
     """The interceptor's auth step: who calls, and whether they may call this method."""
 
-    def __init__(self, sessions: SessionService) -> None:
+    def __init__(self, sessions: SessionService, keys: ApiKeyService) -> None:
         self._sessions = sessions
+        self._keys = keys
 
-    async def caller(self, metadata: Metadata, access: Access | None) -> Caller | None:
-        """The caller allowed to make a call of this access level (None for a
-        public RPC); raises the domain error to answer otherwise."""
+    async def caller(self, metadata: Metadata, access: Access | None, scope: Scope | None) -> Caller | None:
+        """The caller allowed to make a call of this access level and, by API
+        key, of this scope (None: sessions only); None for a public RPC.
+        Raises the domain error to answer otherwise."""
         if access is None:
             raise PermissionDenied("this method is not open to callers", reason=Reason.METHOD_NOT_ALLOWED)
         caller = await self._caller(metadata, required=access is not Access.PUBLIC)
         if caller is not None:
             _authorise(caller, access)
+            if caller.key is not None:
+                _authorise_key(caller, scope)
         return caller
 
     async def _caller(self, metadata: Metadata, *, required: bool) -> Caller | None:
@@ -43,19 +50,27 @@ class Authenticator:
         """
         if not required:
             return None
-        header = _authorization(metadata)
+        header = _metadata(metadata, "authorization")
         if header is None:
             raise Unauthenticated(
                 "authentication required: send `authorization: Bearer <token>`", reason=Reason.TOKEN_MISSING
             )
         if not header.lower().startswith(BEARER) or len(header) > MAX_AUTHORIZATION_LENGTH:
             raise Unauthenticated("authorization metadata must be `Bearer <token>`", reason=Reason.TOKEN_INVALID)
-        return await self._sessions.authenticate(header[len(BEARER) :].strip())
+        token = header[len(BEARER) :].strip()
+        on_behalf_of = _metadata(metadata, ON_BEHALF_OF)
+        if self._keys.is_key(token):
+            return await self._keys.authenticate(token, on_behalf_of)
+        if on_behalf_of is not None:
+            raise PermissionDenied(
+                f"{ON_BEHALF_OF} needs a service account's API key", reason=Reason.ON_BEHALF_OF_NOT_ALLOWED
+            )
+        return await self._sessions.authenticate(token)
 
 
-def _authorization(metadata: Metadata) -> str | None:
+def _metadata(metadata: Metadata, name: str) -> str | None:
     for key, value in metadata:
-        if key == "authorization" and isinstance(value, str):
+        if key == name and isinstance(value, str):
             return value
     return None
 
@@ -65,3 +80,14 @@ def _authorise(caller: Caller, access: Access) -> None:
         raise PermissionDenied("administrators only", reason=Reason.ADMIN_REQUIRED)
     if access is Access.USER and caller.state is not UserState.ACTIVE:
         raise PermissionDenied("verify your email address first", reason=Reason.EMAIL_NOT_VERIFIED)
+
+
+def _authorise_key(caller: Caller, scope: Scope | None) -> None:
+    """A call by API key: the RPC must name a scope (`(parley.api.v1.scope)`) that the key has."""
+    assert caller.key is not None
+    if scope is None:
+        raise PermissionDenied("this RPC is for sessions only; log in to call it", reason=Reason.API_KEY_NOT_ALLOWED)
+    if scope not in caller.key.scopes:
+        raise PermissionDenied(
+            f"this API key lacks SCOPE_{scope.name}, which the RPC needs", reason=Reason.SCOPE_REQUIRED
+        )

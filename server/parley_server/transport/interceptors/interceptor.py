@@ -28,10 +28,12 @@ from typing import Any, cast
 
 import grpc
 
+from parley_server.accounts.api_keys import ApiKeyService
 from parley_server.accounts.session_service import SessionService
 from parley_server.common.caller import current_caller, current_client_address
+from parley_server.db.models import Scope
 from parley_server.transport.interceptors import rpc_log
-from parley_server.transport.interceptors.access_policy import Access, access_for
+from parley_server.transport.interceptors.access_policy import Access, access_for, scope_for
 from parley_server.transport.interceptors.authentication import Authenticator
 from parley_server.transport.interceptors.decoding import checked, checked_stream, lenient
 from parley_server.transport.interceptors.error_status import ErrorMapping
@@ -59,14 +61,15 @@ class _Method:
     name: str
     log_name: str  # rpc_log.method_json(name)
     access: Access | None
+    scope: Scope | None  # what an API key needs to call it; None: sessions only
     check: Callable[[Any], Any]  # decoding.checked, or checked_stream for a request stream
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """The server's only interceptor; its steps need the sessions to authenticate callers."""
 
-    def __init__(self, sessions: SessionService) -> None:
-        self._auth = Authenticator(sessions)
+    def __init__(self, sessions: SessionService, keys: ApiKeyService) -> None:
+        self._auth = Authenticator(sessions, keys)
         self._errors = ErrorMapping()
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
@@ -87,7 +90,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(self, name: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         check = checked_stream if handler.request_streaming else checked
-        method = _Method(name, rpc_log.method_json(name), access_for(name), check)
+        method = _Method(name, rpc_log.method_json(name), access_for(name), scope_for(name), check)
         streaming = (handler.request_streaming, handler.response_streaming)
         # The stubs type these for the synchronous server; grpc.aio calls them
         # with its own ServicerContext. The one the flags name is set.
@@ -146,12 +149,15 @@ class _Call:
         self._outer = current_request.get(), current_caller.get(), current_client_address.get()
         current_request.set(info)
         try:
-            caller = await self._auth.caller(metadata, self._method.access)
+            caller = await self._auth.caller(metadata, self._method.access, self._method.scope)
         except BaseException as error:  # a refusal, or the caller gone while it was looked up
             await self._end(error)  # answering an Exception raises its status instead
             raise
         if caller is not None:
             info.user_id = str(caller.user_id)
+            if caller.key is not None:
+                info.api_key_id = str(caller.key.key_id)
+                info.principal_id = str(caller.key.principal_id)
         current_caller.set(caller)
         current_client_address.set(client_address(context))
 

@@ -16,13 +16,18 @@ Metadata = Collection[tuple[str, Any]]
 class RequestInfo:
     """Filled in as the RPC passes the interceptor's steps; the log line prints it."""
 
-    __slots__ = ("request_id", "started", "user_id")
+    __slots__ = ("api_key_id", "principal_id", "request_id", "started", "user_id")
 
     def __init__(self, request_id: str, started: float) -> None:
         self.request_id = request_id
         # time.perf_counter() when the RPC reached the interceptor.
         self.started = started
+        # The account whose rights the call has.
         self.user_id: str | None = None
+        # For a call by API key: the key, and its owner (a service account
+        # acting for user_id, or user_id itself).
+        self.api_key_id: str | None = None
+        self.principal_id: str | None = None
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)

@@ -1,4 +1,4 @@
-"""One structured log line per RPC: method, status, duration, user, request id.
+"""One structured log line per RPC: method, status, duration, user, API key and its owner, request id.
 
 The interceptor's outermost step, so it also times authentication and error
 mapping, and sees the final status code that error mapping chose.
@@ -50,9 +50,20 @@ def write(method: str, info: RequestInfo, code: str) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     ms = round((time.perf_counter() - info.started) * 1000, 2)
-    user = "null" if info.user_id is None else json.dumps(info.user_id)
+    user, principal, api_key = (
+        _json_or_null(info.user_id),
+        _json_or_null(info.principal_id),
+        _json_or_null(info.api_key_id),
+    )
     request_id = json.dumps(info.request_id)
-    line = f'{{"rpc": {method}, "code": "{code}", "ms": {ms}, "user": {user}, "request_id": {request_id}}}'
+    line = (
+        f'{{"rpc": {method}, "code": "{code}", "ms": {ms}, "user": {user}, "principal": {principal}, '
+        f'"api_key": {api_key}, "request_id": {request_id}}}'
+    )
     # log.info would also look up its caller by walking the stack (a third of
     # the line's cost), to say what is known here: this function wrote it.
     log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, (), None, write.__name__))
+
+
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aparley/api/v1/access.proto\x12\rparley.api.v1\x1a google/protobuf/descriptor.proto\")\n\tErrorCase\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*p\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x18\n\x14\x41\x43\x43\x45SS_AUTHENTICATED\x10\x02\x12\x0f\n\x0b\x41\x43\x43\x45SS_USER\x10\x03\x12\x10\n\x0c\x41\x43\x43\x45SS_ADMIN\x10\x04:G\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0e\x32\x15.parley.api.v1.Access:J\n\x06\x65rrors\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x03(\x0b\x32\x18.parley.api.v1.ErrorCaseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aparley/api/v1/access.proto\x12\rparley.api.v1\x1a google/protobuf/descriptor.proto\")\n\tErrorCase\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*p\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x18\n\x14\x41\x43\x43\x45SS_AUTHENTICATED\x10\x02\x12\x0f\n\x0b\x41\x43\x43\x45SS_USER\x10\x03\x12\x10\n\x0c\x41\x43\x43\x45SS_ADMIN\x10\x04*w\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_WRITE\x10\x02\x12\x0e\n\nSCOPE_CHAT\x10\x03\x12\x0f\n\x0bSCOPE_ADMIN\x10\x04\x12\x15\n\x11SCOPE_ACT_AS_USER\x10\x05:G\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0e\x32\x15.parley.api.v1.Access:J\n\x06\x65rrors\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x03(\x0b\x32\x18.parley.api.v1.ErrorCase:E\n\x05scope\x12\x1e.google.protobuf.MethodOptions\x18\xd3\x86\x03 \x01(\x0e\x32\x14.parley.api.v1.Scopeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ACCESS']._serialized_start=122
   _globals['_ACCESS']._serialized_end=234
+  _globals['_SCOPE']._serialized_start=236
+  _globals['_SCOPE']._serialized_end=355
   _globals['_ERRORCASE']._serialized_start=79
   _globals['_ERRORCASE']._serialized_end=120
 # @@protoc_insertion_point(module_scope)

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/api/v1/access.proto.
  */
 export const file_parley_api_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChpwYXJsZXkvYXBpL3YxL2FjY2Vzcy5wcm90bxINcGFybGV5LmFwaS52MSIpCglFcnJvckNhc2USDAoEY29kZRgBIAEoCRIOCgZyZWFzb24YAiABKAkqcAoGQWNjZXNzEhYKEkFDQ0VTU19VTlNQRUNJRklFRBAAEhEKDUFDQ0VTU19QVUJMSUMQARIYChRBQ0NFU1NfQVVUSEVOVElDQVRFRBACEg8KC0FDQ0VTU19VU0VSEAMSEAoMQUNDRVNTX0FETUlOEAQ6TwoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMY0YYDIAEoDjIVLnBhcmxleS5hcGkudjEuQWNjZXNzUgZhY2Nlc3M6UgoGZXJyb3JzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMY0oYDIAMoCzIYLnBhcmxleS5hcGkudjEuRXJyb3JDYXNlUgZlcnJvcnNiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("ChpwYXJsZXkvYXBpL3YxL2FjY2Vzcy5wcm90bxINcGFybGV5LmFwaS52MSIpCglFcnJvckNhc2USDAoEY29kZRgBIAEoCRIOCgZyZWFzb24YAiABKAkqcAoGQWNjZXNzEhYKEkFDQ0VTU19VTlNQRUNJRklFRBAAEhEKDUFDQ0VTU19QVUJMSUMQARIYChRBQ0NFU1NfQVVUSEVOVElDQVRFRBACEg8KC0FDQ0VTU19VU0VSEAMSEAoMQUNDRVNTX0FETUlOEAQqdwoFU2NvcGUSFQoRU0NPUEVfVU5TUEVDSUZJRUQQABIOCgpTQ09QRV9SRUFEEAESDwoLU0NPUEVfV1JJVEUQAhIOCgpTQ09QRV9DSEFUEAMSDwoLU0NPUEVfQURNSU4QBBIVChFTQ09QRV9BQ1RfQVNfVVNFUhAFOk8KBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNGGAyABKA4yFS5wYXJsZXkuYXBpLnYxLkFjY2Vzc1IGYWNjZXNzOlIKBmVycm9ycxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNKGAyADKAsyGC5wYXJsZXkuYXBpLnYxLkVycm9yQ2FzZVIGZXJyb3JzOkwKBXNjb3BlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMY04YDIAEoDjIULnBhcmxleS5hcGkudjEuU2NvcGVSBXNjb3BlYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * An error an RPC can return: a canonical status code with the
@@ -93,6 +93,70 @@ export const AccessSchema: GenEnum<Access> = /*@__PURE__*/
   enumDesc(file_parley_api_v1_access, 0);
 
 /**
+ * What an API key may be used for. A key carries a set of scopes; an RPC
+ * names the one scope a key needs to call it (the `(parley.api.v1.scope)`
+ * option). Scopes do not imply each other: a key that reads and writes needs
+ * SCOPE_READ and SCOPE_WRITE. A session (access token from Login) is not
+ * limited by scopes.
+ *
+ * @generated from enum parley.api.v1.Scope
+ */
+export enum Scope {
+  /**
+   * Not set. As an RPC's option: the RPC is for sessions only (logging in
+   * and out, passwords, deleting the account, managing keys), and a key is
+   * refused with PERMISSION_DENIED, reason API_KEY_NOT_ALLOWED. Never valid
+   * in a key's scopes.
+   *
+   * @generated from enum value: SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Reads: RPCs with idempotency_level NO_SIDE_EFFECTS outside ChatService.
+   *
+   * @generated from enum value: SCOPE_READ = 1;
+   */
+  READ = 1,
+
+  /**
+   * The other user RPCs outside ChatService: creating, changing, deleting.
+   *
+   * @generated from enum value: SCOPE_WRITE = 2;
+   */
+  WRITE = 2,
+
+  /**
+   * Every ChatService RPC: sending messages and streaming replies.
+   *
+   * @generated from enum value: SCOPE_CHAT = 3;
+   */
+  CHAT = 3,
+
+  /**
+   * Administrators' RPCs (ACCESS_ADMIN); only a key of an admin may have it,
+   * and the key's account must still be an admin when it is used.
+   *
+   * @generated from enum value: SCOPE_ADMIN = 4;
+   */
+  ADMIN = 4,
+
+  /**
+   * Call on behalf of a user named by the `x-parley-on-behalf-of` metadata;
+   * only a service account's key may have it.
+   *
+   * @generated from enum value: SCOPE_ACT_AS_USER = 5;
+   */
+  ACT_AS_USER = 5,
+}
+
+/**
+ * Describes the enum parley.api.v1.Scope.
+ */
+export const ScopeSchema: GenEnum<Scope> = /*@__PURE__*/
+  enumDesc(file_parley_api_v1_access, 1);
+
+/**
  * Who may call the RPC. Every Parley RPC sets it.
  *
  * @generated from extension: parley.api.v1.Access access = 50001;
@@ -110,4 +174,14 @@ export const access: GenExtension<MethodOptions, Access> = /*@__PURE__*/
  */
 export const errors: GenExtension<MethodOptions, ErrorCase[]> = /*@__PURE__*/
   extDesc(file_parley_api_v1_access, 1);
+
+/**
+ * The scope an API key needs to call the RPC. Unset on a non-public RPC:
+ * sessions only, keys are refused. Public RPCs ignore credentials, so they
+ * set none.
+ *
+ * @generated from extension: parley.api.v1.Scope scope = 50003;
+ */
+export const scope: GenExtension<MethodOptions, Scope> = /*@__PURE__*/
+  extDesc(file_parley_api_v1_access, 2);
 
