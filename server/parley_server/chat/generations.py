@@ -68,6 +68,12 @@ OWNER_RELOCK_GRACE_SECONDS = 15.0
 # Backoff of the final write while the database is away.
 FINAL_WRITE_BACKOFF_INITIAL = 0.1
 FINAL_WRITE_BACKOFF_MAX = 2.0
+# How long the stored final message of a generation of this process stays in
+# memory after its end was announced: long enough for its followers to hear
+# the announcement and read it from here rather than from the database.
+FINAL_KEEP_SECONDS = 10.0
+# The columns of a final message as its followers send it (not the search vector).
+_FINAL_COLUMNS = [column for column in Message.__table__.c if column.name != "content_search"]
 
 
 @dataclass
@@ -141,6 +147,8 @@ class GenerationManager:
         self._persist_chars = persist_chars
         self._sweep_interval = sweep_interval
         self._running: dict[uuid.UUID, Generation] = {}
+        # Final messages of generations that ended here lately (see FINAL_KEEP_SECONDS).
+        self._ended: dict[uuid.UUID, Message] = {}
         self._flush_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Generation tasks until they end, after-work (usage, title) included.
@@ -200,6 +208,15 @@ class GenerationManager:
         """The text generated so far, when this process runs that generation."""
         generation = self._running.get(message_id)
         return generation.text if generation else None
+
+    def ended(self, message_id: uuid.UUID) -> Message | None:
+        """The stored final message, when a generation of this process ended it lately.
+
+        A thousand streams ending together would otherwise each read their
+        row back right after it was written (a transaction and an ORM load
+        apiece) to send the final message.
+        """
+        return self._ended.get(message_id)
 
     def cancel_local(self, message_id: uuid.UUID) -> asyncio.Task[None] | None:
         """Stop a generation of this process; returns its task to await, if it runs here."""
@@ -262,14 +279,17 @@ class GenerationManager:
         usage = generation.usage or Usage(prompt_tokens=0, completion_tokens=0)
         final_text = generation.text
         try:
-            stored = await self._store_end(spec.message_id, final_text, state, reason, usage)
+            final = await self._store_end(spec.message_id, final_text, state, reason, usage)
         except asyncio.CancelledError:
             log.warning("stopping before the end of generation %s was stored; it will be failed", spec.message_id)
             raise
         finally:
             self._running.pop(spec.message_id, None)
+        if final is not None:
+            self._ended[spec.message_id] = final
+            asyncio.get_running_loop().call_later(FINAL_KEEP_SECONDS, self._ended.pop, spec.message_id, None)
         self._bus.publish(Finished(spec.conversation_id, spec.message_id, state))
-        if stored:
+        if final is not None:
             try:
                 await self._on_finished(Outcome(spec, state, final_text, usage, reason))
             except Exception:
@@ -277,11 +297,12 @@ class GenerationManager:
 
     async def _store_end(
         self, message_id: uuid.UUID, final_text: str, state: MessageState, reason: str, usage: Usage
-    ) -> bool:
-        """Write the end until it is stored; False when the message had already ended
-        (cancelled or failed by another replica meanwhile)."""
+    ) -> Message | None:
+        """Write the end until it is stored; the final message, or None when the
+        message had already ended (cancelled or failed by another replica meanwhile)."""
         # One statement, committed on its own: no ORM session and no
         # BEGIN/COMMIT round trips for the write every generation ends with.
+        # It returns the final row, which the followers send.
         statement = (
             update(Message)
             .where(Message.id == message_id, Message.state == MessageState.STREAMING)
@@ -294,19 +315,19 @@ class GenerationManager:
                 generation_owner=None,
                 update_time=func.now(),
             )
+            .returning(*_FINAL_COLUMNS)
         )
         delay = FINAL_WRITE_BACKOFF_INITIAL
         attempt = 1
         while True:
             try:
                 async with self._db.autocommit() as conn:
-                    stored = bool((await conn.execute(statement)).rowcount)
-                    if not stored and attempt > 1:
+                    row = (await conn.execute(statement)).first()
+                    if row is None and attempt > 1:
                         # An earlier attempt may have committed before its connection dropped.
-                        row = (
-                            await conn.execute(select(Message.state, Message.content).where(Message.id == message_id))
-                        ).first()
-                        stored = row is not None and tuple(row) == (state, final_text)
+                        row = (await conn.execute(select(*_FINAL_COLUMNS).where(Message.id == message_id))).first()
+                        if row is not None and (row.state, row.content) != (state, final_text):
+                            row = None
             except Exception as exc:
                 if attempt == 1:
                     log.warning(
@@ -321,7 +342,7 @@ class GenerationManager:
                 continue
             if attempt > 1:
                 log.info("stored the end of generation %s after %d attempts", message_id, attempt)
-            return stored
+            return None if row is None else Message(**row._mapping)
 
     async def _flusher(self) -> None:
         while True:

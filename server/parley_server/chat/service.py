@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -66,6 +66,10 @@ CANCEL_CONFIRM_SECONDS = 3.0
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 # A follower re-reads the message after this long without events (see the module doc).
 FOLLOW_RECHECK_SECONDS = 5.0
+# A new message's columns as the client gets it (not the search vector).
+_MESSAGE_COLUMNS = [column for column in Message.__table__.c if column.name != "content_search"]
+# What a new message starts with (a multi-row INSERT applies no Python-side defaults).
+_NEW_MESSAGE = {"failure_reason": "", "prompt_tokens": 0, "completion_tokens": 0}
 
 
 class ChatService:
@@ -158,29 +162,48 @@ class ChatService:
     ) -> tuple[Message, GenerationSpec]:
         now = utcnow()
         first_exchange = conversation.message_count == 0 and not conversation.title
-        user_message = Message(
-            id=uuid.uuid4(),
-            conversation_id=conversation.id,
-            role=MessageRole.USER,
-            content=content,
-            state=MessageState.COMPLETE,
+        user_message_id = uuid.uuid4()
+        # Both messages and the conversation's counters in one statement (the
+        # conversation is locked already): the ORM's unit of work took two
+        # round trips and most of the CPU of starting an exchange.
+        bump = (
+            update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(message_count=Conversation.message_count + 2, last_message_time=now, update_time=now)
+            .returning(Conversation.id)
+            .cte("bump")
         )
-        db.add(user_message)
-        db.add(
-            Message(
-                id=assistant_id,
-                conversation_id=conversation.id,
-                role=MessageRole.ASSISTANT,
-                content="",
-                state=MessageState.STREAMING,
-                generation_owner=self.generations.owner_key,
-                reply_to=user_message.id,
+        added = (
+            insert(Message.__table__)
+            .values(
+                [
+                    {
+                        "id": user_message_id,
+                        "conversation_id": conversation.id,
+                        "role": MessageRole.USER,
+                        "content": content,
+                        "state": MessageState.COMPLETE,
+                        "generation_owner": None,
+                        "reply_to": None,
+                        **_NEW_MESSAGE,
+                    },
+                    {
+                        "id": assistant_id,
+                        "conversation_id": conversation.id,
+                        "role": MessageRole.ASSISTANT,
+                        "content": "",
+                        "state": MessageState.STREAMING,
+                        "generation_owner": self.generations.owner_key,
+                        "reply_to": user_message_id,
+                        **_NEW_MESSAGE,
+                    },
+                ]
             )
+            .add_cte(bump)
+            .returning(*_MESSAGE_COLUMNS)
         )
-        conversation.message_count += 2
-        conversation.last_message_time = now
-        conversation.update_time = now
-        await db.flush()
+        rows = (await (await db.connection()).execute(added)).all()
+        user_message = next(Message(**row._mapping) for row in rows if row.id == user_message_id)
         turns = await self._conversations.history_for_agent(
             db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
         )
@@ -275,6 +298,9 @@ class ChatService:
         live = self.generations.snapshot(message_id)
         if live is not None:
             return len(live), True
+        ended = self.generations.ended(message_id)
+        if ended is not None:
+            return len(ended.content), True
         async with self._db.transaction() as db:
             row = (
                 await db.execute(
@@ -291,7 +317,7 @@ class ChatService:
         """Replay from offset, then live until the generation ends (see module doc)."""
         # Deltas of a generation running here are delivered in-process; only
         # one running elsewhere (or already ended) needs its replica to send them.
-        elsewhere = self.generations.snapshot(message_id) is None
+        elsewhere = self.generations.snapshot(message_id) is None and self.generations.ended(message_id) is None
         with self._activity.chat_stream():
             async with self._bus.subscribe(
                 conversation_id, remote_deltas=elsewhere, quiet_after=FOLLOW_RECHECK_SECONDS
@@ -337,16 +363,19 @@ class ChatService:
 
         A generation running in this process is read from its buffer (fresher
         than the database, and no connection needed: a thousand streams
-        starting at once must not queue for the pool); otherwise the stored
-        row is read. Ownership was checked before following began.
+        starting at once must not queue for the pool), one that ended here
+        lately from the final message it stored; otherwise the stored row is
+        read. Ownership was checked before following began.
         """
         live = self.generations.snapshot(message_id)
         final: Message | None = None
         if live is not None:
             current = live
         else:
-            async with self._db.transaction() as db:
-                message = await db.get(Message, message_id)
+            message = self.generations.ended(message_id)
+            if message is None:
+                async with self._db.read() as db:
+                    message = await db.get(Message, message_id)
             if message is None:
                 raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
             final = message if message.state in FINAL_STATES else None
