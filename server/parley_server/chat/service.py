@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -66,10 +66,25 @@ CANCEL_CONFIRM_SECONDS = 3.0
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 # A follower re-reads the message after this long without events (see the module doc).
 FOLLOW_RECHECK_SECONDS = 5.0
-# A new message's columns as the client gets it (not the search vector).
-_MESSAGE_COLUMNS = [column for column in Message.__table__.c if column.name != "content_search"]
-# What a new message starts with (a multi-row INSERT applies no Python-side defaults).
-_NEW_MESSAGE = {"failure_reason": "", "prompt_tokens": 0, "completion_tokens": 0}
+# Both messages of an exchange and the conversation's counters in one
+# statement, on the conversation already locked. The ORM's unit of work took
+# two round trips and most of the CPU of starting an exchange; a Core INSERT
+# of several rows is compiled anew each time (SQLAlchemy cannot cache it),
+# while this text is compiled once.
+_START_EXCHANGE = text(
+    """
+    WITH bump AS (
+        UPDATE conversations
+        SET message_count = message_count + 2, last_message_time = :now, update_time = :now
+        WHERE id = :cid
+    )
+    INSERT INTO messages (id, conversation_id, role, content, state, failure_reason,
+                          prompt_tokens, completion_tokens, generation_owner, reply_to)
+    VALUES (:user_id, :cid, 'user', :content, 'complete', '', 0, 0, NULL, NULL),
+           (:assistant_id, :cid, 'assistant', '', 'streaming', '', 0, 0, :owner, :user_id)
+    RETURNING id, seq, create_time, update_time
+    """
+)
 
 
 class ChatService:
@@ -162,48 +177,32 @@ class ChatService:
     ) -> tuple[Message, GenerationSpec]:
         now = utcnow()
         first_exchange = conversation.message_count == 0 and not conversation.title
-        user_message_id = uuid.uuid4()
-        # Both messages and the conversation's counters in one statement (the
-        # conversation is locked already): the ORM's unit of work took two
-        # round trips and most of the CPU of starting an exchange.
-        bump = (
-            update(Conversation)
-            .where(Conversation.id == conversation.id)
-            .values(message_count=Conversation.message_count + 2, last_message_time=now, update_time=now)
-            .returning(Conversation.id)
-            .cte("bump")
+        user_message = Message(
+            id=uuid.uuid4(),
+            conversation_id=conversation.id,
+            role=MessageRole.USER,
+            content=content,
+            state=MessageState.COMPLETE,
+            failure_reason="",
+            prompt_tokens=0,
+            completion_tokens=0,
+            generation_owner=None,
+            reply_to=None,
         )
-        added = (
-            insert(Message.__table__)
-            .values(
-                [
-                    {
-                        "id": user_message_id,
-                        "conversation_id": conversation.id,
-                        "role": MessageRole.USER,
-                        "content": content,
-                        "state": MessageState.COMPLETE,
-                        "generation_owner": None,
-                        "reply_to": None,
-                        **_NEW_MESSAGE,
-                    },
-                    {
-                        "id": assistant_id,
-                        "conversation_id": conversation.id,
-                        "role": MessageRole.ASSISTANT,
-                        "content": "",
-                        "state": MessageState.STREAMING,
-                        "generation_owner": self.generations.owner_key,
-                        "reply_to": user_message_id,
-                        **_NEW_MESSAGE,
-                    },
-                ]
-            )
-            .add_cte(bump)
-            .returning(*_MESSAGE_COLUMNS)
+        added = await db.execute(
+            _START_EXCHANGE,
+            {
+                "cid": conversation.id,
+                "now": now,
+                "user_id": user_message.id,
+                "content": content,
+                "assistant_id": assistant_id,
+                "owner": self.generations.owner_key,
+            },
         )
-        rows = (await (await db.connection()).execute(added)).all()
-        user_message = next(Message(**row._mapping) for row in rows if row.id == user_message_id)
+        user_message.seq, user_message.create_time, user_message.update_time = next(
+            (seq, created, updated) for message_id, seq, created, updated in added if message_id == user_message.id
+        )
         turns = await self._conversations.history_for_agent(
             db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
         )
