@@ -74,6 +74,20 @@ FINAL_WRITE_BACKOFF_MAX = 2.0
 FINAL_KEEP_SECONDS = 10.0
 # The columns of a final message as its followers send it (not the search vector).
 _FINAL_COLUMNS = [column for column in Message.__table__.c if column.name != "content_search"]
+_FINAL_NAMES = ", ".join(column.name for column in _FINAL_COLUMNS)
+# The end of a generation, returning the final message. Text, compiled once:
+# building and keying the equivalent Core UPDATE cost about as much CPU as
+# the rest of ending an exchange.
+_STORE_END = text(
+    f"""
+    UPDATE messages
+    SET content = :content, state = :state, failure_reason = :reason, prompt_tokens = :prompt_tokens,
+        completion_tokens = :completion_tokens, generation_owner = NULL, update_time = now()
+    WHERE id = :id AND state = 'streaming'
+    RETURNING {_FINAL_NAMES}
+    """
+).columns(*_FINAL_COLUMNS)
+_READ_END = text(f"SELECT {_FINAL_NAMES} FROM messages WHERE id = :id").columns(*_FINAL_COLUMNS)
 
 
 @dataclass
@@ -302,30 +316,23 @@ class GenerationManager:
         message had already ended (cancelled or failed by another replica meanwhile)."""
         # One statement, committed on its own: no ORM session and no
         # BEGIN/COMMIT round trips for the write every generation ends with.
-        # It returns the final row, which the followers send.
-        statement = (
-            update(Message)
-            .where(Message.id == message_id, Message.state == MessageState.STREAMING)
-            .values(
-                content=final_text,
-                state=state,
-                failure_reason=reason,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                generation_owner=None,
-                update_time=func.now(),
-            )
-            .returning(*_FINAL_COLUMNS)
-        )
+        values = {
+            "id": message_id,
+            "content": final_text,
+            "state": state.value,
+            "reason": reason,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        }
         delay = FINAL_WRITE_BACKOFF_INITIAL
         attempt = 1
         while True:
             try:
                 async with self._db.autocommit() as conn:
-                    row = (await conn.execute(statement)).first()
+                    row = (await conn.execute(_STORE_END, values)).first()
                     if row is None and attempt > 1:
                         # An earlier attempt may have committed before its connection dropped.
-                        row = (await conn.execute(select(*_FINAL_COLUMNS).where(Message.id == message_id))).first()
+                        row = (await conn.execute(_READ_END, {"id": message_id})).first()
                         if row is not None and (row.state, row.content) != (state, final_text):
                             row = None
             except Exception as exc:
@@ -342,7 +349,9 @@ class GenerationManager:
                 continue
             if attempt > 1:
                 log.info("stored the end of generation %s after %d attempts", message_id, attempt)
-            return None if row is None else Message(**row._mapping)
+            if row is None:
+                return None
+            return Message(**row._mapping)
 
     async def _flusher(self) -> None:
         while True:

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -36,7 +36,7 @@ from parley_server.common.clock import utcnow
 from parley_server.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
 from parley_server.common.idempotency import claim
 from parley_server.common.validation import Violations, only_uuid
-from parley_server.conversations.ownership import owned_conversation, owned_message
+from parley_server.conversations.ownership import owned_message
 from parley_server.conversations.service import (
     DEFAULT_HISTORY_CHARS,
     DEFAULT_HISTORY_MESSAGES,
@@ -66,6 +66,13 @@ CANCEL_CONFIRM_SECONDS = 3.0
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 # A follower re-reads the message after this long without events (see the module doc).
 FOLLOW_RECHECK_SECONDS = 5.0
+# Built once: building a statement costs about as much CPU as running it.
+_CONVERSATION_AND_AGENT = (
+    select(Conversation, Agent)
+    .outerjoin(Agent, (Agent.id == Conversation.agent_id) & Agent.delete_time.is_(None))
+    .where(Conversation.id == bindparam("cid"), Conversation.user_id == bindparam("uid"))
+    .with_for_update(of=Conversation)
+)
 # Both messages of an exchange and the conversation's counters in one
 # statement, on the conversation already locked. The ORM's unit of work took
 # two round trips and most of the CPU of starting an exchange; a Core INSERT
@@ -145,10 +152,12 @@ class ChatService:
         v.raise_if_any()
         assert cid is not None
         async with self._db.transaction() as db:
-            conversation = await owned_conversation(db, cid, caller.user_id, for_update=True)
+            conversation, agent = await self._conversation_and_agent(db, caller, cid)
             assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
             if is_new:
-                agent = await self._access.require_access(db, caller, conversation.agent_id)
+                if agent is None:
+                    raise NotFound("agent not found", reason=Reason.AGENT_NOT_FOUND)
+                await self._access.require_access_to(db, caller, agent)
                 user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
                 # Counted with the exchange it pays for: a refused send stores nothing.
                 # Without a quota it is counted, with its tokens, when the answer ends.
@@ -165,6 +174,16 @@ class ChatService:
         yield Accepted(user_message, assistant_id)
         async for chat_update in self._follow(cid, assistant_id, 0):
             yield chat_update
+
+    async def _conversation_and_agent(
+        self, db: AsyncSession, caller: Caller, cid: uuid.UUID
+    ) -> tuple[Conversation, Agent | None]:
+        """The caller's conversation, locked (or NOT_FOUND, as owned_conversation),
+        with its agent unless deleted: one statement instead of one each."""
+        row = (await db.execute(_CONVERSATION_AND_AGENT, {"cid": cid, "uid": caller.user_id})).one_or_none()
+        if row is None:
+            raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+        return row[0], row[1]
 
     async def _start_exchange(
         self,
