@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
+from parley_server.agents.providers.base import ChatTurn
 from parley_server.agents.registry import AgentRegistry
 from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
 from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextDelta, WatchUpdate
@@ -222,9 +223,15 @@ class ChatService:
         user_message.seq, user_message.create_time, user_message.update_time = next(
             (seq, created, updated) for message_id, seq, created, updated in added if message_id == user_message.id
         )
-        turns = await self._conversations.history_for_agent(
-            db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
-        )
+
+        async def turns() -> list[ChatTurn]:
+            # After the commit: it sees the user message, and the assistant's
+            # (empty) is skipped. Its own read, without BEGIN and COMMIT.
+            async with self._db.read() as db:
+                return await self._conversations.history_for_agent(
+                    db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
+                )
+
         spec = GenerationSpec(
             message_id=assistant_id,
             conversation_id=conversation.id,
