@@ -99,9 +99,7 @@ class GenerationSpec:
     caller: Caller
     agent_id: uuid.UUID
     provider: ChatProvider
-    # Reads what the model is sent; called by the generation, after the
-    # client heard `accepted` (the read is not on the way to it).
-    turns: Callable[[], Awaitable[Sequence[ChatTurn]]]
+    turns: Sequence[ChatTurn]
     max_output_tokens: int
     temperature: float
     # For on_finished: whether the message itself is still to be counted in
@@ -256,9 +254,8 @@ class GenerationManager:
         state, reason = MessageState.COMPLETE, ""
         try:
             async with asyncio.timeout(self._timeout):
-                turns = await spec.turns()
                 async for event in spec.provider.stream(
-                    turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
+                    spec.turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
                 ):
                     if isinstance(event, GeneratedText) and event.text:
                         self._append(generation, event.text)

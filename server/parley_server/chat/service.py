@@ -26,7 +26,6 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
-from parley_server.agents.providers.base import ChatTurn
 from parley_server.agents.registry import AgentRegistry
 from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
 from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextDelta, WatchUpdate
@@ -227,14 +226,11 @@ class ChatService:
             (seq, created, updated) for message_id, seq, created, updated in added if message_id == user_message.id
         )
 
-        async def turns() -> list[ChatTurn]:
-            # After the commit: it sees the user message, and the assistant's
-            # (empty) is skipped. Its own read, without BEGIN and COMMIT.
-            async with self._db.read() as db:
-                return await self._conversations.history_for_agent(
-                    db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
-                )
-
+        # Inside the transaction: the model answers this exchange's message,
+        # never a later one a concurrent send committed meanwhile.
+        turns = await self._conversations.history_for_agent(
+            db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
+        )
         spec = GenerationSpec(
             message_id=assistant_id,
             conversation_id=conversation.id,
