@@ -11,6 +11,7 @@ the cache lifetime.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ class SessionService:
         self._cache_seconds = cache_seconds
         # session id -> (monotonic deadline, caller or None when not live)
         self._cache: dict[uuid.UUID, tuple[float, Caller | None]] = {}
+        # session id -> the load of its caller under way (see _load_once)
+        self._loading: dict[uuid.UUID, asyncio.Future[Caller | None]] = {}
 
     async def open(self, db: AsyncSession, user: User, client_address: str) -> TokenPair:
         """Start a session for user (inside the caller's transaction)."""
@@ -157,10 +160,27 @@ class SessionService:
         if cached is not None and cached[0] > time.monotonic():
             caller = cached[1]
         else:
-            caller = await self._load_caller(claims.session_id)
-            self._cache[claims.session_id] = (time.monotonic() + self._cache_seconds, caller)
+            caller = await self._load_once(claims.session_id)
         if caller is None or caller.user_id != claims.user_id:
             raise Unauthenticated("session ended; log in again", reason=Reason.SESSION_REVOKED)
+        return caller
+
+    async def _load_once(self, session_id: uuid.UUID) -> Caller | None:
+        """Load and cache the session's caller; calls that miss the cache
+        meanwhile share that load. A client opening a thousand streams at once
+        would otherwise send a thousand identical reads, each holding a pool
+        connection the streams' own work waits for."""
+        loading = self._loading.get(session_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_cache(session_id))
+            self._loading[session_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(session_id, None))
+        # Shielded: one caller giving up must not cancel the others' load.
+        return await asyncio.shield(loading)
+
+    async def _load_and_cache(self, session_id: uuid.UUID) -> Caller | None:
+        caller = await self._load_caller(session_id)
+        self._cache[session_id] = (time.monotonic() + self._cache_seconds, caller)
         return caller
 
     async def _load_caller(self, session_id: uuid.UUID) -> Caller | None:

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,6 +73,21 @@ def _usage_upsert(
     )
 
 
+# record_usage's upsert, which every chat answer ends with. Text, compiled
+# once: building and keying the equivalent Core statement each time cost as
+# much CPU as storing the answer itself.
+_RECORD_USAGE = text(
+    """
+    INSERT INTO usage_daily AS u (user_id, agent_id, day, message_count, prompt_tokens, completion_tokens)
+    VALUES (:user_id, :agent_id, :day, :messages, :prompt_tokens, :completion_tokens)
+    ON CONFLICT (user_id, agent_id, day) DO UPDATE
+    SET message_count = u.message_count + excluded.message_count,
+        prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = u.completion_tokens + excluded.completion_tokens
+    """
+)
+
+
 def _quota_exceeded(now: datetime) -> ResourceExhausted:
     return ResourceExhausted(
         "today's message quota for this agent is used up",
@@ -99,13 +114,17 @@ class AgentAccessService:
         otherwise.
         """
         agent = await live_agent(db, agent_id)
+        await self.require_access_to(db, caller, agent)
+        return agent
+
+    async def require_access_to(self, db: AsyncSession, caller: Caller, agent: Agent) -> None:
+        """require_access for an agent already read (not deleted), to spare its read."""
         now = utcnow()
         decision = await decide(db, caller, agent, now)
         if decision.reason is AccessReason.QUOTA_EXCEEDED:
             raise _quota_exceeded(now)
         if not decision.allowed:
             raise PermissionDenied(DENIALS[decision.reason], reason=Reason[decision.reason.name])
-        return agent
 
     async def take_quota(self, db: AsyncSession, caller: Caller, agent: Agent) -> bool:
         """Count one message against the caller's daily quota for agent, in db's transaction.
@@ -147,18 +166,16 @@ class AgentAccessService:
         Autocommit: this row is shared by every generation of the user and
         agent, and must not stay locked for the length of a transaction.
         """
-        stmt = _usage_upsert(user_id, agent_id, messages, prompt_tokens, completion_tokens).on_conflict_do_update(
-            index_elements=_USAGE_KEY,
-            # Bound increments rather than `excluded`, whose column collection
-            # SQLAlchemy rebuilds on every call.
-            set_={
-                "message_count": UsageDaily.message_count + messages,
-                "prompt_tokens": UsageDaily.prompt_tokens + prompt_tokens,
-                "completion_tokens": UsageDaily.completion_tokens + completion_tokens,
-            },
-        )
+        values = {
+            "user_id": user_id,
+            "agent_id": agent_id,
+            "day": utc_day(utcnow()),
+            "messages": messages,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        }
         async with self._db.autocommit() as conn:
-            await conn.execute(stmt)
+            await conn.execute(_RECORD_USAGE, values)
 
     # -- RPCs -------------------------------------------------------------------
 

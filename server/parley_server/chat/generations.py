@@ -68,6 +68,26 @@ OWNER_RELOCK_GRACE_SECONDS = 15.0
 # Backoff of the final write while the database is away.
 FINAL_WRITE_BACKOFF_INITIAL = 0.1
 FINAL_WRITE_BACKOFF_MAX = 2.0
+# How long the stored final message of a generation of this process stays in
+# memory after its end was announced: long enough for its followers to hear
+# the announcement and read it from here rather than from the database.
+FINAL_KEEP_SECONDS = 10.0
+# The columns of a final message as its followers send it (not the search vector).
+_FINAL_COLUMNS = [column for column in Message.__table__.c if column.name != "content_search"]
+_FINAL_NAMES = ", ".join(column.name for column in _FINAL_COLUMNS)
+# The end of a generation, returning the final message. Text, compiled once:
+# building and keying the equivalent Core UPDATE cost about as much CPU as
+# the rest of ending an exchange.
+_STORE_END = text(
+    f"""
+    UPDATE messages
+    SET content = :content, state = :state, failure_reason = :reason, prompt_tokens = :prompt_tokens,
+        completion_tokens = :completion_tokens, generation_owner = NULL, update_time = now()
+    WHERE id = :id AND state = 'streaming'
+    RETURNING {_FINAL_NAMES}
+    """
+).columns(*_FINAL_COLUMNS)
+_READ_END = text(f"SELECT {_FINAL_NAMES} FROM messages WHERE id = :id").columns(*_FINAL_COLUMNS)
 
 
 @dataclass
@@ -141,6 +161,8 @@ class GenerationManager:
         self._persist_chars = persist_chars
         self._sweep_interval = sweep_interval
         self._running: dict[uuid.UUID, Generation] = {}
+        # Final messages of generations that ended here lately (see FINAL_KEEP_SECONDS).
+        self._ended: dict[uuid.UUID, Message] = {}
         self._flush_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Generation tasks until they end, after-work (usage, title) included.
@@ -200,6 +222,15 @@ class GenerationManager:
         """The text generated so far, when this process runs that generation."""
         generation = self._running.get(message_id)
         return generation.text if generation else None
+
+    def ended(self, message_id: uuid.UUID) -> Message | None:
+        """The stored final message, when a generation of this process ended it lately.
+
+        A thousand streams ending together would otherwise each read their
+        row back right after it was written (a transaction and an ORM load
+        apiece) to send the final message.
+        """
+        return self._ended.get(message_id)
 
     def cancel_local(self, message_id: uuid.UUID) -> asyncio.Task[None] | None:
         """Stop a generation of this process; returns its task to await, if it runs here."""
@@ -262,14 +293,17 @@ class GenerationManager:
         usage = generation.usage or Usage(prompt_tokens=0, completion_tokens=0)
         final_text = generation.text
         try:
-            stored = await self._store_end(spec.message_id, final_text, state, reason, usage)
+            final = await self._store_end(spec.message_id, final_text, state, reason, usage)
         except asyncio.CancelledError:
             log.warning("stopping before the end of generation %s was stored; it will be failed", spec.message_id)
             raise
         finally:
             self._running.pop(spec.message_id, None)
+        if final is not None:
+            self._ended[spec.message_id] = final
+            asyncio.get_running_loop().call_later(FINAL_KEEP_SECONDS, self._ended.pop, spec.message_id, None)
         self._bus.publish(Finished(spec.conversation_id, spec.message_id, state))
-        if stored:
+        if final is not None:
             try:
                 await self._on_finished(Outcome(spec, state, final_text, usage, reason))
             except Exception:
@@ -277,36 +311,30 @@ class GenerationManager:
 
     async def _store_end(
         self, message_id: uuid.UUID, final_text: str, state: MessageState, reason: str, usage: Usage
-    ) -> bool:
-        """Write the end until it is stored; False when the message had already ended
-        (cancelled or failed by another replica meanwhile)."""
+    ) -> Message | None:
+        """Write the end until it is stored; the final message, or None when the
+        message had already ended (cancelled or failed by another replica meanwhile)."""
         # One statement, committed on its own: no ORM session and no
         # BEGIN/COMMIT round trips for the write every generation ends with.
-        statement = (
-            update(Message)
-            .where(Message.id == message_id, Message.state == MessageState.STREAMING)
-            .values(
-                content=final_text,
-                state=state,
-                failure_reason=reason,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                generation_owner=None,
-                update_time=func.now(),
-            )
-        )
+        values = {
+            "id": message_id,
+            "content": final_text,
+            "state": state.value,
+            "reason": reason,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        }
         delay = FINAL_WRITE_BACKOFF_INITIAL
         attempt = 1
         while True:
             try:
                 async with self._db.autocommit() as conn:
-                    stored = bool((await conn.execute(statement)).rowcount)
-                    if not stored and attempt > 1:
+                    row = (await conn.execute(_STORE_END, values)).first()
+                    if row is None and attempt > 1:
                         # An earlier attempt may have committed before its connection dropped.
-                        row = (
-                            await conn.execute(select(Message.state, Message.content).where(Message.id == message_id))
-                        ).first()
-                        stored = row is not None and tuple(row) == (state, final_text)
+                        row = (await conn.execute(_READ_END, {"id": message_id})).first()
+                        if row is not None and (row.state, row.content) != (state, final_text):
+                            row = None
             except Exception as exc:
                 if attempt == 1:
                     log.warning(
@@ -321,7 +349,9 @@ class GenerationManager:
                 continue
             if attempt > 1:
                 log.info("stored the end of generation %s after %d attempts", message_id, attempt)
-            return stored
+            if row is None:
+                return None
+            return Message(**row._mapping)
 
     async def _flusher(self) -> None:
         while True:
