@@ -398,7 +398,7 @@ class ChatService:
         else:
             message = self.generations.ended(message_id)
             if message is None:
-                async with self._db.read() as db:
+                async with self._db.transaction() as db:
                     message = await db.get(Message, message_id)
             if message is None:
                 raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
