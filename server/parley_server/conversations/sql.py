@@ -5,8 +5,8 @@ calls most; SQLAlchemy's per-statement work (and the ORM's per-row work)
 cost them more CPU than everything else together. The SQL for the
 conversations and messages tables lives here, beside the domain that owns
 them; each text is fixed (ListConversations' filters pick one of a few), so
-asyncpg prepares it once per connection. Column lists match
-conversations/views.py, which reads records by position.
+asyncpg prepares it once per connection. Column lists are the fields of
+conversations/views.py's read models, which read records by position.
 """
 
 from __future__ import annotations
@@ -15,31 +15,12 @@ import uuid
 from datetime import datetime
 
 from parley_server.common.idempotency import claimed_sql, claiming_sql
+from parley_server.conversations.views import ConversationView, MessageView
 from parley_server.db.database import Binds
 
-_CONVERSATION_COLUMNS = (
-    "id",
-    "agent_id",
-    "title",
-    "archived",
-    "pinned",
-    "message_count",
-    "create_time",
-    "update_time",
-    "last_message_time",
-)
-_MESSAGE_COLUMNS = (
-    "id",
-    "conversation_id",
-    "role",
-    "content",
-    "state",
-    "failure_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "create_time",
-    "update_time",
-)
+# The columns each view reads, in its order (views read records by position).
+_CONVERSATION_COLUMNS = ConversationView._fields
+_MESSAGE_COLUMNS = MessageView._fields
 
 
 def _columns(names: tuple[str, ...], alias: str) -> str:
