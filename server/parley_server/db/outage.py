@@ -18,6 +18,11 @@ The decision is made on types and SQLSTATE codes, never on message text
   SQLAlchemy wraps them in a DBAPIError whose `orig.sqlstate` keeps the code.
 - OSError (connection refused or reset, no route) and TimeoutError (a
   connect that never completed) from the socket itself.
+- asyncpg's InternalClientError: a connection whose protocol PostgreSQL's
+  shutdown left mid-operation ("cannot switch to state 12; another operation
+  is in progress"), seen on pooled and LISTEN connections alike as the
+  server goes down. The failing statement was never sent, the pool drops
+  the connection, and a retry on a new one works once PostgreSQL is back.
 - SQLAlchemy's pool TimeoutError: no connection could be had in time.
 - A DBAPIError SQLAlchemy marked `connection_invalidated` (its dialect saw
   the connection closed under the statement).
@@ -36,6 +41,7 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
     sa_exc.TimeoutError,
