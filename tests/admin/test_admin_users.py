@@ -18,6 +18,7 @@ from parley_server.admin.service import UserChanges
 from parley_server.common.errors import FailedPrecondition
 from parley_server.db.models import Role, UserState
 from tests.helpers.accounts import Account, Metadata
+from tests.helpers.api_keys import service_account
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import snapshot, sql
 from tests.helpers.errors import expect_error, expect_invalid_naming
@@ -314,3 +315,23 @@ async def test_the_last_admin_cannot_delete_their_own_account(stubs: Stubs) -> N
     await stubs.auth.DeleteAccount(auth_pb2.DeleteAccountRequest(password=admin.password), metadata=admin.md)
     me = await stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=second.md)
     assert me.user.email == "second-admin@example.com"
+
+
+async def test_service_accounts_are_not_users_to_the_admin_user_rpcs(stubs: Stubs) -> None:
+    """They are managed by ServiceAccountService; here an admin can neither list,
+    promote, disable nor delete one, nor see it counted among the users."""
+    admin = await stubs.admin_account()
+    stats_before = await stubs.admin.GetStats(pb.GetStatsRequest(), metadata=admin.md)
+    account = await service_account(stubs, admin)
+    assert await list_emails(stubs, admin.md) == [admin.user.email]
+    before = await snapshot(stubs.app)
+    for call in (
+        stubs.admin.GetUser(pb.GetUserRequest(user_id=account.id), metadata=admin.md),
+        stubs.admin.UpdateUser(update(account.id, ["role"], role=auth_pb2.ROLE_ADMIN), metadata=admin.md),
+        stubs.admin.DeleteUser(pb.DeleteUserRequest(user_id=account.id), metadata=admin.md),
+    ):
+        await expect_error(call, NOT_FOUND, "USER_NOT_FOUND")
+    assert await snapshot(stubs.app) == before
+    stubs.app.admin.clear_stats_cache()
+    stats = await stubs.admin.GetStats(pb.GetStatsRequest(), metadata=admin.md)
+    assert stats.stats.total_users == stats_before.stats.total_users == 1

@@ -38,7 +38,7 @@ from parley_server.common.pagination import Page, Paginator, newest_first, time_
 from parley_server.common.validation import MAX_DISPLAY_NAME_LENGTH, MAX_EMAIL_LENGTH, Violations, only_uuid
 from parley_server.conversations.service import DEFAULT_EMPTY_AGE, ConversationService
 from parley_server.db.database import Database
-from parley_server.db.models import Role, User, UserState, WaitlistEntry
+from parley_server.db.models import Role, User, UserKind, UserState, WaitlistEntry
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class AdminService:
         scope = json.dumps(["ListUsers", contains, role, state, where.premium])
         keyset = self._paginator.decode(v, page_token, scope, 2)
         v.raise_if_any()
-        query = select(User)
+        query = select(User).where(User.kind == UserKind.USER)
         if contains:
             query = query.where(User.email.icontains(contains, autoescape=True))
         if where.role is not None:
@@ -315,7 +315,10 @@ class AdminService:
 
 
 async def _require_user(db: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+    """The person with this id. Service accounts are users rows too, but they are
+    managed through ServiceAccountService only: here they do not exist, so no
+    admin call can give one a password-less ADMIN role or a waitlist state."""
     user = await db.get(User, user_id, with_for_update=for_update)
-    if user is None:
+    if user is None or user.kind is not UserKind.USER:
         raise NotFound("user not found", reason=Reason.USER_NOT_FOUND)
     return user

@@ -38,7 +38,7 @@ from parley_server.admin.stats_rollup import day_usage
 from parley_server.common.clock import utcnow
 from parley_server.common.validation import Violations
 from parley_server.db.database import Database
-from parley_server.db.models import Agent, Conversation, User, UserState
+from parley_server.db.models import Agent, Conversation, User, UserKind, UserState
 
 CACHE_SECONDS = 30.0
 CACHE_MAX_ENTRIES = 256
@@ -157,14 +157,17 @@ class StatsService:
         new_day = cast(func.timezone("UTC", User.create_time), Date)
         compute_time = utcnow()
         states, (conversations, messages), new_users, usage = await asyncio.gather(
-            self._rows(select(User.state, func.count()).group_by(User.state)),
+            # People only: service accounts are counted by ServiceAccountService's lists.
+            self._rows(select(User.state, func.count()).where(User.kind == UserKind.USER).group_by(User.state)),
             self._one(
                 # Messages: exact, since every write path changes message_count under the
                 # conversation's row lock; one row per conversation instead of per message.
                 select(func.count(), func.coalesce(func.sum(Conversation.message_count), 0))
             ),
             self._rows(
-                select(new_day, func.count()).where(User.create_time >= start, User.create_time < end).group_by(new_day)
+                select(new_day, func.count())
+                .where(User.kind == UserKind.USER, User.create_time >= start, User.create_time < end)
+                .group_by(new_day)
             ),
             day_usage(self._db, days),
         )

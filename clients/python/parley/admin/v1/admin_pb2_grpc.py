@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class AdminServiceStub:
     """AdminService is for administrators: users, the waitlist, statistics, system
-    health and housekeeping.
+    health and housekeeping. "Users" here are people: service accounts are
+    managed by parley.api_key.v1.ServiceAccountService, and their ids are
+    USER_NOT_FOUND to the user RPCs below and not counted in GetStats' users.
     """
 
     def __init__(self, channel):
@@ -85,7 +87,9 @@ class AdminServiceStub:
 
 class AdminServiceServicer:
     """AdminService is for administrators: users, the waitlist, statistics, system
-    health and housekeeping.
+    health and housekeeping. "Users" here are people: service accounts are
+    managed by parley.api_key.v1.ServiceAccountService, and their ids are
+    USER_NOT_FOUND to the user RPCs below and not counted in GetStats' users.
     """
 
     def ListUsers(self, request, context):
@@ -216,7 +220,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """AdminService is for administrators: users, the waitlist, statistics, system
-    health and housekeeping.
+    health and housekeeping. "Users" here are people: service accounts are
+    managed by parley.api_key.v1.ServiceAccountService, and their ids are
+    USER_NOT_FOUND to the user RPCs below and not counted in GetStats' users.
     """
 
     @staticmethod

@@ -883,7 +883,9 @@ export const CleanupEmptyConversationsResponseSchema: GenMessage<CleanupEmptyCon
 
 /**
  * AdminService is for administrators: users, the waitlist, statistics, system
- * health and housekeeping.
+ * health and housekeeping. "Users" here are people: service accounts are
+ * managed by parley.api_key.v1.ServiceAccountService, and their ids are
+ * USER_NOT_FOUND to the user RPCs below and not counted in GetStats' users.
  *
  * @generated from service parley.admin.v1.AdminService
  */
