@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -16,12 +17,14 @@ from parley.api_key.v1 import api_key_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
+from parley_server.accounts.api_keys import MAX_USABLE_KEYS_PER_OWNER
 from parley_server.common.clock import utcnow
 from parley_server.db.models import ApiKey
 from tests.helpers.accounts import Account, current_user
 from tests.helpers.agents import agent_id
 from tests.helpers.api_keys import key_md, user_key
 from tests.helpers.chat import collect, text_of
+from tests.helpers.database import snapshot
 from tests.helpers.errors import expect_error, expect_invalid_naming
 from tests.helpers.stubs import Stubs
 
@@ -222,3 +225,24 @@ async def test_an_admins_key_with_admin_scope_calls_admin_rpcs(stubs: Stubs) -> 
     _, secret = await user_key(stubs, admin, access_pb2.SCOPE_ADMIN)
     users = await stubs.admin.ListUsers(admin_pb2.ListUsersRequest(), metadata=key_md(secret))
     assert admin.user.id in [u.id for u in users.users]
+
+
+async def test_an_owner_holds_at_most_the_allowed_number_of_usable_keys(stubs: Stubs, alice: Account) -> None:
+    made = await asyncio.gather(*(user_key(stubs, alice, name=f"k{i}") for i in range(MAX_USABLE_KEYS_PER_OWNER)))
+    before = await snapshot(stubs.app)
+    details = await expect_error(user_key(stubs, alice), grpc.StatusCode.FAILED_PRECONDITION, "API_KEY_LIMIT")
+    assert "revoke one" in details.message and details.metadata["limit"] == str(MAX_USABLE_KEYS_PER_OWNER)
+    assert await snapshot(stubs.app) == before
+    # Other owners are not affected.
+    bob = await stubs.active_account("bob@example.com")
+    await user_key(stubs, bob)
+    # A revoked key and an expired one free their places.
+    first, second = made[0][0], made[1][0]
+    await stubs.api_keys.RevokeApiKey(api_key_pb2.RevokeApiKeyRequest(api_key_id=first.id), metadata=alice.md)
+    await user_key(stubs, alice)
+    async with stubs.app.database.transaction() as db:
+        await db.execute(
+            update(ApiKey).where(ApiKey.id == uuid.UUID(second.id)).values(expire_time=utcnow() - timedelta(seconds=1))
+        )
+    await user_key(stubs, alice)
+    await expect_error(user_key(stubs, alice), grpc.StatusCode.FAILED_PRECONDITION, "API_KEY_LIMIT")

@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.accounts.session_service import LOCKED_OUT_STATES
 from parley_server.accounts.tokens import hash_secret, new_secret
 from parley_server.common.caller import Caller, KeyCredential
 from parley_server.common.clock import utcnow
-from parley_server.common.errors import NotFound, PermissionDenied, Reason, Unauthenticated
+from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, Unauthenticated
 from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.common.rate_limiter import Limit, RateLimiter
 from parley_server.common.validation import Violations, only_uuid
@@ -42,6 +42,10 @@ SHOWN_PREFIX_LENGTH = 12
 MAX_KEY_NAME_LENGTH = 100
 # Longer than any secret we issue (46 characters), short enough to hash cheaply.
 MAX_SECRET_LENGTH = 100
+# Usable (neither revoked nor expired) keys one owner may hold: enough for a
+# key per deployment and environment, few enough that a leaked admin session
+# or a runaway script cannot fill the table.
+MAX_USABLE_KEYS_PER_OWNER = 100
 # The per-key rate limit counts calls per minute.
 RATE_LIMIT_WINDOW = timedelta(minutes=1)
 
@@ -121,6 +125,7 @@ class ApiKeyService:
         if expire_time is not None and expire_time <= utcnow():
             v.add("api_key.expire_time", "must be in the future")
         v.raise_if_any()
+        await _ensure_room_for_a_key(db, owner.id)
         secret = KEY_PREFIX + new_secret()
         key = ApiKey(
             user_id=owner.id,
@@ -306,3 +311,24 @@ def _check_scopes(v: Violations, owner: User, scopes: Sequence[Scope | None]) ->
         else:
             checked.add(scope)
     return checked
+
+
+async def _ensure_room_for_a_key(db: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Refuse a key beyond MAX_USABLE_KEYS_PER_OWNER. The owner's row is locked
+    first, so two concurrent creates cannot both take the last place."""
+    await db.execute(select(User.id).where(User.id == owner_id).with_for_update())
+    usable = await db.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(
+            ApiKey.user_id == owner_id,
+            ApiKey.revoke_time.is_(None),
+            or_(ApiKey.expire_time.is_(None), ApiKey.expire_time > func.now()),
+        )
+    )
+    if (usable or 0) >= MAX_USABLE_KEYS_PER_OWNER:
+        raise FailedPrecondition(
+            f"this owner already has {MAX_USABLE_KEYS_PER_OWNER} usable API keys; revoke one before creating another",
+            reason=Reason.API_KEY_LIMIT,
+            metadata={"limit": str(MAX_USABLE_KEYS_PER_OWNER)},
+        )

@@ -102,6 +102,7 @@ class Reason(StrEnum):
     ACCOUNT_LOCKED = "ACCOUNT_LOCKED", "The account is disabled or waitlisted, so its password cannot be reset."
     ADMIN_REQUIRED = "ADMIN_REQUIRED", "Only administrators may call this RPC."
     LAST_ADMIN = "LAST_ADMIN", "The change would leave no active administrator."
+    API_KEY_LIMIT = "API_KEY_LIMIT", "The owner has as many usable API keys as allowed; revoke one first."
     RATE_LIMITED = "RATE_LIMITED", "Too many attempts; RetryInfo says when to try again."
     # Resources.
     USER_NOT_FOUND = "USER_NOT_FOUND", "No user has this id."

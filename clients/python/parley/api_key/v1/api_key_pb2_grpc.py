@@ -67,7 +67,9 @@ class ApiKeyServiceServicer:
     """
 
     def CreateApiKey(self, request, context):
-        """Creates a key for the caller and returns its secret, once.
+        """Creates a key for the caller and returns its secret, once. An owner may
+        hold at most 100 usable (neither revoked nor expired) keys; beyond that
+        the call is FAILED_PRECONDITION with reason API_KEY_LIMIT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,7 +286,8 @@ class ServiceAccountServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateServiceAccountKey(self, request, context):
-        """Creates a key for a service account and returns its secret, once.
+        """Creates a key for a service account and returns its secret, once. The
+        same limit of 100 usable keys per owner applies as for CreateApiKey.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
