@@ -21,7 +21,7 @@ from parley_server.admin import stats_rollup
 from parley_server.admin.replicas import Heartbeat
 from parley_server.admin.service import AdminService
 from parley_server.admin.stats_rollup import FILL_PARTS, SETTLE
-from parley_server.admin.stats_service import StatsService, TtlCache
+from parley_server.admin.stats_service import StatsService
 from parley_server.app import App
 from parley_server.common.activity import Activity
 from parley_server.common.pagination import Paginator
@@ -509,26 +509,3 @@ async def test_replicas_filling_the_same_days_at_once_store_them_once(fresh_stat
     assert await stored_days(stubs) == expected[0]
     stored_agents = await sql(stubs.app, "SELECT day, agent_id, messages FROM stats_day_agent ORDER BY day, agent_id")
     assert [(d.isoformat(), str(agent), n) for d, agent, n in stored_agents] == expected[1]
-
-
-async def test_ttl_cache_shares_one_computation_and_forgets_failures() -> None:
-    cache: TtlCache[str, int] = TtlCache(ttl=60, max_entries=2)
-    calls = 0
-
-    async def compute() -> int:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.01)
-        return calls
-
-    assert await asyncio.gather(cache.get("a", compute), cache.get("a", compute)) == [1, 1]
-    assert calls == 1
-
-    async def fail() -> int:
-        raise RuntimeError("database down")
-
-    with pytest.raises(RuntimeError):
-        await cache.get("b", fail)
-    assert await cache.get("b", compute) == 2  # the failure was not kept
-    await cache.get("c", compute)  # evicts "a", the oldest
-    assert await cache.get("a", compute) == 4

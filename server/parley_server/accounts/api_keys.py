@@ -16,7 +16,6 @@ against the per-key rate limit in PostgreSQL, shared by every replica.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from parley_server.common.clock import utcnow
 from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, Unauthenticated
 from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
 from parley_server.common.rate_limiter import Limit, RateLimiter
+from parley_server.common.ttl_cache import TtlCache
 from parley_server.common.validation import Violations, only_uuid
 from parley_server.db.database import Database
 from parley_server.db.models import ApiKey, Role, Scope, User, UserKind, UserState
@@ -46,6 +46,10 @@ MAX_SECRET_LENGTH = 100
 # key per deployment and environment, few enough that a leaked admin session
 # or a runaway script cannot fill the table.
 MAX_USABLE_KEYS_PER_OWNER = 100
+# Keys and acted-for users a process keeps checked: a bound on memory, since a
+# service account names users by id in a header.
+MAX_CACHED_KEYS = 100_000
+MAX_CACHED_USERS = 100_000
 # The per-key rate limit counts calls per minute.
 RATE_LIMIT_WINDOW = timedelta(minutes=1)
 
@@ -89,11 +93,10 @@ class ApiKeyService:
         self._paginator = paginator
         self._limiter = limiter
         self._limit = limit
-        self._cache_seconds = cache_seconds
-        # key hash -> (monotonic deadline, what the lookup found)
-        self._keys: dict[bytes, tuple[float, _KeyState]] = {}
-        # user id -> (monotonic deadline, the user or None when there is none)
-        self._users: dict[uuid.UUID, tuple[float, _UserState | None]] = {}
+        # key hash -> what the lookup found; unknown hashes are not cached
+        self._keys: TtlCache[bytes, _KeyState] = TtlCache(cache_seconds, MAX_CACHED_KEYS)
+        # user id -> the user a service account acts for, or None when there is none
+        self._users: TtlCache[uuid.UUID, _UserState | None] = TtlCache(cache_seconds, MAX_CACHED_USERS)
 
     # -- management ---------------------------------------------------------
 
@@ -167,7 +170,7 @@ class ApiKeyService:
             if key.revoke_time is None:
                 key.revoke_time = utcnow()
             key_hash = key.key_hash
-        self._keys.pop(key_hash, None)
+        self._keys.pop(key_hash)
         return key
 
     # -- authentication -----------------------------------------------------
@@ -210,18 +213,12 @@ class ApiKeyService:
         if len(secret) > MAX_SECRET_LENGTH:
             raise Unauthenticated("API key invalid", reason=Reason.API_KEY_INVALID)
         key_hash = hash_secret(secret)
-        cached = self._keys.get(key_hash)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        found = await self._load_key(key_hash)
-        if found is None:
-            # Unknown hashes are not cached: made-up keys must not fill memory.
-            raise Unauthenticated("API key invalid", reason=Reason.API_KEY_INVALID)
-        self._keys[key_hash] = (time.monotonic() + self._cache_seconds, found)
-        return found
+        return await self._keys.get(key_hash, lambda: self._load_key(key_hash))
 
-    async def _load_key(self, key_hash: bytes) -> _KeyState | None:
-        """Look a key up with its owner, stamping last_use_time if it is usable."""
+    async def _load_key(self, key_hash: bytes) -> _KeyState:
+        """Look a key up with its owner, stamping last_use_time if it is usable.
+        An unknown hash is an error, which the cache does not keep: made-up keys
+        must not fill memory."""
         now = utcnow()
         usable = and_(
             ApiKey.revoke_time.is_(None),
@@ -247,7 +244,7 @@ class ApiKeyService:
                 )
             ).one_or_none()
         if row is None:
-            return None
+            raise Unauthenticated("API key invalid", reason=Reason.API_KEY_INVALID)
         return _KeyState(
             row.id,
             row.user_id,
@@ -279,16 +276,14 @@ class ApiKeyService:
         return Caller(user_id, None, user.role, user.state, user.premium, credential)
 
     async def _user(self, user_id: uuid.UUID) -> _UserState | None:
-        cached = self._users.get(user_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        return await self._users.get(user_id, lambda: self._load_user(user_id))
+
+    async def _load_user(self, user_id: uuid.UUID) -> _UserState | None:
         async with self._db.transaction() as db:
             row = (
                 await db.execute(select(User.kind, User.role, User.state, User.premium).where(User.id == user_id))
             ).one_or_none()
-        user = _UserState(row.kind, row.role, row.state, row.premium) if row is not None else None
-        self._users[user_id] = (time.monotonic() + self._cache_seconds, user)
-        return user
+        return _UserState(row.kind, row.role, row.state, row.premium) if row is not None else None
 
     def clear_cache(self) -> None:
         self._keys.clear()

@@ -11,8 +11,6 @@ the cache lifetime.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,11 +22,15 @@ from parley_server.accounts.tokens import AccessTokens, hash_secret, new_secret
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import Reason, Unauthenticated
+from parley_server.common.ttl_cache import TtlCache
 from parley_server.db.database import Database
 from parley_server.db.models import RefreshToken, Session, User, UserState
 
 # Accounts in these states keep no usable session.
 LOCKED_OUT_STATES = frozenset({UserState.DISABLED, UserState.WAITLISTED})
+# Sessions whose check a process keeps: far more than are used within one
+# cache lifetime, yet a bound on memory.
+MAX_CACHED_SESSIONS = 100_000
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,8 @@ class SessionService:
         self._db = database
         self._access = access_tokens
         self._refresh_ttl = refresh_ttl
-        self._cache_seconds = cache_seconds
-        # session id -> (monotonic deadline, caller or None when not live)
-        self._cache: dict[uuid.UUID, tuple[float, Caller | None]] = {}
-        # session id -> the load of its caller under way (see _load_once)
-        self._loading: dict[uuid.UUID, asyncio.Future[Caller | None]] = {}
+        # session id -> its caller, or None when the session is not live
+        self._cache: TtlCache[uuid.UUID, Caller | None] = TtlCache(cache_seconds, MAX_CACHED_SESSIONS)
 
     async def open(self, db: AsyncSession, user: User, client_address: str) -> TokenPair:
         """Start a session for user (inside the caller's transaction)."""
@@ -104,7 +103,7 @@ class SessionService:
             else:
                 token.rotate_time = now
                 return await self._issue(db, user.id, session, now)
-        self._cache.pop(reused_session, None)
+        self._cache.pop(reused_session)
         raise Unauthenticated(
             "refresh token was already used; the session has been revoked",
             reason=Reason.REFRESH_TOKEN_REUSED,
@@ -139,16 +138,14 @@ class SessionService:
 
         def drop(*_: object) -> None:
             for session_id in session_ids:
-                self._cache.pop(session_id, None)
+                self._cache.pop(session_id)
 
         drop()
         event.listen(db.sync_session, "after_commit", drop, once=True)
 
     def forget_user(self, user_id: uuid.UUID) -> None:
         """Drop cached callers of user_id (after a change of role, state or premium)."""
-        for sid, (_, caller) in list(self._cache.items()):
-            if caller is not None and caller.user_id == user_id:
-                self._cache.pop(sid, None)
+        self._cache.pop_where(lambda caller: caller is not None and caller.user_id == user_id)
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -156,31 +153,9 @@ class SessionService:
     async def authenticate(self, access_token: str) -> Caller:
         """The caller an access token stands for, if its session is still live."""
         claims = self._access.decode(access_token)
-        cached = self._cache.get(claims.session_id)
-        if cached is not None and cached[0] > time.monotonic():
-            caller = cached[1]
-        else:
-            caller = await self._load_once(claims.session_id)
+        caller = await self._cache.get(claims.session_id, lambda: self._load_caller(claims.session_id))
         if caller is None or caller.user_id != claims.user_id:
             raise Unauthenticated("session ended; log in again", reason=Reason.SESSION_REVOKED)
-        return caller
-
-    async def _load_once(self, session_id: uuid.UUID) -> Caller | None:
-        """Load and cache the session's caller; calls that miss the cache
-        meanwhile share that load. A client opening a thousand streams at once
-        would otherwise send a thousand identical reads, each holding a pool
-        connection the streams' own work waits for."""
-        loading = self._loading.get(session_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load_and_cache(session_id))
-            self._loading[session_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(session_id, None))
-        # Shielded: one caller giving up must not cancel the others' load.
-        return await asyncio.shield(loading)
-
-    async def _load_and_cache(self, session_id: uuid.UUID) -> Caller | None:
-        caller = await self._load_caller(session_id)
-        self._cache[session_id] = (time.monotonic() + self._cache_seconds, caller)
         return caller
 
     async def _load_caller(self, session_id: uuid.UUID) -> Caller | None:

@@ -24,18 +24,17 @@ every UTC day the range touches; new users are counted on exact timestamps.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections import OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Date, Executable, cast, func, select
 
 from parley_server.admin.stats_rollup import day_usage
 from parley_server.common.clock import utcnow
+from parley_server.common.ttl_cache import TtlCache
 from parley_server.common.validation import Violations
 from parley_server.db.database import Database
 from parley_server.db.models import Agent, Conversation, User, UserKind, UserState
@@ -83,46 +82,6 @@ class Stats:
     messages_per_day_per_agent: list[AgentDailyCount]
     top_agents: list[AgentCount]
     compute_time: datetime
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TtlCache(Generic[K, V]):
-    """Results kept for `ttl` seconds, at most `max_entries` (oldest evicted).
-
-    Holds tasks rather than values so that concurrent misses of one key await
-    the same computation; a failed computation is dropped, not cached.
-    """
-
-    def __init__(self, ttl: float, max_entries: int) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._entries: OrderedDict[K, tuple[float, asyncio.Task[V]]] = OrderedDict()
-
-    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= now:
-            task = asyncio.ensure_future(compute())
-            task.add_done_callback(lambda done: self._drop_failed(key, done))
-            entry = (now + self._ttl, task)
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-        # Shielded: a caller that goes away must not cancel the shared work.
-        return await asyncio.shield(entry[1])
-
-    def _drop_failed(self, key: K, task: asyncio.Task[V]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            current = self._entries.get(key)
-            if current is not None and current[1] is task:
-                del self._entries[key]
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 class StatsService:
