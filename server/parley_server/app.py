@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 
-from parley_server.accounts.api_keys import RATE_LIMIT_WINDOW, ApiKeyService
+from parley_server.accounts.api_keys import RATE_LIMIT_FLUSH_SECONDS, RATE_LIMIT_WINDOW, ApiKeyService
 from parley_server.accounts.auth_service import AuthLimits, AuthService
 from parley_server.accounts.email import EmailSender, EmailTemplates, OutboxSender, SmtpSender
 from parley_server.accounts.passwords import Passwords
@@ -28,7 +28,7 @@ from parley_server.chat.service import ChatService
 from parley_server.common.activity import Activity
 from parley_server.common.housekeeping import Housekeeping
 from parley_server.common.pagination import Paginator
-from parley_server.common.rate_limiter import Limit, RateLimiter
+from parley_server.common.rate_limiter import BufferedLimit, Limit, RateLimiter
 from parley_server.conversations.service import ConversationService
 from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.events.bus import EventBus
@@ -70,6 +70,7 @@ class App:
             await self.chat.stop(self.settings.shutdown_grace_seconds)
             await self.heartbeat.stop()
             await self.bus.stop()
+        await self.api_keys.aclose()
         await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()
@@ -112,8 +113,12 @@ def build_app(settings: Settings, database_url: str) -> App:
     api_keys = ApiKeyService(
         database,
         paginator,
-        RateLimiter(),
-        Limit("api-key", settings.api_key_calls_per_minute, RATE_LIMIT_WINDOW),
+        BufferedLimit(
+            database,
+            RateLimiter(),
+            Limit("api-key", settings.api_key_calls_per_minute, RATE_LIMIT_WINDOW),
+            flush_seconds=RATE_LIMIT_FLUSH_SECONDS,
+        ),
         cache_seconds=settings.session_cache_seconds,
     )
     service_accounts = ServiceAccountService(database, paginator, api_keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -22,6 +23,7 @@ from tests.helpers.accounts import Account, current_user
 from tests.helpers.agents import agent_id
 from tests.helpers.api_keys import ALL_USER_SCOPES, key_md, service_account, service_account_key, user_key
 from tests.helpers.chat import collect, text_of
+from tests.helpers.database import sql
 from tests.helpers.errors import expect_error, expect_invalid_naming
 from tests.helpers.in_process import second_server
 from tests.helpers.stubs import Stubs
@@ -260,3 +262,38 @@ async def test_calls_over_the_keys_rate_limit_are_refused(stubs: Stubs, alice: A
     # The limit is per key, and sessions are not counted.
     await current_user(limited, key_md(other_secret))
     await current_user(limited, alice.md)
+
+
+async def key_calls_counted(stubs: Stubs, key_id: str, calls: int) -> None:
+    """Wait until PostgreSQL holds calls counted for the key (replicas write their counts in batches)."""
+    for _ in range(200):
+        rows = await sql(stubs.app, "SELECT count FROM rate_limit_counters WHERE key = :key", key=f"api-key:{key_id}")
+        if rows and rows[0][0] >= calls:
+            assert rows[0][0] == calls
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"PostgreSQL never counted {calls} calls of the key: {rows}")
+
+
+async def test_replicas_share_a_keys_rate_limit(
+    stubs: Stubs, alice: Account, limited: Stubs, tmp_root: Path, database_url: str
+) -> None:
+    key, secret = await user_key(stubs, alice)
+    for _ in range(3):
+        await current_user(limited, key_md(secret))
+    # The calls reach PostgreSQL without a write each, and another replica
+    # with the same limit refuses the key's next call.
+    await key_calls_counted(limited, key.id, 3)
+    async with second_server(tmp_root, database_url, api_key_calls_per_minute=3) as other:
+        await expect_error(current_user(other, key_md(secret)), grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+
+
+async def test_a_stopping_replica_writes_the_calls_it_counted(
+    stubs: Stubs, alice: Account, tmp_root: Path, database_url: str
+) -> None:
+    key, secret = await user_key(stubs, alice)
+    async with second_server(tmp_root, database_url, api_key_calls_per_minute=50) as other:
+        for _ in range(5):
+            await current_user(other, key_md(secret))
+    rows = await sql(stubs.app, "SELECT count FROM rate_limit_counters WHERE key = :key", key=f"api-key:{key.id}")
+    assert rows == [(5,)]

@@ -11,7 +11,8 @@ brute-force, unlike a password). A call by key costs no database round trip
 while the key is cached (as long as a checked session is, so revoking a key
 takes effect on every replica within that time); a cache miss looks the key
 up and stamps its last_use_time in the same statement. Each call is counted
-against the per-key rate limit in PostgreSQL, shared by every replica.
+against the per-key rate limit, whose counts PostgreSQL keeps for every
+replica (written in batches: see BufferedLimit).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from parley_server.common.caller import Caller, KeyCredential
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, Unauthenticated
 from parley_server.common.pagination import Page, Paginator, newest_first, time_id_keyset
-from parley_server.common.rate_limiter import Limit, RateLimiter
+from parley_server.common.rate_limiter import BufferedLimit
 from parley_server.common.ttl_cache import TtlCache
 from parley_server.common.validation import Violations, only_uuid
 from parley_server.db.database import Database
@@ -50,8 +51,10 @@ MAX_USABLE_KEYS_PER_OWNER = 100
 # service account names users by id in a header.
 MAX_CACHED_KEYS = 100_000
 MAX_CACHED_USERS = 100_000
-# The per-key rate limit counts calls per minute.
+# The per-key rate limit counts calls per minute; each replica writes its
+# counts every tenth of a second, so it learns of the others' that often.
 RATE_LIMIT_WINDOW = timedelta(minutes=1)
+RATE_LIMIT_FLUSH_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,13 @@ class ApiKeyService:
         self,
         database: Database,
         paginator: Paginator,
-        limiter: RateLimiter,
-        limit: Limit,
+        calls: BufferedLimit,
         *,
         cache_seconds: float,
     ) -> None:
         self._db = database
         self._paginator = paginator
-        self._limiter = limiter
-        self._limit = limit
+        self._calls = calls
         # key hash -> what the lookup found; unknown hashes are not cached
         self._keys: TtlCache[bytes, _KeyState] = TtlCache(cache_seconds, MAX_CACHED_KEYS)
         # user id -> the user a service account acts for, or None when there is none
@@ -200,13 +201,9 @@ class ApiKeyService:
         caller = Caller(key.owner_id, None, key.role, key.state, key.premium, credential)
         if on_behalf_of is not None:
             caller = await self._acting_for(key, credential, on_behalf_of)
-        if self._limit.limit > 0:
-            # Every call of a key counts on one row: a statement of its own
-            # holds its lock for the least time.
-            async with self._db.autocommit() as conn:
-                await self._limiter.hit_and_check(
-                    conn, self._limit, str(key.key_id), f"this API key made over {self._limit.limit} calls a minute"
-                )
+        limit = self._calls.limit.limit
+        if limit > 0:
+            await self._calls.hit(str(key.key_id), f"this API key made over {limit} calls a minute")
         return caller
 
     async def _key(self, secret: str) -> _KeyState:
@@ -288,6 +285,9 @@ class ApiKeyService:
     def clear_cache(self) -> None:
         self._keys.clear()
         self._users.clear()
+
+    async def aclose(self) -> None:
+        await self._calls.aclose()
 
 
 def _check_scopes(v: Violations, owner: User, scopes: Sequence[Scope | None]) -> set[Scope]:
