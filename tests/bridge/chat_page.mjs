@@ -9,6 +9,9 @@
 //   node chat_page.mjs reset   forgot password: request a reset on the page, open
 //                              the emailed link (from `parley outbox`), set a
 //                              new password, sign in with it; the link works once
+//   node chat_page.mjs markdown  answers rendered as Markdown (stored and streamed),
+//                              code highlighted with a copy button, the model's
+//                              HTML shown as text, never as elements
 //   node chat_page.mjs errors  a grpc-web call with a bad token, cross-origin:
 //                              UNAUTHENTICATED is readable (CORS exposes the
 //                              grpc-status headers), and the page says so in words
@@ -17,7 +20,8 @@
 // emailed links), PARLEY_WEB_URL_ALT (same server under
 // another origin), PARLEY_BIN (the parley command, for `parley outbox`),
 // SEED_EMAIL / SEED_PASSWORD (an active user with SEED_CONVERSATIONS
-// conversations), ARTIFACTS (screenshot dir), CHROMIUM (binary path).
+// conversations), MARKDOWN_EMAIL (a user whose conversation holds a Markdown
+// answer; markdown scenario only), ARTIFACTS (screenshot dir), CHROMIUM (binary path).
 // Prints "ok: <step>" lines; exits non-zero with the reason on failure.
 
 import { execFileSync } from "node:child_process";
@@ -324,6 +328,69 @@ async function chat(page) {
   ok("screenshots saved");
 }
 
+async function markdown(page) {
+  // Stored answer: a conversation seeded with Markdown, code and HTML in the answer.
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+  await signIn(page, env("MARKDOWN_EMAIL"), env("SEED_PASSWORD"));
+  await page.click("#conversation-list li:first-child .conversation");
+  const answer = page.locator("#messages li.message.assistant").last();
+  await answer.locator("pre code").waitFor();
+  const shown = await answer.evaluate((el) => {
+    const text = el.querySelector(".text");
+    return {
+      heading: text.querySelector("h2")?.textContent,
+      bold: text.querySelector("strong")?.textContent,
+      inline: text.querySelector("p code")?.textContent,
+      items: Array.from(text.querySelectorAll("li"), (li) => li.textContent),
+      language: text.querySelector("pre code")?.className,
+      keywords: Array.from(text.querySelectorAll("pre .hljs-keyword"), (k) => k.textContent),
+      link: text.querySelector("a[href^='https://docs.python.org']")?.outerHTML ?? "",
+      anchors: Array.from(text.querySelectorAll("a"), (a) => a.getAttribute("href")),
+      images: text.querySelectorAll("img").length,
+      scripts: text.querySelectorAll("script").length,
+      handlers: Array.from(text.querySelectorAll("*")).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith("on"))).length,
+      words: text.textContent,
+      injected: window.injected ?? null,
+    };
+  });
+  check(shown.heading === "Sorting" && shown.bold === "sorted" && shown.inline === "key", `Markdown rendered: ${JSON.stringify(shown)}`);
+  check(JSON.stringify(shown.items) === JSON.stringify(["one", "two"]), `list items: ${shown.items}`);
+  check(shown.link.includes('target="_blank"') && shown.link.includes("noopener"), `links open apart: ${shown.link}`);
+  ok("stored answer rendered: heading, bold, inline code, list, link");
+  check(shown.language.includes("language-python") && shown.keywords.includes("def") && shown.keywords.includes("return"), `code block highlighted: ${JSON.stringify(shown)}`);
+  const copyButton = answer.locator("pre .copy-code");
+  await copyButton.click();
+  await until(async () => (await copyButton.textContent()) === "Copied", "the copy button to confirm");
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied === "def by_length(words):\n    return sorted(words, key=len)\n", `clipboard holds the code: ${JSON.stringify(copied)}`);
+  ok("code block highlighted, and its copy button copies the code");
+  await page.screenshot({ path: join(ARTIFACTS, "chat-markdown-stored.png") });
+  check(shown.images === 0 && shown.scripts === 0 && shown.handlers === 0, `model HTML became elements: ${JSON.stringify(shown)}`);
+  check(shown.anchors.length === 1 && shown.injected === null, `a javascript: link or injected code: ${JSON.stringify(shown)}`);
+  check(shown.words.includes('<img src="x" onerror=') && shown.words.includes("<script>"), "the model's HTML is shown as text");
+  ok("no HTML from the model reaches the DOM: tags shown as text, no javascript: link");
+
+  // A streamed answer is rendered while it grows (the echo agent repeats the message).
+  await page.click("#new-conversation-button");
+  await page.waitForSelector("#composer:not([hidden])");
+  const prompt = `${words(30, "w")} **strong** and \`inline\` <b onclick="window.injected='b'">tag</b>`;
+  await send(page, prompt);
+  const rendered = await until(async () => {
+    const a = await lastAnswer(page);
+    if (a?.state !== "complete") return null;
+    return page.evaluate(() => {
+      const all = document.querySelectorAll("#messages li.message.assistant .text");
+      const text = all[all.length - 1];
+      return { strong: text.querySelector("strong")?.textContent, code: text.querySelector("code")?.textContent, b: text.querySelectorAll("b").length, words: text.textContent };
+    });
+  }, "the streamed answer to complete", 30000);
+  check(rendered.strong === "strong" && rendered.code === "inline" && rendered.b === 0, `streamed Markdown: ${JSON.stringify(rendered)}`);
+  check(rendered.words.includes('<b onclick="window.injected=\'b\'">tag</b>'), `tag shown as text: ${rendered.words}`);
+  check((await page.evaluate(() => window.injected ?? null)) === null, "no injected code ran");
+  ok("streamed Markdown rendered as it arrived, HTML kept as text");
+  await page.screenshot({ path: join(ARTIFACTS, "chat-markdown-streamed.png") });
+}
+
 async function errors(page) {
   // A page on the other origin (localhost vs 127.0.0.1) calls the API
   // cross-origin: only exposed headers are readable, and gRPC errors are
@@ -372,7 +439,7 @@ async function errors(page) {
 
 // --- run -------------------------------------------------------------------------
 
-const scenarios = { auth, chat, reset, errors };
+const scenarios = { auth, chat, markdown, reset, errors };
 if (!scenarios[scenario]) {
   console.error(`usage: node chat_page.mjs ${Object.keys(scenarios).join("|")}`);
   process.exit(2);

@@ -78,18 +78,42 @@ def web(built_page: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
 
 
+# An answer using what models write: Markdown with code, and HTML that must stay text.
+MARKDOWN_EMAIL = "markdown@example.com"
+MARKDOWN_ANSWER = """## Sorting
+
+Use **sorted** with a `key`, see [the docs](https://docs.python.org/3/howto/sorting.html):
+
+```python
+def by_length(words):
+    return sorted(words, key=len)
+```
+
+- one
+- two
+
+<img src="x" onerror="window.injected = 'img'"> <script>window.injected = 'script'</script>
+[a trap](javascript:window.injected='link')
+"""
+
+
+def active_user_token(web: Served, channel: grpc.Channel, email: str) -> tuple[tuple[str, str], ...]:
+    """Register, verify (the token from `parley outbox`) and log in email; its bearer metadata."""
+    auth = auth_pb2_grpc.AuthServiceStub(channel)
+    auth.Register(auth_pb2.RegisterRequest(email=email, password=PASSWORD, display_name=email.split("@")[0]))
+    outbox = web.parley("outbox", "--to", email, "-n", "1")
+    token = re.search(r"token=([\w-]+)", outbox.stdout)
+    assert token, outbox.stdout + outbox.stderr
+    auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token=token.group(1)))
+    login = auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
+    return (("authorization", f"Bearer {login.tokens.access_token}"),)
+
+
 @pytest.fixture(scope="module")
 def seeded(web: Served) -> str:
     """An active user owning SEED_CONVERSATIONS conversations (titles numbered, oldest first)."""
     with grpc.insecure_channel(web.addr) as channel:
-        auth = auth_pb2_grpc.AuthServiceStub(channel)
-        auth.Register(auth_pb2.RegisterRequest(email=SEED_EMAIL, password=PASSWORD, display_name="Seeded"))
-        outbox = web.parley("outbox", "--to", SEED_EMAIL, "-n", "1")
-        token = re.search(r"token=([\w-]+)", outbox.stdout)
-        assert token, outbox.stdout + outbox.stderr
-        auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token=token.group(1)))
-        login = auth.Login(auth_pb2.LoginRequest(email=SEED_EMAIL, password=PASSWORD))
-        md = (("authorization", f"Bearer {login.tokens.access_token}"),)
+        md = active_user_token(web, channel, SEED_EMAIL)
         agents = agent_pb2_grpc.AgentServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
         agent = next(a for a in agents.agents if a.accessible)
         conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
@@ -103,7 +127,31 @@ def seeded(web: Served) -> str:
     return SEED_EMAIL
 
 
-def run_scenario(node: str, web: Served, seeded: str, scenario: str) -> str:
+@pytest.fixture(scope="module")
+def markdown_sample(web: Served) -> str:
+    """A user whose one conversation holds MARKDOWN_ANSWER as the assistant's answer."""
+    with grpc.insecure_channel(web.addr) as channel:
+        md = active_user_token(web, channel, MARKDOWN_EMAIL)
+        agents = agent_pb2_grpc.AgentServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
+        agent = next(a for a in agents.agents if a.accessible)
+        conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
+        created = conversations.CreateConversation(
+            conversation_pb2.CreateConversationRequest(agent_id=agent.id, title="Markdown sample"), metadata=md
+        )
+        for role, content in (
+            (conversation_pb2.MESSAGE_ROLE_USER, "How do I sort words by length?"),
+            (conversation_pb2.MESSAGE_ROLE_ASSISTANT, MARKDOWN_ANSWER),
+        ):
+            conversations.CreateMessage(
+                conversation_pb2.CreateMessageRequest(
+                    conversation_id=created.conversation.id, role=role, content=content
+                ),
+                metadata=md,
+            )
+    return MARKDOWN_EMAIL
+
+
+def run_scenario(node: str, web: Served, seeded: str, scenario: str, **extra_env: str) -> str:
     port = web.envoy_addr.rsplit(":", 1)[1]
     env = {
         **web.env,
@@ -115,6 +163,7 @@ def run_scenario(node: str, web: Served, seeded: str, scenario: str) -> str:
         "SEED_CONVERSATIONS": str(SEED_CONVERSATIONS),
         "ARTIFACTS": str(ARTIFACTS),
         "CHROMIUM": str(CHROMIUM),
+        **extra_env,
     }
     result = subprocess.run(
         [node, str(SCRIPT), scenario], env=env, capture_output=True, text=True, timeout=240, cwd=REPO_ROOT
@@ -135,6 +184,14 @@ def test_page_streams_stops_and_resumes_after_reload(node: str, web: Served, see
     output = run_scenario(node, web, seeded, "chat")
     assert "the answer streamed in" in output and "reload at" in output
     assert (ARTIFACTS / "chat-desktop.png").is_file() and (ARTIFACTS / "chat-phone.png").is_file()
+
+
+def test_page_renders_answers_as_markdown_and_never_the_models_html(
+    node: str, web: Served, seeded: str, markdown_sample: str
+) -> None:
+    output = run_scenario(node, web, seeded, "markdown", MARKDOWN_EMAIL=markdown_sample)
+    assert "code block highlighted" in output and "no HTML from the model" in output
+    assert "streamed Markdown" in output
 
 
 def test_page_resets_a_forgotten_password_with_the_emailed_link(node: str, web: Served, seeded: str) -> None:

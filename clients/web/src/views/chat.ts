@@ -15,6 +15,7 @@ import type { Api } from "../api";
 import { h, replace, showError } from "../dom";
 import { describeError, errorFacts } from "../errors";
 import { stream, type StreamState } from "../session";
+import { renderMarkdown } from "../markdown";
 import { codePoints, mergeDelta, uuid } from "../text";
 
 const MESSAGE_PAGE = 200;
@@ -35,6 +36,13 @@ interface Bubble {
   root: HTMLLIElement;
   text: HTMLDivElement;
   status: HTMLParagraphElement;
+  role: "user" | "assistant";
+}
+
+/** A user's words as typed; an assistant's rendered as Markdown (see markdown.ts). */
+function showText(bubble: Bubble, text: string): void {
+  if (bubble.role === "assistant") renderMarkdown(bubble.text, text);
+  else bubble.text.textContent = text;
 }
 
 /** A stream ended before its terminal event, or skipped text: resume it. */
@@ -339,7 +347,7 @@ export class ChatView {
   }
 
   private bubble(key: string, role: "user" | "assistant", text: string): Bubble {
-    const body = h("div", { class: "text" }, text);
+    const body = h("div", { class: "text" });
     const status = h("p", { class: "status", hidden: true });
     const root = h(
       "li",
@@ -348,7 +356,8 @@ export class ChatView {
       body,
       status,
     );
-    const bubble = { root, text: body, status };
+    const bubble = { root, text: body, status, role };
+    showText(bubble, text);
     this.bubbles.set(key, bubble);
     return bubble;
   }
@@ -367,7 +376,7 @@ export class ChatView {
       bubble = this.bubble(messageId, "assistant", text);
       this.messages.append(bubble.root);
     }
-    bubble.text.textContent = text;
+    showText(bubble, text);
     bubble.root.classList.toggle("streaming", streaming);
   }
 
@@ -381,7 +390,7 @@ export class ChatView {
     const bubble = this.bubbles.get(messageId);
     if (!bubble) return;
     const atEnd = this.nearEnd();
-    bubble.text.textContent = text;
+    showText(bubble, text);
     if (atEnd) this.scrollToEnd(false);
   }
 
