@@ -53,6 +53,7 @@ def test_readme_grpcurl_walkthrough_runs(served: Served) -> None:
     for expected in ("parley.chat.v1.ChatService", "rpc Login", '"accepted"', '"delta"', '"completed"'):
         assert expected in result.stdout, expected
     assert '"content": "Echo: Hello there"' in result.stdout
+    assert '"rating": "RATING_THUMBS_DOWN"' in result.stdout and '"comment": "Only echoed me."' in result.stdout
 
 
 def test_readme_api_key_walkthrough_runs(served: Served) -> None:

@@ -32,6 +32,7 @@ from parley_server.common.rate_limiter import BufferedLimit, Limit, RateLimiter
 from parley_server.conversations.service import ConversationService
 from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.events.bus import EventBus
+from parley_server.feedback.service import FeedbackService
 from parley_server.settings import Settings
 
 
@@ -51,6 +52,7 @@ class App:
     admin: AdminService
     bus: EventBus
     chat: ChatService
+    feedback: FeedbackService
     housekeeping: Housekeeping
     heartbeat: Heartbeat
     started: bool = field(default=False, init=False)
@@ -161,6 +163,7 @@ def build_app(settings: Settings, database_url: str) -> App:
         admin,
         bus,
         chat,
+        FeedbackService(database, paginator),
         housekeeping,
         heartbeat,
     )

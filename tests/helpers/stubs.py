@@ -14,6 +14,7 @@ from parley.api_key.v1 import api_key_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2_grpc
+from parley.feedback.v1 import feedback_pb2_grpc
 from parley_server.app import App
 from parley_server.db.models import OutboxEmail
 from tests.helpers.accounts import PASSWORD, Account
@@ -32,6 +33,7 @@ class Stubs:
         self.chat = chat_pb2_grpc.ChatServiceStub(channel)
         self.api_keys = api_key_pb2_grpc.ApiKeyServiceStub(channel)
         self.service_accounts = api_key_pb2_grpc.ServiceAccountServiceStub(channel)
+        self.feedback = feedback_pb2_grpc.FeedbackServiceStub(channel)
 
     async def register(self, email: str, password: str = PASSWORD, **fields: str) -> auth_pb2.User:
         response = await self.auth.Register(auth_pb2.RegisterRequest(email=email, password=password, **fields))

@@ -48,6 +48,7 @@ from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.client import rpcs
 from parley.conversation.v1 import conversation_pb2
+from parley.feedback.v1 import feedback_pb2
 from tests.helpers.accounts import PASSWORD, Account
 from tests.helpers.agents import agent_id
 from tests.helpers.api_keys import key_md, service_account, service_account_key, user_key
@@ -190,6 +191,19 @@ REQUESTS: dict[str, tuple[Builder, bool]] = {
         lambda w: chat_pb2.WatchConversationRequest(conversation_id=w.conversation_id),
         True,
     ),
+    # parley.feedback.v1.FeedbackService
+    "SetMessageFeedback": (
+        lambda w: feedback_pb2.SetMessageFeedbackRequest(
+            feedback=feedback_pb2.MessageFeedback(message_id=w.message_id, rating=feedback_pb2.RATING_THUMBS_UP)
+        ),
+        True,
+    ),
+    "DeleteMessageFeedback": (lambda w: feedback_pb2.DeleteMessageFeedbackRequest(message_id=w.message_id), True),
+    "ListConversationFeedback": (
+        lambda w: feedback_pb2.ListConversationFeedbackRequest(conversation_id=w.conversation_id),
+        True,
+    ),
+    "ListFeedback": (lambda w: feedback_pb2.ListFeedbackRequest(), False),
     # parley.api_key.v1.ApiKeyService
     "CreateApiKey": (
         lambda w: api_key_pb2.CreateApiKeyRequest(

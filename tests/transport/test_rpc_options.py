@@ -82,6 +82,7 @@ def test_custom_methods_retried_by_clients() -> None:
         "/parley.chat.v1.ChatService/WatchConversation",
         "/parley.api_key.v1.ApiKeyService/RevokeApiKey",
         "/parley.api_key.v1.ServiceAccountService/RevokeServiceAccountKey",
+        "/parley.feedback.v1.FeedbackService/SetMessageFeedback",
     }
 
 

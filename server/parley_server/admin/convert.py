@@ -65,6 +65,12 @@ def stats_to_proto(stats: Stats) -> admin_pb2.Stats:
             for a in stats.top_agents
         ],
         compute_time=timestamp(stats.compute_time),
+        feedback_per_day_per_agent=[
+            admin_pb2.AgentDailyFeedback(
+                day=f.day.isoformat(), agent_id=str(f.agent_id), thumbs_up=f.thumbs_up, thumbs_down=f.thumbs_down
+            )
+            for f in stats.feedback_per_day_per_agent
+        ],
     )
 
 

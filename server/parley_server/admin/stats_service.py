@@ -7,7 +7,9 @@ Why it stays fast on millions of messages, on any replica, cached or not:
   are computed from `usage_daily` (an index-only scan per day), never from
   the `messages` table. The message total sums the per-conversation
   counters instead of counting message rows.
-- New users per day read `users` through its create_time index.
+- New users per day read `users` through its create_time index, ratings
+  per day and agent `message_feedback` through its update_time index (one
+  row per rated answer, far fewer than messages).
 - The queries are independent, so they run concurrently on separate pooled
   connections (each a consistent snapshot of its own; the set is not one
   snapshot, which dashboards do not need).
@@ -37,7 +39,7 @@ from parley_server.common.clock import utcnow
 from parley_server.common.ttl_cache import TtlCache
 from parley_server.common.validation import Violations
 from parley_server.db.database import Database
-from parley_server.db.models import Agent, Conversation, User, UserKind, UserState
+from parley_server.db.models import Agent, Conversation, MessageFeedback, Rating, User, UserKind, UserState
 
 CACHE_SECONDS = 30.0
 CACHE_MAX_ENTRIES = 256
@@ -63,6 +65,14 @@ class AgentDailyCount:
 
 
 @dataclass(frozen=True)
+class AgentDailyFeedback:
+    day: date
+    agent_id: uuid.UUID
+    thumbs_up: int
+    thumbs_down: int
+
+
+@dataclass(frozen=True)
 class AgentCount:
     agent_id: uuid.UUID
     agent_name: str
@@ -82,6 +92,7 @@ class Stats:
     messages_per_day_per_agent: list[AgentDailyCount]
     top_agents: list[AgentCount]
     compute_time: datetime
+    feedback_per_day_per_agent: list[AgentDailyFeedback]
 
 
 class StatsService:
@@ -114,8 +125,9 @@ class StatsService:
         last_day = max(start, end - timedelta(microseconds=1)).date()
         days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
         new_day = cast(func.timezone("UTC", User.create_time), Date)
+        rated_day = cast(func.timezone("UTC", MessageFeedback.update_time), Date)
         compute_time = utcnow()
-        states, (conversations, messages), new_users, usage = await asyncio.gather(
+        states, (conversations, messages), new_users, usage, feedback = await asyncio.gather(
             # People only: service accounts are counted by ServiceAccountService's lists.
             self._rows(select(User.state, func.count()).where(User.kind == UserKind.USER).group_by(User.state)),
             self._one(
@@ -129,6 +141,17 @@ class StatsService:
                 .group_by(new_day)
             ),
             day_usage(self._db, days),
+            self._rows(
+                select(
+                    rated_day,
+                    MessageFeedback.agent_id,
+                    func.count().filter(MessageFeedback.rating == Rating.THUMBS_UP),
+                    func.count().filter(MessageFeedback.rating == Rating.THUMBS_DOWN),
+                )
+                .where(MessageFeedback.update_time >= start, MessageFeedback.update_time < end)
+                .group_by(rated_day, MessageFeedback.agent_id)
+                .order_by(rated_day, MessageFeedback.agent_id)
+            ),
         )
         users_by_state = {state: 0 for state in UserState} | {state: int(n) for state, n in states}
         new_by_day = {day: int(n) for day, n in new_users}
@@ -145,6 +168,9 @@ class StatsService:
             messages_per_day_per_agent=per_agent_day,
             top_agents=await self._top_agents(per_agent_day),
             compute_time=compute_time,
+            feedback_per_day_per_agent=[
+                AgentDailyFeedback(day, agent_id, int(up), int(down)) for day, agent_id, up, down in feedback
+            ],
         )
 
     async def _top_agents(self, per_agent_day: list[AgentDailyCount]) -> list[AgentCount]:

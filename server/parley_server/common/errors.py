@@ -116,6 +116,7 @@ class Reason(StrEnum):
     SLUG_TAKEN = "SLUG_TAKEN", "Another agent has this slug."
     NO_USER_MESSAGE = "NO_USER_MESSAGE", "The conversation has no user message to derive a title from."
     NOT_A_GENERATION = "NOT_A_GENERATION", "The message is not an assistant message, so it has no generation."
+    NOT_AN_ANSWER = "NOT_AN_ANSWER", "Only finished assistant messages can be rated."
     OFFSET_OUT_OF_RANGE = (
         "OFFSET_OUT_OF_RANGE",
         ("The offset is past the text generated so far; metadata `length` says how far it goes."),

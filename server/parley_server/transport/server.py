@@ -13,13 +13,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from parley.admin.v1 import admin_pb2, admin_pb2_grpc
-from parley.agent.v1 import agent_pb2, agent_pb2_grpc
-from parley.agent_access.v1 import agent_access_pb2, agent_access_pb2_grpc
-from parley.api_key.v1 import api_key_pb2, api_key_pb2_grpc
-from parley.auth.v1 import auth_pb2, auth_pb2_grpc
-from parley.chat.v1 import chat_pb2, chat_pb2_grpc
-from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from parley.admin.v1 import admin_pb2_grpc
+from parley.agent.v1 import agent_pb2_grpc
+from parley.agent_access.v1 import agent_access_pb2_grpc
+from parley.api_key.v1 import api_key_pb2_grpc
+from parley.auth.v1 import auth_pb2_grpc
+from parley.chat.v1 import chat_pb2_grpc
+from parley.client import rpcs
+from parley.conversation.v1 import conversation_pb2_grpc
+from parley.feedback.v1 import feedback_pb2_grpc
 from parley_server.accounts.handlers import ApiKeyHandlers, AuthHandlers, ServiceAccountHandlers
 from parley_server.admin.handlers import AdminHandlers
 from parley_server.agents.access_handlers import AgentAccessHandlers
@@ -27,6 +29,7 @@ from parley_server.agents.handlers import AgentHandlers
 from parley_server.app import App
 from parley_server.chat.handlers import ChatHandlers
 from parley_server.conversations.handlers import ConversationHandlers
+from parley_server.feedback.handlers import FeedbackHandlers
 from parley_server.transport.interceptors.interceptor import RpcInterceptor
 
 log = logging.getLogger(__name__)
@@ -38,18 +41,8 @@ PROBE_INTERVAL_SECONDS = 1.0
 PROBE_INTERVAL_DOWN_SECONDS = 0.2
 PROBE_TIMEOUT_SECONDS = 2.0
 
-# Parley's services: each area has its handlers, and reflection and health
-# list them by these names.
-SERVICE_NAMES = [
-    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
-    conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name,
-    agent_access_pb2.DESCRIPTOR.services_by_name["AgentAccessService"].full_name,
-    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-    agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
-    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
-    api_key_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name,
-    api_key_pb2.DESCRIPTOR.services_by_name["ServiceAccountService"].full_name,
-]
+# Parley's services, as the protos declare them: reflection and health list them.
+SERVICE_NAMES = [service.full_name for service in rpcs.SERVICES]
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -130,6 +123,7 @@ async def start_server(app: App, address: str) -> RunningServer:
     chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatHandlers(app.chat), server)
     api_key_pb2_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyHandlers(app.api_keys), server)
     api_key_pb2_grpc.add_ServiceAccountServiceServicer_to_server(ServiceAccountHandlers(app.service_accounts), server)
+    feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(FeedbackHandlers(app.feedback), server)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -25,6 +25,7 @@ from parley.api_key.v1 import api_key_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
+from parley.feedback.v1 import feedback_pb2
 
 __all__ = ["FILES", "SERVICES", "access", "declared_errors", "full_name", "methods", "retry_safe", "scope"]
 
@@ -38,6 +39,7 @@ FILES: tuple[ModuleType, ...] = (
     admin_pb2,
     chat_pb2,
     api_key_pb2,
+    feedback_pb2,
 )
 
 SERVICES: tuple[ServiceDescriptor, ...] = tuple(

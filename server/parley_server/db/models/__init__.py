@@ -24,6 +24,7 @@ from parley_server.db.models.agents import Agent, AgentGrant, AgentProvider, Age
 from parley_server.db.models.base import Base
 from parley_server.db.models.common import IdempotencyKey, RateLimitCounter
 from parley_server.db.models.conversations import FINAL_STATES, Conversation, Message, MessageRole, MessageState
+from parley_server.db.models.feedback import FeedbackReason, MessageFeedback, Rating
 from parley_server.db.models.replicas import Replica
 
 __all__ = [
@@ -36,13 +37,16 @@ __all__ = [
     "Conversation",
     "EmailToken",
     "FINAL_STATES",
+    "FeedbackReason",
     "IdempotencyKey",
     "Invite",
+    "MessageFeedback",
     "Message",
     "MessageRole",
     "MessageState",
     "OutboxEmail",
     "RateLimitCounter",
+    "Rating",
     "RefreshToken",
     "Replica",
     "Role",

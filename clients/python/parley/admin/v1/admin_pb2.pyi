@@ -68,7 +68,7 @@ class AgentCount(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., agent_name: _Optional[str] = ..., message_count: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("users_by_state", "total_users", "total_conversations", "total_messages", "new_users_per_day", "active_users_per_day", "messages_per_day_per_agent", "top_agents", "compute_time")
+    __slots__ = ("users_by_state", "total_users", "total_conversations", "total_messages", "new_users_per_day", "active_users_per_day", "messages_per_day_per_agent", "top_agents", "compute_time", "feedback_per_day_per_agent")
     USERS_BY_STATE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_USERS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class Stats(_message.Message):
     MESSAGES_PER_DAY_PER_AGENT_FIELD_NUMBER: _ClassVar[int]
     TOP_AGENTS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_PER_DAY_PER_AGENT_FIELD_NUMBER: _ClassVar[int]
     users_by_state: _containers.RepeatedCompositeFieldContainer[UserStateCount]
     total_users: int
     total_conversations: int
@@ -87,7 +88,20 @@ class Stats(_message.Message):
     messages_per_day_per_agent: _containers.RepeatedCompositeFieldContainer[AgentDailyCount]
     top_agents: _containers.RepeatedCompositeFieldContainer[AgentCount]
     compute_time: _timestamp_pb2.Timestamp
-    def __init__(self, users_by_state: _Optional[_Iterable[_Union[UserStateCount, _Mapping]]] = ..., total_users: _Optional[int] = ..., total_conversations: _Optional[int] = ..., total_messages: _Optional[int] = ..., new_users_per_day: _Optional[_Iterable[_Union[DailyCount, _Mapping]]] = ..., active_users_per_day: _Optional[_Iterable[_Union[DailyCount, _Mapping]]] = ..., messages_per_day_per_agent: _Optional[_Iterable[_Union[AgentDailyCount, _Mapping]]] = ..., top_agents: _Optional[_Iterable[_Union[AgentCount, _Mapping]]] = ..., compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    feedback_per_day_per_agent: _containers.RepeatedCompositeFieldContainer[AgentDailyFeedback]
+    def __init__(self, users_by_state: _Optional[_Iterable[_Union[UserStateCount, _Mapping]]] = ..., total_users: _Optional[int] = ..., total_conversations: _Optional[int] = ..., total_messages: _Optional[int] = ..., new_users_per_day: _Optional[_Iterable[_Union[DailyCount, _Mapping]]] = ..., active_users_per_day: _Optional[_Iterable[_Union[DailyCount, _Mapping]]] = ..., messages_per_day_per_agent: _Optional[_Iterable[_Union[AgentDailyCount, _Mapping]]] = ..., top_agents: _Optional[_Iterable[_Union[AgentCount, _Mapping]]] = ..., compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback_per_day_per_agent: _Optional[_Iterable[_Union[AgentDailyFeedback, _Mapping]]] = ...) -> None: ...
+
+class AgentDailyFeedback(_message.Message):
+    __slots__ = ("day", "agent_id", "thumbs_up", "thumbs_down")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    THUMBS_UP_FIELD_NUMBER: _ClassVar[int]
+    THUMBS_DOWN_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    agent_id: str
+    thumbs_up: int
+    thumbs_down: int
+    def __init__(self, day: _Optional[str] = ..., agent_id: _Optional[str] = ..., thumbs_up: _Optional[int] = ..., thumbs_down: _Optional[int] = ...) -> None: ...
 
 class ListUsersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "email_contains", "role", "state", "premium")

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/admin/v1/admin.proto.
  */
 export const file_parley_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChtwYXJsZXkvYWRtaW4vdjEvYWRtaW4ucHJvdG8SD3BhcmxleS5hZG1pbi52MSLCAQoNV2FpdGxpc3RFbnRyeRIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRub3RlGAMgASgJEhAKCHBvc2l0aW9uGAQgASgFEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhcHByb3ZlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ludml0ZV9zZW50GAcgASgIIkkKDlVzZXJTdGF0ZUNvdW50EigKBXN0YXRlGAEgASgOMhkucGFybGV5LmF1dGgudjEuVXNlclN0YXRlEg0KBWNvdW50GAIgASgDIigKCkRhaWx5Q291bnQSCwoDZGF5GAEgASgJEg0KBWNvdW50GAIgASgDIj8KD0FnZW50RGFpbHlDb3VudBILCgNkYXkYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDQoFY291bnQYAyABKAMiSQoKQWdlbnRDb3VudBIQCghhZ2VudF9pZBgBIAEoCRISCgphZ2VudF9uYW1lGAIgASgJEhUKDW1lc3NhZ2VfY291bnQYAyABKAMipgMKBVN0YXRzEjcKDnVzZXJzX2J5X3N0YXRlGAEgAygLMh8ucGFybGV5LmFkbWluLnYxLlVzZXJTdGF0ZUNvdW50EhMKC3RvdGFsX3VzZXJzGAIgASgDEhsKE3RvdGFsX2NvbnZlcnNhdGlvbnMYAyABKAMSFgoOdG90YWxfbWVzc2FnZXMYBCABKAMSNgoRbmV3X3VzZXJzX3Blcl9kYXkYBSADKAsyGy5wYXJsZXkuYWRtaW4udjEuRGFpbHlDb3VudBI5ChRhY3RpdmVfdXNlcnNfcGVyX2RheRgGIAMoCzIbLnBhcmxleS5hZG1pbi52MS5EYWlseUNvdW50EkQKGm1lc3NhZ2VzX3Blcl9kYXlfcGVyX2FnZW50GAcgAygLMiAucGFybGV5LmFkbWluLnYxLkFnZW50RGFpbHlDb3VudBIvCgp0b3BfYWdlbnRzGAggAygLMhsucGFybGV5LmFkbWluLnYxLkFnZW50Q291bnQSMAoMY29tcHV0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLBAQoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5lbWFpbF9jb250YWlucxgDIAEoCRIiCgRyb2xlGAQgASgOMhQucGFybGV5LmF1dGgudjEuUm9sZRIoCgVzdGF0ZRgFIAEoDjIZLnBhcmxleS5hdXRoLnYxLlVzZXJTdGF0ZRIUCgdwcmVtaXVtGAYgASgISACIAQFCCgoIX3ByZW1pdW0iUQoRTGlzdFVzZXJzUmVzcG9uc2USIwoFdXNlcnMYASADKAsyFC5wYXJsZXkuYXV0aC52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjUKD0dldFVzZXJSZXNwb25zZRIiCgR1c2VyGAEgASgLMhQucGFybGV5LmF1dGgudjEuVXNlciJoChFVcGRhdGVVc2VyUmVxdWVzdBIiCgR1c2VyGAEgASgLMhQucGFybGV5LmF1dGgudjEuVXNlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOAoSVXBkYXRlVXNlclJlc3BvbnNlEiIKBHVzZXIYASABKAsyFC5wYXJsZXkuYXV0aC52MS5Vc2VyIiQKEURlbGV0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIlYKE0xpc3RXYWl0bGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSGAoQaW5jbHVkZV9hcHByb3ZlZBgDIAEoCCJgChRMaXN0V2FpdGxpc3RSZXNwb25zZRIvCgdlbnRyaWVzGAEgAygLMh4ucGFybGV5LmFkbWluLnYxLldhaXRsaXN0RW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKHUFwcHJvdmVXYWl0bGlzdEVudHJpZXNSZXF1ZXN0EhEKCWVudHJ5X2lkcxgBIAMoCSJaCh5BcHByb3ZlV2FpdGxpc3RFbnRyaWVzUmVzcG9uc2USOAoQYXBwcm92ZWRfZW50cmllcxgBIAMoCzIeLnBhcmxleS5hZG1pbi52MS5XYWl0bGlzdEVudHJ5Im8KD0dldFN0YXRzUmVxdWVzdBIuCgpzdGFydF90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOQoQR2V0U3RhdHNSZXNwb25zZRIlCgVzdGF0cxgBIAEoCzIWLnBhcmxleS5hZG1pbi52MS5TdGF0cyIYChZHZXRTeXN0ZW1IZWFsdGhSZXF1ZXN0IosCChdHZXRTeXN0ZW1IZWFsdGhSZXNwb25zZRIaChJkYXRhYmFzZV9yZWFjaGFibGUYASABKAgSMwoQZGF0YWJhc2VfbGF0ZW5jeRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIpCgZ1cHRpbWUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHdmVyc2lvbhgEIAEoCRIbChNhY3RpdmVfY2hhdF9zdHJlYW1zGAUgASgFEhoKEmFjdGl2ZV9nZW5lcmF0aW9ucxgGIAEoBRIqCghyZXBsaWNhcxgHIAMoCzIYLnBhcmxleS5hZG1pbi52MS5SZXBsaWNhIoACCgdSZXBsaWNhEgoKAmlkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDAoEaG9zdBgDIAEoCRILCgNwaWQYBCABKAUSDwoHdmVyc2lvbhgFIAEoCRIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5oZWFydGJlYXRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTYWN0aXZlX2NoYXRfc3RyZWFtcxgIIAEoBRIaChJhY3RpdmVfZ2VuZXJhdGlvbnMYCSABKAUSDwoHY3VycmVudBgKIAEoCCJRCiBDbGVhbnVwRW1wdHlDb252ZXJzYXRpb25zUmVxdWVzdBItCgpvbGRlcl90aGFuGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjoKIUNsZWFudXBFbXB0eUNvbnZlcnNhdGlvbnNSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgFMvILCgxBZG1pblNlcnZpY2UShwEKCUxpc3RVc2VycxIhLnBhcmxleS5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0GiIucGFybGV5LmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIjOQAgGItRgEkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJi1GAQSoAEKB0dldFVzZXISHy5wYXJsZXkuYWRtaW4udjEuR2V0VXNlclJlcXVlc3QaIC5wYXJsZXkuYWRtaW4udjEuR2V0VXNlclJlc3BvbnNlIlKQAgGItRgEkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJK1GBsKCU5PVF9GT1VORBIOVVNFUl9OT1RfRk9VTkSYtRgEEssBCgpVcGRhdGVVc2VyEiIucGFybGV5LmFkbWluLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0GiMucGFybGV5LmFkbWluLnYxLlVwZGF0ZVVzZXJSZXNwb25zZSJ0iLUYBJK1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgbCglOT1RfRk9VTkQSDlVTRVJfTk9UX0ZPVU5EkrUYIQoTRkFJTEVEX1BSRUNPTkRJVElPThIKTEFTVF9BRE1JTpi1GAQSywEKCkRlbGV0ZVVzZXISIi5wYXJsZXkuYWRtaW4udjEuRGVsZXRlVXNlclJlcXVlc3QaIy5wYXJsZXkuYWRtaW4udjEuRGVsZXRlVXNlclJlc3BvbnNlInSItRgEkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJK1GBsKCU5PVF9GT1VORBIOVVNFUl9OT1RfRk9VTkSStRghChNGQUlMRURfUFJFQ09ORElUSU9OEgpMQVNUX0FETUlOmLUYBBKQAQoMTGlzdFdhaXRsaXN0EiQucGFybGV5LmFkbWluLnYxLkxpc3RXYWl0bGlzdFJlcXVlc3QaJS5wYXJsZXkuYWRtaW4udjEuTGlzdFdhaXRsaXN0UmVzcG9uc2UiM5ACAYi1GASStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UmLUYBBLUAQoWQXBwcm92ZVdhaXRsaXN0RW50cmllcxIuLnBhcmxleS5hZG1pbi52MS5BcHByb3ZlV2FpdGxpc3RFbnRyaWVzUmVxdWVzdBovLnBhcmxleS5hZG1pbi52MS5BcHByb3ZlV2FpdGxpc3RFbnRyaWVzUmVzcG9uc2UiWYi1GASStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UkrUYJQoJTk9UX0ZPVU5EEhhXQUlUTElTVF9FTlRSWV9OT1RfRk9VTkSYtRgEEoQBCghHZXRTdGF0cxIgLnBhcmxleS5hZG1pbi52MS5HZXRTdGF0c1JlcXVlc3QaIS5wYXJsZXkuYWRtaW4udjEuR2V0U3RhdHNSZXNwb25zZSIzkAIBiLUYBJK1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSYtRgEEnEKD0dldFN5c3RlbUhlYWx0aBInLnBhcmxleS5hZG1pbi52MS5HZXRTeXN0ZW1IZWFsdGhSZXF1ZXN0GigucGFybGV5LmFkbWluLnYxLkdldFN5c3RlbUhlYWx0aFJlc3BvbnNlIguQAgGItRgEmLUYBBK0AQoZQ2xlYW51cEVtcHR5Q29udmVyc2F0aW9ucxIxLnBhcmxleS5hZG1pbi52MS5DbGVhbnVwRW1wdHlDb252ZXJzYXRpb25zUmVxdWVzdBoyLnBhcmxleS5hZG1pbi52MS5DbGVhbnVwRW1wdHlDb252ZXJzYXRpb25zUmVzcG9uc2UiMIi1GASStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UmLUYBGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_parley_api_v1_access, file_parley_auth_v1_auth]);
+  fileDesc("ChtwYXJsZXkvYWRtaW4vdjEvYWRtaW4ucHJvdG8SD3BhcmxleS5hZG1pbi52MSLCAQoNV2FpdGxpc3RFbnRyeRIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRub3RlGAMgASgJEhAKCHBvc2l0aW9uGAQgASgFEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxhcHByb3ZlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ludml0ZV9zZW50GAcgASgIIkkKDlVzZXJTdGF0ZUNvdW50EigKBXN0YXRlGAEgASgOMhkucGFybGV5LmF1dGgudjEuVXNlclN0YXRlEg0KBWNvdW50GAIgASgDIigKCkRhaWx5Q291bnQSCwoDZGF5GAEgASgJEg0KBWNvdW50GAIgASgDIj8KD0FnZW50RGFpbHlDb3VudBILCgNkYXkYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDQoFY291bnQYAyABKAMiSQoKQWdlbnRDb3VudBIQCghhZ2VudF9pZBgBIAEoCRISCgphZ2VudF9uYW1lGAIgASgJEhUKDW1lc3NhZ2VfY291bnQYAyABKAMi7wMKBVN0YXRzEjcKDnVzZXJzX2J5X3N0YXRlGAEgAygLMh8ucGFybGV5LmFkbWluLnYxLlVzZXJTdGF0ZUNvdW50EhMKC3RvdGFsX3VzZXJzGAIgASgDEhsKE3RvdGFsX2NvbnZlcnNhdGlvbnMYAyABKAMSFgoOdG90YWxfbWVzc2FnZXMYBCABKAMSNgoRbmV3X3VzZXJzX3Blcl9kYXkYBSADKAsyGy5wYXJsZXkuYWRtaW4udjEuRGFpbHlDb3VudBI5ChRhY3RpdmVfdXNlcnNfcGVyX2RheRgGIAMoCzIbLnBhcmxleS5hZG1pbi52MS5EYWlseUNvdW50EkQKGm1lc3NhZ2VzX3Blcl9kYXlfcGVyX2FnZW50GAcgAygLMiAucGFybGV5LmFkbWluLnYxLkFnZW50RGFpbHlDb3VudBIvCgp0b3BfYWdlbnRzGAggAygLMhsucGFybGV5LmFkbWluLnYxLkFnZW50Q291bnQSMAoMY29tcHV0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJHChpmZWVkYmFja19wZXJfZGF5X3Blcl9hZ2VudBgKIAMoCzIjLnBhcmxleS5hZG1pbi52MS5BZ2VudERhaWx5RmVlZGJhY2siWwoSQWdlbnREYWlseUZlZWRiYWNrEgsKA2RheRgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRIRCgl0aHVtYnNfdXAYAyABKAMSEwoLdGh1bWJzX2Rvd24YBCABKAMiwQEKEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSFgoOZW1haWxfY29udGFpbnMYAyABKAkSIgoEcm9sZRgEIAEoDjIULnBhcmxleS5hdXRoLnYxLlJvbGUSKAoFc3RhdGUYBSABKA4yGS5wYXJsZXkuYXV0aC52MS5Vc2VyU3RhdGUSFAoHcHJlbWl1bRgGIAEoCEgAiAEBQgoKCF9wcmVtaXVtIlEKEUxpc3RVc2Vyc1Jlc3BvbnNlEiMKBXVzZXJzGAEgAygLMhQucGFybGV5LmF1dGgudjEuVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI1Cg9HZXRVc2VyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXIiaAoRVXBkYXRlVXNlclJlcXVlc3QSIgoEdXNlchgBIAEoCzIULnBhcmxleS5hdXRoLnYxLlVzZXISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjgKElVwZGF0ZVVzZXJSZXNwb25zZRIiCgR1c2VyGAEgASgLMhQucGFybGV5LmF1dGgudjEuVXNlciIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSJWChNMaXN0V2FpdGxpc3RSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhgKEGluY2x1ZGVfYXBwcm92ZWQYAyABKAgiYAoUTGlzdFdhaXRsaXN0UmVzcG9uc2USLwoHZW50cmllcxgBIAMoCzIeLnBhcmxleS5hZG1pbi52MS5XYWl0bGlzdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyCh1BcHByb3ZlV2FpdGxpc3RFbnRyaWVzUmVxdWVzdBIRCgllbnRyeV9pZHMYASADKAkiWgoeQXBwcm92ZVdhaXRsaXN0RW50cmllc1Jlc3BvbnNlEjgKEGFwcHJvdmVkX2VudHJpZXMYASADKAsyHi5wYXJsZXkuYWRtaW4udjEuV2FpdGxpc3RFbnRyeSJvCg9HZXRTdGF0c1JlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEEdldFN0YXRzUmVzcG9uc2USJQoFc3RhdHMYASABKAsyFi5wYXJsZXkuYWRtaW4udjEuU3RhdHMiGAoWR2V0U3lzdGVtSGVhbHRoUmVxdWVzdCKLAgoXR2V0U3lzdGVtSGVhbHRoUmVzcG9uc2USGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAEgASgIEjMKEGRhdGFiYXNlX2xhdGVuY3kYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKQoGdXB0aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB3ZlcnNpb24YBCABKAkSGwoTYWN0aXZlX2NoYXRfc3RyZWFtcxgFIAEoBRIaChJhY3RpdmVfZ2VuZXJhdGlvbnMYBiABKAUSKgoIcmVwbGljYXMYByADKAsyGC5wYXJsZXkuYWRtaW4udjEuUmVwbGljYSKAAgoHUmVwbGljYRIKCgJpZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEgwKBGhvc3QYAyABKAkSCwoDcGlkGAQgASgFEg8KB3ZlcnNpb24YBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOaGVhcnRiZWF0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2FjdGl2ZV9jaGF0X3N0cmVhbXMYCCABKAUSGgoSYWN0aXZlX2dlbmVyYXRpb25zGAkgASgFEg8KB2N1cnJlbnQYCiABKAgiUQogQ2xlYW51cEVtcHR5Q29udmVyc2F0aW9uc1JlcXVlc3QSLQoKb2xkZXJfdGhhbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI6CiFDbGVhbnVwRW1wdHlDb252ZXJzYXRpb25zUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoBTLyCwoMQWRtaW5TZXJ2aWNlEocBCglMaXN0VXNlcnMSIS5wYXJsZXkuYWRtaW4udjEuTGlzdFVzZXJzUmVxdWVzdBoiLnBhcmxleS5hZG1pbi52MS5MaXN0VXNlcnNSZXNwb25zZSIzkAIBiLUYBJK1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSYtRgEEqABCgdHZXRVc2VyEh8ucGFybGV5LmFkbWluLnYxLkdldFVzZXJSZXF1ZXN0GiAucGFybGV5LmFkbWluLnYxLkdldFVzZXJSZXNwb25zZSJSkAIBiLUYBJK1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgbCglOT1RfRk9VTkQSDlVTRVJfTk9UX0ZPVU5EmLUYBBLLAQoKVXBkYXRlVXNlchIiLnBhcmxleS5hZG1pbi52MS5VcGRhdGVVc2VyUmVxdWVzdBojLnBhcmxleS5hZG1pbi52MS5VcGRhdGVVc2VyUmVzcG9uc2UidIi1GASStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UkrUYGwoJTk9UX0ZPVU5EEg5VU0VSX05PVF9GT1VORJK1GCEKE0ZBSUxFRF9QUkVDT05ESVRJT04SCkxBU1RfQURNSU6YtRgEEssBCgpEZWxldGVVc2VyEiIucGFybGV5LmFkbWluLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0GiMucGFybGV5LmFkbWluLnYxLkRlbGV0ZVVzZXJSZXNwb25zZSJ0iLUYBJK1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgbCglOT1RfRk9VTkQSDlVTRVJfTk9UX0ZPVU5EkrUYIQoTRkFJTEVEX1BSRUNPTkRJVElPThIKTEFTVF9BRE1JTpi1GAQSkAEKDExpc3RXYWl0bGlzdBIkLnBhcmxleS5hZG1pbi52MS5MaXN0V2FpdGxpc3RSZXF1ZXN0GiUucGFybGV5LmFkbWluLnYxLkxpc3RXYWl0bGlzdFJlc3BvbnNlIjOQAgGItRgEkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJi1GAQS1AEKFkFwcHJvdmVXYWl0bGlzdEVudHJpZXMSLi5wYXJsZXkuYWRtaW4udjEuQXBwcm92ZVdhaXRsaXN0RW50cmllc1JlcXVlc3QaLy5wYXJsZXkuYWRtaW4udjEuQXBwcm92ZVdhaXRsaXN0RW50cmllc1Jlc3BvbnNlIlmItRgEkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJK1GCUKCU5PVF9GT1VORBIYV0FJVExJU1RfRU5UUllfTk9UX0ZPVU5EmLUYBBKEAQoIR2V0U3RhdHMSIC5wYXJsZXkuYWRtaW4udjEuR2V0U3RhdHNSZXF1ZXN0GiEucGFybGV5LmFkbWluLnYxLkdldFN0YXRzUmVzcG9uc2UiM5ACAYi1GASStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UmLUYBBJxCg9HZXRTeXN0ZW1IZWFsdGgSJy5wYXJsZXkuYWRtaW4udjEuR2V0U3lzdGVtSGVhbHRoUmVxdWVzdBooLnBhcmxleS5hZG1pbi52MS5HZXRTeXN0ZW1IZWFsdGhSZXNwb25zZSILkAIBiLUYBJi1GAQStAEKGUNsZWFudXBFbXB0eUNvbnZlcnNhdGlvbnMSMS5wYXJsZXkuYWRtaW4udjEuQ2xlYW51cEVtcHR5Q29udmVyc2F0aW9uc1JlcXVlc3QaMi5wYXJsZXkuYWRtaW4udjEuQ2xlYW51cEVtcHR5Q29udmVyc2F0aW9uc1Jlc3BvbnNlIjCItRgEkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJi1GARiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_parley_api_v1_access, file_parley_auth_v1_auth]);
 
 /**
  * An email on the waitlist.
@@ -284,6 +284,15 @@ export type Stats = Message<"parley.admin.v1.Stats"> & {
    * @generated from field: google.protobuf.Timestamp compute_time = 9;
    */
   computeTime?: Timestamp | undefined;
+
+  /**
+   * Ratings of answers (parley.feedback.v1) per UTC day of their last change
+   * and agent in the range, by day then agent_id; only days and agents with
+   * ratings.
+   *
+   * @generated from field: repeated parley.admin.v1.AgentDailyFeedback feedback_per_day_per_agent = 10;
+   */
+  feedbackPerDayPerAgent: AgentDailyFeedback[];
 };
 
 /**
@@ -292,6 +301,48 @@ export type Stats = Message<"parley.admin.v1.Stats"> & {
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
   messageDesc(file_parley_admin_v1_admin, 5);
+
+/**
+ * Ratings of one agent's answers on one UTC day.
+ *
+ * @generated from message parley.admin.v1.AgentDailyFeedback
+ */
+export type AgentDailyFeedback = Message<"parley.admin.v1.AgentDailyFeedback"> & {
+  /**
+   * The UTC day, "YYYY-MM-DD".
+   *
+   * @generated from field: string day = 1;
+   */
+  day: string;
+
+  /**
+   * UUID of the agent.
+   *
+   * @generated from field: string agent_id = 2;
+   */
+  agentId: string;
+
+  /**
+   * Answers rated thumbs up.
+   *
+   * @generated from field: int64 thumbs_up = 3;
+   */
+  thumbsUp: bigint;
+
+  /**
+   * Answers rated thumbs down.
+   *
+   * @generated from field: int64 thumbs_down = 4;
+   */
+  thumbsDown: bigint;
+};
+
+/**
+ * Describes the message parley.admin.v1.AgentDailyFeedback.
+ * Use `create(AgentDailyFeedbackSchema)` to create a new message.
+ */
+export const AgentDailyFeedbackSchema: GenMessage<AgentDailyFeedback> = /*@__PURE__*/
+  messageDesc(file_parley_admin_v1_admin, 6);
 
 /**
  * Request of AdminService.ListUsers.
@@ -350,7 +401,7 @@ export type ListUsersRequest = Message<"parley.admin.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 6);
+  messageDesc(file_parley_admin_v1_admin, 7);
 
 /**
  * Response of AdminService.ListUsers.
@@ -378,7 +429,7 @@ export type ListUsersResponse = Message<"parley.admin.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 7);
+  messageDesc(file_parley_admin_v1_admin, 8);
 
 /**
  * Request of AdminService.GetUser.
@@ -399,7 +450,7 @@ export type GetUserRequest = Message<"parley.admin.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 8);
+  messageDesc(file_parley_admin_v1_admin, 9);
 
 /**
  * Response of AdminService.GetUser.
@@ -420,7 +471,7 @@ export type GetUserResponse = Message<"parley.admin.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 9);
+  messageDesc(file_parley_admin_v1_admin, 10);
 
 /**
  * Request of AdminService.UpdateUser.
@@ -449,7 +500,7 @@ export type UpdateUserRequest = Message<"parley.admin.v1.UpdateUserRequest"> & {
  * Use `create(UpdateUserRequestSchema)` to create a new message.
  */
 export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 10);
+  messageDesc(file_parley_admin_v1_admin, 11);
 
 /**
  * Response of AdminService.UpdateUser.
@@ -470,7 +521,7 @@ export type UpdateUserResponse = Message<"parley.admin.v1.UpdateUserResponse"> &
  * Use `create(UpdateUserResponseSchema)` to create a new message.
  */
 export const UpdateUserResponseSchema: GenMessage<UpdateUserResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 11);
+  messageDesc(file_parley_admin_v1_admin, 12);
 
 /**
  * Request of AdminService.DeleteUser.
@@ -491,7 +542,7 @@ export type DeleteUserRequest = Message<"parley.admin.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 12);
+  messageDesc(file_parley_admin_v1_admin, 13);
 
 /**
  * Response of AdminService.DeleteUser.
@@ -506,7 +557,7 @@ export type DeleteUserResponse = Message<"parley.admin.v1.DeleteUserResponse"> &
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 13);
+  messageDesc(file_parley_admin_v1_admin, 14);
 
 /**
  * Request of AdminService.ListWaitlist.
@@ -543,7 +594,7 @@ export type ListWaitlistRequest = Message<"parley.admin.v1.ListWaitlistRequest">
  * Use `create(ListWaitlistRequestSchema)` to create a new message.
  */
 export const ListWaitlistRequestSchema: GenMessage<ListWaitlistRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 14);
+  messageDesc(file_parley_admin_v1_admin, 15);
 
 /**
  * Response of AdminService.ListWaitlist.
@@ -571,7 +622,7 @@ export type ListWaitlistResponse = Message<"parley.admin.v1.ListWaitlistResponse
  * Use `create(ListWaitlistResponseSchema)` to create a new message.
  */
 export const ListWaitlistResponseSchema: GenMessage<ListWaitlistResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 15);
+  messageDesc(file_parley_admin_v1_admin, 16);
 
 /**
  * Request of AdminService.ApproveWaitlistEntries.
@@ -593,7 +644,7 @@ export type ApproveWaitlistEntriesRequest = Message<"parley.admin.v1.ApproveWait
  * Use `create(ApproveWaitlistEntriesRequestSchema)` to create a new message.
  */
 export const ApproveWaitlistEntriesRequestSchema: GenMessage<ApproveWaitlistEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 16);
+  messageDesc(file_parley_admin_v1_admin, 17);
 
 /**
  * Response of AdminService.ApproveWaitlistEntries.
@@ -614,7 +665,7 @@ export type ApproveWaitlistEntriesResponse = Message<"parley.admin.v1.ApproveWai
  * Use `create(ApproveWaitlistEntriesResponseSchema)` to create a new message.
  */
 export const ApproveWaitlistEntriesResponseSchema: GenMessage<ApproveWaitlistEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 17);
+  messageDesc(file_parley_admin_v1_admin, 18);
 
 /**
  * Request of AdminService.GetStats.
@@ -643,7 +694,7 @@ export type GetStatsRequest = Message<"parley.admin.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 18);
+  messageDesc(file_parley_admin_v1_admin, 19);
 
 /**
  * Response of AdminService.GetStats.
@@ -664,7 +715,7 @@ export type GetStatsResponse = Message<"parley.admin.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 19);
+  messageDesc(file_parley_admin_v1_admin, 20);
 
 /**
  * Request of AdminService.GetSystemHealth.
@@ -679,7 +730,7 @@ export type GetSystemHealthRequest = Message<"parley.admin.v1.GetSystemHealthReq
  * Use `create(GetSystemHealthRequestSchema)` to create a new message.
  */
 export const GetSystemHealthRequestSchema: GenMessage<GetSystemHealthRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 20);
+  messageDesc(file_parley_admin_v1_admin, 21);
 
 /**
  * Response of AdminService.GetSystemHealth.
@@ -746,7 +797,7 @@ export type GetSystemHealthResponse = Message<"parley.admin.v1.GetSystemHealthRe
  * Use `create(GetSystemHealthResponseSchema)` to create a new message.
  */
 export const GetSystemHealthResponseSchema: GenMessage<GetSystemHealthResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 21);
+  messageDesc(file_parley_admin_v1_admin, 22);
 
 /**
  * One server process (each worker of `parley serve --workers N` is one), as
@@ -836,7 +887,7 @@ export type Replica = Message<"parley.admin.v1.Replica"> & {
  * Use `create(ReplicaSchema)` to create a new message.
  */
 export const ReplicaSchema: GenMessage<Replica> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 22);
+  messageDesc(file_parley_admin_v1_admin, 23);
 
 /**
  * Request of AdminService.CleanupEmptyConversations.
@@ -858,7 +909,7 @@ export type CleanupEmptyConversationsRequest = Message<"parley.admin.v1.CleanupE
  * Use `create(CleanupEmptyConversationsRequestSchema)` to create a new message.
  */
 export const CleanupEmptyConversationsRequestSchema: GenMessage<CleanupEmptyConversationsRequest> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 23);
+  messageDesc(file_parley_admin_v1_admin, 24);
 
 /**
  * Response of AdminService.CleanupEmptyConversations.
@@ -879,7 +930,7 @@ export type CleanupEmptyConversationsResponse = Message<"parley.admin.v1.Cleanup
  * Use `create(CleanupEmptyConversationsResponseSchema)` to create a new message.
  */
 export const CleanupEmptyConversationsResponseSchema: GenMessage<CleanupEmptyConversationsResponse> = /*@__PURE__*/
-  messageDesc(file_parley_admin_v1_admin, 24);
+  messageDesc(file_parley_admin_v1_admin, 25);
 
 /**
  * AdminService is for administrators: users, the waitlist, statistics, system
