@@ -11,7 +11,8 @@
 //                              new password, sign in with it; the link works once
 //   node chat_page.mjs markdown  answers rendered as Markdown (stored and streamed),
 //                              code highlighted with a copy button, the model's
-//                              HTML shown as text, never as elements
+//                              HTML shown as text, never as elements; thumbs
+//                              up and down stored across a reload
 //   node chat_page.mjs errors  a grpc-web call with a bad token, cross-origin:
 //                              UNAUTHENTICATED is readable (CORS exposes the
 //                              grpc-status headers), and the page says so in words
@@ -370,8 +371,31 @@ async function markdown(page) {
   check(shown.words.includes('<img src="x" onerror=') && shown.words.includes("<script>"), "the model's HTML is shown as text");
   ok("no HTML from the model reaches the DOM: tags shown as text, no javascript: link");
 
+  // Thumbs: a rating is stored, survives a reload, and pressing it again takes it back.
+  const pressed = () =>
+    answer.evaluate((el) => Array.from(el.querySelectorAll(".thumb[aria-pressed=true]"), (b) => b.getAttribute("aria-label")));
+  const reopen = async () => {
+    await page.reload();
+    await page.click("#conversation-list li:first-child .conversation");
+    await answer.locator(".rating").waitFor();
+  };
+  check(JSON.stringify(await pressed()) === "[]", "no rating at first");
+  await answer.locator(".thumb.down").click();
+  await until(async () => JSON.stringify(await pressed()) === '["Bad answer"]', "thumbs down to light up");
+  await reopen();
+  check(JSON.stringify(await pressed()) === '["Bad answer"]', `the rating survives a reload: ${await pressed()}`);
+  await answer.locator(".thumb.up").click();
+  await until(async () => JSON.stringify(await pressed()) === '["Good answer"]', "thumbs up to replace it");
+  await answer.locator(".thumb.up").click();
+  await until(async () => JSON.stringify(await pressed()) === "[]", "pressing it again to take it back");
+  await reopen();
+  check(JSON.stringify(await pressed()) === "[]", "the rating stays taken back after a reload");
+  check((await page.locator("#messages li.message.user .rating").count()) === 0, "questions have no thumbs");
+  ok("thumbs up and down: stored, shown after a reload, taken back");
+
   // A streamed answer is rendered while it grows (the echo agent repeats the message).
   await page.click("#new-conversation-button");
+  await until(async () => (await page.textContent("#conversation-title")) === "New conversation", "the new conversation");
   await page.waitForSelector("#composer:not([hidden])");
   const prompt = `${words(30, "w")} **strong** and \`inline\` <b onclick="window.injected='b'">tag</b>`;
   await send(page, prompt);

@@ -191,7 +191,7 @@ def test_page_renders_answers_as_markdown_and_never_the_models_html(
 ) -> None:
     output = run_scenario(node, web, seeded, "markdown", MARKDOWN_EMAIL=markdown_sample)
     assert "code block highlighted" in output and "no HTML from the model" in output
-    assert "streamed Markdown" in output
+    assert "streamed Markdown" in output and "thumbs up and down" in output
 
 
 def test_page_resets_a_forgotten_password_with_the_emailed_link(node: str, web: Served, seeded: str) -> None:

@@ -20,6 +20,7 @@ import { Access, access as accessOption } from "./gen/parley/api/v1/access_pb";
 import { AuthService } from "./gen/parley/auth/v1/auth_pb";
 import { ChatService } from "./gen/parley/chat/v1/chat_pb";
 import { ConversationService } from "./gen/parley/conversation/v1/conversation_pb";
+import { FeedbackService } from "./gen/parley/feedback/v1/feedback_pb";
 import { describeError, isUnauthenticated } from "./errors";
 import { tokens } from "./session";
 
@@ -29,6 +30,7 @@ export class Api {
   readonly agents: Client<typeof AgentService>;
   readonly access: Client<typeof AgentAccessService>;
   readonly chat: Client<typeof ChatService>;
+  readonly feedback: Client<typeof FeedbackService>;
   /** Called when the session cannot be renewed: the page shows sign-in. */
   onSignedOut: (reason: string) => void = () => {};
   private refreshing: Promise<boolean> | null = null;
@@ -48,6 +50,7 @@ export class Api {
     this.agents = createClient(AgentService, transport);
     this.access = createClient(AgentAccessService, transport);
     this.chat = createClient(ChatService, transport);
+    this.feedback = createClient(FeedbackService, transport);
   }
 
   /** Run a unary call; on UNAUTHENTICATED refresh the session once and retry. */

@@ -15,8 +15,10 @@ import type { Api } from "../api";
 import { h, replace, showError } from "../dom";
 import { describeError, errorFacts } from "../errors";
 import { stream, type StreamState } from "../session";
+import { Rating } from "../gen/parley/feedback/v1/feedback_pb";
 import { renderMarkdown } from "../markdown";
 import { codePoints, mergeDelta, uuid } from "../text";
+import { ratingControls } from "./rating";
 
 const MESSAGE_PAGE = 200;
 const MAX_MESSAGE_PAGES = 10;
@@ -37,6 +39,7 @@ interface Bubble {
   text: HTMLDivElement;
   status: HTMLParagraphElement;
   role: "user" | "assistant";
+  rated?: boolean; // the thumbs are shown
 }
 
 /** A user's words as typed; an assistant's rendered as Markdown (see markdown.ts). */
@@ -66,6 +69,8 @@ export class ChatView {
   private readonly stopButton = h("button", { type: "button", class: "danger", id: "stop-button", hidden: true }, "Stop");
   private readonly composer: HTMLFormElement;
   private readonly bubbles = new Map<string, Bubble>();
+  // The open conversation's ratings, by message id (ListConversationFeedback).
+  private ratings = new Map<string, Rating>();
   private conversation: Conversation | null = null;
   private active: StreamState | null = null;
   private abort: AbortController | null = null;
@@ -118,7 +123,12 @@ export class ChatView {
     replace(this.messages, h("li", { class: "loading" }, "Loading messages…"));
     let listed: Message[];
     try {
-      listed = await this.listMessages(conversation.id);
+      const [messages, rated] = await Promise.all([
+        this.listMessages(conversation.id),
+        this.api.call(() => this.api.feedback.listConversationFeedback({ conversationId: conversation.id })),
+      ]);
+      listed = messages;
+      this.ratings = new Map(rated.feedback.map((f) => [f.messageId, f.rating]));
     } catch (err) {
       replace(this.messages);
       showError(this.error, describeError(err));
@@ -411,6 +421,11 @@ export class ChatView {
     const note = notes[message.state] ?? "";
     bubble.status.textContent = note;
     bubble.status.hidden = note === "";
+    if (bubble.role === "assistant" && message.state !== MessageState.STREAMING && !bubble.rated) {
+      bubble.rated = true;
+      const current = this.ratings.get(message.id) ?? Rating.UNSPECIFIED;
+      bubble.root.append(ratingControls(this.api, message.id, current, (text) => showError(this.error, text)));
+    }
   }
 
   private markBubble(messageId: string, note: string): void {
