@@ -49,9 +49,7 @@ class Pki:
         self.ca = directory / "ca.pem"
         self._ca.cert_pem.write_to_path(str(self.ca))
 
-    def issue(
-        self, name: str, *identities: str, common_name: str | None = None, expired: bool = False
-    ) -> Pair:
+    def issue(self, name: str, *identities: str, common_name: str | None = None, expired: bool = False) -> Pair:
         """A certificate for identities (subject alternative names), written as name.pem / name.key."""
         dates = {"not_before": EXPIRED_FROM, "not_after": EXPIRED_UNTIL} if expired else {}
         leaf = self._ca.issue_cert(*identities, common_name=common_name, **dates)
@@ -74,7 +72,9 @@ async def tls_server(
 ) -> AsyncIterator[RunningServer]:
     """A server on the test app (its database and caches) with TLS, and mutual TLS with client_ca."""
     update = {"tls_cert_file": server.cert, "tls_key_file": server.key, "tls_client_ca_file": client_ca, **settings}
-    running = await start_server(dataclasses.replace(app, settings=app.settings.model_copy(update=update)), "127.0.0.1:0")
+    running = await start_server(
+        dataclasses.replace(app, settings=app.settings.model_copy(update=update)), "127.0.0.1:0"
+    )
     try:
         yield running
     finally:

@@ -72,9 +72,7 @@ async def test_a_missing_client_certificate_is_refused(app: App, pki: Pki) -> No
     async with tls_server(app, pki.server(), client_ca=pki.ca) as running:
         error, explained = await _refusal(running.port, pki.tls())
     assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert explained == (
-        "the server refused the TLS connection; it requires a client certificate (--cert and --key)"
-    )
+    assert explained == ("the server refused the TLS connection; it requires a client certificate (--cert and --key)")
 
 
 async def test_an_expired_client_certificate_is_refused(app: App, pki: Pki) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import envoy
 
 from parley_server.app import App
-from parley_server.bridge.envoy_config import addresses, write_config
+from parley_server.bridge.envoy_config import UpstreamTls, addresses, write_config
 from parley_server.bridge.web import WebServer
 from parley_server.settings import Settings, split_host_port
 from parley_server.transport.server import listening, start_server
@@ -189,6 +189,7 @@ async def serve_with_envoy(app: App, address: str, stop: asyncio.Event | None = 
     """Serve gRPC, the web page and Envoy until SIGINT/SIGTERM (or `stop`
     is set): exit code 0; or until Envoy dies: exit code 1. Always drains
     gRPC and stops everything it started."""
+    UpstreamTls.from_settings(app.settings)  # a ConfigError now, before anything serves
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM) if stop is None else ()
     stop = stop or asyncio.Event()

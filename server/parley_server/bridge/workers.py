@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pydantic import SecretStr
 
 from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
+from parley_server.bridge.envoy_config import UpstreamTls
 from parley_server.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def serve_in_workers(
     """
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
+    if with_envoy:
+        UpstreamTls.from_settings(settings)  # a ConfigError now, before anything starts
     # Resolved once here, so every worker signs and checks tokens with one secret.
     shared = settings.model_copy(
         update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
