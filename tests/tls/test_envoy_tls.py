@@ -9,8 +9,8 @@ import pytest
 
 from parley_server.bridge.envoy_config import addresses, render
 from parley_server.settings import ConfigError, Settings
-from tests.bridge.test_envoy import validate
 from tests.helpers.certificates import Pki
+from tests.helpers.envoy import validate
 from tests.helpers.grpc_web import EMPTY_FRAME, GRPC_WEB, http
 from tests.helpers.served import start
 

@@ -18,10 +18,10 @@ from parley.agent.v1 import agent_pb2, agent_pb2_grpc
 from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from tests.clients.test_terminal_client import Terminal
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.repo import REPO_ROOT
 from tests.helpers.served import BIN, Served, start
+from tests.helpers.terminal import Terminal
 
 EMAIL = "ada@example.com"
 
