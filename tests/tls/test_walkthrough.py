@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from tests.helpers.accounts import PASSWORD
+from tests.helpers.grpc_web import EMPTY_FRAME, GRPC_WEB, http
 from tests.helpers.repo import REPO_ROOT
-from tests.helpers.served import BIN, Served, start
+from tests.helpers.served import BIN, Served, grpc_serving, start
 from tests.helpers.terminal import Terminal
 
 EMAIL = "ada@example.com"
@@ -206,3 +209,18 @@ def test_parley_chat_explains_a_refused_handshake(served: Served, workdir: Path)
         f"error: cannot connect to the Parley server at {served.addr}: the server's TLS certificate was not "
         "accepted (unable to get local issuer certificate); check --ca"
     )
+
+
+def test_sighup_reloads_parley_serve_and_keeps_envoy(served: Served, workdir: Path) -> None:
+    """The single process with Envoy: SIGHUP reloads (nothing stops), Envoy still reaches the server."""
+    served.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while "TLS certificates reloaded" not in served.log.read_text():
+        assert served.process.poll() is None, served.log_tail()
+        assert time.monotonic() < deadline, served.log_tail()
+        time.sleep(0.1)
+    assert grpc_serving(served.addr, credentials(workdir))
+    status, _, body = http(
+        f"{served.web_url}/grpc.health.v1.Health/Check", method="POST", headers=GRPC_WEB, body=EMPTY_FRAME
+    )
+    assert status == 200 and body[:7] == b"\x00\x00\x00\x00\x02\x08\x01"
