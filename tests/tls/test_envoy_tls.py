@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from parley_server.bridge.envoy_config import addresses, render
 from parley_server.settings import ConfigError, Settings
@@ -74,6 +81,47 @@ def test_grpc_web_through_envoy_to_a_mutual_tls_server(pki: Pki, tmp_path: Path)
         )
         assert status == 200 and headers["grpc-status"] == "16"
         assert b"TOKEN_INVALID" in base64.b64decode(headers["grpc-status-details-bin"] + "==")
+        status, _, body = http(
+            f"{served.web_url}/grpc.health.v1.Health/Check", method="POST", headers=GRPC_WEB, body=EMPTY_FRAME
+        )
+        assert status == 200 and body[:7] == b"\x00\x00\x00\x00\x02\x08\x01"
+    finally:
+        assert served.stop() == 0, served.log_tail()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA), as files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "parley")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "self-signed.pem", directory / "self-signed.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_envoy_trusts_a_self_signed_server_certificate_by_default(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    served = start(
+        tmp_path,
+        credentials=grpc.ssl_channel_credentials(cert_file.read_bytes()),
+        PARLEY_TLS_CERT_FILE=str(cert_file),
+        PARLEY_TLS_KEY_FILE=str(key_file),
+    )
+    try:
         status, _, body = http(
             f"{served.web_url}/grpc.health.v1.Health/Check", method="POST", headers=GRPC_WEB, body=EMPTY_FRAME
         )
