@@ -13,6 +13,8 @@ import pytest
 from parley_server.settings import MASK, ConfigError, Settings
 
 SECRET = "a-jwt-secret-long-enough-to-sign-tokens"
+# Settings naming files want files that exist: this one will do.
+A_FILE = Path(__file__)
 
 # Every variable with a value other than its default, and what the server then uses.
 EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
@@ -52,6 +54,17 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "PARLEY_DB_POOL_SIZE": ("5", "db_pool_size", 5),
     "PARLEY_LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "PARLEY_UVLOOP": ("0", "uvloop", False),
+    **{
+        f"PARLEY_{field.upper()}": (str(A_FILE), field, A_FILE)
+        for field in (
+            "tls_cert_file",
+            "tls_key_file",
+            "tls_client_ca_file",
+            "envoy_tls_ca_file",
+            "envoy_tls_cert_file",
+            "envoy_tls_key_file",
+        )
+    },
     "PARLEY_ENVOY_ADDR": ("0.0.0.0:8443", "envoy_addr", "0.0.0.0:8443"),
     "PARLEY_ENVOY_ADMIN_ADDR": ("[::1]:9999", "envoy_admin_addr", "[::1]:9999"),
     "PARLEY_ALLOWED_ORIGINS": (
@@ -199,3 +212,27 @@ def test_a_given_environment_is_the_only_one_read(monkeypatch: pytest.MonkeyPatc
     given = Settings.from_env({})
     assert (given.database_url, given.smtp_port) == (None, 25)
     assert Settings.from_env().database_url == "postgresql://someone@elsewhere/db"
+
+
+@pytest.mark.parametrize(
+    ("env", "sentence"),
+    [
+        ({"PARLEY_TLS_CERT_FILE": str(A_FILE)}, "PARLEY_TLS_CERT_FILE and PARLEY_TLS_KEY_FILE must be set together"),
+        (
+            {"PARLEY_ENVOY_TLS_KEY_FILE": str(A_FILE)},
+            "PARLEY_ENVOY_TLS_CERT_FILE and PARLEY_ENVOY_TLS_KEY_FILE must be set together",
+        ),
+        (
+            {"PARLEY_TLS_CLIENT_CA_FILE": str(A_FILE)},
+            "PARLEY_TLS_CLIENT_CA_FILE needs PARLEY_TLS_CERT_FILE (mutual TLS is TLS)",
+        ),
+        (
+            {"PARLEY_TLS_KEY_FILE": "/no/such/file"},
+            "PARLEY_TLS_KEY_FILE must name an existing file, got '/no/such/file'",
+        ),
+    ],
+)
+def test_tls_files_that_cannot_work_are_one_sentence(env: dict[str, str], sentence: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert str(raised.value) == sentence

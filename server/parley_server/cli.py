@@ -115,11 +115,11 @@ async def _create_admin(app: App, email: str) -> int:
 SERVICE_ACCOUNT_DEFAULT_SCOPES = ["read", "write", "chat"]
 
 
-async def _create_service_account(app: App, name: str, scopes: list[str]) -> int:
+async def _create_service_account(app: App, name: str, scopes: list[str], certificate_identity: str) -> int:
     """The secret alone on stdout (KEY=$(parley create-service-account ...)), the rest on stderr."""
     account = await app.service_accounts.create(name)
     chosen = [Scope(scope.replace("-", "_")) for scope in scopes or SERVICE_ACCOUNT_DEFAULT_SCOPES]
-    key, secret = await app.service_accounts.create_key(str(account.id), name, chosen, None)
+    key, secret = await app.service_accounts.create_key(str(account.id), name, chosen, None, certificate_identity)
     listed = ", ".join(scope.value for scope in key.scopes)
     print(f"service account {account.display_name!r} ({account.id}), key {key.prefix}... ({listed}):", file=sys.stderr)
     print(secret)
@@ -208,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[scope.value.replace("_", "-") for scope in Scope if scope is not Scope.ADMIN],
         help="what the key may do; repeat for more (default: read, write and chat)",
     )
+    service_account.add_argument(
+        "--certificate-identity",
+        default="",
+        metavar="NAME",
+        help="bind the key to this client certificate name (SAN or subject CN): under mutual TLS the "
+        "certificate alone authenticates as the key, and the key's secret works only with it",
+    )
     invite = sub.add_parser("invite", help="print a single-use invite code that skips the waitlist")
     invite.add_argument("email", nargs="?", help="bind the code to this email and email it there")
     sub.add_parser(
@@ -262,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": _migrate,
         "create-admin": lambda app: _create_admin(app, args.email),
         "invite": lambda app: _invite(app, args.email),
-        "create-service-account": lambda app: _create_service_account(app, args.name, args.scopes),
+        "create-service-account": lambda app: _create_service_account(
+            app, args.name, args.scopes, args.certificate_identity
+        ),
         "outbox": lambda app: _outbox(app, args.recipient, args.limit),
     }
     try:

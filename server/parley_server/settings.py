@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal, NamedTuple, get_args
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -244,6 +244,36 @@ class Settings(BaseSettings):
         "INFO", description="log level; each RPC logs one JSON line (method, code, ms, user, request id)"
     )
     uvloop: Flag = Field(True, description="`false` runs on the standard asyncio loop instead of uvloop")
+    tls_cert_file: FilePath | None = Field(
+        None,
+        description="PEM certificate chain of the gRPC server: when set, the gRPC port speaks TLS only. "
+        "Reloaded (with the key and client CA) on SIGHUP; open connections keep theirs",
+        json_schema_extra=_shown("unset: plaintext gRPC"),
+    )
+    tls_key_file: FilePath | None = Field(
+        None, description="PEM private key of `PARLEY_TLS_CERT_FILE` (required with it)"
+    )
+    tls_client_ca_file: FilePath | None = Field(
+        None,
+        description="PEM CA certificates for client certificates: when set, every client must present a "
+        "certificate they signed (mutual TLS), and a service account's key bound to the certificate's "
+        "identity authenticates calls without a bearer token",
+        json_schema_extra=_shown("unset: no client certificates"),
+    )
+    envoy_tls_ca_file: FilePath | None = Field(
+        None,
+        description="PEM CA Envoy checks the gRPC server's certificate with, when the server has TLS",
+        json_schema_extra=_shown("`PARLEY_TLS_CERT_FILE` itself, for a self-signed one"),
+    )
+    envoy_tls_cert_file: FilePath | None = Field(
+        None,
+        description="PEM client certificate Envoy presents to the gRPC server; required with "
+        "`PARLEY_TLS_CLIENT_CA_FILE` unless `serve --no-envoy`. Read when Envoy starts",
+        json_schema_extra=_shown("unset"),
+    )
+    envoy_tls_key_file: FilePath | None = Field(
+        None, description="PEM private key of `PARLEY_ENVOY_TLS_CERT_FILE` (required with it)"
+    )
     envoy_addr: HostPort = Field(
         "127.0.0.1:8080",
         description="where Envoy serves the web page and gRPC-web (`0.0.0.0:8080` for all interfaces)",
@@ -263,6 +293,20 @@ class Settings(BaseSettings):
         description="password of the administrator `parley create-admin` creates or promotes",
         json_schema_extra=_shown("unset: `parley create-admin` asks for it"),
     )
+
+    @model_validator(mode="after")
+    def _tls_files_in_pairs(self) -> Settings:
+        """A certificate needs its key, and client certificates need a server certificate."""
+        pairs = [
+            ("tls_cert_file", "tls_key_file"),
+            ("envoy_tls_cert_file", "envoy_tls_key_file"),
+        ]
+        for cert, key in pairs:
+            if (getattr(self, cert) is None) != (getattr(self, key) is None):
+                raise ValueError(f"{env_name(cert)} and {env_name(key)} must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError(f"{env_name('tls_client_ca_file')} needs {env_name('tls_cert_file')} (mutual TLS is TLS)")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -401,6 +445,7 @@ _PLAIN_ERRORS = {
     "int_parsing": "must be an integer",
     "int_from_float": "must be an integer",
     "bool_parsing": "must be true or false",
+    "path_not_file": "must name an existing file",
 }
 
 
@@ -413,6 +458,9 @@ def _config_error(exc: ValidationError) -> ConfigError:
     """One sentence per bad variable, naming it (and its value, unless secret)."""
     sentences = []
     for error in exc.errors():
+        if not error["loc"]:  # a rule between settings: its message names them
+            sentences.append(str(error["ctx"]["error"]))
+            continue
         field = _field_of(str(error["loc"][0]))
         if error["type"] == "value_error":
             problem = str(error["ctx"]["error"])

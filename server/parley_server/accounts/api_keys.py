@@ -13,16 +13,24 @@ takes effect on every replica within that time); a cache miss looks the key
 up and stamps its last_use_time in the same statement. Each call is counted
 against the per-key rate limit, whose counts PostgreSQL keeps for every
 replica (written in batches: see BufferedLimit).
+
+A service account's key may be bound to a client certificate identity (see
+`certificate_identity` in the protos): under mutual TLS, a call whose
+certificate carries it needs no secret, and the key's secret works only with
+that certificate. The certificate's names come from the TLS layer, which has
+already checked the certificate against the client CA; this module only
+matches them. Lookups by identity are cached like lookups by secret.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.accounts.session_service import LOCKED_OUT_STATES
@@ -55,6 +63,11 @@ MAX_CACHED_USERS = 100_000
 # counts every tenth of a second, so it learns of the others' that often.
 RATE_LIMIT_WINDOW = timedelta(minutes=1)
 RATE_LIMIT_FLUSH_SECONDS = 0.1
+MAX_CERTIFICATE_IDENTITY_LENGTH = 255
+IDENTITY_TAKEN = "another unrevoked key is bound to this identity"
+# The names of the client certificate of the connection a call came on
+# (empty without mutual TLS); asked for only when a key needs them.
+CertificateNames = Callable[[], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,11 @@ class _KeyState:
     scopes: frozenset[Scope]
     expire_time: datetime | None
     revoke_time: datetime | None
+    certificate_identity: str | None
+
+
+class _NoKeyBound(Exception):
+    """No key is bound to any name of a client certificate."""
 
 
 @dataclass(frozen=True)
@@ -96,20 +114,27 @@ class ApiKeyService:
         self._calls = calls
         # key hash -> what the lookup found; unknown hashes are not cached
         self._keys: TtlCache[bytes, _KeyState] = TtlCache(cache_seconds, MAX_CACHED_KEYS)
+        # a certificate's names -> the key bound to the first of them; none bound is not cached
+        self._certificates: TtlCache[tuple[str, ...], _KeyState] = TtlCache(cache_seconds, MAX_CACHED_KEYS)
         # user id -> the user a service account acts for, or None when there is none
         self._users: TtlCache[uuid.UUID, _UserState | None] = TtlCache(cache_seconds, MAX_CACHED_USERS)
 
     # -- management ---------------------------------------------------------
 
     async def create_own(
-        self, caller: Caller, name: str, scopes: Sequence[Scope | None], expire_time: datetime | None
+        self,
+        caller: Caller,
+        name: str,
+        scopes: Sequence[Scope | None],
+        expire_time: datetime | None,
+        certificate_identity: str = "",
     ) -> tuple[ApiKey, str]:
         """A new key of the calling user, and its secret."""
         async with self._db.transaction() as db:
             owner = await db.get(User, caller.user_id)
             if owner is None:
                 raise Unauthenticated("account no longer exists", reason=Reason.SESSION_REVOKED)
-            return await self.create(db, owner, name, scopes, expire_time)
+            return await self.create(db, owner, name, scopes, expire_time, certificate_identity)
 
     async def revoke_own(self, caller: Caller, key_id: str) -> ApiKey:
         return await self.revoke(caller.user_id, only_uuid("api_key_id", key_id))
@@ -121,6 +146,7 @@ class ApiKeyService:
         name: str,
         scopes: Sequence[Scope | None],
         expire_time: datetime | None,
+        certificate_identity: str = "",
     ) -> tuple[ApiKey, str]:
         """A new key of owner (inside the caller's transaction) and its secret, which is not stored."""
         v = Violations()
@@ -128,6 +154,7 @@ class ApiKeyService:
         checked = _check_scopes(v, owner, scopes)
         if expire_time is not None and expire_time <= utcnow():
             v.add("api_key.expire_time", "must be in the future")
+        identity = await _check_certificate_identity(v, db, owner, certificate_identity)
         v.raise_if_any()
         await _ensure_room_for_a_key(db, owner.id)
         secret = KEY_PREFIX + new_secret()
@@ -138,9 +165,15 @@ class ApiKeyService:
             prefix=secret[:SHOWN_PREFIX_LENGTH],
             scopes=sorted(checked, key=lambda scope: scope.value),
             expire_time=expire_time,
+            certificate_identity=identity,
         )
         db.add(key)
-        await db.flush()
+        try:
+            await db.flush()
+        except IntegrityError:  # the identity was bound by a concurrent call since the check
+            taken = Violations()
+            taken.add("api_key.certificate_identity", IDENTITY_TAKEN)
+            taken.raise_if_any()
         await db.refresh(key)
         return key, secret
 
@@ -172,6 +205,7 @@ class ApiKeyService:
                 key.revoke_time = utcnow()
             key_hash = key.key_hash
         self._keys.pop(key_hash)
+        self._certificates.pop_where(lambda state: state.key_id == key_id)
         return key
 
     # -- authentication -----------------------------------------------------
@@ -181,15 +215,30 @@ class ApiKeyService:
         """Whether a bearer token is an API key rather than an access token."""
         return token.startswith(KEY_PREFIX)
 
-    async def authenticate(self, secret: str, on_behalf_of: str | None) -> Caller:
+    async def authenticate(self, secret: str, on_behalf_of: str | None, certificate_names: CertificateNames) -> Caller:
         """The caller a key stands for, or the user its service account acts for.
 
-        Refused: unknown, revoked or expired keys and keys of locked-out
-        accounts (UNAUTHENTICATED), acting for a user without a service
+        Refused: unknown, revoked or expired keys, keys of locked-out
+        accounts and keys bound to a certificate the connection does not
+        have (UNAUTHENTICATED), acting for a user without a service
         account's SCOPE_ACT_AS_USER key or for no ACTIVE user
         (PERMISSION_DENIED), and calls over the key's rate limit.
         """
         key = await self._key(secret)
+        if key.certificate_identity is not None and key.certificate_identity not in certificate_names():
+            raise Unauthenticated(
+                "this API key is bound to a client certificate: call over mutual TLS with that certificate",
+                reason=Reason.API_KEY_INVALID,
+            )
+        return await self._caller_of(key, on_behalf_of)
+
+    async def authenticate_certificate(self, names: Sequence[str], on_behalf_of: str | None) -> Caller | None:
+        """The caller of the key bound to one of a client certificate's names
+        (the first that has one); None when none is bound. Refused as `authenticate`."""
+        key = await self._certificate_key(tuple(names))
+        return None if key is None else await self._caller_of(key, on_behalf_of)
+
+    async def _caller_of(self, key: _KeyState, on_behalf_of: str | None) -> Caller:
         now = utcnow()
         if key.revoke_time is not None:
             raise Unauthenticated("API key revoked", reason=Reason.API_KEY_REVOKED)
@@ -210,12 +259,32 @@ class ApiKeyService:
         if len(secret) > MAX_SECRET_LENGTH:
             raise Unauthenticated("API key invalid", reason=Reason.API_KEY_INVALID)
         key_hash = hash_secret(secret)
-        return await self._keys.get(key_hash, lambda: self._load_key(key_hash))
+        return await self._keys.get(key_hash, lambda: self._load_known_key(key_hash))
 
-    async def _load_key(self, key_hash: bytes) -> _KeyState:
-        """Look a key up with its owner, stamping last_use_time if it is usable.
-        An unknown hash is an error, which the cache does not keep: made-up keys
-        must not fill memory."""
+    async def _load_known_key(self, key_hash: bytes) -> _KeyState:
+        """The key with this hash. An unknown hash is an error, which the cache
+        does not keep: made-up keys must not fill memory."""
+        found = await self._load_key(ApiKey.key_hash == key_hash)
+        if found is None:
+            raise Unauthenticated("API key invalid", reason=Reason.API_KEY_INVALID)
+        return found
+
+    async def _certificate_key(self, names: tuple[str, ...]) -> _KeyState | None:
+        try:
+            return await self._certificates.get(names, lambda: self._load_bound_key(names))
+        except _NoKeyBound:
+            return None
+
+    async def _load_bound_key(self, names: tuple[str, ...]) -> _KeyState:
+        for name in names:
+            found = await self._load_key(and_(ApiKey.certificate_identity == name, ApiKey.revoke_time.is_(None)))
+            if found is not None:
+                return found
+        # An error, so not cached: only certificates the client CA signed get here.
+        raise _NoKeyBound
+
+    async def _load_key(self, which: ColumnElement[bool]) -> _KeyState | None:
+        """Look a key up with its owner, stamping last_use_time if it is usable."""
         now = utcnow()
         usable = and_(
             ApiKey.revoke_time.is_(None),
@@ -225,7 +294,7 @@ class ApiKeyService:
             row = (
                 await db.execute(
                     update(ApiKey)
-                    .where(ApiKey.key_hash == key_hash, ApiKey.user_id == User.id)
+                    .where(which, ApiKey.user_id == User.id)
                     .values(last_use_time=case((usable, now), else_=ApiKey.last_use_time))
                     .returning(
                         ApiKey.id,
@@ -233,6 +302,7 @@ class ApiKeyService:
                         ApiKey.scopes,
                         ApiKey.expire_time,
                         ApiKey.revoke_time,
+                        ApiKey.certificate_identity,
                         User.kind,
                         User.role,
                         User.state,
@@ -252,6 +322,7 @@ class ApiKeyService:
             frozenset(row.scopes),
             row.expire_time,
             row.revoke_time,
+            row.certificate_identity,
         )
 
     async def _acting_for(self, key: _KeyState, credential: KeyCredential, on_behalf_of: str) -> Caller:
@@ -284,10 +355,28 @@ class ApiKeyService:
 
     def clear_cache(self) -> None:
         self._keys.clear()
+        self._certificates.clear()
         self._users.clear()
 
     async def aclose(self) -> None:
         await self._calls.aclose()
+
+
+async def _check_certificate_identity(v: Violations, db: AsyncSession, owner: User, identity: str) -> str | None:
+    """The certificate identity of a new key: None, or a name no unrevoked key has, for a service account."""
+    field = "api_key.certificate_identity"
+    identity = v.text(field, identity, max_length=MAX_CERTIFICATE_IDENTITY_LENGTH)
+    if not identity:
+        return None
+    if owner.kind is not UserKind.SERVICE_ACCOUNT:
+        v.add(field, "is only for keys of service accounts")
+        return None
+    taken = await db.scalar(
+        select(ApiKey.id).where(ApiKey.certificate_identity == identity, ApiKey.revoke_time.is_(None))
+    )
+    if taken is not None:
+        v.add(field, IDENTITY_TAKEN)
+    return identity
 
 
 def _check_scopes(v: Violations, owner: User, scopes: Sequence[Scope | None]) -> set[Scope]:

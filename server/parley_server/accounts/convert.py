@@ -72,6 +72,7 @@ def api_key_to_proto(key: ApiKey) -> api_key_pb2.ApiKey:
         last_use_time=timestamp(key.last_use_time),
         revoke_time=timestamp(key.revoke_time),
         owner_id=str(key.user_id),
+        certificate_identity=key.certificate_identity or "",
     )
 
 

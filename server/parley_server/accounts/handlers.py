@@ -103,6 +103,7 @@ class ApiKeyHandlers(api_key_pb2_grpc.ApiKeyServiceServicer):
             request.api_key.name,
             scopes_from_proto(request.api_key.scopes),
             from_timestamp(request.api_key, "expire_time"),
+            request.api_key.certificate_identity,
         )
         return keys_pb.CreateApiKeyResponse(api_key=api_key_to_proto(key), secret=secret)
 
@@ -152,6 +153,7 @@ class ServiceAccountHandlers(api_key_pb2_grpc.ServiceAccountServiceServicer):
             request.api_key.name,
             scopes_from_proto(request.api_key.scopes),
             from_timestamp(request.api_key, "expire_time"),
+            request.api_key.certificate_identity,
         )
         return keys_pb.CreateServiceAccountKeyResponse(api_key=api_key_to_proto(key), secret=secret)
 

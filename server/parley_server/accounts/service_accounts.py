@@ -78,12 +78,17 @@ class ServiceAccountService:
             await db.execute(delete(User).where(User.id == parsed))
 
     async def create_key(
-        self, account_id: str, name: str, scopes: Sequence[Scope | None], expire_time: datetime | None
+        self,
+        account_id: str,
+        name: str,
+        scopes: Sequence[Scope | None],
+        expire_time: datetime | None,
+        certificate_identity: str = "",
     ) -> tuple[ApiKey, str]:
         parsed = only_uuid("service_account_id", account_id)
         async with self._db.transaction() as db:
             account = await self._require(db, parsed)
-            return await self._keys.create(db, account, name, scopes, expire_time)
+            return await self._keys.create(db, account, name, scopes, expire_time, certificate_identity)
 
     async def list_keys(self, account_id: str, page_size: int, page_token: str) -> Page[ApiKey]:
         parsed = only_uuid("service_account_id", account_id)

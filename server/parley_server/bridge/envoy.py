@@ -25,10 +25,10 @@ from pathlib import Path
 import envoy
 
 from parley_server.app import App
-from parley_server.bridge.envoy_config import addresses, write_config
+from parley_server.bridge.envoy_config import UpstreamTls, addresses, write_config
 from parley_server.bridge.web import WebServer
 from parley_server.settings import Settings, split_host_port
-from parley_server.transport.server import start_server
+from parley_server.transport.server import listening, start_server
 
 log = logging.getLogger(__name__)
 envoy_log = logging.getLogger("parley.envoy")
@@ -189,6 +189,7 @@ async def serve_with_envoy(app: App, address: str, stop: asyncio.Event | None = 
     """Serve gRPC, the web page and Envoy until SIGINT/SIGTERM (or `stop`
     is set): exit code 0; or until Envoy dies: exit code 1. Always drains
     gRPC and stops everything it started."""
+    UpstreamTls.from_settings(app.settings)  # a ConfigError now, before anything serves
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM) if stop is None else ()
     stop = stop or asyncio.Event()
@@ -196,7 +197,9 @@ async def serve_with_envoy(app: App, address: str, stop: asyncio.Event | None = 
         loop.add_signal_handler(sig, stop.set)
     try:
         running = await start_server(app, address)
-        log.info("Parley gRPC listening on %s", address.rsplit(":", 1)[0] + f":{running.port}")
+        log.info("Parley gRPC listening on %s", listening(address, running))
+        if signals:
+            running.reload_on_sighup()
         bridge = Bridge(app.settings, running.port)
         try:
             return await run_bridge_until_stopped(bridge, stop)

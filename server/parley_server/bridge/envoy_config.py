@@ -2,7 +2,9 @@
 
 The template stays a readable Envoy file with `${...}` placeholders
 (string.Template) rather than a config built in Python, so operators can read
-and diff it; this module only substitutes addresses and allowed origins.
+and diff it; this module only substitutes addresses, allowed origins and how
+Envoy connects to the gRPC server (plaintext, TLS, or TLS with Envoy's own
+client certificate when the server requires one).
 """
 
 from __future__ import annotations
@@ -21,6 +23,58 @@ WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
 
 
 @dataclass(frozen=True)
+class UpstreamTls:
+    """How Envoy reaches a gRPC server with TLS: the CA it checks the server's
+    certificate with, and its client certificate when the server asks for one."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UpstreamTls | None:
+        """None when the server is plaintext; ConfigError when it requires client
+        certificates and Envoy has none."""
+        if settings.tls_cert_file is None:
+            return None
+        if settings.tls_client_ca_file is not None and settings.envoy_tls_cert_file is None:
+            raise ConfigError(
+                "PARLEY_TLS_CLIENT_CA_FILE makes the gRPC server require client certificates: give Envoy one "
+                "with PARLEY_ENVOY_TLS_CERT_FILE and PARLEY_ENVOY_TLS_KEY_FILE (or serve --no-envoy)"
+            )
+        return cls(
+            settings.envoy_tls_ca_file or settings.tls_cert_file,
+            settings.envoy_tls_cert_file,
+            settings.envoy_tls_key_file,
+        )
+
+    def transport_socket(self) -> dict[str, object]:
+        """Envoy's TLS transport socket for the cluster (h2 by ALPN, as gRPC wants)."""
+        context: dict[str, object] = {
+            "alpn_protocols": ["h2"],
+            "validation_context": {"trusted_ca": {"filename": str(self.ca)}},
+        }
+        if self.cert is not None and self.key is not None:
+            context["tls_certificates"] = [
+                {"certificate_chain": {"filename": str(self.cert)}, "private_key": {"filename": str(self.key)}}
+            ]
+        return {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": context,
+            },
+        }
+
+
+# Envoy's default: bytes as they are.
+PLAINTEXT_SOCKET = {
+    "name": "envoy.transport_sockets.raw_buffer",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"},
+}
+
+
+@dataclass(frozen=True)
 class EnvoyAddresses:
     """Where Envoy listens and what it forwards to, all resolved to IPs."""
 
@@ -29,6 +83,7 @@ class EnvoyAddresses:
     grpc: tuple[str, int]
     web: tuple[str, int]
     allowed_origins: tuple[str, ...]
+    upstream_tls: UpstreamTls | None = None
 
 
 def ip_of(host: str) -> str:
@@ -76,6 +131,7 @@ def addresses(settings: Settings, grpc_port: int, web_port: int) -> EnvoyAddress
         grpc=(ip_of(grpc_host), grpc_port),
         web=("127.0.0.1", web_port),
         allowed_origins=origins,
+        upstream_tls=UpstreamTls.from_settings(settings),
     )
 
 
@@ -94,6 +150,9 @@ def render(addrs: EnvoyAddresses, template: str | None = None) -> str:
         web_port=addrs.web[1],
         # JSON is YAML: a flow list of {exact: origin} matchers.
         allowed_origins=json.dumps(origins),
+        grpc_transport_socket=json.dumps(
+            addrs.upstream_tls.transport_socket() if addrs.upstream_tls else PLAINTEXT_SOCKET
+        ),
     )
 
 

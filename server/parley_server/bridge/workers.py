@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pydantic import SecretStr
 
 from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
+from parley_server.bridge.envoy_config import UpstreamTls
 from parley_server.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def serve_in_workers(
     """
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
+    if with_envoy:
+        UpstreamTls.from_settings(settings)  # a ConfigError now, before anything starts
     # Resolved once here, so every worker signs and checks tokens with one secret.
     shared = settings.model_copy(
         update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
@@ -58,6 +61,9 @@ def serve_in_workers(
         if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
             code = 1
             _die_with_parent()
+            # A reload asked for while the worker starts must not kill it (SIGHUP's
+            # default); it reads the certificates as it starts anyway.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             try:
                 code = run_worker(shared)
             except BaseException:  # os._exit below would swallow it silently
@@ -71,13 +77,15 @@ def serve_in_workers(
 
 
 async def _supervise(children: list[int], bridge: Bridge | None) -> int:
-    """Wait for the workers; forward SIGINT/SIGTERM; if one dies, or Envoy
-    does, stop the rest. Envoy stops last, once the workers have drained."""
+    """Wait for the workers; forward SIGINT/SIGTERM, and SIGHUP (reload the
+    TLS certificates), to them; if one dies, or Envoy does, stop the rest.
+    Envoy stops last, once the workers have drained."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     alive = set(children)
+    loop.add_signal_handler(signal.SIGHUP, _signal_all, alive, signal.SIGHUP)
     worst = 0
     bridge_result: asyncio.Task[int] | None = None
     if bridge is not None:

@@ -31,6 +31,7 @@ from parley_server.chat.handlers import ChatHandlers
 from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.feedback.handlers import FeedbackHandlers
 from parley_server.transport.interceptors.interceptor import RpcInterceptor
+from parley_server.transport.tls import ServerCertificates
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,19 @@ class RunningServer:
     health: HealthServicer
     _probe: asyncio.Task[None]
     _app: App
+    # None when the port is plaintext.
+    certificates: ServerCertificates | None = None
+
+    def reload_certificates(self) -> None:
+        """Read the TLS files again for new connections (SIGHUP); nothing to do without TLS."""
+        if self.certificates is None:
+            log.info("SIGHUP: no TLS certificates to reload (plaintext gRPC)")
+            return
+        self.certificates.reload()
+
+    def reload_on_sighup(self) -> None:
+        """Reload the certificates whenever the process gets SIGHUP, until it stops."""
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_certificates)
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, end the streams that never end by themselves
@@ -132,12 +146,16 @@ async def start_server(app: App, address: str) -> RunningServer:
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection_servicer, server)
     _add_reflection_v1(server, reflection_servicer)
 
-    port = server.add_insecure_port(address)
+    certificates = ServerCertificates.from_settings(app.settings)
+    if certificates is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, certificates.credentials())
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()
     probe = asyncio.create_task(_probe_database(app, health))
-    return RunningServer(server, port, health, probe, app)
+    return RunningServer(server, port, health, probe, app, certificates)
 
 
 async def _probe_database(app: App, health: HealthServicer) -> None:
@@ -165,10 +183,19 @@ async def _probe_database(app: App, health: HealthServicer) -> None:
             reachability.report(False)
 
 
+def listening(address: str, running: RunningServer) -> str:
+    """Where the server listens, for the log: host, bound port, and how (TLS, mutual TLS)."""
+    where = address.rsplit(":", 1)[0] + f":{running.port}"
+    if running.certificates is None:
+        return f"{where} (plaintext)"
+    return f"{where} ({'mutual TLS' if running.certificates.mutual else 'TLS'})"
+
+
 async def serve_until_signalled(app: App, address: str) -> None:
     """Run until SIGINT or SIGTERM, then shut down gracefully."""
     running = await start_server(app, address)
-    log.info("Parley gRPC listening on %s", address.rsplit(":", 1)[0] + f":{running.port}")
+    log.info("Parley gRPC listening on %s", listening(address, running))
+    running.reload_on_sighup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

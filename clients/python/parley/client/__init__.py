@@ -30,6 +30,7 @@ from parley.client.events import (
     Usage,
     WatchEvent,
 )
+from parley.client.tls import Tls, explain_connection_failure
 
 __all__ = [
     "Accepted",
@@ -45,9 +46,11 @@ __all__ = [
     "ParleyClient",
     "ParleyError",
     "TextDelta",
+    "Tls",
     "Tokens",
     "Usage",
     "WatchEvent",
     "channel_options",
+    "explain_connection_failure",
     "service_config",
 ]

@@ -38,6 +38,7 @@ from parley.client.events import (
     Usage,
     WatchEvent,
 )
+from parley.client.tls import Tls
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 
 __all__ = ["ParleyClient"]
@@ -92,6 +93,11 @@ class ParleyClient:
     it is sent on every call and never refreshed. With a service account's
     key that has SCOPE_ACT_AS_USER, `on_behalf_of=<user id>` makes every call
     act for that user (metadata `x-parley-on-behalf-of`).
+
+    `tls=Tls(ca_file=..., cert_file=..., key_file=...)` connects over TLS with
+    the CA that signed the server's certificate and, for mutual TLS, a client
+    certificate; `secure=True` uses the system's roots, `credentials=` any
+    channel credentials of your own.
     """
 
     def __init__(
@@ -104,12 +110,16 @@ class ParleyClient:
         on_tokens: Callable[[Tokens | None], None] | None = None,
         api_key: str | None = None,
         on_behalf_of: str | None = None,
+        tls: Tls | None = None,
     ) -> None:
         self.target = target
+        self.tls = tls
         self._store = TokenStore(on_tokens, api_key=api_key, on_behalf_of=on_behalf_of)
         self._store.refresher = self._refresh
         opts = channel_options(options)
         chain = interceptors(self._store)
+        if tls is not None:
+            credentials = credentials or tls.credentials()
         if secure or credentials is not None:
             self._channel = grpc.aio.secure_channel(
                 target, credentials or grpc.ssl_channel_credentials(), options=opts, interceptors=chain

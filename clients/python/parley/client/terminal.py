@@ -6,7 +6,10 @@
 or PARLEY_EMAIL / PARLEY_PASSWORD for scripts), keeps the token pair in the
 user's config directory (tokens.json, mode 0600, one entry per server) so the
 next run needs no password, lets you pick a recent conversation or start one,
-and streams the answers as they are generated.
+and streams the answers as they are generated. With an API key (--api-key or
+PARLEY_API_KEY) it does not log in at all; a service account's key may chat
+for a user (--on-behalf-of). --tls, --ca, --cert and --key connect over TLS
+or mutual TLS.
 
 At the `you>` prompt: type a message; `/list` picks another conversation,
 `/new` starts a new one with the same agent, `/help`, `/quit`. Ctrl-C while an
@@ -41,6 +44,7 @@ from parley.client._auth import Tokens
 from parley.client.client import ParleyClient
 from parley.client.errors import ParleyError
 from parley.client.events import Accepted, Cancelled, Completed, Failed, TextDelta
+from parley.client.tls import Tls, explain_connection_failure
 from parley.conversation.v1 import conversation_pb2
 
 __all__ = ["add_arguments", "main", "run"]
@@ -82,7 +86,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"Parley gRPC address (default: $PARLEY_GRPC_ADDR or {DEFAULT_SERVER})",
     )
-    parser.add_argument("--tls", action="store_true", help="connect with TLS (system root certificates)")
+    parser.add_argument(
+        "--tls", action="store_true", help="connect with TLS (the system's root certificates unless --ca)"
+    )
+    parser.add_argument("--ca", type=Path, metavar="FILE", help="PEM CA of the server's certificate (implies --tls)")
+    parser.add_argument(
+        "--cert", type=Path, metavar="FILE", help="PEM client certificate for mutual TLS (with --key; implies --tls)"
+    )
+    parser.add_argument("--key", type=Path, metavar="FILE", help="PEM private key of --cert")
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="call with this API key instead of logging in (default: $PARLEY_API_KEY; nothing is cached)",
+    )
+    parser.add_argument(
+        "--on-behalf-of",
+        metavar="USER_ID",
+        help="with a service account's key (SCOPE_ACT_AS_USER): chat as this user",
+    )
     parser.add_argument(
         "--config-dir",
         type=Path,
@@ -121,8 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-def describe(error: ParleyError, server: str) -> str:
+def tls_of(args: argparse.Namespace) -> Tls | None:
+    """The TLS the options ask for; None for plaintext. ValueError for --cert without --key."""
+    if not (args.tls or args.ca or args.cert or args.key):
+        return None
+    return Tls(args.ca, args.cert, args.key)
+
+
+def describe(error: ParleyError, server: str, tls: Tls | None = None) -> str:
     """A one-line explanation of a failed call."""
+    connection = explain_connection_failure(error, tls)
+    if connection is not None:
+        return f"cannot connect to the Parley server at {server}: {connection}"
     if error.code == grpc.StatusCode.UNAVAILABLE and not error.reason:
         return f"cannot reach the Parley server at {server} (is it running?)"
     if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and not error.reason:
@@ -210,6 +241,8 @@ class ChatApp:
         config_dir = args.config_dir or Path(platformdirs.user_config_dir("parley"))
         self.cache = TokenCache(Path(config_dir))
         self.email = ""
+        self.api_key: str | None = args.api_key or os.environ.get("PARLEY_API_KEY") or None
+        self.tls: Tls | None = None
         self.agents: dict[str, agent_pb2.Agent] = {}
         self.client: ParleyClient | None = None
         self._mid_line = False  # an answer is being printed on the current line
@@ -258,7 +291,13 @@ class ChatApp:
         self.cache.save(self.server, tokens, self.email)
 
     async def _connect(self) -> ParleyClient:
-        return ParleyClient(self.server, secure=self.args.tls, on_tokens=self._on_tokens)
+        return ParleyClient(
+            self.server,
+            tls=self.tls,
+            on_tokens=self._on_tokens,
+            api_key=self.api_key,
+            on_behalf_of=self.args.on_behalf_of,
+        )
 
     # -- main ------------------------------------------------------------------
 
@@ -266,7 +305,18 @@ class ChatApp:
         if self.args.agent and self.args.conversation:
             self.error("--agent picks the agent of a new conversation; it cannot go with --conversation")
             return 2
-        self.client = self.call(self._connect())
+        if self.args.on_behalf_of and not self.api_key:
+            self.error("--on-behalf-of needs a service account's API key (--api-key)")
+            return 2
+        if self.args.logout and self.api_key:
+            self.error("--logout ends a session; an API key has none (revoke the key instead)")
+            return 2
+        try:
+            self.tls = tls_of(self.args)
+            self.client = self.call(self._connect())
+        except (OSError, ValueError) as exc:
+            self.error(f"cannot use the TLS files: {exc}")
+            return 2
         try:
             if self.args.logout:
                 return self.logout()
@@ -279,7 +329,7 @@ class ChatApp:
         except UserExit:
             return 0
         except ParleyError as error:
-            self.error(describe(error, self.server))
+            self.error(describe(error, self.server, self.tls))
             return 1
         finally:
             with contextlib.suppress(Exception):
@@ -295,7 +345,7 @@ class ChatApp:
         try:
             self.call(self.api.logout())
         except ParleyError as error:
-            self.error(f"could not revoke the session on the server: {describe(error, self.server)}")
+            self.error(f"could not revoke the session on the server: {describe(error, self.server, self.tls)}")
         self.cache.save(self.server, None)
         self.say(f"Logged out{f' {self.email}' if self.email else ''} from {self.server}.")
         return 0
@@ -303,6 +353,8 @@ class ChatApp:
     # -- login -----------------------------------------------------------------
 
     def sign_in(self) -> auth_pb2.User:
+        if self.api_key:
+            return self.key_user()
         cached = self.cache.load(self.server)
         wanted = self.args.email or os.environ.get("PARLEY_EMAIL")
         if cached is not None and wanted and cached[1] and cached[1].lower() != wanted.lower():
@@ -334,12 +386,18 @@ class ChatApp:
             except ParleyError as error:
                 if scripted or error.reason != "INVALID_CREDENTIALS" or attempt == LOGIN_ATTEMPTS:
                     raise
-                self.error(describe(error, self.server))
+                self.error(describe(error, self.server, self.tls))
                 continue
             # (the on_tokens callback has cached the new pair)
             self.say(f"Logged in as {user.email}.")
             return user
         raise AssertionError("unreachable")
+
+    def key_user(self) -> auth_pb2.User:
+        """Who the API key calls as (the user acted for, with --on-behalf-of)."""
+        user: auth_pb2.User = self.rpc(lambda: self.api.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest())).user
+        self.say(f"Calling as {user.display_name or user.email} with an API key.")
+        return user
 
     def _secret(self, prompt: str) -> str:
         try:
@@ -507,7 +565,7 @@ class ChatApp:
                         else:
                             chat = self.pick_chat(first=False) or chat
                     except ParleyError as error:
-                        self.error(describe(error, self.server))
+                        self.error(describe(error, self.server, self.tls))
                 else:
                     self.error(f"unknown command {command} (type /help; start with // to send it as a message)")
                 continue
@@ -522,7 +580,7 @@ class ChatApp:
         except ParleyError as error:
             if self._mid_line:
                 self.write("\n")
-            self.error(describe(error, self.server))
+            self.error(describe(error, self.server, self.tls))
         finally:
             self._mid_line = False
 
@@ -565,7 +623,7 @@ class ChatApp:
                 await self.api.cancel(message_id)
             except ParleyError as error:
                 self.write("\n")
-                self.error(f"could not stop the answer: {describe(error, self.server)}")
+                self.error(f"could not stop the answer: {describe(error, self.server, self.tls)}")
                 consumer.cancel()
 
         def on_interrupt() -> None:

@@ -126,9 +126,21 @@ class ApiKey(Base):
     expire_time: Mapped[datetime | None] = mapped_column(default=None)
     last_use_time: Mapped[datetime | None] = mapped_column(default=None)
     revoke_time: Mapped[datetime | None] = mapped_column(default=None)
+    # A client certificate name (SAN or subject CN) the key is bound to: calls
+    # over mutual TLS with that certificate are the key's, with no secret sent.
+    certificate_identity: Mapped[str | None] = mapped_column(String(255), default=None)
 
-    # An owner's keys, newest first (keyset on create_time, id).
-    __table_args__ = (Index("ix_api_keys_user_id_create_time_id", "user_id", "create_time", "id"),)
+    __table_args__ = (
+        # An owner's keys, newest first (keyset on create_time, id).
+        Index("ix_api_keys_user_id_create_time_id", "user_id", "create_time", "id"),
+        # One unrevoked key per certificate identity; also the lookup of a call's identities.
+        Index(
+            "uq_api_keys_certificate_identity_unrevoked",
+            "certificate_identity",
+            unique=True,
+            postgresql_where=text("revoke_time IS NULL AND certificate_identity IS NOT NULL"),
+        ),
+    )
 
 
 class EmailToken(Base):

@@ -149,7 +149,7 @@ class _Call:
         self._outer = current_request.get(), current_caller.get(), current_client_address.get()
         current_request.set(info)
         try:
-            caller = await self._auth.caller(metadata, self._method.access, self._method.scope)
+            caller = await self._auth.caller(metadata, self._method.access, self._method.scope, context.auth_context)
         except BaseException as error:  # a refusal, or the caller gone while it was looked up
             await self._end(error)  # answering an Exception raises its status instead
             raise

@@ -215,6 +215,14 @@ class ServiceAccountServiceStub:
     cannot log in and act only through their API keys. A service account owns
     conversations like a user; with SCOPE_ACT_AS_USER its key may also call on
     behalf of a user (metadata `x-parley-on-behalf-of: <user id>`).
+
+    Under mutual TLS (the server has PARLEY_TLS_CLIENT_CA_FILE) a service
+    account's key may be bound to a client certificate identity
+    (`ApiKey.certificate_identity`): the program then needs no secret at all.
+    A call over a connection whose client certificate carries that identity,
+    and that sends no `authorization` metadata, is authenticated as the key:
+    its service account, its scopes, expiry, revocation and rate limit, and
+    `x-parley-on-behalf-of` as with the secret.
     """
 
     def __init__(self, channel):
@@ -261,6 +269,14 @@ class ServiceAccountServiceServicer:
     cannot log in and act only through their API keys. A service account owns
     conversations like a user; with SCOPE_ACT_AS_USER its key may also call on
     behalf of a user (metadata `x-parley-on-behalf-of: <user id>`).
+
+    Under mutual TLS (the server has PARLEY_TLS_CLIENT_CA_FILE) a service
+    account's key may be bound to a client certificate identity
+    (`ApiKey.certificate_identity`): the program then needs no secret at all.
+    A call over a connection whose client certificate carries that identity,
+    and that sends no `authorization` metadata, is authenticated as the key:
+    its service account, its scopes, expiry, revocation and rate limit, and
+    `x-parley-on-behalf-of` as with the secret.
     """
 
     def CreateServiceAccount(self, request, context):
@@ -355,6 +371,14 @@ class ServiceAccountService:
     cannot log in and act only through their API keys. A service account owns
     conversations like a user; with SCOPE_ACT_AS_USER its key may also call on
     behalf of a user (metadata `x-parley-on-behalf-of: <user id>`).
+
+    Under mutual TLS (the server has PARLEY_TLS_CLIENT_CA_FILE) a service
+    account's key may be bound to a client certificate identity
+    (`ApiKey.certificate_identity`): the program then needs no secret at all.
+    A call over a connection whose client certificate carries that identity,
+    and that sends no `authorization` metadata, is authenticated as the key:
+    its service account, its scopes, expiry, revocation and rate limit, and
+    `x-parley-on-behalf-of` as with the secret.
     """
 
     @staticmethod

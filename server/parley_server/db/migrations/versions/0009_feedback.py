@@ -7,7 +7,7 @@
   for the admin list, newest change first, and the per-day statistics.
 
 Revision ID: 0009_feedback
-Revises: 0007_api_keys
+Revises: 0008_certificate_identity
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_feedback"
-down_revision: str | None = "0007_api_keys"
+down_revision: str | None = "0008_certificate_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
