@@ -311,7 +311,7 @@ class ApiKeyService:
                 )
             ).one_or_none()
         if row is None:
-            raise Unauthenticated("API key invalid", reason=Reason.API_KEY_INVALID)
+            return None
         return _KeyState(
             row.id,
             row.user_id,
