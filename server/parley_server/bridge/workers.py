@@ -8,21 +8,28 @@ shared port; they need no gRPC). Each worker builds its own event loop, App
 and server, listening with SO_REUSEPORT so the kernel spreads connections
 across them. Replicas cooperate through
 PostgreSQL (events, generation ownership), exactly as on separate machines.
+With PARLEY_METRICS_ADDR set, the workers record their metrics into files of
+one directory and the parent serves them summed (metrics/endpoint.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
+from parley_server.metrics import endpoint
 from parley_server.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -48,26 +55,49 @@ def serve_in_workers(
     """
     if address.rsplit(":", 1)[-1] == "0":
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
-    # Resolved once here, so every worker signs and checks tokens with one secret.
-    shared = settings.model_copy(
-        update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
-    )
-    children: list[int] = []
-    for index in range(workers):
-        pid = os.fork()
-        if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
-            code = 1
-            _die_with_parent()
-            try:
-                code = run_worker(shared)
-            except BaseException:  # os._exit below would swallow it silently
-                log.exception("worker %d failed", index + 1)
-            finally:
-                os._exit(code)
-        log.info("worker %d started (pid %d)", index + 1, pid)
-        children.append(pid)
-    bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
-    return asyncio.run(_supervise(children, bridge))
+    with _metrics_shared(settings):
+        # Resolved once here, so every worker signs and checks tokens with one secret.
+        shared = settings.model_copy(
+            update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
+        )
+        children: list[int] = []
+        for index in range(workers):
+            pid = os.fork()
+            if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
+                code = 1
+                _die_with_parent()
+                try:
+                    code = run_worker(shared)
+                except BaseException:  # os._exit below would swallow it silently
+                    log.exception("worker %d failed", index + 1)
+                finally:
+                    os._exit(code)
+            log.info("worker %d started (pid %d)", index + 1, pid)
+            children.append(pid)
+        bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
+        # Started after the forks: the workers must not inherit its thread.
+        metrics = endpoint.serve(settings.metrics_addr) if settings.metrics_addr is not None else None
+        try:
+            return asyncio.run(_supervise(children, bridge))
+        finally:
+            if metrics is not None:
+                metrics.stop()
+
+
+@contextlib.contextmanager
+def _metrics_shared(settings: Settings) -> Iterator[None]:
+    """With metrics on, have this process and its workers record them in a
+    fresh directory (before anything is recorded: `prepare` opens pools),
+    removed at the end."""
+    if settings.metrics_addr is None:
+        yield
+        return
+    directory = Path(tempfile.mkdtemp(prefix="parley-metrics-"))
+    try:
+        endpoint.share_between_processes(directory)
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _supervise(children: list[int], bridge: Bridge | None) -> int:
@@ -120,6 +150,7 @@ async def _reap(alive: set[int], stopping: bool) -> int:
         if done == 0:
             continue
         alive.discard(pid)
+        endpoint.forget_process(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping and code == -signal.SIGTERM:
             log.info("worker %d stopped before it was serving", pid)

@@ -3,6 +3,7 @@
 Counters live in the database, not in process memory, so a limit holds across
 replicas and restarts: an attacker gains nothing by spreading attempts over
 servers or waiting for a deploy. One upsert per counted event keeps it cheap.
+Each refusal counts in parley_rate_limit_refusals_total, by the limit's name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import Reason, ResourceExhausted
 from parley_server.db.models import RateLimitCounter
+from parley_server.metrics.definitions import RATE_LIMIT_REFUSALS
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,7 @@ class RateLimiter:
         if counter is None or counter.window_start + limit.window <= now:
             return
         if counter.count >= limit.limit:
-            retry_after = counter.window_start + limit.window - now
-            raise ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
+            raise _refusal(limit, message, counter.window_start + limit.window - now)
 
     async def hit(self, db: AsyncSession | AsyncConnection, limit: Limit, key: str) -> int:
         """Count one event; returns the count in the current window."""
@@ -53,7 +54,7 @@ class RateLimiter:
         """
         count, started = await self._count(db, limit, key)
         if count > limit.limit:
-            raise ResourceExhausted(message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED)
+            raise _refusal(limit, message, started + limit.window - utcnow())
 
     async def _count(self, db: AsyncSession | AsyncConnection, limit: Limit, key: str) -> tuple[int, datetime]:
         """Count one event; returns the count and the start of the current window."""
@@ -85,3 +86,9 @@ class RateLimiter:
 
     async def reset(self, db: AsyncSession, limit: Limit, key: str) -> None:
         await db.execute(delete(RateLimitCounter).where(RateLimitCounter.key == f"{limit.name}:{key}"))
+
+
+def _refusal(limit: Limit, message: str, retry_after: timedelta) -> ResourceExhausted:
+    """The error refusing an event over `limit`, counted."""
+    RATE_LIMIT_REFUSALS.labels(limit.name).inc()
+    return ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
