@@ -62,7 +62,7 @@ class App:
         housekeeping, the heartbeat that lists it among the replicas, and the
         metrics endpoint, unless a `--workers` parent serves it for all)."""
         if self.settings.metrics_addr is not None and not endpoint.shared_between_processes():
-            self.metrics = endpoint.serve(self.settings.metrics_addr)  # first: a taken port stops nothing started
+            self.metrics = await endpoint.serve(self.settings.metrics_addr)  # first: a taken port stops nothing started
         await self.bus.start()
         await self.chat.start()
         self.housekeeping.start()
@@ -76,7 +76,7 @@ class App:
             await self.heartbeat.stop()
             await self.bus.stop()
         if self.metrics is not None:
-            self.metrics.stop()
+            await self.metrics.stop()
         await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()

@@ -10,6 +10,9 @@ answered.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +29,7 @@ from tests.helpers.accounts import Account, current_user
 from tests.helpers.chat import collect, kinds, read_rest
 from tests.helpers.conversations import new_conversation
 from tests.helpers.metrics import Scrape, rpc_labels, scrape
+from tests.helpers.repo import REPO_ROOT
 from tests.helpers.served import ServerProcess, free_port
 from tests.helpers.stubs import Stubs
 
@@ -144,6 +148,24 @@ async def test_a_chat_exchange_moves_the_generation_metrics(metered: Metered, on
     assert after.value("parley_streams_open", grpc_service=CHAT, grpc_method="SendMessage") == 0
     # The exchange's lifecycle events (accepted, finished) leave through NOTIFY.
     assert moved(before, after, "parley_notify_events_total", direction="sent") > 0
+
+
+async def test_readme_metrics_block_runs(metered: Metered, on_metered: Stubs) -> None:
+    """The README's curl block, run by bash after a call and a chat exchange."""
+    account = await on_metered.active_account("readme@example.com")
+    await current_user(on_metered, account.md)
+    conversation = await new_conversation(on_metered, account)
+    request = chat_pb2.SendMessageRequest(conversation_id=conversation.id, content="Hi")
+    assert kinds(await collect(on_metered.chat.SendMessage(request, metadata=account.md)))[-1] == "completed"
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- metrics-walkthrough")[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "PARLEY_METRICS_ADDR": metered.metrics_addr}
+    result = await asyncio.to_thread(
+        subprocess.run, ["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'grpc_code="OK",grpc_method="GetCurrentUser"' in result.stdout
+    assert 'parley_generations_total{outcome="complete",provider="echo"}' in result.stdout
 
 
 async def test_a_running_generation_shows_until_it_is_cancelled(metered: Metered, on_metered: Stubs) -> None:

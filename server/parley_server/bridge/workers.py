@@ -75,13 +75,7 @@ def serve_in_workers(
             log.info("worker %d started (pid %d)", index + 1, pid)
             children.append(pid)
         bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
-        # Started after the forks: the workers must not inherit its thread.
-        metrics = endpoint.serve(settings.metrics_addr) if settings.metrics_addr is not None else None
-        try:
-            return asyncio.run(_supervise(children, bridge))
-        finally:
-            if metrics is not None:
-                metrics.stop()
+        return asyncio.run(_supervise(children, bridge, settings.metrics_addr))
 
 
 @contextlib.contextmanager
@@ -100,9 +94,19 @@ def _metrics_shared(settings: Settings) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _supervise(children: list[int], bridge: Bridge | None) -> int:
+async def _supervise(children: list[int], bridge: Bridge | None, metrics_addr: str | None) -> int:
     """Wait for the workers; forward SIGINT/SIGTERM; if one dies, or Envoy
-    does, stop the rest. Envoy stops last, once the workers have drained."""
+    does, stop the rest. Envoy stops last, once the workers have drained.
+    With metrics_addr, serve every worker's metrics meanwhile."""
+    metrics = await endpoint.serve(metrics_addr) if metrics_addr is not None else None
+    try:
+        return await _wait_for_workers(children, bridge)
+    finally:
+        if metrics is not None:
+            await metrics.stop()
+
+
+async def _wait_for_workers(children: list[int], bridge: Bridge | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
