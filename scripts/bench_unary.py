@@ -37,12 +37,20 @@ h2load's byte counts must equal its successes times one answer's size (a
 gRPC error is an HTTP 200 without a message, which h2load counts as a
 success). A round that fails either check is reported and the script exits 1.
 
+With --metrics, a second `parley serve` with the Prometheus endpoint on
+(PARLEY_METRICS_ADDR, scraped every second by a thread of the benchmark, far
+more often than Prometheus would) runs beside the first, which has it off,
+both on the same database and pool size; its rows alternate with the others,
+and the ratio of each RPC's rate and CPU per request, on to off, is printed
+against the target (metrics cost at most 5%).
+
 h2load is Debian's nghttp2-client, installed with apt-get when missing and
 running as root.
 
     python scripts/bench_unary.py                  # --workers 1 and 2, 3 rounds of ~10 s
     python scripts/bench_unary.py --quick          # CI: --workers 1, one round of ~2 s
     python scripts/bench_unary.py --profile prof/  # plus a py-spy profile of Parley per RPC
+    python scripts/bench_unary.py --workers 1 --metrics  # plus Parley with metrics on, and the ratio
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
@@ -99,6 +108,9 @@ CONNECTIONS = 16
 # Targets of the performance issue, as ratios within one run.
 TARGET_VS_LIMIT = 0.4
 TARGET_VS_PEER = 3.0
+# Metrics on may cost at most this share of the rate (or add it to the CPU per request).
+TARGET_METRICS_OVERHEAD = 0.05
+SCRAPE_INTERVAL_SECONDS = 1.0
 
 # "" when a call made with a real client succeeded with the expected answer, else what went wrong.
 Check = Callable[[], Awaitable[str]]
@@ -227,6 +239,48 @@ def print_table(title: str, rows: list[Row]) -> None:
     for row in rows:
         for problem in row.problems:
             print(f"  !! {row.label}: {problem}")
+
+
+def print_overhead(pairs: list[tuple[Row, Row]]) -> None:
+    """Each RPC with metrics on against the same with metrics off."""
+    print(f"\n-- metrics on / off (target: on costs at most {TARGET_METRICS_OVERHEAD:.0%})")
+    for off, on in pairs:
+        rate = on.rate / off.rate if off.rate else 0.0
+        cpu = statistics.median(on.cpu_us) / statistics.median(off.cpu_us) if off.cpu_us and on.cpu_us else 0.0
+        verdict = "ok" if rate >= 1 - TARGET_METRICS_OVERHEAD and cpu <= 1 + TARGET_METRICS_OVERHEAD else "MISSED"
+        rounds = " ".join(f"{a / b:.2f}" for a, b in zip(on.rates, off.rates, strict=True) if b)
+        print(f"  {off.label}: req/s {rate:.3f}x, CPU per request {cpu:.3f}x ({verdict}); per round req/s {rounds}")
+
+
+class Scraper:
+    """Fetch a metrics endpoint every interval until stopped, as Prometheus would;
+    a failed scrape is a problem of the run."""
+
+    def __init__(self, addr: str, interval: float) -> None:
+        self._url = f"http://{addr}/metrics"
+        self._interval = interval
+        self._stop = threading.Event()
+        self.scrapes = 0
+        self.problems: list[str] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with urllib.request.urlopen(self._url, timeout=10) as response:
+                    if b"grpc_server_handled_total" not in response.read():
+                        self.problems.append("a scrape had no grpc_server_handled_total")
+                self.scrapes += 1
+            except OSError as exc:
+                self.problems.append(f"scrape failed: {exc}")
 
 
 @dataclass(frozen=True)
@@ -374,6 +428,19 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
             PARLEY_DB_POOL_SIZE=str(POOL_SIZE // workers),
         ).start()
         stack.callback(server.terminate)
+        metered: ServerProcess | None = None
+        if args.metrics:
+            metrics_addr = f"127.0.0.1:{free_port()}"
+            metered = ServerProcess(
+                tmp / f"parley-metrics-w{workers}",
+                args=("--no-envoy", "--workers", str(workers)),
+                DATABASE_URL=url,
+                PARLEY_JWT_SECRET=secret,
+                PARLEY_DB_POOL_SIZE=str(POOL_SIZE // workers),
+                PARLEY_METRICS_ADDR=metrics_addr,
+            ).start()
+            stack.callback(metered.terminate)
+            scraper = stack.enter_context(Scraper(metrics_addr, SCRAPE_INTERVAL_SECONDS))
         reader, writer, read_id, write_ids = await seed(server.addr, server, workers, args.concurrency)
         tokens = Tokens(server.addr)
         # The peer checks the claims Parley's tokens carry.
@@ -403,6 +470,11 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
         get = conversation_pb2.GetConversationRequest(conversation_id=read_id).SerializeToString()
         page = conversation_pb2.ListConversationsRequest(page_size=PAGE_SIZE).SerializeToString()
         health = health_pb2.HealthCheckRequest().SerializeToString()
+        # Parley's RPCs: (label, method, request), each measured on `server` (and on `metered`).
+        calls = [
+            ("Parley GetConversation", "GetConversation", get),
+            (f"Parley ListConversations, first page ({PAGE_SIZE})", "ListConversations", page),
+        ]
         rows = [
             grpc_row("limit: bare grpc.aio health Check", "limit", limit.pids, limit_addr, HEALTH_CHECK, health, None),
             peer_row(
@@ -411,27 +483,32 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
                 f"http://{peer_addr}/conversations/{read_id}",
                 tokens.of(reader),
             ),
-            grpc_row(
-                "Parley GetConversation",
-                "parley",
-                parley_pids,
-                server.addr,
-                CONVERSATION_SERVICE + "GetConversation",
-                get,
-                tokens.of(reader),
-            ),
-            grpc_row(
-                f"Parley ListConversations, first page ({PAGE_SIZE})",
-                "parley",
-                parley_pids,
-                server.addr,
-                CONVERSATION_SERVICE + "ListConversations",
-                page,
-                tokens.of(reader),
-            ),
         ]
+        pairs: list[tuple[Row, Row]] = []  # (metrics off, metrics on)
+        for label, method, body in calls:
+            off = grpc_row(
+                label, "parley", parley_pids, server.addr, CONVERSATION_SERVICE + method, body, tokens.of(reader)
+            )
+            rows.append(off)
+            if metered is not None:
+                metered_pids = [metered.process.pid]  # type: ignore[union-attr]
+                on_label = label + ", metrics on"
+                on = grpc_row(
+                    on_label,
+                    "parley",
+                    metered_pids,
+                    metered.addr,
+                    CONVERSATION_SERVICE + method,
+                    body,
+                    tokens.of(reader),
+                )
+                pairs.append((off, on))
+        rows += [on for _, on in pairs]
         for number in range(args.rounds):
-            for row in rows:
+            # Parley's rows run in reverse order every other round: neither side
+            # of an on/off pair always runs first (after the same neighbour).
+            order = rows if number % 2 == 0 else rows[:2] + rows[:1:-1]
+            for row in order:
                 await measure(binary, row, args.seconds, args.concurrency)
             print(f"round {number + 1}/{args.rounds}: " + ", ".join(f"{r.rates[-1]:,.0f}" for r in rows), flush=True)
         print_table(
@@ -441,6 +518,12 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
             f"median of {args.rounds} round(s) of ~{args.seconds:g} s",
             rows,
         )
+        if pairs:
+            print_overhead(pairs)
+            print(f"  ({scraper.scrapes} scrapes of the metrics endpoint during the run)")
+            for problem in scraper.problems:
+                print(f"  !! {problem}")
+            pairs[0][1].problems.extend(scraper.problems)  # they fail the run
 
         writer_token = await tokens.of(writer)()
         create = CONVERSATION_SERVICE + "CreateMessage"
@@ -496,6 +579,11 @@ def main() -> int:
     parser.add_argument("--driver-seconds", type=float, default=10, help="length of each Python-client measurement")
     parser.add_argument("--driver-processes", type=int, default=2, help="processes of the Python client")
     parser.add_argument("--profile", metavar="DIR", help="also record a py-spy profile of Parley per RPC into DIR")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also measure Parley with its Prometheus endpoint on (scraped every second) and print on/off ratios",
+    )
     parser.add_argument("--quick", action="store_true", help="CI: --workers 1, one round of ~2 s")
     args = parser.parse_args()
     if args.quick:

@@ -33,6 +33,7 @@ from parley_server.conversations.service import ConversationService
 from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.events.bus import EventBus
 from parley_server.feedback.service import FeedbackService
+from parley_server.metrics import endpoint
 from parley_server.settings import Settings
 
 
@@ -56,10 +57,14 @@ class App:
     housekeeping: Housekeeping
     heartbeat: Heartbeat
     started: bool = field(default=False, init=False)
+    metrics: endpoint.Endpoint | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Start the background parts a serving process needs (events, generations,
-        housekeeping, the heartbeat that lists it among the replicas)."""
+        housekeeping, the heartbeat that lists it among the replicas, and the
+        metrics endpoint, unless a `--workers` parent serves it for all)."""
+        if self.settings.metrics_addr is not None and not endpoint.shared_between_processes():
+            self.metrics = await endpoint.serve(self.settings.metrics_addr)  # first: a taken port stops nothing started
         await self.bus.start()
         await self.chat.start()
         self.housekeeping.start()
@@ -73,6 +78,8 @@ class App:
             await self.heartbeat.stop()
             await self.bus.stop()
         await self.api_keys.aclose()
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()

@@ -11,7 +11,8 @@ sentence naming the variable.
 
 This is the one module of the server that touches the environment: besides
 the declared settings, `environment_variable` reads variables named at run
-time and `ensure_runtime_dir` sets one that a library reads.
+time, and `ensure_runtime_dir` and `share_metrics_through` set ones that a
+library reads.
 """
 
 from __future__ import annotations
@@ -239,6 +240,12 @@ class Settings(BaseSettings):
         30,
         description="PostgreSQL connections per server process (a third more in bursts); keep replicas × this "
         "under the server's `max_connections`",
+    )
+    metrics_addr: HostPort | None = Field(
+        None,
+        description="where the Prometheus endpoint listens (`http://ADDR/metrics`), e.g. `127.0.0.1:9464`; per-RPC "
+        "metrics are recorded only when it is set. With `serve --workers N` the parent serves every worker's metrics",
+        json_schema_extra=_shown("unset: no endpoint"),
     )
     log_level: Annotated[str, AfterValidator(_log_level)] = Field(
         "INFO", description="log level; each RPC logs one JSON line (method, code, ms, user, request id)"
@@ -491,3 +498,9 @@ def ensure_runtime_dir() -> None:
     """
     os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def share_metrics_through(directory: Path) -> None:
+    """Set PROMETHEUS_MULTIPROC_DIR: the directory where prometheus_client's
+    multiprocess mode keeps each process's samples (see metrics/endpoint.py)."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)

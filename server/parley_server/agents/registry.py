@@ -30,6 +30,7 @@ class PooledProvider:
     """
 
     def __init__(self, inner: ChatProvider, version: int) -> None:
+        self.name = inner.name
         self.version = version
         self._inner = inner
         self._streams = 0

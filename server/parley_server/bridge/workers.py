@@ -8,22 +8,29 @@ shared port; they need no gRPC). Each worker builds its own event loop, App
 and server, listening with SO_REUSEPORT so the kernel spreads connections
 across them. Replicas cooperate through
 PostgreSQL (events, generation ownership), exactly as on separate machines.
+With PARLEY_METRICS_ADDR set, the workers record their metrics into files of
+one directory and the parent serves them summed (metrics/endpoint.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from parley_server.bridge.envoy import Bridge, run_bridge_until_stopped
 from parley_server.bridge.envoy_config import UpstreamTls
+from parley_server.metrics import endpoint
 from parley_server.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -51,35 +58,62 @@ def serve_in_workers(
         raise ConfigError("--workers needs a fixed port: several processes must bind the same one")
     if with_envoy:
         UpstreamTls.from_settings(settings)  # a ConfigError now, before anything starts
-    # Resolved once here, so every worker signs and checks tokens with one secret.
-    shared = settings.model_copy(
-        update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
-    )
-    children: list[int] = []
-    for index in range(workers):
-        pid = os.fork()
-        if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
-            code = 1
-            _die_with_parent()
-            # A reload asked for while the worker starts must not kill it (SIGHUP's
-            # default); it reads the certificates as it starts anyway.
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            try:
-                code = run_worker(shared)
-            except BaseException:  # os._exit below would swallow it silently
-                log.exception("worker %d failed", index + 1)
-            finally:
-                os._exit(code)
-        log.info("worker %d started (pid %d)", index + 1, pid)
-        children.append(pid)
-    bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
-    return asyncio.run(_supervise(children, bridge))
+    with _metrics_shared(settings):
+        # Resolved once here, so every worker signs and checks tokens with one secret.
+        shared = settings.model_copy(
+            update={"database_url": prepare(settings), "jwt_secret": SecretStr(settings.resolved_jwt_secret())}
+        )
+        children: list[int] = []
+        for index in range(workers):
+            pid = os.fork()
+            if pid == 0:  # the worker: a fresh process image as far as gRPC is concerned
+                code = 1
+                _die_with_parent()
+                # A reload asked for while the worker starts must not kill it (SIGHUP's
+                # default); it reads the certificates as it starts anyway.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                try:
+                    code = run_worker(shared)
+                except BaseException:  # os._exit below would swallow it silently
+                    log.exception("worker %d failed", index + 1)
+                finally:
+                    os._exit(code)
+            log.info("worker %d started (pid %d)", index + 1, pid)
+            children.append(pid)
+        bridge = Bridge(shared, int(address.rsplit(":", 1)[1])) if with_envoy else None
+        return asyncio.run(_supervise(children, bridge, settings.metrics_addr))
 
 
-async def _supervise(children: list[int], bridge: Bridge | None) -> int:
+@contextlib.contextmanager
+def _metrics_shared(settings: Settings) -> Iterator[None]:
+    """With metrics on, have this process and its workers record them in a
+    fresh directory (before anything is recorded: `prepare` opens pools),
+    removed at the end."""
+    if settings.metrics_addr is None:
+        yield
+        return
+    directory = Path(tempfile.mkdtemp(prefix="parley-metrics-"))
+    try:
+        endpoint.share_between_processes(directory)
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _supervise(children: list[int], bridge: Bridge | None, metrics_addr: str | None) -> int:
     """Wait for the workers; forward SIGINT/SIGTERM, and SIGHUP (reload the
     TLS certificates), to them; if one dies, or Envoy does, stop the rest.
-    Envoy stops last, once the workers have drained."""
+    Envoy stops last, once the workers have drained. With metrics_addr, serve
+    every worker's metrics meanwhile."""
+    metrics = await endpoint.serve(metrics_addr) if metrics_addr is not None else None
+    try:
+        return await _wait_for_workers(children, bridge)
+    finally:
+        if metrics is not None:
+            await metrics.stop()
+
+
+async def _wait_for_workers(children: list[int], bridge: Bridge | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,6 +162,7 @@ async def _reap(alive: set[int], stopping: bool) -> int:
         if done == 0:
             continue
         alive.discard(pid)
+        endpoint.forget_process(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping and code == -signal.SIGTERM:
             log.info("worker %d stopped before it was serving", pid)

@@ -28,6 +28,9 @@ runs them (a SendMessage whose commit was reported failed although it
 happened): those are failed only when two consecutive sweeps saw them so,
 because a message is committed a moment before its generation is launched.
 Nothing stays "streaming" forever.
+
+Each generation's metrics (running, time to first token, speed, outcome) are
+kept by a metrics.generation.GenerationWatch.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from parley_server.db.models import Agent, Message, MessageState
 from parley_server.db.outage import is_outage
 from parley_server.events.bus import EventBus
 from parley_server.events.schema import CancelRequested, Event, Finished, TextAppended
+from parley_server.metrics.generation import GenerationWatch
 
 log = logging.getLogger(__name__)
 
@@ -246,10 +250,10 @@ class GenerationManager:
             self.cancel_local(event.message_id)
 
     async def _run(self, generation: Generation) -> None:
-        with self._activity.generation():
-            await self._generate(generation)
+        with self._activity.generation(), GenerationWatch(generation.spec.provider.name) as watch:
+            await self._generate(generation, watch)
 
-    async def _generate(self, generation: Generation) -> None:
+    async def _generate(self, generation: Generation, watch: GenerationWatch) -> None:
         spec = generation.spec
         state, reason = MessageState.COMPLETE, ""
         try:
@@ -258,6 +262,7 @@ class GenerationManager:
                     spec.turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
                 ):
                     if isinstance(event, GeneratedText) and event.text:
+                        watch.text()
                         self._append(generation, event.text)
                     elif isinstance(event, Usage):
                         generation.usage = event
@@ -272,6 +277,7 @@ class GenerationManager:
             log.exception("generation %s failed", spec.message_id)
             state, reason = MessageState.FAILED, INTERNAL
         finally:
+            watch.ended(state.value, generation.usage.completion_tokens if generation.usage else 0)
             finishing = asyncio.ensure_future(self._finish(generation, state, reason))
             self._finishing.add(finishing)
             finishing.add_done_callback(self._finishing.discard)

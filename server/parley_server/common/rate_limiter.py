@@ -5,6 +5,7 @@ replicas and restarts: an attacker gains nothing by spreading attempts over
 servers or waiting for a deploy. One upsert per counted event keeps it cheap;
 for events as frequent as every call of an API key, `BufferedLimit` writes
 them in batches.
+Each refusal counts in parley_rate_limit_refusals_total, by the limit's name.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from parley_server.common.clock import utcnow
 from parley_server.common.errors import Reason, ResourceExhausted
 from parley_server.db.database import Database
 from parley_server.db.models import RateLimitCounter
+from parley_server.metrics.definitions import RATE_LIMIT_REFUSALS
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,7 @@ class RateLimiter:
         if counter is None or counter.window_start + limit.window <= now:
             return
         if counter.count >= limit.limit:
-            retry_after = counter.window_start + limit.window - now
-            raise ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
+            raise _refusal(limit, message, counter.window_start + limit.window - now)
 
     async def hit(self, db: AsyncSession | AsyncConnection, limit: Limit, key: str) -> int:
         """Count one event; returns the count in the current window."""
@@ -60,7 +61,7 @@ class RateLimiter:
         """
         count, started = await self.add(db, limit, key)
         if count > limit.limit:
-            raise ResourceExhausted(message, retry_after=started + limit.window - utcnow(), reason=Reason.RATE_LIMITED)
+            raise _refusal(limit, message, started + limit.window - utcnow())
 
     async def add(
         self, db: AsyncSession | AsyncConnection, limit: Limit, key: str, events: int = 1
@@ -94,6 +95,12 @@ class RateLimiter:
 
     async def reset(self, db: AsyncSession, limit: Limit, key: str) -> None:
         await db.execute(delete(RateLimitCounter).where(RateLimitCounter.key == f"{limit.name}:{key}"))
+
+
+def _refusal(limit: Limit, message: str, retry_after: timedelta) -> ResourceExhausted:
+    """The error refusing an event over `limit`, counted."""
+    RATE_LIMIT_REFUSALS.labels(limit.name).inc()
+    return ResourceExhausted(message, retry_after=retry_after, reason=Reason.RATE_LIMITED)
 
 
 @dataclass
@@ -137,10 +144,10 @@ class BufferedLimit:
             tally = self._tallies.setdefault(key, _Tally(0, now))
             tally.known, tally.window_end = count, started + self.limit.window
             if count > self.limit.limit:
-                raise ResourceExhausted(message, retry_after=tally.window_end - now, reason=Reason.RATE_LIMITED)
+                raise _refusal(self.limit, message, tally.window_end - now)
             return
         if tally.known + tally.pending >= self.limit.limit:
-            raise ResourceExhausted(message, retry_after=tally.window_end - now, reason=Reason.RATE_LIMITED)
+            raise _refusal(self.limit, message, tally.window_end - now)
         tally.pending += 1
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush_soon())

@@ -14,6 +14,9 @@ idle and is replaced at the next acquire, at no round trip. A statement
 interrupted by anything but a PostgreSQL error (a cancelled call, a broken
 socket) may leave its connection mid-protocol, so that connection is closed
 rather than reused.
+
+Connections handed out and callers waiting are the gauges
+parley_db_connections_in_use and _waiting, pool "asyncpg".
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import contextlib
 from collections import deque
 
 import asyncpg
+
+from parley_server.metrics.definitions import DB_CONNECTIONS_IN_USE, DB_CONNECTIONS_WAITING
 
 
 class ConnectionPool:
@@ -34,10 +39,13 @@ class ConnectionPool:
         # Each waiter gets a connection, or None: a slot is free, open one.
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
+        self._in_use = DB_CONNECTIONS_IN_USE.labels("asyncpg")
+        self._waiting = DB_CONNECTIONS_WAITING.labels("asyncpg")
 
     async def fetch(self, sql: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
         """The rows of one statement, on a pooled connection (asyncpg prepares and caches it)."""
         connection = await self._acquire()
+        self._in_use.inc()
         try:
             records: list[asyncpg.Record] = await connection.fetch(sql, *args)
         except asyncpg.PostgresError:
@@ -46,7 +54,10 @@ class ConnectionPool:
         except BaseException:
             self._discard(connection)
             raise
-        self._release(connection)
+        else:
+            self._release(connection)
+        finally:
+            self._in_use.dec()
         return records
 
     async def _acquire(self) -> asyncpg.Connection:
@@ -60,6 +71,7 @@ class ConnectionPool:
         if self._opened >= self._size:
             waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
+            self._waiting.inc()
             try:
                 handed = await waiter
             except asyncio.CancelledError:
@@ -69,6 +81,8 @@ class ConnectionPool:
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(waiter)
                 raise
+            finally:
+                self._waiting.dec()
             if handed is not None:
                 return handed
         else:

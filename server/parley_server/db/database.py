@@ -29,9 +29,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from parley_server.db.connections import ConnectionPool
 from parley_server.db.outage import is_outage
+from parley_server.metrics.definitions import DB_CONNECTIONS_IN_USE, DB_CONNECTIONS_WAITING
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,35 @@ def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise DisconnectionError("connection closed by the server")
 
 
+class CountedPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's pool for asyncio engines, keeping the gauges of connections
+    in use and callers waiting (pool "sqlalchemy") at the two points every
+    checkout and checkin pass: taking a connection (waiting for one, or
+    connecting) and giving it back."""
+
+    # SQLAlchemy names a pool's logger after its class; this keeps the one of the
+    # pool it extends, whose INFO lines (dispose, recreate) SQLAlchemy keeps quiet.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_use = DB_CONNECTIONS_IN_USE.labels("sqlalchemy")
+        self._waiting = DB_CONNECTIONS_WAITING.labels("sqlalchemy")
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        self._waiting.inc()
+        try:
+            record = super()._do_get()
+        finally:
+            self._waiting.dec()
+        self._in_use.inc()
+        return record
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        self._in_use.dec()
+        super()._do_return_conn(record)
+
+
 class Reachability:
     """Whether PostgreSQL answers right now, and who wants to hear when that changes.
 
@@ -138,6 +169,7 @@ class Database:
             # connection rather than fail after the default 30 s.
             pool_timeout=pool_timeout,
             pool_recycle=1800,
+            poolclass=CountedPool,
         )
         event.listen(self.engine.sync_engine.pool, "checkout", _discard_if_closed)
         event.listen(self.engine.sync_engine, "handle_error", self._on_error)

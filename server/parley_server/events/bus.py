@@ -25,6 +25,8 @@ as after any lost event.
 Each replica owns a `replica_key`, and holds a session advisory lock on it
 for as long as its LISTEN connection lives; that is how other replicas tell
 whether a generation's owner is still alive (see chat/generations.py).
+
+Events sent and received through NOTIFY count in parley_notify_events_total.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import asyncpg
 
 from parley_server.db.locks import new_replica_key
 from parley_server.events.schema import Event, TextAppended, decode_batch, encode_batch, is_from
+from parley_server.metrics.definitions import NOTIFY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +248,7 @@ class EventBus:
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring malformed event payload on %s", channel)
             return
+        NOTIFY_EVENTS.labels("received").inc(len(events))
         for event in events:
             self._dispatch(event)
 
@@ -296,10 +300,11 @@ class EventBus:
             if self._outgoing or self._to_announce:
                 events, self._outgoing = self._outgoing, []
                 wanted, self._to_announce = sorted(map(str, self._to_announce)), set()
-                await self._send(
+                if await self._send(
                     [(CHANNEL, payload) for payload in encode_batch(self.origin, events, PAYLOAD_LIMIT)]
                     + [(INTEREST_CHANNEL, payload) for payload in self._interest_payloads(wanted)]
-                )
+                ):
+                    NOTIFY_EVENTS.labels("sent").inc(len(events))
             if self._closing and not self._outgoing:
                 return
 
@@ -321,8 +326,8 @@ class EventBus:
             for start in range(0, len(conversation_ids), per_payload)
         ]
 
-    async def _send(self, payloads: list[tuple[str, str]]) -> None:
-        """NOTIFY the payloads; after two failed attempts they are dropped.
+    async def _send(self, payloads: list[tuple[str, str]]) -> bool:
+        """NOTIFY the payloads; after two failed attempts they are dropped (False).
 
         Any failure counts, and each attempt is bounded in time: if the
         sender task died or hung (a connection broken mid-restart raises
@@ -338,10 +343,11 @@ class EventBus:
                     async with self._send_conn.transaction():
                         for channel, payload in payloads:
                             await self._send_conn.execute("SELECT pg_notify($1, $2)", channel, payload)
-                return
+                return True
             except Exception as exc:
                 log.warning("NOTIFY failed (attempt %d): %r", attempt, exc)
                 if self._send_conn is not None:
                     self._send_conn.terminate()
                 self._send_conn = None
         log.error("dropped %d event payloads for other replicas", len(payloads))
+        return False

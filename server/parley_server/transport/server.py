@@ -126,7 +126,7 @@ class RunningServer:
 async def start_server(app: App, address: str) -> RunningServer:
     """Build and start the server on address ("host:port"; port 0 picks one)."""
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor(app.sessions, app.api_keys)],
+        interceptors=[RpcInterceptor(app.sessions, app.api_keys, metrics=app.settings.metrics_addr is not None)],
         options=server_options(app.settings.max_message_bytes),
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)

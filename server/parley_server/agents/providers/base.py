@@ -47,6 +47,9 @@ class ProviderError(Exception):
 
 
 class ChatProvider(Protocol):
+    # What kind of provider it is ("echo", "openai"): the `provider` label of generation metrics.
+    name: str
+
     def stream(
         self, turns: Sequence[ChatTurn], *, max_output_tokens: int, temperature: float
     ) -> AsyncIterator[ProviderEvent]:

@@ -31,6 +31,8 @@ def _word_count(text: str) -> int:
 class EchoProvider:
     """Replies "Echo: <the last user message>"; one word is one token."""
 
+    name = "echo"
+
     def __init__(self, delay_seconds: float) -> None:
         self._delay = delay_seconds
 

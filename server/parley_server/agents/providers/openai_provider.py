@@ -48,6 +48,8 @@ def _status_reason(status: int) -> str:
 
 
 class OpenAIProvider:
+    name = "openai"
+
     def __init__(self, *, base_url: str, model: str, api_key: str, timeout_seconds: float) -> None:
         """base_url empty means OpenAI itself; api_key empty means a keyless local server."""
         self._model = model

@@ -15,7 +15,10 @@ handler from what kind of function it is: an async generator yields its
 responses (Parley's streams), a coroutine returns one response or writes
 them with `context.write` (the standard health service's Watch). For a
 stream the sequence stays open until the last message is sent, so auth,
-error mapping and logging see streams whole.
+error mapping, logging and metrics see streams whole.
+
+With metrics on, each method's `RpcMetrics` (its label children, looked up
+once) is built with its wrapper, and a call increments those.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from parley_server.accounts.api_keys import ApiKeyService
 from parley_server.accounts.session_service import SessionService
 from parley_server.common.caller import current_caller, current_client_address
 from parley_server.db.models import Scope
+from parley_server.metrics.rpc import RpcMetrics
 from parley_server.transport.interceptors import rpc_log
 from parley_server.transport.interceptors.access_policy import Access, access_for, scope_for
 from parley_server.transport.interceptors.authentication import Authenticator
@@ -63,13 +67,15 @@ class _Method:
     access: Access | None
     scope: Scope | None  # what an API key needs to call it; None: sessions only
     check: Callable[[Any], Any]  # decoding.checked, or checked_stream for a request stream
+    metrics: RpcMetrics | None  # None: metrics off
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """The server's only interceptor; its steps need the sessions to authenticate callers."""
 
-    def __init__(self, sessions: SessionService, keys: ApiKeyService) -> None:
+    def __init__(self, sessions: SessionService, keys: ApiKeyService, *, metrics: bool = False) -> None:
         self._auth = Authenticator(sessions, keys)
+        self._metrics = metrics
         self._errors = ErrorMapping()
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
@@ -89,9 +95,12 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _wrap(self, name: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-        check = checked_stream if handler.request_streaming else checked
-        method = _Method(name, rpc_log.method_json(name), access_for(name), scope_for(name), check)
         streaming = (handler.request_streaming, handler.response_streaming)
+        metrics = RpcMetrics(name, *streaming) if self._metrics else None
+        check = checked_stream if handler.request_streaming else checked
+        if metrics is not None and handler.request_streaming:
+            check = metrics.counting(checked_stream)
+        method = _Method(name, rpc_log.method_json(name), access_for(name), scope_for(name), check, metrics)
         # The stubs type these for the synchronous server; grpc.aio calls them
         # with its own ServicerContext. The one the flags name is set.
         behaviour = cast(
@@ -114,7 +123,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     def _awaited(self, method: _Method, behaviour: Behaviour) -> Behaviour:
         async def awaited(request: Any, context: Context) -> Any:
             async with _Call(self._auth, self._errors, method, context):
-                return await behaviour(method.check(request), context)
+                response = await behaviour(method.check(request), context)
+                if method.metrics is not None:
+                    method.metrics.returned()
+                return response
 
         return awaited
 
@@ -122,8 +134,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
             async with _Call(self._auth, self._errors, method, context):
                 responses = behaviour(method.check(request), context)
+                sent = method.metrics.sent if method.metrics is not None else None
                 try:
                     async for response in responses:
+                        if sent is not None:
+                            sent.inc()
                         yield response
                 finally:
                     await responses.aclose()
@@ -146,6 +161,8 @@ class _Call:
         context = self._context
         metadata = context.invocation_metadata() or ()
         self._info = info = RequestInfo(incoming_request_id(metadata), time.perf_counter())
+        if self._method.metrics is not None:
+            self._method.metrics.start()
         self._outer = current_request.get(), current_caller.get(), current_client_address.get()
         current_request.set(info)
         try:
@@ -166,7 +183,7 @@ class _Call:
 
     async def _end(self, error: BaseException | None) -> None:
         """Restore the context, answer an error with its status (raising, as
-        context.abort does), log the RPC's line."""
+        context.abort does), log the RPC's line and count it."""
         # set, not reset(token): a cancelled stream may be finalised in
         # another context, where reset() raises.
         outer_request, outer_caller, outer_address = self._outer
@@ -176,5 +193,8 @@ class _Call:
             if isinstance(error, Exception):
                 await self._errors.answer(self._context, self._method.name, error)
         finally:
-            rpc_log.write(self._method.log_name, self._info, rpc_log.final_code(self._context, error))
+            code = rpc_log.final_code(self._context, error)
+            if self._method.metrics is not None:
+                self._method.metrics.end(code, time.perf_counter() - self._info.started)
+            rpc_log.write(self._method.log_name, self._info, code)
             current_request.set(outer_request)
