@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 
@@ -34,6 +35,9 @@ from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.events.bus import EventBus
 from parley_server.settings import Settings
 
+if TYPE_CHECKING:  # imported only when tracing is on: see build_app
+    from parley_server.common.tracing import Tracing
+
 
 @dataclass
 class App:
@@ -53,6 +57,8 @@ class App:
     chat: ChatService
     housekeeping: Housekeeping
     heartbeat: Heartbeat
+    # None when tracing is off (OTEL_EXPORTER_OTLP_ENDPOINT unset).
+    tracing: Tracing | None = None
     started: bool = field(default=False, init=False)
 
     async def start(self) -> None:
@@ -73,10 +79,20 @@ class App:
         await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()
+        if self.tracing is not None:
+            self.tracing.close()
 
 
-def build_app(settings: Settings, database_url: str) -> App:
-    """Wire the services for one process; database_url is the resolved URL."""
+def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None = None) -> App:
+    """Wire the services for one process; database_url is the resolved URL.
+
+    Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set, or when `tracing`
+    is given (tests export to memory); off, the OpenTelemetry SDK is never imported.
+    """
+    if tracing is None and settings.otel_exporter_otlp_endpoint:
+        from parley_server.common.tracing import Tracing
+
+        tracing = Tracing.from_settings(settings)
     database = Database(database_url, pool_size=settings.db_pool_size)
     jwt_secret = settings.resolved_jwt_secret()
     paginator = Paginator(jwt_secret)
@@ -118,7 +134,9 @@ def build_app(settings: Settings, database_url: str) -> App:
     )
     service_accounts = ServiceAccountService(database, paginator, api_keys)
     registry = AgentRegistry(
-        echo_delay_seconds=settings.echo_delay_ms / 1000, provider_timeout_seconds=settings.provider_timeout_seconds
+        echo_delay_seconds=settings.echo_delay_ms / 1000,
+        provider_timeout_seconds=settings.provider_timeout_seconds,
+        tracer=tracing.tracer if tracing else None,
     )
     agents = AgentService(database, paginator, registry)
     access = AgentAccessService(database, paginator)
@@ -158,4 +176,5 @@ def build_app(settings: Settings, database_url: str) -> App:
         chat,
         housekeeping,
         heartbeat,
+        tracing,
     )
