@@ -65,6 +65,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
         "https://collector.example.com:4317",
     ),
     "OTEL_EXPORTER_OTLP_PROTOCOL": ("grpc", "otel_exporter_otlp_protocol", "grpc"),
+    "OTEL_TRACES_SAMPLER_ARG": ("0.25", "otel_traces_sampler_arg", 0.25),
     "OTEL_SERVICE_NAME": ("parley-eu", "otel_service_name", "parley-eu"),
 }
 SECRETS = {
@@ -131,6 +132,7 @@ def test_unset_and_empty_variables_mean_the_defaults(tmp_path: Path) -> None:
             "http://collector:4318/v1/traces",
             "OTEL_EXPORTER_OTLP_ENDPOINT must be a URL like http://127.0.0.1:4317",
         ),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5", "OTEL_TRACES_SAMPLER_ARG must be between 0 and 1, got '1.5'"),
         (
             "OTEL_EXPORTER_OTLP_PROTOCOL",
             "http/protobuf",

@@ -117,6 +117,12 @@ def _otlp_endpoint(value: str | None) -> str | None:
     return value
 
 
+def _fraction(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
 def _jwt_secret(value: SecretStr | None) -> SecretStr | None:
     if value is not None and len(value.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
         raise ValueError(f"must be at least {MIN_JWT_SECRET_LENGTH} characters")
@@ -283,6 +289,13 @@ class Settings(BaseSettings):
         validation_alias="OTEL_EXPORTER_OTLP_PROTOCOL",
         description="OTLP transport; only `grpc` (port 4317) is supported, so a collector set up for "
         "`http/protobuf` is refused at start rather than silently sent nothing",
+    )
+    otel_traces_sampler_arg: Annotated[float, AfterValidator(_fraction)] = Field(
+        1.0,
+        validation_alias="OTEL_TRACES_SAMPLER_ARG",
+        description="the fraction of RPCs that start a trace (0 to 1; the ratio of OpenTelemetry's "
+        "`parentbased_traceidratio`, the sampler Parley uses): below 1 tracing costs proportionally less. A "
+        "caller's `traceparent` decides for its calls either way",
     )
     otel_service_name: str = Field(
         "parley", validation_alias="OTEL_SERVICE_NAME", description="`service.name` of the traces this process sends"

@@ -14,16 +14,25 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    format_span_id,
+    format_trace_id,
+)
 
 from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley_server.app import App
-from parley_server.common.tracing import Tracing
+from parley_server.common.tracing import Tracing, rpc_sampler
 from tests.helpers.accounts import Account
 from tests.helpers.agents import create_agent, echo_agent
 from tests.helpers.chat import collect, kinds
@@ -252,3 +261,16 @@ def test_without_an_endpoint_the_sdk_is_never_imported(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("ratio", "sampled"), [(0.0, False), (1.0, True)])
+def test_the_sample_ratio_chooses_which_rpcs_start_a_trace(ratio: float, sampled: bool) -> None:
+    tracer = TracerProvider(sampler=rpc_sampler(ratio)).get_tracer("test")
+    assert tracer.start_span("rpc", kind=SpanKind.SERVER).is_recording() is sampled
+    # A caller's decision holds either way ...
+    for flags, recording in [(TraceFlags.SAMPLED, True), (TraceFlags.DEFAULT, False)]:
+        caller = SpanContext(int(CALLER_TRACE, 16), int(CALLER_SPAN, 16), is_remote=True, trace_flags=TraceFlags(flags))
+        parent = trace.set_span_in_context(NonRecordingSpan(caller))
+        assert tracer.start_span("rpc", context=parent, kind=SpanKind.SERVER).is_recording() is recording
+    # ... and work no RPC started starts no trace.
+    assert not tracer.start_span("SELECT", kind=SpanKind.CLIENT).is_recording()

@@ -27,7 +27,7 @@ from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
@@ -45,11 +45,9 @@ class Tracing:
     left to export.
     """
 
-    def __init__(self, processor: SpanProcessor, service_name: str) -> None:
+    def __init__(self, processor: SpanProcessor, service_name: str, sample_ratio: float = 1.0) -> None:
         self.provider = TracerProvider(
-            resource=Resource.create({SERVICE_NAME: service_name}),
-            # Roots only at RPCs; below a root, the root's decision (or the caller's sampled flag).
-            sampler=ParentBased(root=_RpcRoots()),
+            resource=Resource.create({SERVICE_NAME: service_name}), sampler=rpc_sampler(sample_ratio)
         )
         self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer(TRACER_NAME)
@@ -65,7 +63,11 @@ class Tracing:
         endpoint = settings.otel_exporter_otlp_endpoint
         assert endpoint is not None, "tracing is on only with an endpoint"
         # An http:// endpoint means plaintext, https:// TLS (the exporter reads the scheme).
-        return cls(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)), settings.otel_service_name)
+        return cls(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)),
+            settings.otel_service_name,
+            settings.otel_traces_sampler_arg,
+        )
 
     def close(self) -> None:
         """Stop instrumenting and export the spans not sent yet (blocks for at most the exporter's timeout)."""
@@ -73,8 +75,17 @@ class Tracing:
         self.provider.shutdown()
 
 
+def rpc_sampler(ratio: float) -> Sampler:
+    """Traces start at `ratio` of the incoming RPCs (by trace id) and nowhere else; below
+    a root, the root's decision, or the caller's sampled flag, holds for every span."""
+    return ParentBased(root=_RpcRoots(TraceIdRatioBased(ratio)))
+
+
 class _RpcRoots(Sampler):
-    """Start traces at incoming RPCs (SERVER spans) only; see the module's docstring."""
+    """Start traces at incoming RPCs (SERVER spans) only, as `rpcs` decides; see the module's docstring."""
+
+    def __init__(self, rpcs: Sampler) -> None:
+        self._rpcs = rpcs
 
     def should_sample(
         self,
@@ -87,11 +98,11 @@ class _RpcRoots(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         if kind is SpanKind.SERVER:
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+            return self._rpcs.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         return SamplingResult(Decision.DROP, None, trace_state)
 
     def get_description(self) -> str:
-        return "RpcRoots"
+        return f"RpcRoots{{{self._rpcs.get_description()}}}"
 
 
 def current_trace_id() -> str | None:
