@@ -274,3 +274,27 @@ def test_the_sample_ratio_chooses_which_rpcs_start_a_trace(ratio: float, sampled
         assert tracer.start_span("rpc", context=parent, kind=SpanKind.SERVER).is_recording() is recording
     # ... and work no RPC started starts no trace.
     assert not tracer.start_span("SELECT", kind=SpanKind.CLIENT).is_recording()
+
+
+async def test_a_stream_the_caller_cancels_still_ends_its_span_and_its_generation_traced(
+    traced: Stubs, spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with FakeOpenAI(words=["slow"] * 20, token_delay=0.05) as fake:
+        alice, conversation_id = await model_conversation(traced, fake)
+        spans.clear()
+        call = traced.chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=conversation_id, content="Why tides?"), metadata=alice.md
+        )
+        async for event in call:
+            if event.WhichOneof("event") == "delta":
+                break
+        call.cancel()  # a disconnect: the generation goes on, in the same trace
+        root, trace = await finished_trace(traced, spans, SEND_MESSAGE)
+    [provider] = [span for span in trace if span.name == "chat fake-model"]
+    assert provider.parent == root.context and provider.attributes is not None
+    assert provider.attributes["gen_ai.usage.output_tokens"] == 20, "the whole answer, after the RPC ended"
+    assert provider.end_time is not None and root.end_time is not None and provider.end_time > root.end_time
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry")], (
+        "no context detached in the wrong place"
+    )
