@@ -72,6 +72,14 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
         "allowed_origins",
         ("https://chat.example.com", "http://localhost:5173"),
     ),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": (
+        " https://collector.example.com:4317 ",
+        "otel_exporter_otlp_endpoint",
+        "https://collector.example.com:4317",
+    ),
+    "OTEL_EXPORTER_OTLP_PROTOCOL": ("grpc", "otel_exporter_otlp_protocol", "grpc"),
+    "OTEL_TRACES_SAMPLER_ARG": ("0.25", "otel_traces_sampler_arg", 0.25),
+    "OTEL_SERVICE_NAME": ("parley-eu", "otel_service_name", "parley-eu"),
 }
 SECRETS = {
     "PARLEY_JWT_SECRET": ("jwt_secret", SECRET),
@@ -126,6 +134,23 @@ def test_unset_and_empty_variables_mean_the_defaults(tmp_path: Path) -> None:
             "got 'https://ok.example.com,chat.example.com'",
         ),
         ("PARLEY_LOG_LEVEL", "loud", "PARLEY_LOG_LEVEL must be one of CRITICAL, DEBUG, ERROR, FATAL, INFO, "),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "collector:4317",
+            "OTEL_EXPORTER_OTLP_ENDPOINT must be a URL like http://127.0.0.1:4317 (http: plaintext, https: TLS), "
+            "got 'collector:4317'",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://collector:4318/v1/traces",
+            "OTEL_EXPORTER_OTLP_ENDPOINT must be a URL like http://127.0.0.1:4317",
+        ),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5", "OTEL_TRACES_SAMPLER_ARG must be between 0 and 1, got '1.5'"),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http/protobuf",
+            "OTEL_EXPORTER_OTLP_PROTOCOL must be 'grpc', got 'http/protobuf'",
+        ),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_variable(name: str, value: str, sentence: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 
@@ -36,6 +37,9 @@ from parley_server.feedback.service import FeedbackService
 from parley_server.metrics import endpoint
 from parley_server.settings import Settings
 
+if TYPE_CHECKING:  # imported only when tracing is on: see build_app
+    from parley_server.common.tracing import Tracing
+
 
 @dataclass
 class App:
@@ -56,6 +60,8 @@ class App:
     feedback: FeedbackService
     housekeeping: Housekeeping
     heartbeat: Heartbeat
+    # None when tracing is off (OTEL_EXPORTER_OTLP_ENDPOINT unset).
+    tracing: Tracing | None = None
     started: bool = field(default=False, init=False)
     metrics: endpoint.Endpoint | None = field(default=None, init=False)
 
@@ -83,10 +89,20 @@ class App:
         await self.registry.aclose()
         await self.email.aclose()
         await self.database.close()
+        if self.tracing is not None:
+            self.tracing.close()
 
 
-def build_app(settings: Settings, database_url: str) -> App:
-    """Wire the services for one process; database_url is the resolved URL."""
+def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None = None) -> App:
+    """Wire the services for one process; database_url is the resolved URL.
+
+    Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set, or when `tracing`
+    is given (tests export to memory); off, the OpenTelemetry SDK is never imported.
+    """
+    if tracing is None and settings.otel_exporter_otlp_endpoint:
+        from parley_server.common.tracing import Tracing
+
+        tracing = Tracing.from_settings(settings)
     database = Database(database_url, pool_size=settings.db_pool_size)
     jwt_secret = settings.resolved_jwt_secret()
     paginator = Paginator(jwt_secret)
@@ -132,7 +148,9 @@ def build_app(settings: Settings, database_url: str) -> App:
     )
     service_accounts = ServiceAccountService(database, paginator, api_keys)
     registry = AgentRegistry(
-        echo_delay_seconds=settings.echo_delay_ms / 1000, provider_timeout_seconds=settings.provider_timeout_seconds
+        echo_delay_seconds=settings.echo_delay_ms / 1000,
+        provider_timeout_seconds=settings.provider_timeout_seconds,
+        tracer=tracing.tracer if tracing else None,
     )
     agents = AgentService(database, paginator, registry)
     access = AgentAccessService(database, paginator)
@@ -173,4 +191,5 @@ def build_app(settings: Settings, database_url: str) -> App:
         FeedbackService(database, paginator),
         housekeeping,
         heartbeat,
+        tracing,
     )

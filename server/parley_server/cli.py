@@ -247,6 +247,20 @@ def _worker_count(value: str) -> int:
     return count
 
 
+def _configure_logging(settings: Settings) -> None:
+    """Lines to stderr at PARLEY_LOG_LEVEL; with tracing on, each names the trace it was logged in ("-": none)."""
+    if not settings.otel_exporter_otlp_endpoint:
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        return
+    from parley_server.common.tracing import TraceIdFilter  # imported only when tracing is on
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(TraceIdFilter())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat":  # a client: needs no database and no server settings
@@ -261,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve" and args.addr:
         # For everything that asks where this process listens: Envoy's upstream, the replicas table.
         settings = settings.model_copy(update={"grpc_addr": args.addr})
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging(settings)
     # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     actions: dict[str, Callable[[App], Awaitable[int]]] = {

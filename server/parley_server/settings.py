@@ -1,8 +1,8 @@
 """Parley's settings: every environment variable, declared once.
 
 Each field of `Settings` is one variable, `PARLEY_` and the field's name in
-capitals (DATABASE_URL keeps its conventional name), with its type, default
-and meaning. The README's configuration table is generated from these
+capitals (DATABASE_URL and OpenTelemetry's standard `OTEL_` variables keep
+their conventional names), with its type, default and meaning. The README's configuration table is generated from these
 declarations (scripts/codegen.py) and `parley settings` prints their
 effective values, so neither can disagree with the code. Settings are
 validated and frozen once read, so every part of the process sees one
@@ -103,6 +103,24 @@ def _log_level(value: str) -> str:
     value = value.strip().upper()
     if value not in logging.getLevelNamesMapping():
         raise ValueError(f"must be one of {', '.join(sorted(logging.getLevelNamesMapping()))}")
+    return value
+
+
+def _otlp_endpoint(value: str | None) -> str | None:
+    """An OTLP/gRPC collector's URL; the scheme says whether to use TLS (the
+    exporter would take a bare host:port to mean TLS, surprising a local collector)."""
+    if value is None:
+        return None
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path.strip("/"):
+        raise ValueError("must be a URL like http://127.0.0.1:4317 (http: plaintext, https: TLS)")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
     return value
 
 
@@ -294,6 +312,30 @@ class Settings(BaseSettings):
         "`https://chat.example.com,http://localhost:5173`. Default: `http://127.0.0.1:PORT` and "
         "`http://localhost:PORT` of `PARLEY_ENVOY_ADDR`, plus the origin of `PARLEY_PUBLIC_URL`",
         json_schema_extra=_shown("the page's own origins"),
+    )
+    otel_exporter_otlp_endpoint: Annotated[str | None, AfterValidator(_otlp_endpoint)] = Field(
+        None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OpenTelemetry collector that receives traces over OTLP/gRPC, e.g. `http://127.0.0.1:4317` "
+        "(`https://` for TLS). Set, each RPC is traced with its SQL statements and model-provider calls, and "
+        "log lines carry the trace id",
+        json_schema_extra=_shown("unset: no tracing, at no cost"),
+    )
+    otel_exporter_otlp_protocol: Literal["grpc"] = Field(
+        "grpc",
+        validation_alias="OTEL_EXPORTER_OTLP_PROTOCOL",
+        description="OTLP transport; only `grpc` (port 4317) is supported, so a collector set up for "
+        "`http/protobuf` is refused at start rather than silently sent nothing",
+    )
+    otel_traces_sampler_arg: Annotated[float, AfterValidator(_fraction)] = Field(
+        1.0,
+        validation_alias="OTEL_TRACES_SAMPLER_ARG",
+        description="the fraction of RPCs that start a trace (0 to 1; the ratio of OpenTelemetry's "
+        "`parentbased_traceidratio`, the sampler Parley uses): below 1 tracing costs proportionally less. A "
+        "caller's `traceparent` decides for its calls either way",
+    )
+    otel_service_name: str = Field(
+        "parley", validation_alias="OTEL_SERVICE_NAME", description="`service.name` of the traces this process sends"
     )
     admin_password: SecretStr | None = Field(
         None,

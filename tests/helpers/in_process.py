@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -16,6 +17,9 @@ from parley_server.app import build_app
 from parley_server.settings import Settings
 from parley_server.transport.server import start_server
 from tests.helpers.stubs import Stubs
+
+if TYPE_CHECKING:
+    from parley_server.common.tracing import Tracing
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -41,10 +45,12 @@ def settings_for_tests(tmp_root: Path, database_url: str, **overrides: object) -
 
 
 @asynccontextmanager
-async def second_server(tmp_root: Path, database_url: str, **overrides: object) -> AsyncIterator[Stubs]:
+async def second_server(
+    tmp_root: Path, database_url: str, *, tracing: Tracing | None = None, **overrides: object
+) -> AsyncIterator[Stubs]:
     """Another replica on the same database: its own App (pool, caches, settings
-    overrides) and port, reached through Stubs whose `.app` is that App."""
-    other = build_app(settings_for_tests(tmp_root, database_url, **overrides), database_url)
+    overrides, tracing when given) and port, reached through Stubs whose `.app` is that App."""
+    other = build_app(settings_for_tests(tmp_root, database_url, **overrides), database_url, tracing=tracing)
     running = await start_server(other, "127.0.0.1:0")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     try:

@@ -96,12 +96,15 @@ class Served:
         return run_parley(self.env, *args, **env)
 
     def grpcurl(
-        self, *args: str, data: dict[str, object] | None = None, token: str = ""
+        self, *args: str, data: dict[str, object] | None = None, token: str = "", headers: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess[str]:
-        """grpcurl against the gRPC port, with reflection (no proto files), as the README does."""
+        """grpcurl against the gRPC port, with reflection (no proto files), as the README does;
+        headers are "name: value" lines."""
         command = [str(BIN / "grpcurl"), "-plaintext"]
         if token:
             command += ["-H", f"authorization: Bearer {token}"]
+        for header in headers:
+            command += ["-H", header]
         if data is not None:
             command += ["-d", json.dumps(data)]
         return subprocess.run([*command, self.addr, *args], capture_output=True, text=True, timeout=60)

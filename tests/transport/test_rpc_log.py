@@ -19,7 +19,7 @@ from parley.conversation.v1 import conversation_pb2
 from tests.helpers.errors import expect_error
 from tests.helpers.stubs import Stubs
 
-FIELDS = {"rpc", "code", "ms", "user", "principal", "api_key", "request_id"}
+FIELDS = {"rpc", "code", "ms", "user", "principal", "api_key", "request_id", "trace_id"}
 FRESH_ID = re.compile(r"[0-9a-f]{32}")
 GET_CURRENT_USER = "/parley.auth.v1.AuthService/GetCurrentUser"
 
@@ -53,6 +53,7 @@ async def test_a_call_logs_its_method_status_caller_and_request_id(
     assert set(line) == FIELDS
     assert line["rpc"] == GET_CURRENT_USER
     assert (line["code"], line["user"]) == ("OK", alice.user.id)
+    assert line["trace_id"] is None  # the suite's server does not trace (tests/tracing covers tracing)
     assert isinstance(line["ms"], float) and line["ms"] >= 0
 
 

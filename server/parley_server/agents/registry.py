@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from parley_server.agents.providers.base import ChatProvider, ChatTurn, ProviderError, ProviderEvent
 from parley_server.agents.providers.echo_provider import EchoProvider
 from parley_server.agents.providers.openai_provider import OpenAIProvider
 from parley_server.db.models import Agent, AgentProvider
 from parley_server.settings import environment_variable
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 
 class PooledProvider:
@@ -67,9 +71,13 @@ class PooledProvider:
 
 
 class AgentRegistry:
-    def __init__(self, *, echo_delay_seconds: float, provider_timeout_seconds: float) -> None:
+    def __init__(
+        self, *, echo_delay_seconds: float, provider_timeout_seconds: float, tracer: Tracer | None = None
+    ) -> None:
+        """tracer: for the model providers' spans; None when tracing is off."""
         self._echo_delay = echo_delay_seconds
         self._timeout = provider_timeout_seconds
+        self._tracer = tracer
         self._pool: dict[uuid.UUID, PooledProvider] = {}
 
     async def provider_for(self, agent: Agent) -> PooledProvider:
@@ -108,4 +116,5 @@ class AgentRegistry:
             # Only the variable's name is stored; the key is read when the client is built.
             api_key=environment_variable(agent.api_key_env) if agent.api_key_env else "",
             timeout_seconds=self._timeout,
+            tracer=self._tracer,
         )

@@ -125,10 +125,15 @@ class RunningServer:
 
 async def start_server(app: App, address: str) -> RunningServer:
     """Build and start the server on address ("host:port"; port 0 picks one)."""
-    server = grpc.aio.server(
-        interceptors=[RpcInterceptor(app.sessions, app.api_keys, metrics=app.settings.metrics_addr is not None)],
-        options=server_options(app.settings.max_message_bytes),
-    )
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        RpcInterceptor(app.sessions, app.api_keys, metrics=app.settings.metrics_addr is not None)
+    ]
+    if app.tracing is not None:
+        # Imported only when tracing is on; first, so the RPC's span is current in every step after it.
+        from parley_server.transport.tracing import rpc_spans
+
+        interceptors.insert(0, rpc_spans(app.tracing))
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(app.settings.max_message_bytes))
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthHandlers(app.auth), server)
     conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationHandlers(app.conversations), server)
     agent_access_pb2_grpc.add_AgentAccessServiceServicer_to_server(AgentAccessHandlers(app.access), server)

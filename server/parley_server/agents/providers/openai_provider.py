@@ -8,21 +8,29 @@ replay text the user has already seen, so the chat layer decides about retries.
 Every failure becomes a ProviderError whose reason a user may read: it names
 what went wrong (rejected key, rate limit, unreachable, dropped connection),
 never the endpoint URL, the key or the vendor's raw message.
+
+With tracing on (common/tracing.py) each call is a CLIENT span named and
+described as OpenTelemetry's GenAI conventions say (`chat <model>`), and its
+W3C `traceparent` header makes the provider's own spans its children.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from parley_server.agents.providers.base import ChatTurn, GeneratedText, ProviderError, ProviderEvent, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, llama.cpp, vLLM) accept any key, but the SDK wants one.
 PLACEHOLDER_API_KEY = "not-needed"
+W3C_TRACE_CONTEXT = TraceContextTextMapPropagator()
 LOST = "the connection to the model provider was lost"
 
 _STATUS_REASONS = {
@@ -50,8 +58,11 @@ def _status_reason(status: int) -> str:
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, *, base_url: str, model: str, api_key: str, timeout_seconds: float) -> None:
-        """base_url empty means OpenAI itself; api_key empty means a keyless local server."""
+    def __init__(
+        self, *, base_url: str, model: str, api_key: str, timeout_seconds: float, tracer: trace.Tracer | None = None
+    ) -> None:
+        """base_url empty means OpenAI itself; api_key empty means a keyless local server;
+        tracer None means tracing is off."""
         self._model = model
         self._client = openai.AsyncOpenAI(
             base_url=base_url or DEFAULT_BASE_URL,
@@ -59,9 +70,50 @@ class OpenAIProvider:
             timeout=timeout_seconds,
             max_retries=0,
         )
+        self._tracer = tracer
+        # The span's attributes, in the GenAI semantic conventions' names (no key, no path).
+        endpoint = urlsplit(base_url or DEFAULT_BASE_URL)
+        self._span_attributes: dict[str, str | int] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": model,
+            "server.address": endpoint.hostname or "",
+            "server.port": endpoint.port or (443 if endpoint.scheme == "https" else 80),
+        }
 
-    async def stream(
+    def stream(
         self, turns: Sequence[ChatTurn], *, max_output_tokens: int, temperature: float
+    ) -> AsyncIterator[ProviderEvent]:
+        """Stream a completion (see _events), in a span of its own when tracing is on
+        (off, the events come straight from _events: no generator in between)."""
+        if self._tracer is None:
+            return self._events(turns, max_output_tokens, temperature, {})
+        return self._traced(self._tracer, turns, max_output_tokens, temperature)
+
+    async def _traced(
+        self, tracer: trace.Tracer, turns: Sequence[ChatTurn], max_output_tokens: int, temperature: float
+    ) -> AsyncIterator[ProviderEvent]:
+        # Not made current: its lifetime spans this generator's yields, in
+        # between which the caller's own work runs. Its context reaches the
+        # provider in the request's traceparent header.
+        span = tracer.start_span(f"chat {self._model}", kind=trace.SpanKind.CLIENT, attributes=self._span_attributes)
+        headers: dict[str, str] = {}
+        W3C_TRACE_CONTEXT.inject(headers, context=trace.set_span_in_context(span))
+        try:
+            async for event in self._events(turns, max_output_tokens, temperature, headers):
+                if isinstance(event, Usage):
+                    span.set_attribute("gen_ai.usage.input_tokens", event.prompt_tokens)
+                    span.set_attribute("gen_ai.usage.output_tokens", event.completion_tokens)
+                yield event
+        except ProviderError as exc:
+            span.set_status(trace.StatusCode.ERROR, exc.reason)
+            span.set_attribute("error.type", type(exc.__cause__ or exc).__name__)
+            raise
+        finally:
+            span.end()
+
+    async def _events(
+        self, turns: Sequence[ChatTurn], max_output_tokens: int, temperature: float, headers: Mapping[str, str]
     ) -> AsyncIterator[ProviderEvent]:
         """Stream a completion: a GeneratedText per content chunk, then one Usage.
 
@@ -81,6 +133,7 @@ class OpenAIProvider:
                 temperature=temperature,
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_headers=headers,
                 **options,
             )
             connected = True

@@ -1,4 +1,4 @@
-"""One structured log line per RPC: method, status, duration, user, API key and its owner, request id.
+"""One structured log line per RPC: method, status, duration, user, API key and its owner, request id, trace id.
 
 The interceptor's outermost step, so it also times authentication and error
 mapping, and sees the final status code that error mapping chose.
@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -23,6 +24,10 @@ import grpc
 from parley_server.transport.interceptors.request_context import RequestInfo
 
 log = logging.getLogger("parley.rpc")
+
+# The current trace's id; set when a traced server starts (transport/tracing.py).
+# Until then, as with tracing off, the line's trace_id is null at no cost.
+trace_ids: Callable[[], str | None] | None = None
 
 # grpc.aio reports a call's code as a grpc.StatusCode or as its number.
 CODE_NAMES: dict[object, str] = {
@@ -56,9 +61,10 @@ def write(method: str, info: RequestInfo, code: str) -> None:
         _json_or_null(info.api_key_id),
     )
     request_id = json.dumps(info.request_id)
+    trace_id = _json_or_null(trace_ids()) if trace_ids else "null"
     line = (
         f'{{"rpc": {method}, "code": "{code}", "ms": {ms}, "user": {user}, "principal": {principal}, '
-        f'"api_key": {api_key}, "request_id": {request_id}}}'
+        f'"api_key": {api_key}, "request_id": {request_id}, "trace_id": {trace_id}}}'
     )
     # log.info would also look up its caller by walking the stack (a third of
     # the line's cost), to say what is known here: this function wrote it.
