@@ -25,7 +25,7 @@ from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.db.database import asyncpg_dsn
 from parley_server.feedback.handlers import FeedbackHandlers
 from parley_server.transport.interceptors.access_policy import POLICY, Access
-from parley_server.transport.server import RunningServer
+from parley_server.transport.server import SERVICE_NAMES, RunningServer
 from tests.helpers.errors import expect_error
 from tests.helpers.repo import REPO_ROOT
 from tests.helpers.stubs import Stubs
