@@ -130,7 +130,6 @@ def build_app(settings: Settings, database_url: str) -> App:
     chat = ChatService(
         database,
         bus,
-        access,
         registry,
         conversations,
         activity=activity,
