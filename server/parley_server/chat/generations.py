@@ -6,7 +6,7 @@ bus; clients merely follow. A disconnecting client therefore loses nothing,
 and CancelGeneration (from any connection or replica) is the only stop button.
 
 Persistence is batched: a single flusher writes every dirty generation's text
-in one executemany every `persist_interval` seconds (sooner when a buffer
+in one statement every `persist_interval` seconds (sooner when a buffer
 grows past `persist_chars`), so the database sees a handful of statements per
 second however many streams run, and a crash loses at most the last interval.
 
@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 
 from parley_server.agents.access_rules import utc_day
 from parley_server.agents.providers.base import ChatProvider, ChatTurn, GeneratedText, ProviderError, Usage
@@ -376,16 +376,12 @@ class GenerationManager:
         dirty = [g for g in self._running.values() if g.length > g.persisted_length]
         if not dirty:
             return
-        rows: list[dict[str, Any]] = [{"mid": g.spec.message_id, "body": g.text, "length": g.length} for g in dirty]
-        statement = (
-            update(Message)
-            .where(Message.id == bindparam("mid"), Message.state == MessageState.STREAMING)
-            .values(content=bindparam("body"), update_time=func.now())
+        texts = [(g.spec.message_id, g.text, g.length) for g in dirty]
+        await self._db.fetch(
+            sql.PERSIST_TEXTS, [mid for mid, _, _ in texts], [body for _, body, _ in texts], into=tuple
         )
-        async with self._db.transaction() as db:
-            await (await db.connection()).execute(statement, [{"mid": r["mid"], "body": r["body"]} for r in rows])
-        for generation, row in zip(dirty, rows, strict=True):
-            generation.persisted_length = max(generation.persisted_length, row["length"])
+        for generation, (_, _, length) in zip(dirty, texts, strict=True):
+            generation.persisted_length = max(generation.persisted_length, length)
 
     async def sweep(self) -> int:
         """Mark FAILED the generations no process runs any more; returns how many."""

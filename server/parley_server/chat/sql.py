@@ -207,3 +207,10 @@ END_EXCHANGE = (
 # an answer that ended elsewhere, and to tell whether an earlier attempt to
 # end it, whose answer was lost with its connection, stored it).
 MESSAGE = f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE id = $1::uuid"
+
+# $1 message ids, $2 their texts so far: the streaming text of many
+# generations in one statement (the flusher's, every persist interval).
+PERSIST_TEXTS = (
+    "UPDATE messages AS m SET content = f.body, update_time = now() "
+    "FROM unnest($1::uuid[], $2::text[]) AS f (id, body) WHERE m.id = f.id AND m.state = 'streaming'"
+)
