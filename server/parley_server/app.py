@@ -162,7 +162,6 @@ def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None 
     chat = ChatService(
         database,
         bus,
-        access,
         registry,
         conversations,
         activity=activity,

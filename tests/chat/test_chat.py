@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
@@ -446,6 +446,45 @@ async def test_retry_with_same_request_id_reattaches(stubs: Stubs, alice: Accoun
     assert len(listed.messages) == 2
 
 
+async def test_concurrent_sends_with_one_request_id_start_one_exchange(stubs: Stubs, alice: Account) -> None:
+    """Both calls read that the request id is unclaimed, then queue on the
+    conversation's lock; the second to get it must write nothing (its quota
+    count included) and reattach to the first's exchange."""
+    cid = (await new_conversation(stubs, alice)).id
+    request = chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS, request_id="req-race")
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=5))
+    async with stubs.app.database.transaction() as holder:
+        await holder.execute(select(Conversation).where(Conversation.id == uuid.UUID(cid)).with_for_update())
+        sends = [asyncio.create_task(collect(stubs.chat.SendMessage(request, metadata=alice.md))) for _ in range(2)]
+        async with asyncio.timeout(10):
+            while await lock_waiters(stubs) < 2:
+                await asyncio.sleep(0.02)
+    first, second = await asyncio.gather(*sends)
+    assert first[0].accepted == second[0].accepted
+    assert text_of(first) == text_of(second) == EXPECTED
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    async with stubs.app.database.transaction() as db:
+        messages = await db.scalar(
+            select(func.count()).select_from(Message).where(Message.conversation_id == uuid.UUID(cid))
+        )
+        counted = await db.scalar(
+            select(UsageDaily.message_count).where(UsageDaily.user_id == uuid.UUID(alice.user.id))
+        )
+    assert (messages, counted) == (2, 1)
+
+
+async def lock_waiters(stubs: Stubs) -> int:
+    """Backends of the test database waiting for a lock (on the engine: the plain pool may be all waiting)."""
+    async with stubs.app.database.transaction() as db:
+        waiting = await db.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)
+
+
 async def test_provider_failure_ends_failed_with_partial_text(stubs: Stubs, alice: Account) -> None:
     cid = (await new_conversation(stubs, alice)).id
     events = await collect(
@@ -594,17 +633,20 @@ async def test_chat_needs_a_token(stubs: Stubs) -> None:
 
 
 async def test_conversation_counts_stay_right(stubs: Stubs, alice: Account) -> None:
+    """Concurrent sends to one conversation: every message counted, and each
+    answer answers its own message, never one sent after it."""
     cid = (await new_conversation(stubs, alice)).id
-    await asyncio.gather(
+    answers = await asyncio.gather(
         *(
             collect(
                 stubs.chat.SendMessage(
                     chat_pb2.SendMessageRequest(conversation_id=cid, content=f"m{i}"), metadata=alice.md
                 )
             )
-            for i in range(5)
+            for i in range(8)
         )
     )
+    assert [text_of(events) for events in answers] == [f"Echo: m{i}" for i in range(8)]
     async with stubs.app.database.transaction() as db:
         conversation = await db.get(Conversation, uuid.UUID(cid))
-        assert conversation is not None and conversation.message_count == 10
+        assert conversation is not None and conversation.message_count == 16

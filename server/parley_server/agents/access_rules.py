@@ -3,9 +3,10 @@
 CheckAgentAccess, the `accessible` flag of ListAgents/GetAgent,
 ListAccessibleAgents, GetUsage's remaining quota, and the checks made before
 creating a conversation or sending a message all go through `decide`, so they
-can never disagree. The rule itself (`_rule`) is a pure function of the
+can never disagree. The rule itself (`rule`) is a pure function of the
 caller, the agent, whether a live grant exists and today's message count;
-`decide_many` loads those facts for many agents in at most two queries.
+`decide_many` loads those facts for many agents in at most two queries, and
+chat reads them along with the conversation (chat/sql.py).
 """
 
 from __future__ import annotations
@@ -65,13 +66,14 @@ def daily_quota(caller: Caller, agent: Agent) -> int | None:
 
 
 def _grant_matters(caller: Caller, agent: Agent) -> bool:
-    """Whether a grant could change _rule's answer for caller and agent."""
+    """Whether a grant could change rule's answer for caller and agent."""
     if caller.is_admin or agent.visibility is AgentVisibility.PUBLIC:
         return False
     return not (agent.visibility is AgentVisibility.PREMIUM and caller.premium)
 
 
-def _rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> AccessDecision:
+def rule(caller: Caller, agent: Agent, granted: bool, used_today: int) -> AccessDecision:
+    """The decision from its facts: whether a live grant exists, and the messages sent today."""
     if agent.delete_time is not None or not agent.enabled:
         return AccessDecision(AccessReason.AGENT_DISABLED)
     if caller.is_admin:
@@ -120,7 +122,7 @@ async def decide_many(db: AsyncSession, caller: Caller, agents: Sequence[Agent],
                 )
             )
         }
-    return [_rule(caller, agent, agent.id in granted, used.get(agent.id, 0)) for agent in agents]
+    return [rule(caller, agent, agent.id in granted, used.get(agent.id, 0)) for agent in agents]
 
 
 async def decide(db: AsyncSession, caller: Caller, agent: Agent, now: datetime) -> AccessDecision:

@@ -14,13 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_rules import (
     AccessDecision,
     AccessReason,
-    daily_quota,
     decide,
     decide_many,
     live_agent,
@@ -29,6 +28,7 @@ from parley_server.agents.access_rules import (
     utc_day,
 )
 from parley_server.agents.service import AgentView, agent_views
+from parley_server.agents.usage_sql import adding_usage_sql
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import NotFound, PermissionDenied, Reason, ResourceExhausted
@@ -56,39 +56,34 @@ class AgentUsage:
     remaining_daily_quota: int | None = None
 
 
-_USAGE_KEY = [UsageDaily.user_id, UsageDaily.agent_id, UsageDaily.day]
-
-
-def _usage_upsert(
-    user_id: uuid.UUID, agent_id: uuid.UUID, messages: int, prompt_tokens: int = 0, completion_tokens: int = 0
-) -> Insert:
-    """INSERT of today's usage row; the caller adds the ON CONFLICT rule."""
-    return insert(UsageDaily).values(
-        user_id=user_id,
-        agent_id=agent_id,
-        day=utc_day(utcnow()),
-        message_count=messages,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-    )
-
-
-# record_usage's upsert, which every chat answer ends with. Text, compiled
-# once: building and keying the equivalent Core statement each time cost as
-# much CPU as storing the answer itself.
+# record_usage's upsert. Text, compiled once: building and keying the
+# equivalent Core statement each time cost as much CPU as the write itself.
 _RECORD_USAGE = text(
-    """
-    INSERT INTO usage_daily AS u (user_id, agent_id, day, message_count, prompt_tokens, completion_tokens)
-    VALUES (:user_id, :agent_id, :day, :messages, :prompt_tokens, :completion_tokens)
-    ON CONFLICT (user_id, agent_id, day) DO UPDATE
-    SET message_count = u.message_count + excluded.message_count,
-        prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = u.completion_tokens + excluded.completion_tokens
-    """
+    adding_usage_sql(
+        "(SELECT) AS one",
+        user_id=":user_id",
+        agent_id=":agent_id",
+        day=":day",
+        messages=":messages",
+        prompt_tokens=":prompt_tokens",
+        completion_tokens=":completion_tokens",
+    )
 )
 
 
-def _quota_exceeded(now: datetime) -> ResourceExhausted:
+def require_allowed(decision: AccessDecision, now: datetime) -> None:
+    """Raise what `AgentAccessService.require_access` raises unless decision (made at now) allows.
+
+    For a caller that read the facts of the decision itself (chat/sql.py,
+    with access_rules.rule), in a statement of its own.
+    """
+    if decision.reason is AccessReason.QUOTA_EXCEEDED:
+        raise quota_exceeded(now)
+    if not decision.allowed:
+        raise PermissionDenied(DENIALS[decision.reason], reason=Reason[decision.reason.name])
+
+
+def quota_exceeded(now: datetime) -> ResourceExhausted:
     return ResourceExhausted(
         "today's message quota for this agent is used up",
         retry_after=until_next_utc_day(now),
@@ -120,38 +115,7 @@ class AgentAccessService:
     async def require_access_to(self, db: AsyncSession, caller: Caller, agent: Agent) -> None:
         """require_access for an agent already read (not deleted), to spare its read."""
         now = utcnow()
-        decision = await decide(db, caller, agent, now)
-        if decision.reason is AccessReason.QUOTA_EXCEEDED:
-            raise _quota_exceeded(now)
-        if not decision.allowed:
-            raise PermissionDenied(DENIALS[decision.reason], reason=Reason[decision.reason.name])
-
-    async def take_quota(self, db: AsyncSession, caller: Caller, agent: Agent) -> bool:
-        """Count one message against the caller's daily quota for agent, in db's transaction.
-
-        The check and the increment are one statement, and the usage row's
-        lock holds until the transaction ends, so concurrent sends (in any
-        conversation, on any replica) cannot together pass the limit.
-        Returns False when no quota applies: the caller then counts the
-        message later with `record_usage` (chat: with its tokens, when the
-        answer ends), so unlimited senders never queue behind one another on
-        that row. Call it last in the transaction, to hold the lock for as
-        short a time as possible.
-        """
-        quota = daily_quota(caller, agent)
-        if quota is None:
-            return False
-        stmt = _usage_upsert(caller.user_id, agent.id, messages=1)
-        counted = await db.scalar(
-            stmt.on_conflict_do_update(
-                index_elements=_USAGE_KEY,
-                set_={"message_count": UsageDaily.message_count + 1},
-                where=UsageDaily.message_count < quota,
-            ).returning(UsageDaily.message_count)
-        )
-        if counted is None or counted > quota:
-            raise _quota_exceeded(utcnow())
-        return True
+        require_allowed(await decide(db, caller, agent, now), now)
 
     async def record_usage(
         self,

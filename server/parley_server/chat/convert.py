@@ -41,7 +41,13 @@ def chat_update_to_proto(update: ChatUpdate, make: Callable[..., R]) -> list[R]:
             )
         ]
     if isinstance(update, TextDelta):
-        return [make(delta=chat_pb2.GenerationDelta(text=update.text, offset=update.offset))]
+        # Set in place: building a GenerationDelta to pass in copies it into
+        # the response, which made this, once per token, 2.2-2.7 us instead
+        # of 0.9-1.3 (min and median of 15 timings of 20,000).
+        response = make()
+        response.delta.text = update.text
+        response.delta.offset = update.offset
+        return [response]
     assert isinstance(update, Ended)
     message = message_to_proto(update.message)
     usage = make(usage=chat_pb2.GenerationUsage(usage=message.usage))

@@ -6,7 +6,7 @@ bus; clients merely follow. A disconnecting client therefore loses nothing,
 and CancelGeneration (from any connection or replica) is the only stop button.
 
 Persistence is batched: a single flusher writes every dirty generation's text
-in one executemany every `persist_interval` seconds (sooner when a buffer
+in one statement every `persist_interval` seconds (sooner when a buffer
 grows past `persist_chars`), so the database sees a handful of statements per
 second however many streams run, and a crash loses at most the last interval.
 
@@ -44,12 +44,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 
+from parley_server.agents.access_rules import utc_day
 from parley_server.agents.providers.base import ChatProvider, ChatTurn, GeneratedText, ProviderError, Usage
+from parley_server.chat import sql
 from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
+from parley_server.common.clock import utcnow
 from parley_server.common.periodic import every
+from parley_server.conversations.views import MessageView
 from parley_server.db.database import Database
 from parley_server.db.models import Agent, Message, MessageState
 from parley_server.db.outage import is_outage
@@ -76,22 +80,8 @@ FINAL_WRITE_BACKOFF_MAX = 2.0
 # memory after its end was announced: long enough for its followers to hear
 # the announcement and read it from here rather than from the database.
 FINAL_KEEP_SECONDS = 10.0
-# The columns of a final message as its followers send it (not the search vector).
-_FINAL_COLUMNS = [column for column in Message.__table__.c if column.name != "content_search"]
-_FINAL_NAMES = ", ".join(column.name for column in _FINAL_COLUMNS)
-# The end of a generation, returning the final message. Text, compiled once:
-# building and keying the equivalent Core UPDATE cost about as much CPU as
-# the rest of ending an exchange.
-_STORE_END = text(
-    f"""
-    UPDATE messages
-    SET content = :content, state = :state, failure_reason = :reason, prompt_tokens = :prompt_tokens,
-        completion_tokens = :completion_tokens, generation_owner = NULL, update_time = now()
-    WHERE id = :id AND state = 'streaming'
-    RETURNING {_FINAL_NAMES}
-    """
-).columns(*_FINAL_COLUMNS)
-_READ_END = text(f"SELECT {_FINAL_NAMES} FROM messages WHERE id = :id").columns(*_FINAL_COLUMNS)
+# Backoff of the history read while the database is away.
+HISTORY_BACKOFF_MAX = 2.0
 
 
 @dataclass
@@ -103,13 +93,15 @@ class GenerationSpec:
     caller: Caller
     agent_id: uuid.UUID
     provider: ChatProvider
-    turns: Sequence[ChatTurn]
+    # Reads what the model is sent. The generation calls it (again while the
+    # database is away), so the read is not on the way to `accepted`.
+    turns: Callable[[], Awaitable[Sequence[ChatTurn]]]
     max_output_tokens: int
     temperature: float
-    # For on_finished: whether the message itself is still to be counted in
-    # the usage (no quota took it when it was sent); and when this exchange
-    # is its conversation's first, the user's message to title it from and
-    # the agent that may be asked for the title.
+    # Whether the message itself is still to be counted in the usage, which
+    # is stored with the end (no quota took it when it was sent); and for
+    # on_finished, when this exchange is its conversation's first, the
+    # user's message to title it from and the agent that may be asked for the title.
     count_message: bool = False
     title_from: str | None = None
     title_agent: Agent | None = None
@@ -166,7 +158,7 @@ class GenerationManager:
         self._sweep_interval = sweep_interval
         self._running: dict[uuid.UUID, Generation] = {}
         # Final messages of generations that ended here lately (see FINAL_KEEP_SECONDS).
-        self._ended: dict[uuid.UUID, Message] = {}
+        self._ended: dict[uuid.UUID, MessageView] = {}
         self._flush_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Generation tasks until they end, after-work (usage, title) included.
@@ -227,7 +219,7 @@ class GenerationManager:
         generation = self._running.get(message_id)
         return generation.text if generation else None
 
-    def ended(self, message_id: uuid.UUID) -> Message | None:
+    def ended(self, message_id: uuid.UUID) -> MessageView | None:
         """The stored final message, when a generation of this process ended it lately.
 
         A thousand streams ending together would otherwise each read their
@@ -258,8 +250,9 @@ class GenerationManager:
         state, reason = MessageState.COMPLETE, ""
         try:
             async with asyncio.timeout(self._timeout):
+                turns = await self._turns(spec)
                 async for event in spec.provider.stream(
-                    spec.turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
+                    turns, max_output_tokens=spec.max_output_tokens, temperature=spec.temperature
                 ):
                     if isinstance(event, GeneratedText) and event.text:
                         watch.text()
@@ -283,6 +276,20 @@ class GenerationManager:
             finishing.add_done_callback(self._finishing.discard)
             await asyncio.shield(finishing)
 
+    @staticmethod
+    async def _turns(spec: GenerationSpec) -> Sequence[ChatTurn]:
+        """The history for the model, read again while the database is away:
+        the exchange was accepted, and an outage is a pause, not its failure."""
+        delay = FINAL_WRITE_BACKOFF_INITIAL
+        while True:
+            try:
+                return await spec.turns()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, HISTORY_BACKOFF_MAX)
+
     def _append(self, generation: Generation, piece: str) -> None:
         spec = generation.spec
         offset = generation.length
@@ -299,7 +306,7 @@ class GenerationManager:
         usage = generation.usage or Usage(prompt_tokens=0, completion_tokens=0)
         final_text = generation.text
         try:
-            final = await self._store_end(spec.message_id, final_text, state, reason, usage)
+            final = await self._store_end(spec, final_text, state, reason, usage)
         except asyncio.CancelledError:
             log.warning("stopping before the end of generation %s was stored; it will be failed", spec.message_id)
             raise
@@ -316,36 +323,38 @@ class GenerationManager:
                 log.exception("after-generation work failed for %s", spec.message_id)
 
     async def _store_end(
-        self, message_id: uuid.UUID, final_text: str, state: MessageState, reason: str, usage: Usage
-    ) -> Message | None:
-        """Write the end until it is stored; the final message, or None when the
-        message had already ended (cancelled or failed by another replica meanwhile)."""
-        # One statement, committed on its own: no ORM session and no
-        # BEGIN/COMMIT round trips for the write every generation ends with.
-        values = {
-            "id": message_id,
-            "content": final_text,
-            "state": state.value,
-            "reason": reason,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-        }
+        self, spec: GenerationSpec, final_text: str, state: MessageState, reason: str, usage: Usage
+    ) -> MessageView | None:
+        """Write the end, with its usage, until it is stored; the final message, or None
+        when the message had already ended (cancelled or failed by another replica meanwhile)."""
+        # One statement (chat/sql.py), committed on its own: no session, no
+        # BEGIN/COMMIT round trips, and the usage row locked only inside it.
+        args = (
+            spec.message_id,
+            final_text,
+            state.value,
+            reason,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            spec.caller.user_id,
+            spec.agent_id,
+            utc_day(utcnow()),
+            1 if spec.count_message else 0,
+        )
         delay = FINAL_WRITE_BACKOFF_INITIAL
         attempt = 1
         while True:
             try:
-                async with self._db.autocommit() as conn:
-                    row = (await conn.execute(_STORE_END, values)).first()
-                    if row is None and attempt > 1:
-                        # An earlier attempt may have committed before its connection dropped.
-                        row = (await conn.execute(_READ_END, {"id": message_id})).first()
-                        if row is not None and (row.state, row.content) != (state, final_text):
-                            row = None
+                rows = await self._db.fetch(sql.END_EXCHANGE, *args, into=MessageView.of)
+                if not rows and attempt > 1:
+                    # An earlier attempt may have committed before its connection dropped.
+                    rows = await self._db.fetch(sql.MESSAGE, spec.message_id, into=MessageView.of)
+                    rows = [row for row in rows if (row.state, row.content) == (state, final_text)]
             except Exception as exc:
                 if attempt == 1:
                     log.warning(
                         "could not store the end of generation %s (%r); retrying until it is stored",
-                        message_id,
+                        spec.message_id,
                         exc,
                         exc_info=not is_outage(exc),
                     )
@@ -354,10 +363,8 @@ class GenerationManager:
                 attempt += 1
                 continue
             if attempt > 1:
-                log.info("stored the end of generation %s after %d attempts", message_id, attempt)
-            if row is None:
-                return None
-            return Message(**row._mapping)
+                log.info("stored the end of generation %s after %d attempts", spec.message_id, attempt)
+            return rows[0] if rows else None
 
     async def _flusher(self) -> None:
         while True:
@@ -375,16 +382,12 @@ class GenerationManager:
         dirty = [g for g in self._running.values() if g.length > g.persisted_length]
         if not dirty:
             return
-        rows: list[dict[str, Any]] = [{"mid": g.spec.message_id, "body": g.text, "length": g.length} for g in dirty]
-        statement = (
-            update(Message)
-            .where(Message.id == bindparam("mid"), Message.state == MessageState.STREAMING)
-            .values(content=bindparam("body"), update_time=func.now())
+        texts = [(g.spec.message_id, g.text, g.length) for g in dirty]
+        await self._db.fetch(
+            sql.PERSIST_TEXTS, [mid for mid, _, _ in texts], [body for _, body, _ in texts], into=tuple
         )
-        async with self._db.transaction() as db:
-            await (await db.connection()).execute(statement, [{"mid": r["mid"], "body": r["body"]} for r in rows])
-        for generation, row in zip(dirty, rows, strict=True):
-            generation.persisted_length = max(generation.persisted_length, row["length"])
+        for generation, (_, _, length) in zip(dirty, texts, strict=True):
+            generation.persisted_length = max(generation.persisted_length, length)
 
     async def sweep(self) -> int:
         """Mark FAILED the generations no process runs any more; returns how many."""

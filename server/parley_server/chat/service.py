@@ -20,13 +20,16 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from asyncpg import UniqueViolationError
+from sqlalchemy import func, select, update
 
-from parley_server.agents.access_service import AgentAccessService
+from parley_server.agents.access_rules import daily_quota, rule, utc_day
+from parley_server.agents.access_service import quota_exceeded, require_allowed
+from parley_server.agents.providers.base import ChatTurn
 from parley_server.agents.registry import AgentRegistry
+from parley_server.chat import sql
 from parley_server.chat.generations import GenerationManager, GenerationSpec, Outcome
 from parley_server.chat.updates import Accepted, ChatUpdate, Ended, TextDelta, WatchUpdate
 from parley_server.chat.watch import ConversationWatch
@@ -34,7 +37,6 @@ from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
-from parley_server.common.idempotency import claim
 from parley_server.common.validation import Violations, only_uuid
 from parley_server.conversations.ownership import owned_message
 from parley_server.conversations.service import (
@@ -43,8 +45,9 @@ from parley_server.conversations.service import (
     ConversationService,
     message_content,
 )
+from parley_server.conversations.views import MessageFields, MessageView
 from parley_server.db.database import Database, rowcount
-from parley_server.db.models import FINAL_STATES, Agent, Conversation, Message, MessageRole, MessageState
+from parley_server.db.models import FINAL_STATES, Message, MessageRole, MessageState
 from parley_server.events.bus import EventBus
 from parley_server.events.schema import (
     CancelRequested,
@@ -66,35 +69,15 @@ CANCEL_CONFIRM_SECONDS = 3.0
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 # A follower re-reads the message after this long without events (see the module doc).
 FOLLOW_RECHECK_SECONDS = 5.0
-# Built once: building a statement costs about as much CPU as running it.
-# With the text statements below and in chat.generations, the CPU an
-# exchange costs besides its tokens went from 13.8 to 9.9 ms (400 streams x 5
-# words, scripts/bench_chat.py; the bare gRPC server: 1.6-1.7 ms).
-_CONVERSATION_AND_AGENT = (
-    select(Conversation, Agent)
-    .outerjoin(Agent, (Agent.id == Conversation.agent_id) & Agent.delete_time.is_(None))
-    .where(Conversation.id == bindparam("cid"), Conversation.user_id == bindparam("uid"))
-    .with_for_update(of=Conversation)
-)
-# Both messages of an exchange and the conversation's counters in one
-# statement, on the conversation already locked. The ORM's unit of work took
-# two round trips and most of the CPU of starting an exchange; a Core INSERT
-# of several rows is compiled anew each time (SQLAlchemy cannot cache it),
-# while this text is compiled once.
-_START_EXCHANGE = text(
-    """
-    WITH bump AS (
-        UPDATE conversations
-        SET message_count = message_count + 2, last_message_time = :now, update_time = :now
-        WHERE id = :cid
-    )
-    INSERT INTO messages (id, conversation_id, role, content, state, failure_reason,
-                          prompt_tokens, completion_tokens, generation_owner, reply_to)
-    VALUES (:user_id, :cid, 'user', :content, 'complete', '', 0, 0, NULL, NULL),
-           (:assistant_id, :cid, 'assistant', '', 'streaming', '', 0, 0, :owner, :user_id)
-    RETURNING id, seq, create_time, update_time
-    """
-)
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A new exchange, stored: its generation is yet to be launched."""
+
+    user_message: MessageView
+    assistant_id: uuid.UUID
+    spec: GenerationSpec
 
 
 class ChatService:
@@ -102,7 +85,6 @@ class ChatService:
         self,
         database: Database,
         bus: EventBus,
-        access: AgentAccessService,
         registry: AgentRegistry,
         conversations: ConversationService,
         *,
@@ -113,7 +95,6 @@ class ChatService:
     ) -> None:
         self._db = database
         self._bus = bus
-        self._access = access
         self._registry = registry
         self._conversations = conversations
         self.generations = GenerationManager(
@@ -154,117 +135,107 @@ class ChatService:
         request_id = v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None
-        async with self._db.transaction() as db:
-            conversation, agent = await self._conversation_and_agent(db, caller, cid)
-            assistant_id, is_new = await claim(db, caller.user_id, f"chat:{cid}", request_id)
-            if is_new:
-                if agent is None:
-                    raise NotFound("agent not found", reason=Reason.AGENT_NOT_FOUND)
-                await self._access.require_access_to(db, caller, agent)
-                user_message, spec = await self._start_exchange(db, caller, conversation, agent, content, assistant_id)
-                # Counted with the exchange it pays for: a refused send stores nothing.
-                # Without a quota it is counted, with its tokens, when the answer ends.
-                counted = await self._access.take_quota(db, caller, agent)
-                spec = replace(spec, count_message=not counted)
-            else:
-                user_message = await self._user_message_of(db, assistant_id)
-                spec = None
-        if spec is not None:
-            self._bus.publish(MessageCreated(cid, user_message.id))
-            self._bus.publish(MessageCreated(cid, assistant_id))
+        started = await self._start_exchange(caller, cid, content, request_id)
+        if isinstance(started, Accepted):
+            accepted = started
+        else:
+            accepted = Accepted(started.user_message, started.assistant_id)
+            self._bus.publish(MessageCreated(cid, started.user_message.id))
+            self._bus.publish(MessageCreated(cid, started.assistant_id))
             self._bus.publish(ConversationChanged(cid))
-            self.generations.launch(spec)
-        yield Accepted(user_message, assistant_id)
-        async for chat_update in self._follow(cid, assistant_id, 0):
+            self.generations.launch(started.spec)
+        yield accepted
+        async for chat_update in self._follow(cid, accepted.assistant_message_id, 0):
             yield chat_update
 
-    async def _conversation_and_agent(
-        self, db: AsyncSession, caller: Caller, cid: uuid.UUID
-    ) -> tuple[Conversation, Agent | None]:
-        """The caller's conversation, locked (or NOT_FOUND, as owned_conversation),
-        with its agent unless deleted: one statement instead of one each."""
-        row = (await db.execute(_CONVERSATION_AND_AGENT, {"cid": cid, "uid": caller.user_id})).one_or_none()
-        if row is None:
-            raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
-        return row[0], row[1]
-
     async def _start_exchange(
-        self,
-        db: AsyncSession,
-        caller: Caller,
-        conversation: Conversation,
-        agent: Agent,
-        content: str,
-        assistant_id: uuid.UUID,
-    ) -> tuple[Message, GenerationSpec]:
-        now = utcnow()
-        first_exchange = conversation.message_count == 0 and not conversation.title
-        user_message = Message(
-            id=uuid.uuid4(),
-            conversation_id=conversation.id,
-            role=MessageRole.USER,
-            content=content,
-            state=MessageState.COMPLETE,
-            failure_reason="",
-            prompt_tokens=0,
-            completion_tokens=0,
-            generation_owner=None,
-            reply_to=None,
-        )
-        added = await db.execute(
-            _START_EXCHANGE,
-            {
-                "cid": conversation.id,
-                "now": now,
-                "user_id": user_message.id,
-                "content": content,
-                "assistant_id": assistant_id,
-                "owner": self.generations.owner_key,
-            },
-        )
-        user_message.seq, user_message.create_time, user_message.update_time = next(
-            (seq, created, updated) for message_id, seq, created, updated in added if message_id == user_message.id
-        )
+        self, caller: Caller, cid: uuid.UUID, content: str, request_id: str
+    ) -> _Started | Accepted:
+        """Store the exchange's messages; or, for a request_id that already
+        started one, that exchange (Accepted again, nothing launched).
 
-        # Inside the transaction: the model answers this exchange's message,
-        # never a later one a concurrent send committed meanwhile.
-        turns = await self._conversations.history_for_agent(
-            db, conversation, agent, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
+        Two statements on the plain pool (chat/sql.py): the facts the access
+        decision needs, then the writes, all or nothing. The history is read
+        by the generation, after the client heard `accepted`.
+        """
+        now = utcnow()
+        day = utc_day(now)
+        statement, args = sql.exchange_facts(cid, caller.user_id, now, day, request_id)
+        facts = await self._db.fetch(statement, *args, into=tuple)
+        if not facts:
+            raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+        granted, used_today, claimed = sql.granted_used_claimed(facts[0])
+        if claimed is not None:
+            return await self._claimed_exchange(caller, cid, request_id)
+        agent = sql.agent_of(facts[0])
+        if agent is None:
+            raise NotFound("agent not found", reason=Reason.AGENT_NOT_FOUND)
+        require_allowed(rule(caller, agent, granted, used_today), now)
+        quota = daily_quota(caller, agent)
+        user_message_id, assistant_id = uuid.uuid4(), uuid.uuid4()
+        statement, args = sql.start_exchange(
+            conversation_id=cid,
+            user_id=caller.user_id,
+            agent_id=agent.id,
+            user_message_id=user_message_id,
+            assistant_id=assistant_id,
+            content=content,
+            now=now,
+            owner=self.generations.owner_key,
+            quota=None if quota is None else (day, quota),
+            request_id=request_id,
         )
+        try:
+            (row,) = await self._db.fetch(statement, *args, into=tuple)
+        except UniqueViolationError as exc:  # a concurrent call with the same request_id won
+            if exc.table_name != "idempotency_keys":
+                raise
+            return await self._claimed_exchange(caller, cid, request_id)
+        owned, counted, message_count, title, seq, create_time, update_time = row
+        if not owned:  # deleted since the facts were read
+            raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+        if not counted:
+            raise quota_exceeded(now)
+        user_message = MessageView(
+            user_message_id, cid, MessageRole.USER, content, MessageState.COMPLETE, "", 0, 0, create_time, update_time
+        )
+        first_exchange = message_count == 0 and not title
+
+        async def turns() -> list[ChatTurn]:
+            # Up to this exchange's message: one a concurrent send added
+            # since must not become the turn the model answers.
+            return await self._conversations.history_for_agent(
+                cid, agent.system_prompt, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS, up_to_seq=seq
+            )
+
         spec = GenerationSpec(
             message_id=assistant_id,
-            conversation_id=conversation.id,
+            conversation_id=cid,
             caller=caller,
             agent_id=agent.id,
             provider=await self._registry.provider_for(agent),
             turns=turns,
             max_output_tokens=agent.max_output_tokens,
             temperature=agent.temperature,
+            # Counted with the exchange it pays for when a quota applies;
+            # otherwise, with its tokens, when the answer ends.
+            count_message=quota is None,
             title_from=content if first_exchange else None,
             title_agent=agent if first_exchange and agent.title_generation else None,
         )
-        return user_message, spec
+        return _Started(user_message, assistant_id, spec)
 
-    async def _user_message_of(self, db: AsyncSession, assistant_id: uuid.UUID) -> Message:
-        """The user half of an exchange already started with the same request_id."""
-        assistant = await db.get(Message, assistant_id)
-        if assistant is None or assistant.reply_to is None:
+    async def _claimed_exchange(self, caller: Caller, cid: uuid.UUID, request_id: str) -> Accepted:
+        """The exchange a request_id already started (its user message and the answer's id)."""
+        found = await self._db.fetch(sql.CLAIMED_EXCHANGE, caller.user_id, sql.chat_scope(cid), request_id, into=tuple)
+        if not found:
             raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
-        user_message = await db.get(Message, assistant.reply_to)
-        if user_message is None:
-            raise NotFound("the exchange of this request_id was deleted", reason=Reason.MESSAGE_NOT_FOUND)
-        return user_message
+        *user_message, assistant_id = found[0]
+        return Accepted(MessageView.of(tuple(user_message)), assistant_id)
 
     async def _on_finished(self, outcome: Outcome) -> None:
-        """Record the usage; title the conversation after its first exchange."""
+        """Title the conversation after its first exchange (the usage was stored with the end)."""
         spec = outcome.spec
-        await self._access.record_usage(
-            spec.caller.user_id,
-            spec.agent_id,
-            outcome.usage.prompt_tokens,
-            outcome.usage.completion_tokens,
-            messages=1 if spec.count_message else 0,
-        )
         if spec.title_from is not None and outcome.state is MessageState.COMPLETE:
             try:
                 await self._conversations.title_first_exchange(
@@ -382,7 +353,7 @@ class ChatService:
 
     async def _catch_up(
         self, message_id: uuid.UUID, position: int
-    ) -> tuple[tuple[int, TextDelta | None], Message | None]:
+    ) -> tuple[tuple[int, TextDelta | None], MessageFields | None]:
         """The text after position that the client has not seen, and the final message if it ended.
 
         A generation running in this process is read from its buffer (fresher
@@ -392,16 +363,16 @@ class ChatService:
         read. Ownership was checked before following began.
         """
         live = self.generations.snapshot(message_id)
-        final: Message | None = None
+        final: MessageFields | None = None
         if live is not None:
             current = live
         else:
             message = self.generations.ended(message_id)
             if message is None:
-                async with self._db.transaction() as db:
-                    message = await db.get(Message, message_id)
-            if message is None:
-                raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+                stored = await self._db.fetch(sql.MESSAGE, message_id, into=MessageView.of)
+                if not stored:
+                    raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+                message = stored[0]
             final = message if message.state in FINAL_STATES else None
             current = message.content
         if position >= len(current):

@@ -17,12 +17,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from parley_server.conversations.views import MessageFields
 from parley_server.db.models import Conversation, Message
 
 
 @dataclass(frozen=True)
 class Accepted:
-    user_message: Message
+    user_message: MessageFields
     assistant_message_id: uuid.UUID
 
 
@@ -39,7 +40,7 @@ class TextDelta:
 class Ended:
     """The final message: COMPLETE, CANCELLED or FAILED (with its partial text)."""
 
-    message: Message
+    message: MessageFields
 
 
 ChatUpdate = Accepted | TextDelta | Ended

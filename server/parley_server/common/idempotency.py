@@ -47,7 +47,9 @@ async def claim(db: AsyncSession, user_id: uuid.UUID, scope: str, request_id: st
     return existing, False
 
 
-def claiming_sql(source: str, *, user_id: str, scope: str, request_id: str, resource_id: str) -> str:
+def claiming_sql(
+    source: str, *, user_id: str, scope: str, request_id: str, resource_id: str, conflict_fails: bool = False
+) -> str:
     """An INSERT (for a CTE) claiming request_id once per row of `source`, like `claim`.
 
     The arguments are SQL expressions (typed bind parameters such as
@@ -55,11 +57,15 @@ def claiming_sql(source: str, *, user_id: str, scope: str, request_id: str, reso
     must create the resource) and no row when the key exists (a concurrent
     first call is waited for on the key's unique index). Then the statement's
     snapshot cannot see that key: read `claimed_sql` in a new statement.
+    With conflict_fails, an existing key fails the whole statement instead
+    (asyncpg's UniqueViolationError on idempotency_keys), undoing whatever
+    else it wrote: for a statement that cannot make its other writes depend
+    on the claim.
     """
+    on_conflict = "" if conflict_fails else " ON CONFLICT DO NOTHING"
     return (
         f"INSERT INTO idempotency_keys (user_id, scope, request_id, resource_id) "
-        f"SELECT {user_id}, {scope}, {request_id}, {resource_id} FROM {source} "
-        "ON CONFLICT DO NOTHING RETURNING resource_id"
+        f"SELECT {user_id}, {scope}, {request_id}, {resource_id} FROM {source}{on_conflict} RETURNING resource_id"
     )
 
 

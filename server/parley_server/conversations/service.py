@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select
+from asyncpg import Record
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -75,11 +76,13 @@ TITLE_MAX_OUTPUT_TOKENS = 32
 TITLE_TEMPERATURE = 0.2
 TITLE_TIMEOUT_SECONDS = 20.0
 
-_TURN_ROLES: dict[MessageRole, TurnRole] = {
-    MessageRole.USER: "user",
-    MessageRole.ASSISTANT: "assistant",
-    MessageRole.SYSTEM: "system",
+_TURN_ROLES: dict[str, TurnRole] = {
+    MessageRole.USER.value: "user",
+    MessageRole.ASSISTANT.value: "assistant",
+    MessageRole.SYSTEM.value: "system",
 }
+# history_for_agent's cut-off when there is none: the largest bigint.
+LAST_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,11 @@ def _budget(v: Violations, field: str, value: int, default: int, maximum: int) -
     elif value > maximum:
         v.add(field, f"must be at most {maximum:,}")
     return value or default
+
+
+def _turn(record: Record) -> ChatTurn:
+    """A turn from a record of sql.HISTORY."""
+    return ChatTurn(_TURN_ROLES[record[0]], record[1])
 
 
 def _fitting(messages: Sequence[Message], size: int) -> int:
@@ -368,56 +376,36 @@ class ConversationService:
             conversation = await owned_conversation(db, cid, caller.user_id)
             agent = await db.get(Agent, conversation.agent_id)
             assert agent is not None  # agents are soft-deleted, never removed
-            return await self.history_for_agent(
-                db, conversation, agent, max_messages, max_chars, system_prompt=caller.is_admin
-            )
+        return await self.history_for_agent(
+            cid, agent.system_prompt if caller.is_admin else "", max_messages, max_chars
+        )
 
     async def history_for_agent(
         self,
-        db: AsyncSession,
-        conversation: Conversation,
-        agent: Agent,
+        conversation_id: uuid.UUID,
+        system_prompt: str,
         max_messages: int,
         max_chars: int,
         *,
-        system_prompt: bool = True,
+        up_to_seq: int = LAST_SEQ,
     ) -> list[ChatTurn]:
         """The turns to send to the model, in chronological order.
 
-        The agent's system prompt (if any, and unless system_prompt is false)
-        comes first and counts against neither budget. Then the newest messages that fit both budgets,
-        dropping the oldest first and keeping whole messages, except that the
-        newest message is always kept (cut to its last max_chars characters
-        if it alone is larger) so the model always sees the latest turn.
-        Messages without content (failed or cancelled before any text, an
-        assistant placeholder) are skipped: they tell the model nothing.
-        Budgets must be positive; the window functions do the counting so
-        only the kept messages leave the database.
+        The system prompt (if not blank) comes first and counts against
+        neither budget. Then the newest messages up to seq up_to_seq that
+        fit both budgets, dropping the oldest first and keeping whole
+        messages, except that the newest message is always kept (cut to its
+        last max_chars characters if it alone is larger) so the model always
+        sees the latest turn. Messages without content (failed or cancelled
+        before any text, an assistant placeholder) are skipped: they tell
+        the model nothing. Budgets must be positive.
         """
-        newest_first = Message.seq.desc()
-        ranked = (
-            select(
-                Message.role,
-                Message.content,
-                func.row_number().over(order_by=newest_first).label("rank"),
-                func.sum(func.char_length(Message.content)).over(order_by=newest_first).label("chars"),
-            )
-            .where(Message.conversation_id == conversation.id, Message.content != "")
-            .subquery()
-        )
-        rows = (
-            await db.execute(
-                select(ranked.c.role, ranked.c.content)
-                .where(ranked.c.rank <= max_messages, or_(ranked.c.chars <= max_chars, ranked.c.rank == 1))
-                .order_by(ranked.c.rank.desc())
-            )
-        ).all()
-        turns = [ChatTurn(_TURN_ROLES[role], content) for role, content in rows]
-        if turns and len(turns[-1].content) > max_chars:
-            turns[-1] = ChatTurn(turns[-1].role, turns[-1].content[-max_chars:])
-        if system_prompt and agent.system_prompt.strip():
-            turns.insert(0, ChatTurn("system", agent.system_prompt))
-        return turns
+        rows = await self._db.fetch(sql.HISTORY, conversation_id, up_to_seq, max_messages, max_chars, into=_turn)
+        if rows and len(rows[-1].content) > max_chars:
+            rows[-1] = ChatTurn(rows[-1].role, rows[-1].content[-max_chars:])
+        if system_prompt.strip():
+            rows.insert(0, ChatTurn("system", system_prompt))
+        return rows
 
     async def clear_messages(self, caller: Caller, conversation_id: str) -> tuple[Conversation, int]:
         """Delete every message, keep the conversation; returns it and how many were deleted."""

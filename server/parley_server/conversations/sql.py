@@ -121,3 +121,17 @@ REPLAYED_MESSAGE = (
     f"SELECT {_columns(_MESSAGE_COLUMNS, 'm')} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
     "WHERE c.user_id = $1::uuid AND m.id = " + claimed_sql(user_id="$1::uuid", scope="'message'", request_id="$2::text")
 )
+
+# $1 conversation id, $2 the newest seq to include, $3 max messages, $4 max
+# characters: the newest messages with content that fit both budgets (the
+# newest always), oldest first, as (role, content). The window functions do
+# the counting, so only the kept messages leave the database. The cut-off
+# keeps out what was added after a given message: a send's history ends at
+# its own message, however many were sent to the conversation since.
+HISTORY = (
+    "SELECT role::text, content FROM ("
+    "SELECT role, content, row_number() OVER newest AS rank, sum(char_length(content)) OVER newest AS chars "
+    "FROM messages WHERE conversation_id = $1::uuid AND content <> '' AND seq <= $2::bigint "
+    "WINDOW newest AS (ORDER BY seq DESC)) AS ranked "
+    "WHERE rank <= $3::bigint AND (chars <= $4::bigint OR rank = 1) ORDER BY rank DESC"
+)

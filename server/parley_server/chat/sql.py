@@ -1,0 +1,216 @@
+"""The SQL that starts and ends an exchange, run on the plain asyncpg pool (Database.fetch).
+
+Every SendMessage starts an exchange and every generation ends one; through
+SQLAlchemy (a session, BEGIN and COMMIT, statements keyed and compiled, ORM
+loading) that was most of the server's fixed CPU cost per exchange. Here it
+is three statements, each committed on its own:
+
+- `exchange_facts`: the caller's conversation with its live agent and the
+  facts of the caller's access to it (a live grant, today's message count)
+  and, with a request id, the exchange it already claimed. The decision is
+  access_rules.rule's, made in Python from these facts.
+- `start_exchange`: lock the conversation, take the quota (when one
+  applies), insert the user's message and the assistant's placeholder, bump
+  the conversation's counters and claim the request id: all or nothing.
+- `END_EXCHANGE`: store the final text and state, and add the answer's
+  tokens (and the message, when no quota counted it) to the usage rollup.
+
+The history the model gets is read after the start, by the generation
+(conversations/sql.py's HISTORY, cut off at the exchange's own message).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from parley_server.agents.usage_sql import adding_usage_sql, taking_quota_sql
+from parley_server.common.idempotency import claimed_sql, claiming_sql
+from parley_server.conversations.views import MessageView
+from parley_server.db.database import Binds
+from parley_server.db.models import Agent, AgentProvider, AgentVisibility
+
+_AGENT_COLUMNS = tuple(column.name for column in Agent.__table__.c)
+_MESSAGE_COLUMNS = MessageView._fields
+
+
+def _columns(names: tuple[str, ...], alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in names)
+
+
+def chat_scope(conversation_id: uuid.UUID) -> str:
+    """The idempotency scope of SendMessage's request ids: one per conversation."""
+    return f"chat:{conversation_id}"
+
+
+def exchange_facts(
+    conversation_id: uuid.UUID, user_id: uuid.UUID, now: datetime, day: date, request_id: str
+) -> tuple[str, list[object]]:
+    """The statement reading what starting an exchange decides on, and its arguments.
+
+    One row when the conversation is the caller's (none otherwise): the
+    agent's columns (NULL when it is deleted), whether the caller holds a
+    live grant for it, the messages sent to it today, and with request_id
+    the assistant message id that request id already claimed (or NULL).
+    """
+    bind = Binds()
+    uid = f"{bind(user_id)}::uuid"
+    claimed = "NULL::uuid"
+    if request_id:
+        claimed = claimed_sql(
+            user_id=uid, scope=f"{bind(chat_scope(conversation_id))}::text", request_id=f"{bind(request_id)}::text"
+        )
+    sql = (
+        f"SELECT {_columns(_AGENT_COLUMNS, 'a')}, "
+        f"EXISTS (SELECT FROM agent_grants g WHERE g.user_id = {uid} AND g.agent_id = a.id "
+        f"AND (g.expire_time IS NULL OR g.expire_time > {bind(now)}::timestamptz)), "
+        f"coalesce((SELECT u.message_count FROM usage_daily u WHERE u.user_id = {uid} AND u.agent_id = a.id "
+        f"AND u.day = {bind(day)}::date), 0), "
+        f"{claimed} "
+        "FROM conversations c LEFT JOIN agents a ON a.id = c.agent_id AND a.delete_time IS NULL "
+        f"WHERE c.id = {bind(conversation_id)}::uuid AND c.user_id = {uid}"
+    )
+    return sql, bind.values
+
+
+def agent_of(record: Sequence[Any]) -> Agent | None:
+    """The agent in a record of exchange_facts (not attached to any session); None when deleted."""
+    fields: dict[str, Any] = dict(zip(_AGENT_COLUMNS, record, strict=False))
+    if fields["id"] is None:
+        return None
+    fields["visibility"] = AgentVisibility(fields["visibility"])
+    fields["provider"] = AgentProvider(fields["provider"])
+    return Agent(**fields)
+
+
+def granted_used_claimed(record: Sequence[Any]) -> tuple[bool, int, uuid.UUID | None]:
+    """The access facts and the claimed exchange in a record of exchange_facts."""
+    granted, used_today, claimed = record[len(_AGENT_COLUMNS) :]
+    return bool(granted), int(used_today), claimed
+
+
+def start_exchange(
+    *,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    user_message_id: uuid.UUID,
+    assistant_id: uuid.UUID,
+    content: str,
+    now: datetime,
+    owner: int,
+    quota: tuple[date, int] | None,
+    request_id: str,
+) -> tuple[str, list[object]]:
+    """The statement starting an exchange, and its arguments.
+
+    The conversation is locked (as every change of its message_count is
+    made), so concurrent sends to it are serialised and their messages'
+    seq follow that order. With quota (today, the limit) one message is
+    counted against it, and nothing is written when it is used up. With
+    request_id the assistant message's id is claimed for it, last: when a
+    concurrent call claimed it first, the statement fails with a unique
+    violation and writes nothing.
+
+    One row: whether the conversation is the caller's, whether the quota
+    counted the message (true without quota), the conversation's
+    message_count and title before this exchange, and the user message's
+    seq, create_time and update_time (NULL when nothing was written).
+    """
+    bind = Binds()
+    cid, uid, at = f"{bind(conversation_id)}::uuid", f"{bind(user_id)}::uuid", f"{bind(now)}::timestamptz"
+    user_mid, assistant_mid = f"{bind(user_message_id)}::uuid", f"{bind(assistant_id)}::uuid"
+    steps = [
+        f"owned AS (SELECT id, message_count, title FROM conversations WHERE id = {cid} AND user_id = {uid} FOR UPDATE)"
+    ]
+    sources, counted = "owned", "true"
+    if quota is not None:
+        day, limit = quota
+        taking = taking_quota_sql(
+            "owned",
+            user_id=uid,
+            agent_id=f"{bind(agent_id)}::uuid",
+            day=f"{bind(day)}::date",
+            quota=f"{bind(limit)}::bigint",
+        )
+        steps.append(f"counted AS ({taking})")
+        sources, counted = "owned, counted", "EXISTS (SELECT FROM counted)"
+    steps.append(
+        "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
+        "prompt_tokens, completion_tokens, generation_owner, reply_to, create_time, update_time) "
+        f"SELECT m.id, owned.id, m.role, m.content, m.state, '', 0, 0, m.owner, m.reply_to, {at}, {at} "
+        f"FROM {sources}, (VALUES "
+        f"({user_mid}, 'user'::message_role, {bind(content)}::text, 'complete'::message_state, "
+        "NULL::bigint, NULL::uuid), "
+        f"({assistant_mid}, 'assistant'::message_role, '', 'streaming'::message_state, "
+        f"{bind(owner)}::bigint, {user_mid})"
+        ") AS m (id, role, content, state, owner, reply_to) "
+        "RETURNING id, conversation_id, seq, create_time, update_time)"
+    )
+    steps.append(
+        f"bumped AS (UPDATE conversations SET message_count = message_count + 2, last_message_time = {at}, "
+        f"update_time = {at} WHERE id IN (SELECT conversation_id FROM created))"
+    )
+    if request_id:
+        claiming = claiming_sql(
+            f"created WHERE id = {assistant_mid}",
+            user_id=uid,
+            scope=f"{bind(chat_scope(conversation_id))}::text",
+            request_id=f"{bind(request_id)}::text",
+            resource_id="id",
+            conflict_fails=True,
+        )
+        steps.append(f"claimed AS ({claiming})")
+    sql = (
+        f"WITH {', '.join(steps)} "
+        f"SELECT EXISTS (SELECT FROM owned), {counted}, owned.message_count, owned.title, "
+        "created.seq, created.create_time, created.update_time "
+        f"FROM (VALUES (true)) AS one (x) LEFT JOIN owned ON true LEFT JOIN created ON created.id = {user_mid}"
+    )
+    return sql, bind.values
+
+
+# $1 user id, $2 scope, $3 request id: the user message (MessageView's
+# columns) and the assistant message's id of the exchange that request id
+# started, if both its messages remain.
+CLAIMED_EXCHANGE = (
+    f"SELECT {_columns(_MESSAGE_COLUMNS, 'u')}, a.id FROM messages a JOIN messages u ON u.id = a.reply_to "
+    "WHERE a.id = " + claimed_sql(user_id="$1::uuid", scope="$2::text", request_id="$3::text")
+)
+
+# $1 message id, $2 final text, $3 state, $4 failure reason, $5 prompt
+# tokens, $6 completion tokens, $7 user id, $8 agent id, $9 the UTC day,
+# $10 messages to count (0 when the quota counted it already). The end of a
+# generation unless it already ended (cancelled or failed by another replica
+# meanwhile), with its usage, in one statement: the final message (MessageView's
+# columns), or no row.
+END_EXCHANGE = (
+    "WITH ended AS (UPDATE messages SET content = $2::text, state = $3::message_state, failure_reason = $4::text, "
+    "prompt_tokens = $5::bigint, completion_tokens = $6::bigint, generation_owner = NULL, update_time = now() "
+    f"WHERE id = $1::uuid AND state = 'streaming' RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
+    "used AS ("
+    + adding_usage_sql(
+        "ended",
+        user_id="$7::uuid",
+        agent_id="$8::uuid",
+        day="$9::date",
+        messages="$10::bigint",
+        prompt_tokens="$5::bigint",
+        completion_tokens="$6::bigint",
+    )
+    + f") SELECT {', '.join(_MESSAGE_COLUMNS)} FROM ended"
+)
+
+# $1 message id: the message as END_EXCHANGE returns it (for a follower of
+# an answer that ended elsewhere, and to tell whether an earlier attempt to
+# end it, whose answer was lost with its connection, stored it).
+MESSAGE = f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE id = $1::uuid"
+
+# $1 message ids, $2 their texts so far: the streaming text of many
+# generations in one statement (the flusher's, every persist interval).
+PERSIST_TEXTS = (
+    "UPDATE messages AS m SET content = f.body, update_time = now() "
+    "FROM unnest($1::uuid[], $2::text[]) AS f (id, body) WHERE m.id = f.id AND m.state = 'streaming'"
+)
