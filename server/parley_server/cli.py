@@ -26,6 +26,7 @@ from parley_server.app import App, build_app
 from parley_server.bridge import web
 from parley_server.bridge.envoy import serve_with_envoy
 from parley_server.bridge.workers import serve_in_workers
+from parley_server.common import logs
 from parley_server.common.errors import DomainError
 from parley_server.db.database import Database
 from parley_server.db.embedded import start_embedded_postgres
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve" and args.addr:
         # For everything that asks where this process listens: Envoy's upstream, the replicas table.
         settings = settings.model_copy(update={"grpc_addr": args.addr})
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level)
     # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     actions: dict[str, Callable[[App], Awaitable[int]]] = {
