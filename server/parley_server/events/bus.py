@@ -57,6 +57,11 @@ PAYLOAD_LIMIT = 7500
 QUEUE_LIMIT = 10_000
 # Longest a NOTIFY attempt (connect included) may take before it is given up.
 SEND_TIMEOUT_SECONDS = 5.0
+# A flush's payloads ($1 channels, $2 payloads, in order) in one statement, so
+# in one transaction and one round trip: it was BEGIN, a pg_notify per
+# payload and COMMIT, three round trips or more per flush, and a flush
+# follows nearly every CreateMessage under load.
+NOTIFY_ALL = "SELECT pg_notify(channel, payload) FROM unnest($1::text[], $2::text[]) AS sent (channel, payload)"
 
 
 class Subscription:
@@ -335,9 +340,8 @@ class EventBus:
                 async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                     if self._send_conn is None or self._send_conn.is_closed():
                         self._send_conn = await asyncpg.connect(self._dsn)
-                    async with self._send_conn.transaction():
-                        for channel, payload in payloads:
-                            await self._send_conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+                    channels = [channel for channel, _ in payloads]
+                    await self._send_conn.execute(NOTIFY_ALL, channels, [payload for _, payload in payloads])
                 return
             except Exception as exc:
                 log.warning("NOTIFY failed (attempt %d): %r", attempt, exc)
