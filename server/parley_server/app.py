@@ -123,7 +123,7 @@ def build_app(settings: Settings, database_url: str) -> App:
     agents = AgentService(database, paginator, registry)
     access = AgentAccessService(database, paginator)
     bus = EventBus(asyncpg_dsn(database_url))
-    conversations = ConversationService(database, paginator, access, registry, publish=bus.publish, bus=bus)
+    conversations = ConversationService(database, paginator, access, registry, publish=bus.publish)
     activity = Activity()
     heartbeat = Heartbeat(database, activity, address=settings.grpc_addr, interval=settings.heartbeat_interval_seconds)
     admin = AdminService(database, paginator, sessions, auth, conversations, activity=activity, heartbeat=heartbeat)

@@ -270,7 +270,7 @@ async def test_deltas_cross_to_replicas_that_follow_them_and_no_others(stubs: St
 async def test_a_message_created_on_one_replica_reaches_a_watch_on_the_other(
     two: tuple[Stubs, Stubs, Account, str], request_id: str
 ) -> None:
-    """CreateMessage's own statement NOTIFYs other replicas (no separate flush)."""
+    """CreateMessage's events reach the other replica through the bus (LISTEN/NOTIFY)."""
     a, b, account, cid = two
     watches = [
         stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=account.md)

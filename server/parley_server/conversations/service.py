@@ -46,7 +46,6 @@ from parley_server.conversations.views import ConversationView, MessageView
 from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import fresh_conversation_key
 from parley_server.db.models import Agent, Conversation, Message, MessageRole
-from parley_server.events.bus import CHANNEL, EventBus
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 
 log = logging.getLogger(__name__)
@@ -146,16 +145,13 @@ class ConversationService:
         registry: AgentRegistry,
         *,
         publish: Callable[[Event], None] | None = None,
-        bus: EventBus | None = None,
     ) -> None:
-        """publish (the event bus's) receives conversation events; None where nobody watches.
-        With bus, CreateMessage's statement sends its events to other replicas itself."""
+        """publish (the event bus's) receives conversation events; None where nobody watches."""
         self._db = database
         self._paginator = paginator
         self._access = access
         self._registry = registry
         self._publish = publish
-        self._bus = bus
 
     # -- conversations ------------------------------------------------------
 
@@ -316,16 +312,13 @@ class ConversationService:
         v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None and role is not None
-        # One statement (sql.py): lock, claim, insert, count and NOTIFY other replicas in one round trip.
-        message_id = uuid.uuid4()
-        events: list[Event] = [MessageCreated(cid, message_id), ConversationChanged(cid)]
-        args: list[object] = [cid, caller.user_id, message_id, role.value, content, utcnow()]
+        # One statement (sql.py): lock, claim, insert and count in one round trip.
+        args: list[object] = [cid, caller.user_id, uuid.uuid4(), role.value, content, utcnow()]
         if request_id:
             args.append(request_id)
-        if self._bus is not None:
-            args += [CHANNEL, self._bus.statement_payload(events)]
-        statement = sql.CREATE_MESSAGE[bool(request_id), self._bus is not None]
-        (outcome,) = await self._db.fetch(statement, *args, into=tuple)
+        (outcome,) = await self._db.fetch(
+            sql.CREATE_MESSAGE_CLAIMED if request_id else sql.CREATE_MESSAGE, *args, into=tuple
+        )
         if not outcome[0]:
             raise conversation_not_found()
         if outcome[1] is None:  # a replay: the first call's message, in a statement that can see it
@@ -334,10 +327,7 @@ class ConversationService:
                 raise message_not_found()
             return replayed[0]
         message = MessageView.of(outcome[1:])
-        if self._bus is not None:
-            self._bus.published_by_statement(events)
-        else:
-            self._emit(*events)
+        self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))
         return message
 
     async def list_messages(

@@ -86,13 +86,11 @@ def conversations_page(
     return sql, bind.values
 
 
-def create_message(*, claimed: bool, notify: bool) -> str:
+def _create_message(*, claimed: bool) -> str:
     """CreateMessage in one statement, so in one transaction and one round trip.
 
     $1 conversation id, $2 user id, $3 the new message's id, $4 role,
-    $5 content, $6 the time, and with `claimed` $7 the request id; with
-    `notify`, the next two are a channel and a payload that the statement
-    NOTIFYs once it inserted the message (commits with it).
+    $5 content, $6 the time, and with `claimed` $7 the request id.
     The caller's conversation is locked (FOR UPDATE, as every change of its
     message_count is made), the request id claimed (with `claimed`), the
     message inserted and the conversation's counters bumped. The statement
@@ -103,10 +101,6 @@ def create_message(*, claimed: bool, notify: bool) -> str:
     source = "owned"
     claim = ""
     message_id = "$3::uuid"
-    notified = ""
-    if notify:
-        channel = 8 if claimed else 7
-        notified = f", pg_notify(${channel}::text, ${channel + 1}::text)"
     if claimed:
         claiming = claiming_sql(
             "owned", user_id="$2::uuid", scope="'message'", request_id="$7::text", resource_id="$3::uuid"
@@ -121,7 +115,7 @@ def create_message(*, claimed: bool, notify: bool) -> str:
         "prompt_tokens, completion_tokens, create_time, update_time) "
         f"SELECT {message_id}, owned.id, $4::message_role, $5::text, 'complete', '', 0, 0, "
         f"$6::timestamptz, $6::timestamptz FROM {source} "
-        f"RETURNING {', '.join(_MESSAGE_COLUMNS)}{notified}), "
+        f"RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
         "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
         "last_message_time = $6::timestamptz, update_time = $6::timestamptz "
         "WHERE id IN (SELECT conversation_id FROM created)) "
@@ -130,12 +124,8 @@ def create_message(*, claimed: bool, notify: bool) -> str:
     )
 
 
-# create_message's statement by (claimed, notify).
-CREATE_MESSAGE = {
-    (claimed, notify): create_message(claimed=claimed, notify=notify)
-    for claimed in (False, True)
-    for notify in (False, True)
-}
+CREATE_MESSAGE = _create_message(claimed=False)
+CREATE_MESSAGE_CLAIMED = _create_message(claimed=True)
 
 # $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
 REPLAYED_MESSAGE = (

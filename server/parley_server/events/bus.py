@@ -213,22 +213,6 @@ class EventBus:
             self._outgoing.append(event)
             self._wake.set()
 
-    def statement_payload(self, events: list[Event]) -> str:
-        """The NOTIFY payload on CHANNEL carrying events (a few, small) to other
-        replicas, for a statement that sends it itself with pg_notify: the
-        NOTIFY then commits with the change, in its round trip, instead of
-        waking the sender for a statement of its own (a flush after nearly
-        every CreateMessage under load). Once it committed, call
-        `published_by_statement` with the same events."""
-        (payload,) = encode_batch(self.origin, events, PAYLOAD_LIMIT)
-        return payload
-
-    def published_by_statement(self, events: list[Event]) -> None:
-        """Deliver events a committed statement sent to other replicas (see
-        `statement_payload`) to this process's subscribers."""
-        for event in events:
-            self._dispatch(event)
-
     def interrupt_subscribers(self) -> None:
         """Wake every subscriber with None (as after lost events), so each
         re-reads what it follows and notices a change of circumstances."""
