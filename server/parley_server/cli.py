@@ -26,6 +26,7 @@ from parley_server.app import App, build_app
 from parley_server.bridge import web
 from parley_server.bridge.envoy import serve_with_envoy
 from parley_server.bridge.workers import serve_in_workers
+from parley_server.common import logs
 from parley_server.common.errors import DomainError
 from parley_server.db.database import Database
 from parley_server.db.embedded import start_embedded_postgres
@@ -247,20 +248,6 @@ def _worker_count(value: str) -> int:
     return count
 
 
-def _configure_logging(settings: Settings) -> None:
-    """Lines to stderr at PARLEY_LOG_LEVEL; with tracing on, each names the trace it was logged in ("-": none)."""
-    if not settings.otel_exporter_otlp_endpoint:
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        return
-    from parley_server.common.tracing import TraceIdFilter  # imported only when tracing is on
-
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(TraceIdFilter())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat":  # a client: needs no database and no server settings
@@ -275,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve" and args.addr:
         # For everything that asks where this process listens: Envoy's upstream, the replicas table.
         settings = settings.model_copy(update={"grpc_addr": args.addr})
-    _configure_logging(settings)
+    logs.configure(settings.log_level, traced=bool(settings.otel_exporter_otlp_endpoint))
     # pgserver narrates every pg_ctl call at INFO; only its problems matter here.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     actions: dict[str, Callable[[App], Awaitable[int]]] = {

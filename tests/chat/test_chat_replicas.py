@@ -264,3 +264,33 @@ async def test_deltas_cross_to_replicas_that_follow_them_and_no_others(stubs: St
         await spy.close()
         await other.stop()
         await owner.stop()
+
+
+@pytest.mark.parametrize("request_id", ["", "create-once"])
+async def test_a_message_created_on_one_replica_reaches_a_watch_on_the_other(
+    two: tuple[Stubs, Stubs, Account, str], request_id: str
+) -> None:
+    """CreateMessage's events reach the other replica through the bus (LISTEN/NOTIFY)."""
+    a, b, account, cid = two
+    watches = [
+        stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=account.md)
+        for stubs in (a, b)
+    ]
+    for watch in watches:
+        assert (await watch.read()).conversation_updated.id == cid
+    created = await a.conversation.CreateMessage(
+        conversation_pb2.CreateMessageRequest(
+            conversation_id=cid,
+            role=conversation_pb2.MESSAGE_ROLE_USER,
+            content=f"hello {request_id}",
+            request_id=f"{request_id}-{uuid.uuid4()}" if request_id else "",
+        ),
+        metadata=account.md,
+    )
+    for watch in watches:  # the replica that stored it, and the other
+        async with asyncio.timeout(10):
+            event = await watch.read()
+            while event.WhichOneof("event") != "message_created":
+                event = await watch.read()
+        assert event.message_created == created.message
+        watch.cancel()

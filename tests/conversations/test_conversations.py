@@ -52,6 +52,29 @@ async def test_create_and_get_conversation(stubs: Stubs) -> None:
     assert fetched.conversation == created
 
 
+async def test_get_and_list_show_the_stored_times_to_the_microsecond(stubs: Stubs) -> None:
+    """GetConversation and ListConversations read times as microseconds from SQL,
+    the other RPCs as datetimes from the ORM: both must show the same instants."""
+    ada = await stubs.active_account()
+    conversation = await new_conversation(stubs, ada, "Times")
+    await add_message(stubs, ada, conversation.id, "hello")
+    pinned = (
+        await stubs.conversation.UpdateConversation(
+            pb.UpdateConversationRequest(
+                conversation=pb.Conversation(id=conversation.id, pinned=True), update_mask=FieldMask(paths=["pinned"])
+            ),
+            metadata=ada.md,
+        )
+    ).conversation
+    assert pinned.HasField("last_message_time") and pinned.update_time.nanos % 1000 == 0
+    fetched = await stubs.conversation.GetConversation(
+        pb.GetConversationRequest(conversation_id=conversation.id), metadata=ada.md
+    )
+    listed = await stubs.conversation.ListConversations(pb.ListConversationsRequest(), metadata=ada.md)
+    assert fetched.conversation == pinned
+    assert list(listed.conversations) == [pinned]
+
+
 async def test_create_conversation_is_idempotent_per_user(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     bob = await stubs.active_account("bob@example.com")

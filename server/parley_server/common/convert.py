@@ -14,14 +14,12 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from parley_server.common.clock import EPOCH
 from parley_server.common.errors import FieldViolation, InvalidArgument
 
 # A protobuf enum's number type, and the domain value it maps to.
 K = TypeVar("K", bound=int)
 D = TypeVar("D")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -35,7 +33,7 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     """
     if value is None:
         return None
-    since_epoch = value - _EPOCH  # aware datetimes subtract in UTC whatever their zone
+    since_epoch = value - EPOCH  # aware datetimes subtract in UTC whatever their zone
     return Timestamp(seconds=since_epoch.days * 86_400 + since_epoch.seconds, nanos=since_epoch.microseconds * 1000)
 
 
@@ -47,9 +45,17 @@ def fill_timestamp(field: Timestamp, value: datetime | None) -> None:
     its fields in place 8 (timeit, upb). A ListConversations page builds 20.
     """
     if value is not None:
-        since_epoch = value - _EPOCH
+        since_epoch = value - EPOCH
         field.seconds = since_epoch.days * 86_400 + since_epoch.seconds
         field.nanos = since_epoch.microseconds * 1000
+
+
+def fill_timestamp_us(field: Timestamp, microseconds: int | None) -> None:
+    """`fill_timestamp` for a time given in microseconds since the Unix epoch; None leaves it unset."""
+    if microseconds is not None:
+        seconds, micros = divmod(microseconds, 1_000_000)
+        field.seconds = seconds
+        field.nanos = micros * 1000
 
 
 def from_timestamp(message: Message, field: str) -> datetime | None:

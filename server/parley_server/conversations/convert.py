@@ -8,9 +8,9 @@ from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from parley.conversation.v1 import conversation_pb2
 from parley_server.agents.providers.base import ChatTurn, TurnRole
-from parley_server.common.convert import enum_from_proto, fill_timestamp
+from parley_server.common.convert import enum_from_proto, fill_timestamp, fill_timestamp_us
 from parley_server.conversations.service import ConversationChanges, ConversationFilter
-from parley_server.conversations.views import ConversationFields, MessageFields
+from parley_server.conversations.views import ConversationFields, ConversationView, MessageFields
 from parley_server.db.models import MessageRole, MessageState
 
 MESSAGE_ROLE_TO_PROTO = {
@@ -32,12 +32,13 @@ MESSAGE_STATE_TO_PROTO = {
 }
 
 
-def conversation_to_proto(conversation: ConversationFields) -> conversation_pb2.Conversation:
+def conversation_to_proto(conversation: ConversationFields | ConversationView) -> conversation_pb2.Conversation:
     return _fill_conversation(conversation_pb2.Conversation(), conversation)
 
 
 def add_conversations(
-    target: RepeatedCompositeFieldContainer[conversation_pb2.Conversation], conversations: Iterable[ConversationFields]
+    target: RepeatedCompositeFieldContainer[conversation_pb2.Conversation],
+    conversations: Iterable[ConversationFields | ConversationView],
 ) -> None:
     """Append conversations to a response's repeated field.
 
@@ -50,17 +51,23 @@ def add_conversations(
 
 
 def _fill_conversation(
-    target: conversation_pb2.Conversation, conversation: ConversationFields
+    target: conversation_pb2.Conversation, conversation: ConversationFields | ConversationView
 ) -> conversation_pb2.Conversation:
+    """A stored row (datetimes) or a view (microseconds since the epoch) into target."""
     target.id = str(conversation.id)
     target.agent_id = str(conversation.agent_id)
     target.title = conversation.title
     target.archived = conversation.archived
     target.pinned = conversation.pinned
     target.message_count = conversation.message_count
-    fill_timestamp(target.create_time, conversation.create_time)
-    fill_timestamp(target.update_time, conversation.update_time)
-    fill_timestamp(target.last_message_time, conversation.last_message_time)
+    if isinstance(conversation, ConversationView):
+        fill_timestamp_us(target.create_time, conversation.create_time_us)
+        fill_timestamp_us(target.update_time, conversation.update_time_us)
+        fill_timestamp_us(target.last_message_time, conversation.last_message_time_us)
+    else:
+        fill_timestamp(target.create_time, conversation.create_time)
+        fill_timestamp(target.update_time, conversation.update_time)
+        fill_timestamp(target.last_message_time, conversation.last_message_time)
     return target
 
 

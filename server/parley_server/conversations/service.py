@@ -31,7 +31,7 @@ from parley_server.agents.providers.base import ChatTurn, ProviderError, TurnRol
 from parley_server.agents.registry import AgentRegistry
 from parley_server.common import idempotency
 from parley_server.common.caller import Caller
-from parley_server.common.clock import utcnow
+from parley_server.common.clock import from_epoch_us, utcnow
 from parley_server.common.errors import FailedPrecondition, NotFound, PermissionDenied, Reason, ResourceExhausted
 from parley_server.common.pagination import Page, Paginator, time_id_after, time_id_keyset
 from parley_server.common.validation import Violations, only_uuid
@@ -212,7 +212,7 @@ class ConversationService:
             limit=size + 1,
         )
         rows = await self._db.fetch(statement, *args, into=ConversationView.of)
-        return self._paginator.page(rows, size, scope, lambda c: time_id_keyset(c.update_time, c.id))
+        return self._paginator.page(rows, size, scope, lambda c: time_id_keyset(from_epoch_us(c.update_time_us), c.id))
 
     async def get_or_create_fresh_conversation(self, caller: Caller, agent_id: str) -> tuple[Conversation, bool]:
         """The caller's empty, unarchived conversation with the agent, created if there is none.

@@ -19,17 +19,28 @@ from parley_server.conversations.views import ConversationView, MessageView
 from parley_server.db.database import Binds
 
 # The columns each view reads, in its order (views read records by position).
-_CONVERSATION_COLUMNS = ConversationView._fields
 _MESSAGE_COLUMNS = MessageView._fields
+# A view's field named so holds the timestamptz column named without the
+# suffix, as microseconds since the Unix epoch (exact: extract gives a
+# numeric since PostgreSQL 14).
+MICROSECONDS = "_us"
 
 
 def _columns(names: tuple[str, ...], alias: str) -> str:
-    return ", ".join(f"{alias}.{name}" for name in names)
+    return ", ".join(_column(name, alias) for name in names)
 
+
+def _column(name: str, alias: str) -> str:
+    if name.endswith(MICROSECONDS):
+        return f"(extract(epoch FROM {alias}.{name.removesuffix(MICROSECONDS)}) * 1000000)::int8"
+    return f"{alias}.{name}"
+
+
+_CONVERSATION_COLUMNS = _columns(ConversationView._fields, "c")
 
 # $1 conversation id, $2 user id.
 OWNED_CONVERSATION = (
-    f"SELECT {_columns(_CONVERSATION_COLUMNS, 'c')} FROM conversations c WHERE c.id = $1::uuid AND c.user_id = $2::uuid"
+    f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = $1::uuid AND c.user_id = $2::uuid"
 )
 
 # $1 the text to search for: the lexemes PostgreSQL's 'simple' parser finds in it.
@@ -69,7 +80,7 @@ def conversations_page(
             f"(SELECT FROM messages m WHERE m.conversation_id = c.id AND m.content_search @@ {query}))"
         )
     sql = (
-        f"SELECT {_columns(_CONVERSATION_COLUMNS, 'c')} FROM conversations c WHERE {' AND '.join(where)} "
+        f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE {' AND '.join(where)} "
         f"ORDER BY c.update_time DESC, c.id DESC LIMIT {bind(limit)}::integer"
     )
     return sql, bind.values
