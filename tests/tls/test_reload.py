@@ -19,7 +19,7 @@ from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
 from tests.helpers.certificates import Pair, Pki, peer_certificate, tls_server
 from tests.helpers.chat import collect
-from tests.helpers.served import start
+from tests.helpers.served import Served, start
 from tests.helpers.stubs import Stubs
 
 ASSISTANT = conversation_pb2.MESSAGE_ROLE_ASSISTANT
@@ -89,6 +89,15 @@ async def test_unusable_new_files_keep_the_certificates_in_use(app: App, pki: Pk
         assert await asyncio.to_thread(peer_certificate, running.port, pki.tls()) == first.der()
 
 
+def _wait_for(served: Served, line: str, count: int) -> None:
+    """Until served's log holds line count times."""
+    deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
+    while served.log.read_text().count(line) < count:
+        assert served.process.poll() is None, served.log_tail()
+        assert time.monotonic() < deadline, f"{line!r} not {count} times:\n{served.log_tail()}"
+        time.sleep(0.1)
+
+
 def test_sighup_reloads_every_worker_of_parley_serve(pki: Pki, tmp_path: Path) -> None:
     first, second = pki.server("first-served"), pki.server("second-served")
     served_files = Pair(tmp_path / "server.pem", tmp_path / "server.key")
@@ -104,15 +113,14 @@ def test_sighup_reloads_every_worker_of_parley_serve(pki: Pki, tmp_path: Path) -
         PARLEY_TLS_KEY_FILE=str(served_files.key),
     )
     try:
+        # `start` returns once one worker serves; a worker reloads on SIGHUP
+        # from when it says it listens (before, it reads the files as it starts).
+        _wait_for(served, "Parley gRPC listening on", 2)
         port = int(served.addr.rsplit(":", 1)[1])
         assert peer_certificate(port, pki.tls()) == first.der()
         _install(second, served_files)
         served.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + RELOAD_TIMEOUT_SECONDS
-        while served.log.read_text().count("TLS certificates reloaded") < 2:
-            assert served.process.poll() is None, served.log_tail()
-            assert time.monotonic() < deadline, f"the workers did not reload:\n{served.log_tail()}"
-            time.sleep(0.1)
+        _wait_for(served, "TLS certificates reloaded", 2)
         seen = {peer_certificate(port, pki.tls()) for _ in range(CONNECTIONS_CHECKED)}
         assert seen == {second.der()}
     finally:

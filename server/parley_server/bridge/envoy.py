@@ -197,9 +197,9 @@ async def serve_with_envoy(app: App, address: str, stop: asyncio.Event | None = 
         loop.add_signal_handler(sig, stop.set)
     try:
         running = await start_server(app, address)
-        log.info("Parley gRPC listening on %s", listening(address, running))
         if signals:
             running.reload_on_sighup()
+        log.info("Parley gRPC listening on %s", listening(address, running))
         bridge = Bridge(app.settings, running.port)
         try:
             return await run_bridge_until_stopped(bridge, stop)

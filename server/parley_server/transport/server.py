@@ -199,8 +199,8 @@ def listening(address: str, running: RunningServer) -> str:
 async def serve_until_signalled(app: App, address: str) -> None:
     """Run until SIGINT or SIGTERM, then shut down gracefully."""
     running = await start_server(app, address)
+    running.reload_on_sighup()  # before the line that says it serves: from then on SIGHUP reloads
     log.info("Parley gRPC listening on %s", listening(address, running))
-    running.reload_on_sighup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
