@@ -52,6 +52,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "PARLEY_HOUSEKEEPING_INTERVAL_SECONDS": ("60", "housekeeping_interval_seconds", 60),
     "PARLEY_HEARTBEAT_INTERVAL_SECONDS": ("2", "heartbeat_interval_seconds", 2),
     "PARLEY_DB_POOL_SIZE": ("5", "db_pool_size", 5),
+    "PARLEY_METRICS_ADDR": (" 0.0.0.0:9464 ", "metrics_addr", "0.0.0.0:9464"),
     "PARLEY_LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "PARLEY_UVLOOP": ("0", "uvloop", False),
     **{
@@ -122,6 +123,7 @@ def test_unset_and_empty_variables_mean_the_defaults(tmp_path: Path) -> None:
         ("PARLEY_EMAIL_BACKEND", "pigeon", "PARLEY_EMAIL_BACKEND must be 'outbox' or 'smtp', got 'pigeon'"),
         ("PARLEY_SMTP_SECURITY", "ssl", "PARLEY_SMTP_SECURITY must be 'none', 'starttls' or 'tls', got 'ssl'"),
         ("PARLEY_ENVOY_ADDR", "8080", "PARLEY_ENVOY_ADDR must be host:port, got '8080'"),
+        ("PARLEY_METRICS_ADDR", "9464", "PARLEY_METRICS_ADDR must be host:port, got '9464'"),
         (
             "PARLEY_ENVOY_ADMIN_ADDR",
             "0.0.0.0:9901",

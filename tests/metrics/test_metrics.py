@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -30,7 +31,7 @@ from tests.helpers.chat import collect, kinds, read_rest
 from tests.helpers.conversations import new_conversation
 from tests.helpers.metrics import Scrape, rpc_labels, scrape
 from tests.helpers.repo import REPO_ROOT
-from tests.helpers.served import ServerProcess, free_port
+from tests.helpers.served import BIN, ServerProcess, free_port
 from tests.helpers.stubs import Stubs
 
 AUTH = "parley.auth.v1.AuthService"
@@ -236,3 +237,16 @@ async def _health_until_both_workers_answer(addr: str, admin: Account) -> list[i
             )
         pids.append(next(replica.pid for replica in health.replicas if replica.current))
     return pids
+
+
+def test_a_taken_metrics_port_stops_serve_with_one_line(tmp_path: Path, database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(tmp_path, DATABASE_URL=database_url, PARLEY_METRICS_ADDR=f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [str(BIN / "parley"), "serve", "--no-envoy"], env=server.env, capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"parley: cannot serve metrics on 127.0.0.1:{port} (PARLEY_METRICS_ADDR)" in result.stderr
