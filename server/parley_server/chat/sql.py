@@ -28,16 +28,13 @@ from typing import Any
 
 from parley_server.agents.usage_sql import adding_usage_sql, taking_quota_sql
 from parley_server.common.idempotency import claimed_sql, claiming_sql
+from parley_server.conversations.sql import columns
 from parley_server.conversations.views import MessageView
 from parley_server.db.database import Binds
 from parley_server.db.models import Agent, AgentProvider, AgentVisibility
 
 _AGENT_COLUMNS = tuple(column.name for column in Agent.__table__.c)
 _MESSAGE_COLUMNS = MessageView._fields
-
-
-def _columns(names: tuple[str, ...], alias: str) -> str:
-    return ", ".join(f"{alias}.{name}" for name in names)
 
 
 def chat_scope(conversation_id: uuid.UUID) -> str:
@@ -63,7 +60,7 @@ def exchange_facts(
             user_id=uid, scope=f"{bind(chat_scope(conversation_id))}::text", request_id=f"{bind(request_id)}::text"
         )
     sql = (
-        f"SELECT {_columns(_AGENT_COLUMNS, 'a')}, "
+        f"SELECT {columns(_AGENT_COLUMNS, 'a')}, "
         f"EXISTS (SELECT FROM agent_grants g WHERE g.user_id = {uid} AND g.agent_id = a.id "
         f"AND (g.expire_time IS NULL OR g.expire_time > {bind(now)}::timestamptz)), "
         f"coalesce((SELECT u.message_count FROM usage_daily u WHERE u.user_id = {uid} AND u.agent_id = a.id "
@@ -176,7 +173,7 @@ def start_exchange(
 # columns) and the assistant message's id of the exchange that request id
 # started, if both its messages remain.
 CLAIMED_EXCHANGE = (
-    f"SELECT {_columns(_MESSAGE_COLUMNS, 'u')}, a.id FROM messages a JOIN messages u ON u.id = a.reply_to "
+    f"SELECT {columns(_MESSAGE_COLUMNS, 'u')}, a.id FROM messages a JOIN messages u ON u.id = a.reply_to "
     "WHERE a.id = " + claimed_sql(user_id="$1::uuid", scope="$2::text", request_id="$3::text")
 )
 

@@ -26,7 +26,8 @@ _MESSAGE_COLUMNS = MessageView._fields
 MICROSECONDS = "_us"
 
 
-def _columns(names: tuple[str, ...], alias: str) -> str:
+def columns(names: tuple[str, ...], alias: str) -> str:
+    """A select list of a view's fields read from the table aliased `alias` (chat/sql.py uses it too)."""
     return ", ".join(_column(name, alias) for name in names)
 
 
@@ -36,7 +37,7 @@ def _column(name: str, alias: str) -> str:
     return f"{alias}.{name}"
 
 
-_CONVERSATION_COLUMNS = _columns(ConversationView._fields, "c")
+_CONVERSATION_COLUMNS = columns(ConversationView._fields, "c")
 
 # $1 conversation id, $2 user id.
 OWNED_CONVERSATION = (
@@ -119,7 +120,7 @@ def _create_message(*, claimed: bool) -> str:
         "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
         "last_message_time = $6::timestamptz, update_time = $6::timestamptz "
         "WHERE id IN (SELECT conversation_id FROM created)) "
-        f"SELECT EXISTS (SELECT FROM owned), {_columns(_MESSAGE_COLUMNS, 'created')} "
+        f"SELECT EXISTS (SELECT FROM owned), {columns(_MESSAGE_COLUMNS, 'created')} "
         "FROM (VALUES (true)) AS one (x) LEFT JOIN created ON true"
     )
 
@@ -129,7 +130,7 @@ CREATE_MESSAGE_CLAIMED = _create_message(claimed=True)
 
 # $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
 REPLAYED_MESSAGE = (
-    f"SELECT {_columns(_MESSAGE_COLUMNS, 'm')} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+    f"SELECT {columns(_MESSAGE_COLUMNS, 'm')} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
     "WHERE c.user_id = $1::uuid AND m.id = " + claimed_sql(user_id="$1::uuid", scope="'message'", request_id="$2::text")
 )
 
