@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from parley.agent.v1 import agent_pb2
 from parley.agent_access.v1 import agent_access_pb2 as pb
 from parley.client.terminal import FRIENDLY_REASONS
 from parley.conversation.v1 import conversation_pb2
+from parley_server.agents.access_rules import utc_day
+from parley_server.agents.usage_sql import adding_usage_sql
+from parley_server.common.clock import utcnow
 from parley_server.common.errors import NotFound, PermissionDenied, ResourceExhausted
 from parley_server.db.models import AgentGrant, UsageDaily
 from tests.helpers.accounts import Account
@@ -60,10 +63,30 @@ async def expire_grants(stubs: Stubs, user: Account) -> None:
         )
 
 
+# Today's usage added as the end of an exchange adds it (chat/sql.py uses the same SQL).
+RECORD_USAGE = adding_usage_sql(
+    "(SELECT) AS one",
+    user_id=":user_id",
+    agent_id=":agent_id",
+    day=":day",
+    messages=":messages",
+    prompt_tokens=":prompt_tokens",
+    completion_tokens=":completion_tokens",
+)
+
+
 async def record(stubs: Stubs, user: Account, agent_id: str, prompt: int, completion: int, messages: int = 1) -> None:
-    await stubs.app.access.record_usage(
-        uuid.UUID(user.user.id), uuid.UUID(agent_id), prompt, completion, messages=messages
-    )
+    """Usage of the agent by user today, as if exchanges had ended."""
+    values = {
+        "user_id": uuid.UUID(user.user.id),
+        "agent_id": uuid.UUID(agent_id),
+        "day": utc_day(utcnow()),
+        "messages": messages,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+    }
+    async with stubs.app.database.autocommit() as conn:
+        await conn.execute(text(RECORD_USAGE), values)
 
 
 # -- the rules ---------------------------------------------------------------------

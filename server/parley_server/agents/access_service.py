@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,6 @@ from parley_server.agents.access_rules import (
     utc_day,
 )
 from parley_server.agents.service import AgentView, agent_views
-from parley_server.agents.usage_sql import adding_usage_sql
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
 from parley_server.common.errors import NotFound, PermissionDenied, Reason, ResourceExhausted
@@ -54,21 +53,6 @@ class AgentUsage:
     completion_tokens: int = 0
     # Messages left today; None = no quota applies.
     remaining_daily_quota: int | None = None
-
-
-# record_usage's upsert. Text, compiled once: building and keying the
-# equivalent Core statement each time cost as much CPU as the write itself.
-_RECORD_USAGE = text(
-    adding_usage_sql(
-        "(SELECT) AS one",
-        user_id=":user_id",
-        agent_id=":agent_id",
-        day=":day",
-        messages=":messages",
-        prompt_tokens=":prompt_tokens",
-        completion_tokens=":completion_tokens",
-    )
-)
 
 
 def require_allowed(decision: AccessDecision, now: datetime) -> None:
@@ -116,30 +100,6 @@ class AgentAccessService:
         """require_access for an agent already read (not deleted), to spare its read."""
         now = utcnow()
         require_allowed(await decide(db, caller, agent, now), now)
-
-    async def record_usage(
-        self,
-        user_id: uuid.UUID,
-        agent_id: uuid.UUID,
-        prompt_tokens: int,
-        completion_tokens: int,
-        messages: int = 1,
-    ) -> None:
-        """Add to today's (UTC) usage of user and agent, committed at once.
-
-        Autocommit: this row is shared by every generation of the user and
-        agent, and must not stay locked for the length of a transaction.
-        """
-        values = {
-            "user_id": user_id,
-            "agent_id": agent_id,
-            "day": utc_day(utcnow()),
-            "messages": messages,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-        }
-        async with self._db.autocommit() as conn:
-            await conn.execute(_RECORD_USAGE, values)
 
     # -- RPCs -------------------------------------------------------------------
 

@@ -1,7 +1,6 @@
 """The daily usage rollup's writes as SQL, for statements that chain them with others.
 
-`AgentAccessService.record_usage` runs `adding_usage_sql` on its own; chat
-chains both into the single statements that start and end an exchange
+Chat chains both into the single statements that start and end an exchange
 (chat/sql.py), so a message, its quota and its usage are written together,
 in one round trip and atomically. The arguments are SQL expressions (typed
 bind parameters such as "$2::uuid", or ":user_id" in a SQLAlchemy text).
