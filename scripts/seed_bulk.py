@@ -129,7 +129,14 @@ MESSAGE_COLUMNS = [
     "completion_tokens",
     "create_time",
     "update_time",
+    "parent_id",
 ]
+# Each seeded conversation is one path: its last message is the active leaf.
+ACTIVE_LEAVES = (
+    "UPDATE conversations AS c SET active_message_id = last.id FROM ("
+    "SELECT DISTINCT ON (conversation_id) conversation_id, id FROM messages ORDER BY conversation_id, seq DESC"
+    ") AS last WHERE c.id = last.conversation_id"
+)
 USAGE_COLUMNS = ["user_id", "agent_id", "day", "message_count", "prompt_tokens", "completion_tokens"]
 EPOCH_DAY = date(1970, 1, 1)
 # (user id, agent id, days since the epoch)
@@ -225,7 +232,7 @@ def conversation_rows(rng: random.Random, plans: list[ConversationPlan]) -> Iter
 def message_rows(
     rng: random.Random, plans: list[ConversationPlan], usage: defaultdict[UsageKey, list[int]]
 ) -> Iterator[tuple[object, ...]]:
-    """Alternating user/assistant messages. Each assistant message counts one
+    """Alternating user/assistant messages, each the parent of the next. Each assistant message counts one
     message and its tokens for (user, agent, its UTC day), as Chat records
     usage when a generation completes.
 
@@ -233,11 +240,13 @@ def message_rows(
     """
     random_float, phrases = rng.random, PHRASES
     for plan in plans:
+        parent = None
         for n, epoch in enumerate(plan.message_times):
             created = at(epoch)
             content = phrases[int(random_float() * len(phrases))]
+            message_id = new_id(rng)
             if n % 2 == 0:
-                yield (new_id(rng), plan.id, "user", content, "complete", "", 0, 0, created, created)
+                yield (message_id, plan.id, "user", content, "complete", "", 0, 0, created, created, parent)
             else:
                 prompt, completion = 20 + int(random_float() * 780), 20 + int(random_float() * 580)
                 counters = usage[(plan.user_id, plan.agent_id, int(epoch // 86400))]
@@ -245,7 +254,7 @@ def message_rows(
                 counters[1] += prompt
                 counters[2] += completion
                 yield (
-                    new_id(rng),
+                    message_id,
                     plan.id,
                     "assistant",
                     content,
@@ -255,7 +264,9 @@ def message_rows(
                     completion,
                     created,
                     created,
+                    parent,
                 )
+            parent = message_id
 
 
 def usage_rows(usage: defaultdict[UsageKey, list[int]]) -> Iterator[tuple[object, ...]]:
@@ -369,6 +380,7 @@ async def seed(url: str, sizes: Sizes, seed_value: int) -> None:
                 conversations = conversation_rows(rng, plans)
                 lap("conversations", await copy(conn, "conversations", CONVERSATION_COLUMNS, conversations))
                 lap("messages", await copy(conn, "messages", MESSAGE_COLUMNS, message_rows(rng, plans, usage)))
+                await conn.execute(ACTIVE_LEAVES)
                 lap("usage_daily rows", await copy(conn, "usage_daily", USAGE_COLUMNS, usage_rows(usage)))
             lap("tables re-keyed and re-indexed", len(BULK_TABLES))
             # Figures of past days stored before this load (GetStats on the

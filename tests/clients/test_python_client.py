@@ -288,6 +288,27 @@ async def test_cancel_stops_the_generation(stubs: Stubs, alice: Account, client:
     assert (await stored(stubs, cancelled.id)).state is MessageState.CANCELLED
 
 
+async def test_regenerate_edit_and_switch_branch(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
+    await client.login("alice@example.com", alice.password)
+    cid = await client_conversation(client, stubs)
+    sent = [e async for e in client.send_message(cid, "first try")]
+    assert isinstance(sent[0], Accepted)
+    again = [e async for e in client.regenerate(sent[0].assistant_message_id)]
+    assert isinstance(again[0], Accepted) and again[0].user_message.id == sent[0].user_message.id
+    assert isinstance(again[-1], Completed) and again[-1].message.content == "Echo: first try"
+    assert again[-1].message.parent_id == sent[0].user_message.id
+    edited = [e async for e in client.edit_message(sent[0].user_message.id, "second try")]
+    assert isinstance(edited[0], Accepted) and edited[0].user_message.content == "second try"
+    assert text_of_client_events(edited) == "Echo: second try"
+    conversation = await client.switch_branch(sent[0].user_message.id)
+    assert conversation.active_message_id == again[0].assistant_message_id
+    listed = await client.conversations.ListMessages(conversation_pb2.ListMessagesRequest(conversation_id=cid))
+    assert [(m.content, m.sibling_count, m.sibling_index) for m in listed.messages] == [
+        ("first try", 2, 0),
+        ("Echo: first try", 2, 1),
+    ]
+
+
 async def test_resume_replays_from_an_offset(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
     await client.login("alice@example.com", alice.password)
     cid = await client_conversation(client, stubs)
@@ -400,6 +421,28 @@ async def test_dropped_connection_mid_answer_is_resumed_transparently(
     assert sum(isinstance(e, Usage) for e in events) == 1
     assert isinstance(events[-1], Completed)
     assert text_of_client_events(events) == EXPECTED == events[-1].message.content
+
+
+async def test_a_regeneration_cut_mid_answer_is_resumed_transparently(
+    stubs: Stubs, alice: Account, proxy: TcpProxy
+) -> None:
+    async with ParleyClient(f"127.0.0.1:{proxy.port}") as client:
+        await client.login("alice@example.com", alice.password)
+        cid = await client_conversation(client, stubs)
+        sent = [e async for e in client.send_message(cid, WORDS)]
+        assert isinstance(sent[0], Accepted)
+        events: list[ChatEvent] = []
+        async for event in client.regenerate(sent[0].assistant_message_id):
+            events.append(event)
+            if sum(isinstance(e, TextDelta) for e in events) == 5:
+                proxy.cut()
+        assert sum(isinstance(e, Accepted) for e in events) == 1
+        assert isinstance(events[-1], Completed)
+        assert text_of_client_events(events) == EXPECTED == events[-1].message.content
+        listed = await client.conversations.ListMessages(
+            conversation_pb2.ListMessagesRequest(conversation_id=cid, all_branches=True)
+        )
+        assert len(listed.messages) == 3
 
 
 async def test_send_message_retries_with_its_request_id_when_the_server_is_unreachable(

@@ -155,6 +155,48 @@ async def test_conversation_option_opens_it(stubs: Stubs, alice: Account, termin
     assert re.search(r"error: .*not found", missing.text) and "Traceback" not in missing.text
 
 
+async def test_regenerate_and_edit_the_last_exchange(stubs: Stubs, alice: Account, terminal: StartTerminal) -> None:
+    term = terminal("--new", PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD=alice.password)
+    await term.expect(r"you> ")
+    term.sendline("/regenerate")
+    await term.expect(r"error: there is no answer to regenerate yet")
+    term.sendline("/help")
+    await term.expect(r"/regenerate +answer your last message again")
+    await term.expect(r"/edit TEXT +replace your last message")
+    term.sendline("hello terminal")
+    await term.expect(r"Assistant> Echo: hello terminal\n")
+    term.sendline("/regenerate")
+    await term.expect(r"Assistant> Echo: hello terminal\n")
+    await term.expect(r"you> ")
+    term.sendline("/edit")
+    await term.expect(r"error: usage: /edit NEW TEXT")
+    term.sendline("/edit bonjour")
+    await term.expect(r"Assistant> Echo: bonjour\n")
+    term.sendline("/regenerate")  # regenerates the answer to the edited message
+    await term.expect(r"Assistant> Echo: bonjour\n")
+    await term.expect(r"you> ")
+    term.sendline("/quit")
+    assert await term.exit_code() == 0
+    stored = await messages(stubs)
+    assert [(m.role, m.content) for m in stored] == [
+        (MessageRole.USER, "hello terminal"),
+        (MessageRole.ASSISTANT, "Echo: hello terminal"),
+        (MessageRole.ASSISTANT, "Echo: hello terminal"),
+        (MessageRole.USER, "bonjour"),
+        (MessageRole.ASSISTANT, "Echo: bonjour"),
+        (MessageRole.ASSISTANT, "Echo: bonjour"),
+    ]
+    assert stored[3].parent_id is None and stored[5].parent_id == stored[3].id
+    # Reopened, the history shows which version of each message is shown.
+    opened = terminal("--conversation", str(stored[0].conversation_id))
+    await opened.expect(r"you \(2/2\)> bonjour\n")
+    await opened.expect(r"Assistant \(2/2\)> Echo: bonjour\n")
+    await opened.expect(r"you> ")
+    opened.sendline("/quit")
+    assert await opened.exit_code() == 0
+    assert "Traceback" not in term.text + opened.text
+
+
 async def test_wrong_password_is_one_clear_line(alice: Account, terminal: StartTerminal) -> None:
     term = terminal(PARLEY_EMAIL="alice@example.com", PARLEY_PASSWORD="not the right one")
     assert await term.exit_code() == 1

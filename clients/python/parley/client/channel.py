@@ -46,10 +46,11 @@ Deliberately *not* retried (idempotency_level unset):
 - Updates, deletes, ChangePassword, ResetPassword, VerifyEmail and the other
   writes: a retry could clobber a concurrent change or answer NOT_FOUND /
   FAILED_PRECONDITION for work that actually succeeded;
-- SendMessage: without a request_id a repeat starts a second exchange.
-  ParleyClient.send_message() / resume() handle UNAVAILABLE themselves
+- SendMessage, RegenerateMessage, EditMessage: without a request_id a
+  repeat starts a second exchange. ParleyClient.send_message() /
+  regenerate() / edit_message() / resume() handle UNAVAILABLE themselves
   instead, mid-stream too: they re-attach with the same request_id
-  (SendMessage is idempotent with it) or ResumeStream from the last offset
+  (the starting call is idempotent with it) or ResumeStream from the last offset
   received, so the caller sees every character exactly once.
 
 Keepalive

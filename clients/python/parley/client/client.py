@@ -61,6 +61,10 @@ def _stub(cls: Callable[[grpc.aio.Channel], StubT], channel: grpc.aio.Channel) -
     return cls(channel)
 
 
+# The requests that start an exchange (and stream it).
+_StartRequest = chat_pb2.SendMessageRequest | chat_pb2.RegenerateMessageRequest | chat_pb2.EditMessageRequest
+
+
 class _StreamGap(Exception):
     """The server sent text that does not continue what we have; resume instead."""
 
@@ -262,6 +266,34 @@ class ParleyClient:
         async for event in self._generation(request, None, 0):
             yield event
 
+    async def regenerate(self, message_id: str, request_id: str | None = None) -> AsyncIterator[ChatEvent]:
+        """Generate a new answer in place of the answer message_id (its sibling,
+        which becomes the conversation's active answer) and stream it, with the
+        events and reconnects of send_message; Accepted names the user message
+        answered."""
+        request = chat_pb2.RegenerateMessageRequest(message_id=message_id, request_id=request_id or str(uuid.uuid4()))
+        async for event in self._generation(request, None, 0):
+            yield event
+
+    async def edit_message(
+        self, message_id: str, content: str, request_id: str | None = None
+    ) -> AsyncIterator[ChatEvent]:
+        """Store a new version of the user message message_id (its sibling) and
+        stream the answer to it, with the events and reconnects of
+        send_message; Accepted carries the new user message."""
+        request = chat_pb2.EditMessageRequest(
+            message_id=message_id, content=content, request_id=request_id or str(uuid.uuid4())
+        )
+        async for event in self._generation(request, None, 0):
+            yield event
+
+    async def switch_branch(self, message_id: str) -> conversation_pb2.Conversation:
+        """Make the branch through message_id the conversation's active one (its
+        newest descendant becomes the active leaf); returns the conversation."""
+        request = conversation_pb2.SwitchBranchRequest(message_id=message_id)
+        response: conversation_pb2.SwitchBranchResponse = await self._conversations.SwitchBranch(request)
+        return response.conversation
+
     async def resume(self, message_id: str, offset: int = 0) -> AsyncIterator[ChatEvent]:
         """Stream an assistant message's text after offset, then live until its
         terminal event (with the same transparent reconnect as send_message)."""
@@ -300,16 +332,28 @@ class ParleyClient:
         finally:
             call.cancel()
 
+    def _start(self, request: _StartRequest) -> Any:
+        """The stream call starting an exchange of request's kind."""
+        if isinstance(request, chat_pb2.SendMessageRequest):
+            return self._chat.SendMessage(request)
+        if isinstance(request, chat_pb2.RegenerateMessageRequest):
+            return self._chat.RegenerateMessage(request)
+        return self._chat.EditMessage(request)
+
     async def _generation(
-        self, request: chat_pb2.SendMessageRequest | None, message_id: str | None, offset: int
+        self, request: _StartRequest | None, message_id: str | None, offset: int
     ) -> AsyncIterator[ChatEvent]:
-        """The shared loop of send_message and resume, with reconnects."""
+        """The shared loop of send_message, regenerate, edit_message and resume, with reconnects.
+
+        Before Accepted a drop repeats the starting request (its request_id
+        re-attaches to the same exchange), after it ResumeStream follows the answer.
+        """
         accepted_sent = usage_sent = False
         failures = 0
         while True:
             if message_id is None:
                 assert request is not None
-                call = self._chat.SendMessage(request)
+                call = self._start(request)
             else:
                 call = self._chat.ResumeStream(chat_pb2.ResumeStreamRequest(message_id=message_id, offset=offset))
             try:
@@ -377,9 +421,14 @@ async def _drain(call: Any) -> None:
                 pass
 
 
-def _chat_event(response: chat_pb2.SendMessageResponse | chat_pb2.ResumeStreamResponse) -> ChatEvent | None:
+def _chat_event(
+    response: chat_pb2.SendMessageResponse
+    | chat_pb2.RegenerateMessageResponse
+    | chat_pb2.EditMessageResponse
+    | chat_pb2.ResumeStreamResponse,
+) -> ChatEvent | None:
     kind = response.WhichOneof("event")
-    if kind == "accepted" and isinstance(response, chat_pb2.SendMessageResponse):  # only SendMessage has it
+    if kind == "accepted" and not isinstance(response, chat_pb2.ResumeStreamResponse):  # ResumeStream has none
         a = response.accepted
         return Accepted(a.user_message, a.assistant_message_id)
     if kind == "delta":

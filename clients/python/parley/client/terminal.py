@@ -11,10 +11,13 @@ PARLEY_API_KEY) it does not log in at all; a service account's key may chat
 for a user (--on-behalf-of). --tls, --ca, --cert and --key connect over TLS
 or mutual TLS.
 
-At the `you>` prompt: type a message; `/list` picks another conversation,
-`/new` starts a new one with the same agent, `/help`, `/quit`. Ctrl-C while an
-answer streams stops the generation (CancelGeneration; the partial answer is
-kept) and returns to the prompt; Ctrl-C or Ctrl-D at the prompt exits.
+At the `you>` prompt: type a message; `/regenerate` answers the last message
+again, `/edit TEXT` replaces the last message with TEXT and answers that
+(the earlier versions stay, as branches: "(2/3)" in the history says which
+version is shown), `/list` picks another conversation, `/new` starts a new one
+with the same agent, `/help`, `/quit`. Ctrl-C while an answer streams stops
+the generation (CancelGeneration; the partial answer is kept) and returns to
+the prompt; Ctrl-C or Ctrl-D at the prompt exits.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from functools import partial
@@ -43,7 +46,7 @@ from parley.auth.v1 import auth_pb2
 from parley.client._auth import Tokens
 from parley.client.client import ParleyClient
 from parley.client.errors import ParleyError
-from parley.client.events import Accepted, Cancelled, Completed, Failed, TextDelta
+from parley.client.events import Accepted, Cancelled, ChatEvent, Completed, Failed, TextDelta
 from parley.client.tls import Tls, explain_connection_failure
 from parley.conversation.v1 import conversation_pb2
 
@@ -69,8 +72,11 @@ FRIENDLY_REASONS = {
 
 HELP = """\
 Type a message and press Enter; the answer streams in as it is generated.
+  /regenerate   answer your last message again (a new version of the answer)
+  /edit TEXT    replace your last message with TEXT and answer it
   /list   pick another conversation      /new    start a new conversation
   /help   this text                      /quit   exit (or Ctrl-D)
+Earlier versions are kept: (2/3) marks the second of three versions.
 Ctrl-C stops an answer while it streams; at the prompt it exits.
 Start a message with // to send text beginning with a slash."""
 
@@ -211,10 +217,20 @@ class TokenCache:
 
 @dataclass
 class Chat:
-    """The conversation being chatted in."""
+    """The conversation being chatted in, and the last messages of its active
+    path (what /edit and /regenerate start from; empty until there is one)."""
 
     conversation: conversation_pb2.Conversation
     agent_name: str
+    last_user_message_id: str = ""
+    last_answer_id: str = ""
+
+    def saw(self, message: conversation_pb2.Message) -> None:
+        """Note a message of the active path, oldest first."""
+        if message.role == conversation_pb2.MESSAGE_ROLE_USER:
+            self.last_user_message_id = message.id
+        elif message.role == conversation_pb2.MESSAGE_ROLE_ASSISTANT:
+            self.last_answer_id = message.id
 
 
 class ChatApp:
@@ -523,6 +539,8 @@ class ChatApp:
             )
             page = self.rpc(partial(self.api.conversations.ListMessages, request))
             recent.extend(page.messages)
+            for message in page.messages:
+                chat.saw(message)
             total += len(page.messages)
             token = page.next_page_token
             if not token:
@@ -542,6 +560,8 @@ class ChatApp:
             conversation_pb2.MESSAGE_STATE_FAILED: f" [failed: {message.failure_reason or 'unknown error'}]",
             conversation_pb2.MESSAGE_STATE_STREAMING: " [still generating]",
         }.get(message.state, "")
+        if message.sibling_count > 1:  # one of several versions: say which
+            who += f" ({message.sibling_index + 1}/{message.sibling_count})"
         return f"{who}> {message.content}{note}"
 
     # -- chatting --------------------------------------------------------------
@@ -557,6 +577,10 @@ class ChatApp:
                     return
                 if command == "/help":
                     self.say(HELP)
+                elif command == "/regenerate":
+                    self.regenerate(chat)
+                elif command == "/edit":
+                    self.edit(chat, line[len(command) :].strip())
                 elif command in ("/new", "/list"):
                     try:
                         if command == "/new":
@@ -571,12 +595,32 @@ class ChatApp:
                 continue
             if line.startswith("//"):
                 line = line[1:]
-            self.answer(chat, line)
+            self.send(chat, line)
 
-    def answer(self, chat: Chat, text: str) -> None:
+    def regenerate(self, chat: Chat) -> None:
+        if not chat.last_answer_id:
+            self.error("there is no answer to regenerate yet")
+            return
+        answer_id = chat.last_answer_id
+        self.answer(chat, lambda: self.api.regenerate(answer_id))
+
+    def edit(self, chat: Chat, text: str) -> None:
+        if not text:
+            self.error("usage: /edit NEW TEXT (replaces your last message)")
+        elif not chat.last_user_message_id:
+            self.error("there is no message of yours to edit yet")
+        else:
+            message_id = chat.last_user_message_id
+            self.answer(chat, lambda: self.api.edit_message(message_id, text))
+
+    def send(self, chat: Chat, text: str) -> None:
+        self.answer(chat, lambda: self.api.send_message(chat.conversation.id, text))
+
+    def answer(self, chat: Chat, events: Callable[[], AsyncIterator[ChatEvent]]) -> None:
+        """Stream the answer of an exchange that events() starts (send, regenerate or edit)."""
         try:
             with _quiet_terminal(sys.stdin):
-                self.call(self._stream(chat, text))
+                self.call(self._stream(chat, events))
         except ParleyError as error:
             if self._mid_line:
                 self.write("\n")
@@ -584,7 +628,7 @@ class ChatApp:
         finally:
             self._mid_line = False
 
-    async def _stream(self, chat: Chat, text: str) -> None:
+    async def _stream(self, chat: Chat, events: Callable[[], AsyncIterator[ChatEvent]]) -> None:
         """Print the answer as it streams; the first Ctrl-C asks the server to
         stop the generation (the stream then ends with `cancelled`), a second
         one stops waiting."""
@@ -602,9 +646,11 @@ class ChatApp:
             nonlocal last
             self.write(f"{chat.agent_name}> ")
             self._mid_line = True
-            async for event in self.api.send_message(chat.conversation.id, text):
+            async for event in events():
                 if isinstance(event, Accepted):
                     accepted.set_result(event.assistant_message_id)
+                    chat.saw(event.user_message)
+                    chat.last_answer_id = event.assistant_message_id
                 elif isinstance(event, TextDelta):
                     self.write(event.text)
                     last = event.text[-1]
