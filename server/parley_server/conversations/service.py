@@ -348,7 +348,9 @@ class ConversationService:
         size = Paginator.page_size(v, page_size)
         v.raise_if_any()
         assert cid is not None
-        scope = json.dumps(["ListMessages", str(caller.user_id), str(cid), all_branches])
+        # A page token names its listing (tokens of the active path keep the
+        # scope they had before all_branches existed).
+        scope = json.dumps(["ListMessages", str(caller.user_id), str(cid), *(["all"] if all_branches else [])])
         keyset = self._paginator.decode(v, page_token, scope, 1)
         v.raise_if_any()
         after = 0 if keyset is None else int(keyset[0])
