@@ -100,7 +100,8 @@ class ChatServiceServicer:
     """
 
     def SendMessage(self, request, context):
-        """Checks agent access and quota, stores the user message, starts the
+        """Checks agent access and quota, stores the user message after the
+        conversation's active leaf (the answer becomes the new leaf), starts the
         generation and streams its events: accepted, then deltas and usage, then
         exactly one of completed, failed or cancelled, after which the stream
         ends with OK. No access is PERMISSION_DENIED and an exhausted quota is

@@ -157,7 +157,8 @@ class ConversationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateMessage(self, request, context):
-        """Appends a message to a conversation and bumps its update time. Retrying
+        """Appends a message to a conversation, after its active leaf (the message
+        becomes the leaf), and bumps its update time. Retrying
         with the same request_id returns the first message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

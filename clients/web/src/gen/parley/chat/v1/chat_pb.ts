@@ -22,7 +22,8 @@ export const file_parley_chat_v1_chat: GenFile = /*@__PURE__*/
  */
 export type GenerationAccepted = Message<"parley.chat.v1.GenerationAccepted"> & {
   /**
-   * The stored user message (state COMPLETE).
+   * The user message answered (state COMPLETE): the one this exchange
+   * stored, or for RegenerateMessage the existing one.
    *
    * @generated from field: parley.conversation.v1.Message user_message = 1;
    */
@@ -751,7 +752,8 @@ export const WatchConversationResponseSchema: GenMessage<WatchConversationRespon
  */
 export const ChatService: GenService<{
   /**
-   * Checks agent access and quota, stores the user message, starts the
+   * Checks agent access and quota, stores the user message after the
+   * conversation's active leaf (the answer becomes the new leaf), starts the
    * generation and streams its events: accepted, then deltas and usage, then
    * exactly one of completed, failed or cancelled, after which the stream
    * ends with OK. No access is PERMISSION_DENIED and an exhausted quota is

@@ -92,7 +92,7 @@ export type Conversation = Message$1<"parley.conversation.v1.Conversation"> & {
   pinned: boolean;
 
   /**
-   * Number of messages in the conversation. Output only.
+   * Number of messages in the conversation, of every branch. Output only.
    *
    * @generated from field: int32 message_count = 6;
    */
@@ -1131,7 +1131,8 @@ export const ConversationService: GenService<{
     output: typeof DeleteConversationResponseSchema;
   },
   /**
-   * Appends a message to a conversation and bumps its update time. Retrying
+   * Appends a message to a conversation, after its active leaf (the message
+   * becomes the leaf), and bumps its update time. Retrying
    * with the same request_id returns the first message.
    *
    * @generated from rpc parley.conversation.v1.ConversationService.CreateMessage
