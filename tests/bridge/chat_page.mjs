@@ -13,6 +13,9 @@
 //                              code highlighted with a copy button, the model's
 //                              HTML shown as text, never as elements; thumbs
 //                              up and down stored across a reload
+//   node chat_page.mjs branches  Regenerate an answer, Edit a question, and
+//                              the `‹ 2/3 ›` switchers between versions,
+//                              kept by the server across a reload
 //   node chat_page.mjs errors  a grpc-web call with a bad token, cross-origin:
 //                              UNAUTHENTICATED is readable (CORS exposes the
 //                              grpc-status headers), and the page says so in words
@@ -22,7 +25,9 @@
 // another origin), PARLEY_BIN (the parley command, for `parley outbox`),
 // SEED_EMAIL / SEED_PASSWORD (an active user with SEED_CONVERSATIONS
 // conversations), MARKDOWN_EMAIL (a user whose conversation holds a Markdown
-// answer; markdown scenario only), ARTIFACTS (screenshot dir), CHROMIUM (binary path).
+// answer; markdown scenario only), BRANCHES_EMAIL / BRANCHES_QUESTION (a user
+// whose conversation holds that question and a Markdown answer; branches
+// scenario only), ARTIFACTS (screenshot dir), CHROMIUM (binary path).
 // Prints "ok: <step>" lines; exits non-zero with the reason on failure.
 
 import { execFileSync } from "node:child_process";
@@ -415,6 +420,81 @@ async function markdown(page) {
   await page.screenshot({ path: join(ARTIFACTS, "chat-markdown-streamed.png") });
 }
 
+/** Each bubble on screen: role, text, id and its version switcher ("" when it has none). */
+async function bubbles(page) {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll("#messages li.message"), (el) => ({
+      role: el.dataset.role,
+      id: el.dataset.id ?? "",
+      state: el.dataset.state ?? "",
+      text: el.querySelector(".text").textContent,
+      versions: el.querySelector(".branch-position")?.textContent ?? "",
+    })),
+  );
+}
+
+async function branches(page) {
+  // A stored question and Markdown answer (with code), opened from the list.
+  await signIn(page, env("BRANCHES_EMAIL"), env("SEED_PASSWORD"));
+  await page.click("#conversation-list li:first-child .conversation");
+  const question = env("BRANCHES_QUESTION");
+  const settled = (want) =>
+    until(async () => {
+      const all = await bubbles(page);
+      const stored = all.every((b) => b.id && (b.role === "user" || ["complete", "cancelled", "failed"].includes(b.state)));
+      return all.length === want && stored && !(await page.locator("#chat[data-streaming]").count()) ? all : null;
+    }, `${want} finished bubbles`, 30000);
+  const [, first] = await settled(2);
+  check(first.text.includes("print('hello')") && first.versions === "", `the stored answer: ${JSON.stringify(first)}`);
+
+  // Regenerate: a second version of the answer streams in its place.
+  const answer = page.locator("#messages li.message.assistant").last();
+  await answer.locator("button.regenerate").click();
+  await until(async () => (await bubbles(page)).some((b) => b.role === "assistant" && b.id !== first.id), "the regenerated answer");
+  await until(async () => (await bubbles(page))[1]?.versions === "2/2", "the answer's switcher at 2/2", 30000);
+  const [, second] = await settled(2);
+  check(second.id !== first.id && second.text === `Echo: ${question}`, `a new answer replaced the first: ${JSON.stringify(second)}`);
+  ok("Regenerate streamed a second version: the answer shows 2/2");
+
+  // The switcher moves between versions, through the server.
+  await answer.locator("button.branch-prev").click();
+  await until(async () => (await bubbles(page))[1]?.id === first.id, "the first version back");
+  check((await bubbles(page))[1].versions === "1/2", "the switcher says 1/2");
+  check(await answer.locator("button.branch-prev").isDisabled(), "no older version than the first");
+  await answer.locator("pre code .hljs-built_in").waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, "chat-branches.png") });
+  ok("screenshot of a Markdown answer with a code block and the branch switcher");
+  await answer.locator("button.branch-next").click();
+  await until(async () => (await bubbles(page))[1]?.id === second.id, "the second version again");
+  ok("‹ and › switch between the answer's versions");
+
+  // Edit: a new version of the question, answered; the old branch stays.
+  const user = page.locator("#messages li.message.user").first();
+  await user.locator("button.edit").click();
+  const editor = user.locator(".edit-form textarea");
+  check((await editor.inputValue()) === question, `the editor starts from the question: ${await editor.inputValue()}`);
+  await editor.fill("Say goodbye instead");
+  await user.locator("button.edit-save").click();
+  await until(async () => (await bubbles(page))[0]?.versions === "2/2", "the question's switcher at 2/2", 30000);
+  const edited = await settled(2);
+  check(edited[0].text === "Say goodbye instead" && edited[1].text === "Echo: Say goodbye instead", `edited branch: ${JSON.stringify(edited)}`);
+  check(edited[1].versions === "", "the new answer has no other version");
+  ok("Edit stored a second version of the question and streamed its answer");
+
+  await user.locator("button.branch-prev").click();
+  const back = await until(async () => {
+    const all = await bubbles(page);
+    return all[0]?.versions === "1/2" ? all : null;
+  }, "the original question back");
+  check(back[0].text === question && back[1].id === second.id && back[1].versions === "2/2", `the old branch, as left: ${JSON.stringify(back)}`);
+  await page.reload();
+  await page.click("#conversation-list li:first-child .conversation");
+  const reloaded = await settled(2);
+  check(reloaded[0].versions === "1/2" && reloaded[1].id === second.id, `the branch survives a reload: ${JSON.stringify(reloaded)}`);
+  ok("switching back to the original question shows its answers; the server keeps the choice across a reload");
+  await assertNoRawCodes(page);
+}
+
 async function errors(page) {
   // A page on the other origin (localhost vs 127.0.0.1) calls the API
   // cross-origin: only exposed headers are readable, and gRPC errors are
@@ -463,7 +543,7 @@ async function errors(page) {
 
 // --- run -------------------------------------------------------------------------
 
-const scenarios = { auth, chat, markdown, reset, errors };
+const scenarios = { auth, chat, markdown, branches, reset, errors };
 if (!scenarios[scenario]) {
   console.error(`usage: node chat_page.mjs ${Object.keys(scenarios).join("|")}`);
   process.exit(2);

@@ -97,6 +97,11 @@ def by_length(words):
 """
 
 
+# The branches scenario regenerates and edits a stored answer (the echo agent's own flattens code).
+BRANCHES_EMAIL = "branches@example.com"
+BRANCHES_QUESTION = "Show me a greeting in Python"
+
+
 def active_user_token(web: Served, channel: grpc.Channel, email: str) -> tuple[tuple[str, str], ...]:
     """Register, verify (the token from `parley outbox`) and log in email; its bearer metadata."""
     auth = auth_pb2_grpc.AuthServiceStub(channel)
@@ -127,20 +132,19 @@ def seeded(web: Served) -> str:
     return SEED_EMAIL
 
 
-@pytest.fixture(scope="module")
-def markdown_sample(web: Served) -> str:
-    """A user whose one conversation holds MARKDOWN_ANSWER as the assistant's answer."""
+def seed_exchange(web: Served, email: str, title: str, question: str, answer: str) -> str:
+    """A new active user whose one conversation holds question and answer (stored as such); the email."""
     with grpc.insecure_channel(web.addr) as channel:
-        md = active_user_token(web, channel, MARKDOWN_EMAIL)
+        md = active_user_token(web, channel, email)
         agents = agent_pb2_grpc.AgentServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), metadata=md)
         agent = next(a for a in agents.agents if a.accessible)
         conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
         created = conversations.CreateConversation(
-            conversation_pb2.CreateConversationRequest(agent_id=agent.id, title="Markdown sample"), metadata=md
+            conversation_pb2.CreateConversationRequest(agent_id=agent.id, title=title), metadata=md
         )
         for role, content in (
-            (conversation_pb2.MESSAGE_ROLE_USER, "How do I sort words by length?"),
-            (conversation_pb2.MESSAGE_ROLE_ASSISTANT, MARKDOWN_ANSWER),
+            (conversation_pb2.MESSAGE_ROLE_USER, question),
+            (conversation_pb2.MESSAGE_ROLE_ASSISTANT, answer),
         ):
             conversations.CreateMessage(
                 conversation_pb2.CreateMessageRequest(
@@ -148,7 +152,21 @@ def markdown_sample(web: Served) -> str:
                 ),
                 metadata=md,
             )
-    return MARKDOWN_EMAIL
+    return email
+
+
+@pytest.fixture(scope="module")
+def markdown_sample(web: Served) -> str:
+    """A user whose one conversation holds MARKDOWN_ANSWER as the assistant's answer."""
+    return seed_exchange(web, MARKDOWN_EMAIL, "Markdown sample", "How do I sort words by length?", MARKDOWN_ANSWER)
+
+
+@pytest.fixture(scope="module")
+def branches_sample(web: Served) -> str:
+    """A user whose one conversation is a question and a Markdown answer with a code block."""
+    return seed_exchange(
+        web, BRANCHES_EMAIL, "Branches sample", BRANCHES_QUESTION, "Here it is:\n\n```python\nprint('hello')\n```\n"
+    )
 
 
 def run_scenario(node: str, web: Served, seeded: str, scenario: str, **extra_env: str) -> str:
@@ -192,6 +210,17 @@ def test_page_renders_answers_as_markdown_and_never_the_models_html(
     output = run_scenario(node, web, seeded, "markdown", MARKDOWN_EMAIL=markdown_sample)
     assert "code block highlighted" in output and "no HTML from the model" in output
     assert "streamed Markdown" in output and "thumbs up and down" in output
+
+
+def test_page_regenerates_edits_and_switches_between_versions(
+    node: str, web: Served, seeded: str, branches_sample: str
+) -> None:
+    output = run_scenario(
+        node, web, seeded, "branches", BRANCHES_EMAIL=branches_sample, BRANCHES_QUESTION=BRANCHES_QUESTION
+    )
+    assert "Regenerate streamed a second version" in output and "Edit stored a second version" in output
+    assert "server keeps the choice across a reload" in output
+    assert (ARTIFACTS / "chat-branches.png").is_file()
 
 
 def test_page_resets_a_forgotten_password_with_the_emailed_link(node: str, web: Served, seeded: str) -> None:

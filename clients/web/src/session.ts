@@ -17,7 +17,14 @@ export interface Tokens {
 /** An exchange in flight: enough to re-attach after a reload. */
 export interface StreamState {
   conversationId: string;
-  /** SendMessage's idempotency key: re-sending it re-attaches, never duplicates. */
+  /**
+   * What started it: a new message (SendMessage, the default), a new version
+   * of the answer `target` (RegenerateMessage) or of the question `target`
+   * (EditMessage).
+   */
+  kind?: "send" | "regenerate" | "edit";
+  target?: string;
+  /** The idempotency key: re-sending it re-attaches, never duplicates. */
   requestId: string;
   /** The user's message, to re-send when the reload came before `accepted`. */
   content: string;

@@ -5,12 +5,19 @@
 // points; the page keeps the text and offset in sessionStorage, so a reload
 // shows what it had at once and resumes from exactly there. Closing the
 // stream is only a disconnect: the server keeps generating. Stop is
-// CancelGeneration.
+// CancelGeneration. Regenerate and Edit stream the same way; they store a
+// new version beside the old one, and the `‹ 2/3 ›` switcher moves between
+// versions (views/versions.ts).
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Conversation, Message } from "../gen/parley/conversation/v1/conversation_pb";
 import { MessageRole, MessageState } from "../gen/parley/conversation/v1/conversation_pb";
-import type { ResumeStreamResponse, SendMessageResponse } from "../gen/parley/chat/v1/chat_pb";
+import type {
+  EditMessageResponse,
+  RegenerateMessageResponse,
+  ResumeStreamResponse,
+  SendMessageResponse,
+} from "../gen/parley/chat/v1/chat_pb";
 import type { Api } from "../api";
 import { h, replace, showError } from "../dom";
 import { describeError, errorFacts } from "../errors";
@@ -19,6 +26,7 @@ import { Rating } from "../gen/parley/feedback/v1/feedback_pb";
 import { renderMarkdown } from "../markdown";
 import { codePoints, mergeDelta, uuid } from "../text";
 import { ratingControls } from "./rating";
+import { actionButton, branchSwitcher, editForm } from "./versions";
 
 const MESSAGE_PAGE = 200;
 const MAX_MESSAGE_PAGES = 10;
@@ -26,7 +34,11 @@ const MAX_MESSAGE_PAGES = 10;
 // covers a PostgreSQL restart on the server's side.
 const RESUME_ATTEMPTS = 5;
 
-type ChatEvent = SendMessageResponse["event"] | ResumeStreamResponse["event"];
+type ChatEvent =
+  | SendMessageResponse["event"]
+  | RegenerateMessageResponse["event"]
+  | EditMessageResponse["event"]
+  | ResumeStreamResponse["event"];
 
 export interface ChatCallbacks {
   /** The conversation changed (new exchange, title): refresh the list entry. */
@@ -38,8 +50,12 @@ interface Bubble {
   root: HTMLLIElement;
   text: HTMLDivElement;
   status: HTMLParagraphElement;
+  /** Versions, Regenerate or Edit, and the thumbs; filled once the message is stored. */
+  actions: HTMLDivElement;
   role: "user" | "assistant";
-  rated?: boolean; // the thumbs are shown
+  /** The stored message, once known. */
+  message?: Message;
+  rating?: HTMLElement; // the thumbs, kept across re-renders of the actions
 }
 
 /** A user's words as typed; an assistant's rendered as Markdown (see markdown.ts). */
@@ -123,25 +139,15 @@ export class ChatView {
     replace(this.messages, h("li", { class: "loading" }, "Loading messages…"));
     let listed: Message[];
     try {
-      const [messages, rated] = await Promise.all([
-        this.listMessages(conversation.id),
-        this.api.call(() => this.api.feedback.listConversationFeedback({ conversationId: conversation.id })),
-      ]);
-      listed = messages;
-      this.ratings = new Map(rated.feedback.map((f) => [f.messageId, f.rating]));
+      listed = await this.loadPath(conversation.id);
     } catch (err) {
       replace(this.messages);
       showError(this.error, describeError(err));
       return;
     }
     if (this.conversation?.id !== conversation.id) return; // another one was opened meanwhile
-    replace(this.messages);
-    this.bubbles.clear();
     this.composer.hidden = false;
-    for (const message of listed) {
-      if (resume && message.id === resume.messageId && message.state === MessageState.STREAMING) continue;
-      this.renderMessage(message);
-    }
+    this.renderPath(listed, resume);
     this.scrollToEnd(true);
     if (resume) {
       const finished = listed.find((m) => m.id === resume.messageId && m.state !== MessageState.STREAMING);
@@ -176,13 +182,44 @@ export class ChatView {
     this.setStreaming(false);
   }
 
-  private async listMessages(conversationId: string): Promise<Message[]> {
+  /** The active path's messages, and the conversation's ratings (into this.ratings). */
+  private async loadPath(conversationId: string): Promise<Message[]> {
+    const [messages, rated] = await Promise.all([
+      this.listMessages(conversationId, false),
+      this.api.call(() => this.api.feedback.listConversationFeedback({ conversationId })),
+    ]);
+    this.ratings = new Map(rated.feedback.map((f) => [f.messageId, f.rating]));
+    return messages;
+  }
+
+  /** Show these messages in place of what is on screen. */
+  private renderPath(listed: Message[], resume: StreamState | null = null): void {
+    replace(this.messages);
+    this.bubbles.clear();
+    for (const message of listed) {
+      if (resume && message.id === resume.messageId && message.state === MessageState.STREAMING) continue;
+      this.renderMessage(message);
+    }
+  }
+
+  /** Reload the active path (after a new version or a switch), keeping the scroll position. */
+  private async reloadPath(): Promise<void> {
+    const current = this.conversation;
+    if (!current) return;
+    const listed = await this.loadPath(current.id);
+    if (this.conversation?.id !== current.id || this.active) return;
+    const top = this.scroller.scrollTop;
+    this.renderPath(listed);
+    this.scroller.scrollTop = top;
+  }
+
+  private async listMessages(conversationId: string, allBranches: boolean): Promise<Message[]> {
     const all: Message[] = [];
     let pageToken = "";
     for (let page = 0; page < MAX_MESSAGE_PAGES; page++) {
       const token = pageToken;
       const res = await this.api.call(() =>
-        this.api.conversations.listMessages({ conversationId, pageSize: MESSAGE_PAGE, pageToken: token }),
+        this.api.conversations.listMessages({ conversationId, pageSize: MESSAGE_PAGE, pageToken: token, allBranches }),
       );
       all.push(...res.messages);
       pageToken = res.nextPageToken;
@@ -194,18 +231,52 @@ export class ChatView {
   private async send(): Promise<void> {
     const content = this.input.value.trim();
     if (!content || !this.conversation || this.active) return;
+    this.input.value = "";
+    await this.start({ kind: "send", content });
+  }
+
+  /** A new answer to the question `answer` answers, beside `answer`. */
+  private async regenerate(answer: Message): Promise<void> {
+    if (this.active) return;
+    await this.start({ kind: "regenerate", target: answer.id, content: "" });
+  }
+
+  /** A new version of the question `question`, and its answer. */
+  private async edit(question: Message, content: string): Promise<void> {
+    if (this.active) return;
+    await this.start({ kind: "edit", target: question.id, content });
+  }
+
+  private async start(exchange: Pick<StreamState, "kind" | "target" | "content">): Promise<void> {
+    if (!this.conversation) return;
     const state: StreamState = {
       conversationId: this.conversation.id,
+      ...exchange,
       requestId: uuid(),
-      content,
       messageId: "",
       offset: 0,
       text: "",
     };
     stream.set(state);
-    this.input.value = "";
     showError(this.error, "");
     await this.follow(state);
+  }
+
+  /** Show another version of `message` (step -1: older, 1: newer), as the server's active branch. */
+  private async switchVersion(message: Message, step: -1 | 1): Promise<void> {
+    const conversation = this.conversation;
+    if (!conversation || this.active) return;
+    try {
+      const tree = await this.listMessages(conversation.id, true);
+      const versions = tree.filter((m) => m.parentId === message.parentId);
+      const target = versions[message.siblingIndex + step];
+      if (!target) return;
+      await this.api.call(() => this.api.conversations.switchBranch({ messageId: target.id }));
+      await this.reloadPath();
+      showError(this.error, "");
+    } catch (err) {
+      showError(this.error, describeError(err));
+    }
   }
 
   /**
@@ -218,6 +289,7 @@ export class ChatView {
     const abort = new AbortController();
     this.abort = abort;
     this.setStreaming(true);
+    if (state.target && !state.messageId) this.dropFrom(state.target);
     if (!state.messageId) this.pendingBubbles(state);
     else this.assistantBubble(state.messageId, state.text, true);
     this.scrollToEnd(true);
@@ -225,17 +297,7 @@ export class ChatView {
     try {
       while (!abort.signal.aborted) {
         try {
-          const events = state.messageId
-            ? this.api.stream(() =>
-                this.api.chat.resumeStream({ messageId: state.messageId, offset: BigInt(state.offset) }, { signal: abort.signal }),
-              )
-            : this.api.stream(() =>
-                this.api.chat.sendMessage(
-                  { conversationId: state.conversationId, content: state.content, requestId: state.requestId },
-                  { signal: abort.signal },
-                ),
-              );
-          for await (const res of events) {
+          for await (const res of this.exchange(state, abort.signal)) {
             failures = 0;
             if (this.apply(state, res.event)) return;
           }
@@ -252,6 +314,7 @@ export class ChatView {
       }
     } catch (err) {
       if (!state.messageId) this.dropPending(state);
+      if (state.target) void this.reloadPath().catch(() => {}); // what was cut off for the new version
       else this.markBubble(state.messageId, "The connection was lost. Reload the page to see the rest of this answer.");
       showError(this.error, describeError(err));
       stream.clear();
@@ -264,6 +327,28 @@ export class ChatView {
     }
   }
 
+  /**
+   * The exchange's events: ResumeStream once the answer exists, else the call
+   * that starts it (sent again after a reload or an UNAVAILABLE: its
+   * request_id re-attaches to the first attempt if that got through).
+   */
+  private exchange(state: StreamState, signal: AbortSignal): AsyncIterable<{ event: ChatEvent }> {
+    const chat = this.api.chat;
+    const { requestId, content } = state;
+    if (state.messageId) {
+      return this.api.stream(() => chat.resumeStream({ messageId: state.messageId, offset: BigInt(state.offset) }, { signal }));
+    }
+    const messageId = state.target ?? "";
+    switch (state.kind) {
+      case "regenerate":
+        return this.api.stream(() => chat.regenerateMessage({ messageId, requestId }, { signal }));
+      case "edit":
+        return this.api.stream(() => chat.editMessage({ messageId, content, requestId }, { signal }));
+      default:
+        return this.api.stream(() => chat.sendMessage({ conversationId: state.conversationId, content, requestId }, { signal }));
+    }
+  }
+
   /** Apply one event; true when it was the terminal one. */
   private apply(state: StreamState, event: ChatEvent): boolean {
     switch (event.case) {
@@ -273,6 +358,7 @@ export class ChatView {
         this.bubbles.delete("pending-user");
         if (user && this.bubbles.has(user.id)) pendingUser?.root.remove();
         else if (user && pendingUser) this.rekey(pendingUser, user.id);
+        if (user) this.setMessage(user);
         state.messageId = event.value.assistantMessageId;
         const pending = this.bubbles.get("pending-assistant");
         this.bubbles.delete("pending-assistant");
@@ -301,6 +387,8 @@ export class ChatView {
         stream.clear();
         if (message) this.finish(message);
         this.refreshConversation();
+        // A new version: show the switchers with the new counts.
+        if (state.target) void this.reloadPath().catch(() => {});
         return true;
       }
       default:
@@ -356,28 +444,94 @@ export class ChatView {
     this.describeState(bubble, message);
   }
 
+  /** Remember a stored message on its bubble and offer what can be done with it. */
+  private setMessage(message: Message): void {
+    const bubble = this.bubbles.get(message.id);
+    if (!bubble) return;
+    // Responses other than ListMessages carry no sibling counts: keep the listed ones.
+    const known = bubble.message;
+    bubble.message =
+      known && message.siblingCount === 0
+        ? { ...message, siblingCount: known.siblingCount, siblingIndex: known.siblingIndex }
+        : message;
+    this.renderActions(bubble);
+  }
+
+  private renderActions(bubble: Bubble): void {
+    const message = bubble.message;
+    if (!message || message.state === MessageState.STREAMING) {
+      replace(bubble.actions);
+      return;
+    }
+    const versions = branchSwitcher(message, (step) => void this.switchVersion(message, step));
+    if (bubble.role === "user") {
+      replace(bubble.actions, versions, actionButton("edit", "Edit", () => this.startEditing(bubble, message)));
+      return;
+    }
+    bubble.rating ??= ratingControls(this.api, message.id, this.ratings.get(message.id) ?? Rating.UNSPECIFIED, (text) =>
+      showError(this.error, text),
+    );
+    replace(bubble.actions, versions, actionButton("regenerate", "Regenerate", () => void this.regenerate(message)), bubble.rating);
+  }
+
+  /** Put an editor in place of a question's text. */
+  private startEditing(bubble: Bubble, message: Message): void {
+    if (this.active || bubble.root.querySelector(".edit-form")) return;
+    const close = (): void => {
+      form.remove();
+      bubble.text.hidden = false;
+      bubble.actions.hidden = false;
+    };
+    const form = editForm(
+      message.content,
+      (text) => {
+        close();
+        void this.edit(message, text);
+      },
+      close,
+    );
+    bubble.text.hidden = true;
+    bubble.actions.hidden = true;
+    bubble.text.after(form);
+  }
+
+  /** Take a message and everything after it off the screen: a new version replaces them. */
+  private dropFrom(messageId: string): void {
+    const from = this.bubbles.get(messageId)?.root;
+    if (!from) return;
+    const gone: Element[] = [];
+    for (let el: Element | null = from; el; el = el.nextElementSibling) gone.push(el);
+    for (const [key, bubble] of this.bubbles) if (gone.includes(bubble.root)) this.bubbles.delete(key);
+    gone.forEach((el) => el.remove());
+  }
+
   private bubble(key: string, role: "user" | "assistant", text: string): Bubble {
     const body = h("div", { class: "text" });
     const status = h("p", { class: "status", hidden: true });
+    const actions = h("div", { class: "message-actions" });
     const root = h(
       "li",
       { class: `message ${role}`, "data-role": role, "data-id": key.startsWith("pending") ? undefined : key },
       h("span", { class: "who" }, role === "user" ? "You" : this.callbacks.agentName(this.conversation?.agentId ?? "")),
       body,
       status,
+      actions,
     );
-    const bubble = { root, text: body, status, role };
+    const bubble: Bubble = { root, text: body, status, actions, role };
     showText(bubble, text);
     this.bubbles.set(key, bubble);
     return bubble;
   }
 
   private pendingBubbles(state: StreamState): void {
-    const user = this.bubble("pending-user", "user", state.content);
-    user.root.classList.add("pending");
+    if (state.kind !== "regenerate") {
+      const user = this.bubble("pending-user", "user", state.content);
+      user.root.classList.add("pending");
+      this.messages.append(user.root);
+    }
     const assistant = this.bubble("pending-assistant", "assistant", "");
     assistant.root.classList.add("streaming");
-    this.messages.append(user.root, assistant.root);
+    this.messages.append(assistant.root);
   }
 
   private assistantBubble(messageId: string, text: string, streaming: boolean): void {
@@ -421,11 +575,7 @@ export class ChatView {
     const note = notes[message.state] ?? "";
     bubble.status.textContent = note;
     bubble.status.hidden = note === "";
-    if (bubble.role === "assistant" && message.state !== MessageState.STREAMING && !bubble.rated) {
-      bubble.rated = true;
-      const current = this.ratings.get(message.id) ?? Rating.UNSPECIFIED;
-      bubble.root.append(ratingControls(this.api, message.id, current, (text) => showError(this.error, text)));
-    }
+    this.setMessage(message);
   }
 
   private markBubble(messageId: string, note: string): void {
@@ -441,7 +591,8 @@ export class ChatView {
     this.bubbles.get("pending-assistant")?.root.remove();
     this.bubbles.delete("pending-user");
     this.bubbles.delete("pending-assistant");
-    if (!this.input.value) this.input.value = state.content; // nothing was sent: keep the text
+    // Nothing was sent: keep the text.
+    if (state.kind !== "regenerate" && !this.input.value) this.input.value = state.content;
   }
 
   private nearEnd(): boolean {
