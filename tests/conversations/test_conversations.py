@@ -529,11 +529,13 @@ async def test_messages_for_agent_keep_the_system_prompt_and_trim_oldest_first(s
     contents = ["aaaa", "bbbb", "cccc", "dddd", "eeee"]
     for i, text in enumerate(contents):
         await add_message(stubs, ada, cid, text, user if i % 2 == 0 else assistant)
-    # A failed generation that produced nothing is not history.
+    # A failed generation that produced nothing is not history (inserted on the active path).
     await sql(
         stubs.app,
-        "INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, prompt_tokens,"
-        " completion_tokens) VALUES (:id, :cid, 'assistant', '', 'failed', 'boom', 0, 0)",
+        "WITH added AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason,"
+        " prompt_tokens, completion_tokens, parent_id) SELECT :id, :cid, 'assistant', '', 'failed', 'boom', 0, 0,"
+        " active_message_id FROM conversations WHERE id = :cid RETURNING id)"
+        " UPDATE conversations SET active_message_id = (SELECT id FROM added) WHERE id = :cid",
         id=uuid.uuid4(),
         cid=cid,
     )
@@ -567,11 +569,14 @@ async def test_messages_for_agent_rejects_negative_budgets(stubs: Stubs) -> None
 async def test_messages_for_agent_default_budget_is_fifty_messages(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     cid = (await new_conversation(stubs, ada)).id
+    # 600 messages on one path.
     await sql(
         stubs.app,
-        "INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, prompt_tokens,"
-        " completion_tokens) SELECT gen_random_uuid(), :cid, 'user', 'm' || n, 'complete', '', 0, 0"
-        " FROM generate_series(1, 600) AS n ORDER BY n",
+        "WITH new AS MATERIALIZED (SELECT gen_random_uuid() AS id, n FROM generate_series(1, 600) AS n),"
+        " added AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, prompt_tokens,"
+        " completion_tokens, parent_id) SELECT id, :cid, 'user', 'm' || n, 'complete', '', 0, 0,"
+        " lag(id) OVER (ORDER BY n) FROM new ORDER BY n)"
+        " UPDATE conversations SET active_message_id = (SELECT id FROM new WHERE n = 600) WHERE id = :cid",
         cid=cid,
     )
     default = await _history(stubs, ada, cid)

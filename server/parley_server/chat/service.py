@@ -36,9 +36,17 @@ from parley_server.chat.watch import ConversationWatch
 from parley_server.common.activity import Activity
 from parley_server.common.caller import Caller
 from parley_server.common.clock import utcnow
-from parley_server.common.errors import FieldViolation, InvalidArgument, NotFound, OutOfRange, Reason, Unavailable
+from parley_server.common.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    Reason,
+    Unavailable,
+)
 from parley_server.common.validation import Violations, only_uuid
-from parley_server.conversations.ownership import owned_message
+from parley_server.conversations.ownership import message_not_found, owned_message
 from parley_server.conversations.service import (
     DEFAULT_HISTORY_CHARS,
     DEFAULT_HISTORY_MESSAGES,
@@ -72,10 +80,36 @@ FOLLOW_RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
+class _Turn:
+    """What an exchange adds to a conversation's message tree before the answer.
+
+    content is the new user message's text; None regenerates: the answer is
+    a new sibling of the answer sibling_of, to the user message `answered`.
+    The first new message is appended after the active leaf, or with
+    sibling_of becomes that message's sibling (an edit, a regeneration).
+    """
+
+    content: str | None
+    sibling_of: uuid.UUID | None = None
+    answered: MessageView | None = None
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The message a regeneration or an edit starts from, and its parent (None for a root)."""
+
+    conversation_id: uuid.UUID
+    role: MessageRole
+    state: MessageState
+    parent: MessageView | None
+
+
+@dataclass(frozen=True)
 class _Started:
     """A new exchange, stored: its generation is yet to be launched."""
 
     user_message: MessageView
+    user_message_is_new: bool
     assistant_id: uuid.UUID
     spec: GenerationSpec
 
@@ -124,7 +158,7 @@ class ChatService:
         self._watch_epoch += 1
         self._bus.interrupt_subscribers()
 
-    # -- SendMessage -----------------------------------------------------
+    # -- SendMessage, RegenerateMessage, EditMessage ------------------------
 
     async def send_message(
         self, caller: Caller, conversation_id: str, content: str, request_id: str
@@ -135,12 +169,76 @@ class ChatService:
         request_id = v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None
-        started = await self._start_exchange(caller, cid, content, request_id)
+        async for chat_update in self._exchange(caller, cid, request_id, _Turn(content)):
+            yield chat_update
+
+    async def regenerate_message(self, caller: Caller, message_id: str, request_id: str) -> AsyncIterator[ChatUpdate]:
+        """A new answer to the user message an answer answers: its sibling, streamed like SendMessage's."""
+        v = Violations()
+        mid = v.uuid("message_id", message_id)
+        request_id = v.request_id("request_id", request_id)
+        v.raise_if_any()
+        assert mid is not None
+        target = await self._exchange_target(caller, mid)
+        if (
+            target.role is not MessageRole.ASSISTANT
+            or target.parent is None
+            or target.parent.role is not MessageRole.USER
+        ):
+            raise InvalidArgument(
+                [FieldViolation("message_id", "is not an answer to a user message; only answers are regenerated")],
+                reason=Reason.NOT_A_GENERATION,
+            )
+        if target.state is MessageState.STREAMING:
+            raise FailedPrecondition(
+                "the answer is still being generated; cancel it or wait for its end", reason=Reason.MESSAGE_STREAMING
+            )
+        turn = _Turn(None, sibling_of=mid, answered=target.parent)
+        async for chat_update in self._exchange(caller, target.conversation_id, request_id, turn):
+            yield chat_update
+
+    async def edit_message(
+        self, caller: Caller, message_id: str, content: str, request_id: str
+    ) -> AsyncIterator[ChatUpdate]:
+        """A new version of a user message (its sibling) and the answer to it, streamed like SendMessage's."""
+        v = Violations()
+        mid = v.uuid("message_id", message_id)
+        content = message_content(v, "content", content)
+        request_id = v.request_id("request_id", request_id)
+        v.raise_if_any()
+        assert mid is not None
+        target = await self._exchange_target(caller, mid)
+        if target.role is not MessageRole.USER:
+            raise InvalidArgument(
+                [FieldViolation("message_id", "is not a user message; only the user's messages are edited")],
+                reason=Reason.NOT_A_USER_MESSAGE,
+            )
+        async for chat_update in self._exchange(caller, target.conversation_id, request_id, _Turn(content, mid)):
+            yield chat_update
+
+    async def _exchange_target(self, caller: Caller, message_id: uuid.UUID) -> _Target:
+        """The caller's message an exchange starts from, or NOT_FOUND."""
+        found = await self._db.fetch(sql.EXCHANGE_TARGET, message_id, caller.user_id, into=tuple)
+        if not found:
+            raise message_not_found()
+        cid, role, state = found[0][:3]
+        parent = found[0][3:]
+        return _Target(
+            cid, MessageRole(role), MessageState(state), None if parent[0] is None else MessageView.of(parent)
+        )
+
+    async def _exchange(
+        self, caller: Caller, cid: uuid.UUID, request_id: str, turn: _Turn
+    ) -> AsyncIterator[ChatUpdate]:
+        """Start the exchange (or re-attach to the one request_id started), launch
+        its generation, and stream it: accepted, then the answer."""
+        started = await self._start_exchange(caller, cid, request_id, turn)
         if isinstance(started, Accepted):
             accepted = started
         else:
             accepted = Accepted(started.user_message, started.assistant_id)
-            self._bus.publish(MessageCreated(cid, started.user_message.id))
+            if started.user_message_is_new:
+                self._bus.publish(MessageCreated(cid, started.user_message.id))
             self._bus.publish(MessageCreated(cid, started.assistant_id))
             self._bus.publish(ConversationChanged(cid))
             self.generations.launch(started.spec)
@@ -149,7 +247,7 @@ class ChatService:
             yield chat_update
 
     async def _start_exchange(
-        self, caller: Caller, cid: uuid.UUID, content: str, request_id: str
+        self, caller: Caller, cid: uuid.UUID, request_id: str, turn: _Turn
     ) -> _Started | Accepted:
         """Store the exchange's messages; or, for a request_id that already
         started one, that exchange (Accepted again, nothing launched).
@@ -177,9 +275,9 @@ class ChatService:
             conversation_id=cid,
             user_id=caller.user_id,
             agent_id=agent.id,
-            user_message_id=user_message_id,
+            user_message=None if turn.content is None else (user_message_id, turn.content),
             assistant_id=assistant_id,
-            content=content,
+            sibling_of=turn.sibling_of,
             now=now,
             owner=self.generations.owner_key,
             quota=None if quota is None else (day, quota),
@@ -191,21 +289,37 @@ class ChatService:
             if exc.table_name != "idempotency_keys":
                 raise
             return await self._claimed_exchange(caller, cid, request_id)
-        owned, counted, message_count, title, seq, create_time, update_time = row
+        owned, placed, counted, message_count, title, create_time, update_time, parent_id = row
         if not owned:  # deleted since the facts were read
             raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+        if not placed:  # the message it starts from was deleted since (ClearMessages)
+            raise message_not_found()
         if not counted:
             raise quota_exceeded(now)
-        user_message = MessageView(
-            user_message_id, cid, MessageRole.USER, content, MessageState.COMPLETE, "", 0, 0, create_time, update_time
-        )
+        if turn.content is None:
+            assert turn.answered is not None
+            user_message = turn.answered
+        else:
+            user_message = MessageView(
+                user_message_id,
+                cid,
+                MessageRole.USER,
+                turn.content,
+                MessageState.COMPLETE,
+                "",
+                0,
+                0,
+                create_time,
+                update_time,
+                parent_id,
+            )
         first_exchange = message_count == 0 and not title
 
         async def turns() -> list[ChatTurn]:
-            # Up to this exchange's message: one a concurrent send added
-            # since must not become the turn the model answers.
+            # The path up from the message answered: what other branches
+            # (or later exchanges) hold is not this answer's context.
             return await self._conversations.history_for_agent(
-                cid, agent.system_prompt, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS, up_to_seq=seq
+                cid, user_message.id, agent.system_prompt, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
             )
 
         spec = GenerationSpec(
@@ -220,10 +334,10 @@ class ChatService:
             # Counted with the exchange it pays for when a quota applies;
             # otherwise, with its tokens, when the answer ends.
             count_message=quota is None,
-            title_from=content if first_exchange else None,
+            title_from=turn.content if first_exchange else None,
             title_agent=agent if first_exchange and agent.title_generation else None,
         )
-        return _Started(user_message, assistant_id, spec)
+        return _Started(user_message, turn.content is not None, assistant_id, spec)
 
     async def _claimed_exchange(self, caller: Caller, cid: uuid.UUID, request_id: str) -> Accepted:
         """The exchange a request_id already started (its user message and the answer's id)."""

@@ -10,13 +10,16 @@ is three statements, each committed on its own:
   and, with a request id, the exchange it already claimed. The decision is
   access_rules.rule's, made in Python from these facts.
 - `start_exchange`: lock the conversation, take the quota (when one
-  applies), insert the user's message and the assistant's placeholder, bump
-  the conversation's counters and claim the request id: all or nothing.
+  applies), insert the user's message (none for a regeneration) and the
+  assistant's placeholder where the exchange goes in the message tree,
+  bump the conversation's counters and active leaf and claim the request
+  id: all or nothing. (RegenerateMessage and EditMessage first read the
+  message they start from: `EXCHANGE_TARGET`.)
 - `END_EXCHANGE`: store the final text and state, and add the answer's
   tokens (and the message, when no quota counted it) to the usage rollup.
 
 The history the model gets is read after the start, by the generation
-(conversations/sql.py's HISTORY, cut off at the exchange's own message).
+(conversations/sql.py's HISTORY: the path up from the message it answers).
 """
 
 from __future__ import annotations
@@ -93,9 +96,9 @@ def start_exchange(
     conversation_id: uuid.UUID,
     user_id: uuid.UUID,
     agent_id: uuid.UUID,
-    user_message_id: uuid.UUID,
+    user_message: tuple[uuid.UUID, str] | None,
     assistant_id: uuid.UUID,
-    content: str,
+    sibling_of: uuid.UUID | None,
     now: datetime,
     owner: int,
     quota: tuple[date, int] | None,
@@ -103,52 +106,77 @@ def start_exchange(
 ) -> tuple[str, list[object]]:
     """The statement starting an exchange, and its arguments.
 
-    The conversation is locked (as every change of its message_count is
-    made), so concurrent sends to it are serialised and their messages'
-    seq follow that order. With quota (today, the limit) one message is
-    counted against it, and nothing is written when it is used up. With
-    request_id the assistant message's id is claimed for it, last: when a
-    concurrent call claimed it first, the statement fails with a unique
-    violation and writes nothing.
+    An exchange adds user_message (its id and text), unless it is None (a
+    regeneration: the answer is a new sibling of the answer sibling_of), and
+    the assistant's placeholder answering it. The first new message is
+    appended after the conversation's active leaf, or with sibling_of
+    becomes that message's sibling (same parent); the answer becomes the
+    active leaf. The conversation is locked (as every change of its
+    message_count is made), so concurrent exchanges are serialised and their
+    messages' seq follow that order. With quota (today, the limit) one
+    message is counted against it, and nothing is written when it is used
+    up. With request_id the assistant message's id is claimed for it, last:
+    when a concurrent call claimed it first, the statement fails with a
+    unique violation and writes nothing.
 
-    One row: whether the conversation is the caller's, whether the quota
-    counted the message (true without quota), the conversation's
-    message_count and title before this exchange, and the user message's
-    seq, create_time and update_time (NULL when nothing was written).
+    One row: whether the conversation is the caller's, whether sibling_of is
+    still in it (true without), whether the quota counted the message (true
+    without quota), the conversation's message_count and title before this
+    exchange, the new user message's create_time and update_time (NULL when
+    nothing was written or there is none), and the parent of the first new
+    message.
     """
     bind = Binds()
     cid, uid, at = f"{bind(conversation_id)}::uuid", f"{bind(user_id)}::uuid", f"{bind(now)}::timestamptz"
-    user_mid, assistant_mid = f"{bind(user_message_id)}::uuid", f"{bind(assistant_id)}::uuid"
+    assistant_mid = f"{bind(assistant_id)}::uuid"
     steps = [
-        f"owned AS (SELECT id, message_count, title FROM conversations WHERE id = {cid} AND user_id = {uid} FOR UPDATE)"
+        "owned AS (SELECT id, message_count, title, active_message_id FROM conversations "
+        f"WHERE id = {cid} AND user_id = {uid} FOR UPDATE)"
     ]
-    sources, counted = "owned", "true"
+    if sibling_of is None:
+        steps.append("place AS (SELECT active_message_id AS parent FROM owned)")
+    else:
+        steps.append(
+            "place AS (SELECT m.parent_id AS parent FROM owned JOIN messages m ON m.conversation_id = owned.id "
+            f"WHERE m.id = {bind(sibling_of)}::uuid)"
+        )
+    sources, counted = "owned, place", "true"
     if quota is not None:
         day, limit = quota
         taking = taking_quota_sql(
-            "owned",
+            "owned, place",
             user_id=uid,
             agent_id=f"{bind(agent_id)}::uuid",
             day=f"{bind(day)}::date",
             quota=f"{bind(limit)}::bigint",
         )
         steps.append(f"counted AS ({taking})")
-        sources, counted = "owned, counted", "EXISTS (SELECT FROM counted)"
+        sources, counted = "owned, place, counted", "EXISTS (SELECT FROM counted)"
+    # Each new message: its parent is the user message when it follows one, else the place's.
+    rows = [f"({assistant_mid}, 'assistant'::message_role, '', 'streaming'::message_state, {bind(owner)}::bigint, "]
+    user_mid = "NULL::uuid"
+    if user_message is None:
+        rows[0] += "false)"
+    else:
+        user_mid = f"{bind(user_message[0])}::uuid"
+        rows[0] += "true)"
+        rows.insert(
+            0,
+            f"({user_mid}, 'user'::message_role, {bind(user_message[1])}::text, 'complete'::message_state, "
+            "NULL::bigint, false)",
+        )
     steps.append(
         "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
-        "prompt_tokens, completion_tokens, generation_owner, reply_to, create_time, update_time) "
-        f"SELECT m.id, owned.id, m.role, m.content, m.state, '', 0, 0, m.owner, m.reply_to, {at}, {at} "
-        f"FROM {sources}, (VALUES "
-        f"({user_mid}, 'user'::message_role, {bind(content)}::text, 'complete'::message_state, "
-        "NULL::bigint, NULL::uuid), "
-        f"({assistant_mid}, 'assistant'::message_role, '', 'streaming'::message_state, "
-        f"{bind(owner)}::bigint, {user_mid})"
-        ") AS m (id, role, content, state, owner, reply_to) "
-        "RETURNING id, conversation_id, seq, create_time, update_time)"
+        "prompt_tokens, completion_tokens, generation_owner, parent_id, create_time, update_time) "
+        f"SELECT m.id, owned.id, m.role, m.content, m.state, '', 0, 0, m.owner, "
+        f"CASE WHEN m.after_user THEN {user_mid} ELSE place.parent END, {at}, {at} "
+        f"FROM {sources}, (VALUES {', '.join(rows)}) AS m (id, role, content, state, owner, after_user) "
+        "RETURNING id, conversation_id, create_time, update_time)"
     )
     steps.append(
-        f"bumped AS (UPDATE conversations SET message_count = message_count + 2, last_message_time = {at}, "
-        f"update_time = {at} WHERE id IN (SELECT conversation_id FROM created))"
+        f"bumped AS (UPDATE conversations SET message_count = message_count + {len(rows)}, "
+        f"last_message_time = {at}, update_time = {at}, active_message_id = {assistant_mid} "
+        "WHERE id IN (SELECT conversation_id FROM created))"
     )
     if request_id:
         claiming = claiming_sql(
@@ -162,18 +190,29 @@ def start_exchange(
         steps.append(f"claimed AS ({claiming})")
     sql = (
         f"WITH {', '.join(steps)} "
-        f"SELECT EXISTS (SELECT FROM owned), {counted}, owned.message_count, owned.title, "
-        "created.seq, created.create_time, created.update_time "
-        f"FROM (VALUES (true)) AS one (x) LEFT JOIN owned ON true LEFT JOIN created ON created.id = {user_mid}"
+        f"SELECT EXISTS (SELECT FROM owned), EXISTS (SELECT FROM place), {counted}, owned.message_count, owned.title, "
+        "created.create_time, created.update_time, place.parent "
+        "FROM (VALUES (true)) AS one (x) LEFT JOIN owned ON true LEFT JOIN place ON true "
+        f"LEFT JOIN created ON created.id = {user_mid}"
     )
     return sql, bind.values
+
+
+# $1 message id, $2 user id: a message of the caller's that an exchange
+# starts from (regenerated, or edited): its conversation, role and state,
+# then its parent (MessageView's columns, NULLs for a root).
+EXCHANGE_TARGET = (
+    f"SELECT m.conversation_id, m.role::text, m.state::text, {columns(_MESSAGE_COLUMNS, 'p')} "
+    "FROM messages m JOIN conversations c ON c.id = m.conversation_id LEFT JOIN messages p ON p.id = m.parent_id "
+    "WHERE m.id = $1::uuid AND c.user_id = $2::uuid"
+)
 
 
 # $1 user id, $2 scope, $3 request id: the user message (MessageView's
 # columns) and the assistant message's id of the exchange that request id
 # started, if both its messages remain.
 CLAIMED_EXCHANGE = (
-    f"SELECT {columns(_MESSAGE_COLUMNS, 'u')}, a.id FROM messages a JOIN messages u ON u.id = a.reply_to "
+    f"SELECT {columns(_MESSAGE_COLUMNS, 'u')}, a.id FROM messages a JOIN messages u ON u.id = a.parent_id "
     "WHERE a.id = " + claimed_sql(user_id="$1::uuid", scope="$2::text", request_id="$3::text")
 )
 

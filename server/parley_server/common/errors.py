@@ -115,7 +115,18 @@ class Reason(StrEnum):
     WAITLIST_ENTRY_NOT_FOUND = "WAITLIST_ENTRY_NOT_FOUND", "No waitlist entry has this id; nothing was approved."
     SLUG_TAKEN = "SLUG_TAKEN", "Another agent has this slug."
     NO_USER_MESSAGE = "NO_USER_MESSAGE", "The conversation has no user message to derive a title from."
-    NOT_A_GENERATION = "NOT_A_GENERATION", "The message is not an assistant message, so it has no generation."
+    NOT_A_GENERATION = (
+        "NOT_A_GENERATION",
+        (
+            "The message is not an assistant message (for RegenerateMessage: one answering a user message), "
+            "so it has no generation."
+        ),
+    )
+    NOT_A_USER_MESSAGE = "NOT_A_USER_MESSAGE", "The message is not a user message; only those are edited."
+    MESSAGE_STREAMING = (
+        "MESSAGE_STREAMING",
+        "The answer is still being generated; wait for its end (or CancelGeneration) first.",
+    )
     NOT_AN_ANSWER = "NOT_AN_ANSWER", "Only finished assistant messages can be rated."
     OFFSET_OUT_OF_RANGE = (
         "OFFSET_OUT_OF_RANGE",

@@ -60,6 +60,8 @@ def _fill_conversation(
     target.archived = conversation.archived
     target.pinned = conversation.pinned
     target.message_count = conversation.message_count
+    if conversation.active_message_id is not None:
+        target.active_message_id = str(conversation.active_message_id)
     if isinstance(conversation, ConversationView):
         fill_timestamp_us(target.create_time, conversation.create_time_us)
         fill_timestamp_us(target.update_time, conversation.update_time_us)
@@ -71,8 +73,9 @@ def _fill_conversation(
     return target
 
 
-def message_to_proto(message: MessageFields) -> conversation_pb2.Message:
-    """usage is set only once a provider reported tokens (assistant messages)."""
+def message_to_proto(message: MessageFields, siblings: tuple[int, int] | None = None) -> conversation_pb2.Message:
+    """usage is set only once a provider reported tokens (assistant messages);
+    siblings (count, index) where the read computed them (ListMessages)."""
     reported = message.prompt_tokens > 0 or message.completion_tokens > 0
     result = conversation_pb2.Message(
         id=str(message.id),
@@ -91,6 +94,10 @@ def message_to_proto(message: MessageFields) -> conversation_pb2.Message:
     )
     fill_timestamp(result.create_time, message.create_time)
     fill_timestamp(result.update_time, message.update_time)
+    if message.parent_id is not None:
+        result.parent_id = str(message.parent_id)
+    if siblings is not None:
+        result.sibling_count, result.sibling_index = siblings
     return result
 
 

@@ -82,7 +82,8 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
             require_caller(), request.conversation_id, request.page_size, request.page_token
         )
         return pb.ListMessagesResponse(
-            messages=[message_to_proto(m) for m in page.items], next_page_token=page.next_page_token
+            messages=[message_to_proto(m.message, (m.sibling_count, m.sibling_index)) for m in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def GetMessagesForAgent(

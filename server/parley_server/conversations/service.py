@@ -43,7 +43,7 @@ from parley_server.conversations.ownership import (
     owned_conversation_view,
 )
 from parley_server.conversations.titles import clean_title, heuristic_title
-from parley_server.conversations.views import ConversationView, MessageView
+from parley_server.conversations.views import ConversationView, ListedMessage, MessageView
 from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import fresh_conversation_key
 from parley_server.db.models import Agent, Conversation, Message, MessageRole
@@ -81,8 +81,6 @@ _TURN_ROLES: dict[str, TurnRole] = {
     MessageRole.ASSISTANT.value: "assistant",
     MessageRole.SYSTEM.value: "system",
 }
-# history_for_agent's cut-off when there is none: the largest bigint.
-LAST_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -134,11 +132,11 @@ def _turn(record: Record) -> ChatTurn:
     return ChatTurn(_TURN_ROLES[record[0]], record[1])
 
 
-def _fitting(messages: Sequence[Message], size: int) -> int:
+def _fitting(messages: Sequence[ListedMessage], size: int) -> int:
     """How many of the first `size` messages fit in one response's byte budget (at least one)."""
     total = 0
-    for count, message in enumerate(messages[:size]):
-        total += len(message.content.encode())
+    for count, listed in enumerate(messages[:size]):
+        total += len(listed.message.content.encode())
         if total > MAX_PAGE_CONTENT_BYTES and count > 0:
             return count
     return size
@@ -347,24 +345,37 @@ class ConversationService:
         return message
 
     async def list_messages(
-        self, caller: Caller, conversation_id: str, page_size: int, page_token: str
-    ) -> Page[Message]:
-        """Messages oldest first, keyset-paginated on seq; a page also stops at a byte budget."""
+        self, caller: Caller, conversation_id: str, page_size: int, page_token: str, *, all_branches: bool = False
+    ) -> Page[ListedMessage]:
+        """The active path (every message with all_branches), oldest first, with
+        each message's siblings; keyset-paginated on seq, a page also stops at a
+        byte budget. One statement (sql.py); an empty page is checked for
+        ownership afterwards, so a foreign conversation is NOT_FOUND."""
         v = Violations()
         cid = v.uuid("conversation_id", conversation_id)
         size = Paginator.page_size(v, page_size)
         v.raise_if_any()
         assert cid is not None
-        scope = json.dumps(["ListMessages", str(caller.user_id), str(cid)])
+        scope = json.dumps(["ListMessages", str(caller.user_id), str(cid), all_branches])
         keyset = self._paginator.decode(v, page_token, scope, 1)
         v.raise_if_any()
-        stmt = select(Message).where(Message.conversation_id == cid)
-        if keyset is not None:
-            stmt = stmt.where(Message.seq > int(keyset[0]))
-        async with self._db.transaction() as db:
-            await owned_conversation(db, cid, caller.user_id)
-            rows = list((await db.execute(stmt.order_by(Message.seq).limit(size + 1))).scalars())
+        after = 0 if keyset is None else int(keyset[0])
+        statement = sql.ALL_MESSAGES_PAGE if all_branches else sql.ACTIVE_PATH_PAGE
+        rows = await self._db.fetch(statement, cid, caller.user_id, after, size + 1, into=ListedMessage.of)
+        if not rows:
+            await owned_conversation_view(self._db, cid, caller.user_id)
         return self._paginator.page(rows, _fitting(rows, size), scope, lambda m: (str(m.seq),))
+
+    async def switch_branch(self, caller: Caller, message_id: str) -> ConversationView:
+        """Make the branch through the message active: the conversation's
+        active leaf becomes the message's newest descendant (the newest child
+        at each level). Watchers get the conversation."""
+        mid = only_uuid("message_id", message_id)
+        found = await self._db.fetch(sql.SWITCH_BRANCH, mid, caller.user_id, utcnow(), into=ConversationView.of)
+        if not found:
+            raise message_not_found()
+        self._emit(ConversationChanged(found[0].id))
+        return found[0]
 
     async def get_messages_for_agent(
         self, caller: Caller, conversation_id: str, max_messages: int, max_chars: int
@@ -385,30 +396,32 @@ class ConversationService:
             agent = await db.get(Agent, conversation.agent_id)
             assert agent is not None  # agents are soft-deleted, never removed
         return await self.history_for_agent(
-            cid, agent.system_prompt if caller.is_admin else "", max_messages, max_chars
+            cid, conversation.active_message_id, agent.system_prompt if caller.is_admin else "", max_messages, max_chars
         )
 
     async def history_for_agent(
         self,
         conversation_id: uuid.UUID,
+        leaf: uuid.UUID | None,
         system_prompt: str,
         max_messages: int,
         max_chars: int,
-        *,
-        up_to_seq: int = LAST_SEQ,
     ) -> list[ChatTurn]:
         """The turns to send to the model, in chronological order.
 
         The system prompt (if not blank) comes first and counts against
-        neither budget. Then the newest messages up to seq up_to_seq that
-        fit both budgets, dropping the oldest first and keeping whole
+        neither budget. Then, of the path from the conversation's first
+        message down to leaf (other branches are not the model's business;
+        None: no message), the newest messages that fit both budgets, dropping the oldest first and keeping whole
         messages, except that the newest message is always kept (cut to its
         last max_chars characters if it alone is larger) so the model always
         sees the latest turn. Messages without content (failed or cancelled
         before any text, an assistant placeholder) are skipped: they tell
         the model nothing. Budgets must be positive.
         """
-        rows = await self._db.fetch(sql.HISTORY, conversation_id, up_to_seq, max_messages, max_chars, into=_turn)
+        rows: list[ChatTurn] = []
+        if leaf is not None:
+            rows = await self._db.fetch(sql.HISTORY, leaf, conversation_id, max_messages, max_chars, into=_turn)
         if rows and len(rows[-1].content) > max_chars:
             rows[-1] = ChatTurn(rows[-1].role, rows[-1].content[-max_chars:])
         if system_prompt.strip():
@@ -423,6 +436,7 @@ class ConversationService:
             result = await db.execute(delete(Message).where(Message.conversation_id == cid))
             conversation.message_count = 0
             conversation.last_message_time = None
+            conversation.active_message_id = None
             conversation.update_time = utcnow()
         self._emit(ConversationChanged(cid))
         return conversation, rowcount(result)

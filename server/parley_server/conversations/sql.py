@@ -94,7 +94,8 @@ def _create_message(*, claimed: bool) -> str:
     $5 content, $6 the time, and with `claimed` $7 the request id.
     The caller's conversation is locked (FOR UPDATE, as every change of its
     message_count is made), the request id claimed (with `claimed`), the
-    message inserted and the conversation's counters bumped. The statement
+    message inserted after the conversation's active leaf and the
+    conversation's counters and active leaf (now the message) bumped. The statement
     answers whether the conversation is the caller's, then the new message's
     columns: NULL when there is none (not the caller's, or a replay of
     request id $7, whose message is read by REPLAYED_MESSAGE).
@@ -110,16 +111,17 @@ def _create_message(*, claimed: bool) -> str:
         source = "owned, claim"
         message_id = "claim.resource_id"
     return (
-        "WITH owned AS (SELECT id FROM conversations WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE), "
+        "WITH owned AS (SELECT id, active_message_id FROM conversations "
+        "WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE), "
         + claim
         + "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
-        "prompt_tokens, completion_tokens, create_time, update_time) "
-        f"SELECT {message_id}, owned.id, $4::message_role, $5::text, 'complete', '', 0, 0, "
+        "prompt_tokens, completion_tokens, parent_id, create_time, update_time) "
+        f"SELECT {message_id}, owned.id, $4::message_role, $5::text, 'complete', '', 0, 0, owned.active_message_id, "
         f"$6::timestamptz, $6::timestamptz FROM {source} "
         f"RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
         "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
-        "last_message_time = $6::timestamptz, update_time = $6::timestamptz "
-        "WHERE id IN (SELECT conversation_id FROM created)) "
+        "last_message_time = $6::timestamptz, update_time = $6::timestamptz, active_message_id = created.id "
+        "FROM created WHERE conversations.id = created.conversation_id) "
         f"SELECT EXISTS (SELECT FROM owned), {columns(_MESSAGE_COLUMNS, 'created')} "
         "FROM (VALUES (true)) AS one (x) LEFT JOIN created ON true"
     )
@@ -134,16 +136,79 @@ REPLAYED_MESSAGE = (
     "WHERE c.user_id = $1::uuid AND m.id = " + claimed_sql(user_id="$1::uuid", scope="'message'", request_id="$2::text")
 )
 
-# $1 conversation id, $2 the newest seq to include, $3 max messages, $4 max
-# characters: the newest messages with content that fit both budgets (the
-# newest always), oldest first, as (role, content). The window functions do
-# the counting, so only the kept messages leave the database. The cut-off
-# keeps out what was added after a given message: a send's history ends at
-# its own message, however many were sent to the conversation since.
+# $1 the newest message, $2 its conversation id, $3 max messages, $4 max
+# characters: the messages on the path up from $1 (itself included) with
+# content that fit both budgets (the newest always), oldest first, as (role,
+# content). The walk counts as it goes and stops once the budgets are spent,
+# so a long path is not read further than the model gets it.
 HISTORY = (
-    "SELECT role::text, content FROM ("
-    "SELECT role, content, row_number() OVER newest AS rank, sum(char_length(content)) OVER newest AS chars "
-    "FROM messages WHERE conversation_id = $1::uuid AND content <> '' AND seq <= $2::bigint "
-    "WINDOW newest AS (ORDER BY seq DESC)) AS ranked "
-    "WHERE rank <= $3::bigint AND (chars <= $4::bigint OR rank = 1) ORDER BY rank DESC"
+    "WITH RECURSIVE path AS ("
+    "SELECT m.parent_id, m.role, m.content, 1 AS depth, (m.content <> '')::int AS kept, "
+    "char_length(m.content)::bigint AS chars FROM messages m WHERE m.id = $1::uuid AND m.conversation_id = $2::uuid "
+    "UNION ALL "
+    "SELECT m.parent_id, m.role, m.content, p.depth + 1, p.kept + (m.content <> '')::int, "
+    "p.chars + char_length(m.content) FROM path p JOIN messages m ON m.id = p.parent_id "
+    "WHERE p.kept < $3::bigint AND p.chars <= $4::bigint) "
+    "SELECT role::text, content FROM path WHERE content <> '' AND kept <= $3::bigint "
+    "AND (chars <= $4::bigint OR kept = 1) ORDER BY depth DESC"
+)
+
+# The columns ListMessages reads from a message aliased p: MessageView's,
+# seq (its page keyset), and how many siblings it has and its place among
+# them (roots of a conversation are siblings too; each side of the union is
+# an index scan, the second only for a root).
+_LISTED_COLUMNS = (
+    f"{columns(_MESSAGE_COLUMNS, 'p')}, p.seq, s.sibling_count, s.sibling_index FROM ({{page}}) AS p "
+    "CROSS JOIN LATERAL (SELECT count(*)::int4 AS sibling_count, "
+    "(count(*) FILTER (WHERE sibling.seq < p.seq))::int4 AS sibling_index FROM ("
+    "SELECT seq FROM messages WHERE parent_id = p.parent_id UNION ALL "
+    "SELECT seq FROM messages WHERE p.parent_id IS NULL AND conversation_id = p.conversation_id "
+    "AND parent_id IS NULL) AS sibling) AS s ORDER BY p.seq"
+)
+_PAGE_COLUMNS = columns((*_MESSAGE_COLUMNS, "seq"), "m")
+
+
+def messages_page(*, all_branches: bool) -> str:
+    """ListMessages' statement: $1 conversation id, $2 user id, $3 the last seq
+    of the previous page (0 for the first), $4 the most rows.
+
+    The caller's conversation's active path (walked up from its active leaf,
+    one index lookup per message), or with all_branches every message; oldest
+    first, each with its siblings (ListedMessage's columns). No rows for a
+    conversation that is empty or not the caller's.
+    """
+    if all_branches:
+        page = (
+            f"SELECT {_PAGE_COLUMNS} FROM messages m "
+            "JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE m.conversation_id = $1::uuid AND c.user_id = $2::uuid AND m.seq > $3::bigint "
+            "ORDER BY m.seq LIMIT $4::integer"
+        )
+        return "SELECT " + _LISTED_COLUMNS.format(page=page)
+    path = (
+        f"path AS (SELECT {_PAGE_COLUMNS} FROM conversations c "
+        "JOIN messages m ON m.id = c.active_message_id WHERE c.id = $1::uuid AND c.user_id = $2::uuid "
+        f"UNION ALL SELECT {_PAGE_COLUMNS} "
+        "FROM path JOIN messages m ON m.id = path.parent_id)"
+    )
+    page = "SELECT * FROM path WHERE seq > $3::bigint ORDER BY seq LIMIT $4::integer"
+    return f"WITH RECURSIVE {path} SELECT " + _LISTED_COLUMNS.format(page=page)
+
+
+ACTIVE_PATH_PAGE = messages_page(all_branches=False)
+ALL_MESSAGES_PAGE = messages_page(all_branches=True)
+
+# $1 message id, $2 user id, $3 the time: make the branch through the
+# caller's message active. The new leaf is the message's newest descendant,
+# following the newest child (largest seq) down from it. The conversation
+# as it is then (ConversationView's columns), or no row.
+SWITCH_BRANCH = (
+    "WITH RECURSIVE target AS (SELECT m.id, m.conversation_id FROM messages m "
+    "JOIN conversations c ON c.id = m.conversation_id WHERE m.id = $1::uuid AND c.user_id = $2::uuid), "
+    "down AS (SELECT id, 0 AS depth FROM target UNION ALL "
+    "SELECT (SELECT child.id FROM messages child WHERE child.parent_id = down.id ORDER BY child.seq DESC LIMIT 1), "
+    "down.depth + 1 FROM down WHERE down.id IS NOT NULL) "
+    "UPDATE conversations AS c SET update_time = $3::timestamptz, active_message_id = "
+    "(SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1) "
+    f"FROM target WHERE c.id = target.conversation_id RETURNING {_CONVERSATION_COLUMNS}"
 )

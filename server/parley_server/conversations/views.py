@@ -40,6 +40,8 @@ class ConversationFields(Protocol):
     def update_time(self) -> datetime: ...
     @property
     def last_message_time(self) -> datetime | None: ...
+    @property
+    def active_message_id(self) -> uuid.UUID | None: ...
 
 
 class MessageFields(Protocol):
@@ -65,6 +67,8 @@ class MessageFields(Protocol):
     def create_time(self) -> datetime: ...
     @property
     def update_time(self) -> datetime: ...
+    @property
+    def parent_id(self) -> uuid.UUID | None: ...
 
 
 class ConversationView(NamedTuple):
@@ -87,6 +91,7 @@ class ConversationView(NamedTuple):
     create_time_us: int
     update_time_us: int
     last_message_time_us: int | None
+    active_message_id: uuid.UUID | None
 
     @classmethod
     def of(cls, record: Record) -> ConversationView:
@@ -105,6 +110,7 @@ class MessageView(NamedTuple):
     completion_tokens: int
     create_time: datetime
     update_time: datetime
+    parent_id: uuid.UUID | None
 
     @classmethod
     def of(cls, record: Record | tuple[Any, ...]) -> MessageView:
@@ -121,5 +127,21 @@ class MessageView(NamedTuple):
                 record[7],
                 record[8],
                 record[9],
+                record[10],
             )
         )
+
+
+class ListedMessage(NamedTuple):
+    """A message as ListMessages reads it: with its seq (the page's keyset)
+    and its siblings (how many, itself included, and its place among them)."""
+
+    message: MessageView
+    seq: int
+    sibling_count: int
+    sibling_index: int
+
+    @classmethod
+    def of(cls, record: Record) -> ListedMessage:
+        """From a record of sql.py's ListMessages columns: MessageView's, then the other three."""
+        return cls(MessageView.of(record), record[11], record[12], record[13])

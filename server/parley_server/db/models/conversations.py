@@ -53,6 +53,11 @@ class Conversation(Base):
     create_time: Mapped[datetime] = now_column()
     update_time: Mapped[datetime] = now_column()
     last_message_time: Mapped[datetime | None] = mapped_column(default=None)
+    # The leaf of the active path (the branch the conversation shows and the
+    # model reads): walk parent_id up from it. NULL while empty.
+    active_message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL", use_alter=True), default=None
+    )
     # Full-text search over the title ('simple' config: no language guessing).
     title_search: Mapped[str] = mapped_column(
         TSVECTOR, Computed("to_tsvector('simple', coalesce(title, ''))", persisted=True)
@@ -64,6 +69,8 @@ class Conversation(Base):
         Index("ix_conversations_title_search", "title_search", postgresql_using="gin"),
         Index("ix_conversations_create_time", "create_time"),
         Index("ix_conversations_agent_id", "agent_id"),
+        # Deleting messages sets active_message_id NULL: found through this.
+        Index("ix_conversations_active_message_id", "active_message_id"),
     )
 
 
@@ -85,8 +92,11 @@ class Message(Base):
     content_search: Mapped[str] = mapped_column(TSVECTOR, Computed("to_tsvector('simple', content)", persisted=True))
     # Advisory-lock key of the replica generating this STREAMING message.
     generation_owner: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    # For an assistant message: the user message it answers.
-    reply_to: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), default=None)
+    # The previous message on its path: for an assistant message the user
+    # message it answers, for a user message the message it follows; NULL for
+    # a root. Messages with the same parent (roots: of the same conversation)
+    # are siblings, ordered by seq.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), default=None)
 
     # INSERT ... RETURNING fills seq and the timestamps, so a new message can be
     # returned to the client without a second round trip to read them back.
@@ -97,4 +107,7 @@ class Message(Base):
         Index("ix_messages_streaming_owner", "generation_owner", postgresql_where=text("state = 'streaming'")),
         Index("ix_messages_content_search", "content_search", postgresql_using="gin"),
         Index("ix_messages_create_time", "create_time"),
+        # A message's siblings and children.
+        Index("ix_messages_parent_id_seq", "parent_id", "seq"),
+        Index("ix_messages_roots", "conversation_id", "seq", postgresql_where=text("parent_id IS NULL")),
     )
