@@ -87,7 +87,11 @@ def shape(record: dict[str, Any]) -> dict[str, Any]:
         {k: v for k, v in m.items() if k != "id"} | {"parent_id": position.get(m["parent_id"])}
         for m in record["messages"]
     ]
-    return {k: v for k, v in record.items() if k not in {"id", "messages"}} | {"messages": messages}
+    active = position.get(record["active_message_id"])
+    return {k: v for k, v in record.items() if k not in {"id", "messages", "active_message_id"}} | {
+        "messages": messages,
+        "active": active,
+    }
 
 
 async def conversation_count(stubs: Stubs, account: Account) -> int:
@@ -164,6 +168,38 @@ async def test_export_then_import_keeps_the_tree_states_and_usage_and_a_second_i
     assert (repeat.created_count, repeat.skipped_count) == (0, 2)
     assert [r.conversation_id for r in repeat.results] == [r.conversation_id for r in result.results]
     assert await snapshot(stubs.app) == before
+
+
+async def test_a_branched_tree_and_its_active_path_survive_the_round_trip(stubs: Stubs, alice: Account) -> None:
+    # q1 -> a1 -> q2 -> a2, and an edited q2' with its answer a2': the active path ends at a2'.
+    branched = conversation(
+        "tree",
+        message("q1", None),
+        message("a1", "q1", "assistant", prompt_tokens=3, completion_tokens=4),
+        message("q2", "a1"),
+        message("a2", "q2", "assistant", state="cancelled"),
+        message("q2b", "a1", content="edited"),
+        message("a2b", "q2b", "assistant"),
+        active_message_id="a2b",
+    )
+    result = await import_file(stubs, alice, [line(branched)])
+    assert result.results[0].outcome == pb.IMPORT_OUTCOME_CREATED
+    (exported,) = records(await export(stubs, alice))
+    tree = shape(exported)
+    assert [(m["parent_id"], m["role"], m["state"]) for m in tree["messages"]] == [
+        (None, "user", "complete"),
+        (0, "assistant", "complete"),
+        (1, "user", "complete"),
+        (2, "assistant", "cancelled"),
+        (1, "user", "complete"),
+        (4, "assistant", "complete"),
+    ]
+    assert tree["active"] == 5
+    assert (tree["messages"][1]["prompt_tokens"], tree["messages"][1]["completion_tokens"]) == (3, 4)
+    listed = await stubs.conversation.ListMessages(
+        conversation_pb2.ListMessagesRequest(conversation_id=result.results[0].conversation_id), metadata=alice.md
+    )
+    assert [m.content for m in listed.messages] == ["text q1", "text a1", "edited", "text a2b"]
 
 
 async def test_bad_lines_are_named_and_store_nothing_while_the_good_ones_import(stubs: Stubs, alice: Account) -> None:

@@ -64,7 +64,7 @@ def conversation_record(conversation: Conversation, agent: Agent, messages: Any)
         "pinned": conversation.pinned,
         "create_time": timestamp(conversation.create_time),
         "update_time": timestamp(conversation.update_time),
-        "active_message_id": None,
+        "active_message_id": None if conversation.active_message_id is None else str(conversation.active_message_id),
         "messages": [message_record(message) for message in messages],
     }
 

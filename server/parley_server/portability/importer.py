@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,6 +91,13 @@ async def store(
         for start in range(0, len(record.messages), BATCH):
             rows = [_message_row(caller.user_id, record.source_id, cid, m) for m in record.messages[start:][:BATCH]]
             await db.execute(insert(Message), rows)
+        if record.messages:
+            active = record.active_source_id or record.messages[-1].source_id
+            await db.execute(
+                update(Conversation)
+                .where(Conversation.id == cid)
+                .values(active_message_id=stored_id(caller.user_id, record.source_id, active))
+            )
     return Outcome.CREATED, cid
 
 

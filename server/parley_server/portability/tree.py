@@ -6,4 +6,4 @@ from parley_server.db.models import Message
 
 # For a user message the message it follows (None for a root); for an
 # assistant message the user message it answers.
-PARENT = Message.reply_to
+PARENT = Message.parent_id
