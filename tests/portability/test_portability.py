@@ -1,19 +1,20 @@
 """PortabilityService over real gRPC and PostgreSQL: exports keep the tree, states and usage,
 imports are idempotent and all-or-nothing per conversation, bad lines are named, delete-all
-tells the watchers, the account export has no secrets."""
+tells watchers on another replica, the account export has no secrets."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import grpc
+import pytest
 from sqlalchemy import update
 
-from parley.chat.v1 import chat_pb2
+from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
 from parley.feedback.v1 import feedback_pb2
 from parley.portability.v1 import portability_pb2 as pb
@@ -24,6 +25,8 @@ from tests.helpers.chat import collect, kinds, read_rest
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import snapshot, sql
 from tests.helpers.errors import expect_error
+from tests.helpers.in_process import TEST_JWT_SECRET
+from tests.helpers.served import ServerProcess
 from tests.helpers.stubs import Stubs
 
 MiB = 1024 * 1024
@@ -293,21 +296,36 @@ async def test_only_admins_export_another_users_conversations(stubs: Stubs, alic
     )
 
 
-async def test_delete_all_deletes_only_the_callers_and_tells_their_watchers(stubs: Stubs, alice: Account) -> None:
+@pytest.fixture(scope="module")
+def other_replica(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[ServerProcess]:
+    """A `parley serve` process on the test database, trusting the in-process server's tokens."""
+    server = ServerProcess(
+        tmp_path_factory.mktemp("replica"), DATABASE_URL=database_url, PARLEY_JWT_SECRET=TEST_JWT_SECRET
+    )
+    try:
+        yield server.start()
+    finally:
+        server.kill()
+
+
+async def test_delete_all_deletes_only_the_callers_and_tells_watchers_on_another_replica(
+    stubs: Stubs, alice: Account, other_replica: ServerProcess
+) -> None:
     bob = await stubs.active_account("bob@example.com")
     mine = [await new_conversation(stubs, alice) for _ in range(2)]
     await add_message(stubs, alice, mine[0].id, "Hello")
     theirs = await new_conversation(stubs, bob)
-    watch = stubs.chat.WatchConversation(
-        chat_pb2.WatchConversationRequest(conversation_id=mine[0].id), metadata=alice.md
-    )
-    assert (await watch.read()).conversation_updated.id == mine[0].id
+    async with grpc.aio.insecure_channel(other_replica.addr) as channel:
+        watch = chat_pb2_grpc.ChatServiceStub(channel).WatchConversation(
+            chat_pb2.WatchConversationRequest(conversation_id=mine[0].id), metadata=alice.md
+        )
+        assert (await watch.read()).conversation_updated.id == mine[0].id
 
-    deleted = await stubs.portability.DeleteAllConversations(pb.DeleteAllConversationsRequest(), metadata=alice.md)
+        deleted = await stubs.portability.DeleteAllConversations(pb.DeleteAllConversationsRequest(), metadata=alice.md)
 
-    assert deleted.deleted_count == 2
-    async with asyncio.timeout(10):
-        events = await read_rest(watch)
+        assert deleted.deleted_count == 2
+        async with asyncio.timeout(10):
+            events = await read_rest(watch)
     assert kinds(events)[-1] == "conversation_deleted" and events[-1].conversation_deleted == mine[0].id
     assert await conversation_count(stubs, alice) == 0
     got = await stubs.conversation.GetConversation(
