@@ -374,3 +374,16 @@ async def test_the_account_export_has_the_account_and_every_conversation_and_no_
     # The account line is read and left alone by an import: the file imports as is.
     result = await import_file(stubs, alice, [data])
     assert [r.outcome for r in result.results] == [pb.IMPORT_OUTCOME_IGNORED, pb.IMPORT_OUTCOME_CREATED]
+
+
+async def test_one_call_reads_at_most_10000_records_and_a_record_at_most_10000_messages(
+    stubs: Stubs, alice: Account
+) -> None:
+    crowded = conversation("crowded", *[message(f"m{n}", None) for n in range(10_001)])
+    result = await import_file(stubs, alice, pieces(line(crowded) + b"{}\n" * 10_000, MiB))
+    assert len(result.results) == 10_001
+    assert result.results[0].error == "messages: must have at most 10,000 messages"
+    assert result.results[-1].error == (
+        "an import reads at most 10,000 records: import line 10001 onwards in another call"
+    )
+    assert await conversation_count(stubs, alice) == 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from parley_server.common.clock import utcnow
 from parley_server.common.errors import InvalidArgument
 from parley_server.common.validation import Violations
 from parley_server.conversations.service import MAX_CONTENT_LENGTH, MAX_TITLE_LENGTH
@@ -122,7 +123,7 @@ class _Reader:
     def __init__(self, v: Violations, record: dict[str, Any]) -> None:
         self._v = v
         self._record = record
-        self._now = datetime.now(UTC)
+        self._now = utcnow()
 
     def conversation(self) -> ImportedConversation:
         v, r = self._v, self._record
@@ -131,7 +132,7 @@ class _Reader:
         agent_slug = self._str("agent_slug", r, MAX_AGENT_REF_LENGTH)
         if not agent_id and not agent_slug:
             v.add("agent_id", "agent_id or agent_slug is required")
-        title = v.text("title", self._str("title", r, MAX_TITLE_LENGTH * 4), max_length=MAX_TITLE_LENGTH)
+        title = v.text("title", self._str("title", r, MAX_TITLE_LENGTH), max_length=MAX_TITLE_LENGTH)
         raw_messages = r.get("messages", [])
         if not isinstance(raw_messages, list):
             v.add("messages", "must be a list")

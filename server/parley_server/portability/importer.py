@@ -11,7 +11,6 @@ transaction: a failure anywhere stores none of it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -120,23 +119,23 @@ def _message_row(user_id: uuid.UUID, source: str, cid: uuid.UUID, message: Impor
 
 async def _agent(db: AsyncSession, access: AgentAccessService, caller: Caller, record: ImportedConversation) -> Agent:
     """The record's agent here: the same id if it exists, else the live agent with its slug."""
-    candidates: Sequence[Agent] = []
     try:
         agent_id = uuid.UUID(record.agent_id) if record.agent_id else None
     except ValueError:
         agent_id = None
     live = select(Agent).where(Agent.delete_time.is_(None))
+    agent = None
     if agent_id is not None:
-        candidates = (await db.scalars(live.where(Agent.id == agent_id))).all()
-    if not candidates and record.agent_slug:
-        candidates = (await db.scalars(live.where(Agent.slug == record.agent_slug))).all()
-    if not candidates:
+        agent = await db.scalar(live.where(Agent.id == agent_id))
+    if agent is None and record.agent_slug:
+        agent = await db.scalar(live.where(Agent.slug == record.agent_slug))
+    if agent is None:
         raise AgentUnavailable(
             f"agent: no agent here has id {record.agent_id!r} or slug {record.agent_slug!r} "
             "(create it, or change agent_slug in the file to one of this server's agents)"
         )
     try:
-        await access.require_access_to(db, caller, candidates[0])
+        await access.require_access_to(db, caller, agent)
     except DomainError as error:
-        raise AgentUnavailable(f"agent {candidates[0].slug!r}: {error.message} ({error.reason})") from error
-    return candidates[0]
+        raise AgentUnavailable(f"agent {agent.slug!r}: {error.message} ({error.reason})") from error
+    return agent
