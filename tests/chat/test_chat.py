@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
@@ -19,14 +19,11 @@ from parley_server.db.models import Agent, Conversation, Message, MessageState, 
 from parley_server.events.bus import Subscription
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
-from tests.helpers.chat import collect, kinds, read_rest, stored, text_of
+from tests.helpers.chat import EXPECTED, WORDS, collect, kinds, read_rest, stored, text_of
 from tests.helpers.conversations import new_conversation
-from tests.helpers.database import snapshot
+from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error
 from tests.helpers.stubs import Stubs
-
-WORDS = " ".join(f"word{i}" for i in range(60))
-EXPECTED = "Echo: " + WORDS
 
 
 async def stored_conversation(stubs: Stubs, conversation_id: str) -> Conversation:
@@ -458,7 +455,7 @@ async def test_concurrent_sends_with_one_request_id_start_one_exchange(stubs: St
         await holder.execute(select(Conversation).where(Conversation.id == uuid.UUID(cid)).with_for_update())
         sends = [asyncio.create_task(collect(stubs.chat.SendMessage(request, metadata=alice.md))) for _ in range(2)]
         async with asyncio.timeout(10):
-            while await lock_waiters(stubs) < 2:
+            while await lock_waiters(stubs.app) < 2:
                 await asyncio.sleep(0.02)
     first, second = await asyncio.gather(*sends)
     assert first[0].accepted == second[0].accepted
@@ -472,17 +469,6 @@ async def test_concurrent_sends_with_one_request_id_start_one_exchange(stubs: St
             select(UsageDaily.message_count).where(UsageDaily.user_id == uuid.UUID(alice.user.id))
         )
     assert (messages, counted) == (2, 1)
-
-
-async def lock_waiters(stubs: Stubs) -> int:
-    """Backends of the test database waiting for a lock (on the engine: the plain pool may be all waiting)."""
-    async with stubs.app.database.transaction() as db:
-        waiting = await db.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return int(waiting or 0)
 
 
 async def test_provider_failure_ends_failed_with_partial_text(stubs: Stubs, alice: Account) -> None:

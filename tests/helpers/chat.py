@@ -8,8 +8,14 @@ from typing import Any
 
 import grpc
 
+from parley.chat.v1 import chat_pb2
 from parley_server.db.models import Message
+from tests.helpers.accounts import Account
 from tests.helpers.stubs import Stubs
+
+# A question whose echoed answer streams long enough to act on mid-answer.
+WORDS = " ".join(f"word{i}" for i in range(60))
+EXPECTED = "Echo: " + WORDS
 
 
 async def collect(stream: AsyncIterator[Any]) -> list[Any]:
@@ -44,3 +50,14 @@ async def stored(stubs: Stubs, message_id: str) -> Message:
         message = await db.get(Message, uuid.UUID(message_id))
         assert message is not None
         return message
+
+
+async def exchange(stubs: Stubs, account: Account, conversation_id: str, content: str) -> chat_pb2.GenerationAccepted:
+    """A whole SendMessage, answered in full; its accepted event (the user message and the answer's id)."""
+    events = await collect(
+        stubs.chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=conversation_id, content=content), metadata=account.md
+        )
+    )
+    assert kinds(events)[-1] == "completed", kinds(events)
+    return events[0].accepted

@@ -26,3 +26,14 @@ async def snapshot(app: App) -> dict[str, list[tuple[Any, ...]]]:
             rows = (await db.execute(text(f"SELECT * FROM {table}"))).all()
             result[table] = sorted(tuple(map(str, row)) for row in rows)
         return result
+
+
+async def lock_waiters(app: App) -> int:
+    """Backends of the test database waiting for a lock (on the engine: the plain pool may be all waiting)."""
+    async with app.database.transaction() as db:
+        waiting = await db.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)

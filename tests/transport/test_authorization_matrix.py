@@ -128,6 +128,7 @@ REQUESTS: dict[str, tuple[Builder, bool]] = {
         True,
     ),
     "ClearMessages": (lambda w: conversation_pb2.ClearMessagesRequest(conversation_id=w.conversation_id), True),
+    "SwitchBranch": (lambda w: conversation_pb2.SwitchBranchRequest(message_id=w.message_id), True),
     "GenerateTitle": (lambda w: conversation_pb2.GenerateTitleRequest(conversation_id=w.conversation_id), True),
     "CleanupEmptyConversations": (lambda w: conversation_pb2.CleanupEmptyConversationsRequest(), False),
     # parley.agent_access.v1.AgentAccessService
@@ -186,6 +187,9 @@ REQUESTS: dict[str, tuple[Builder, bool]] = {
         lambda w: chat_pb2.SendMessageRequest(conversation_id=w.conversation_id, content="hello"),
         True,
     ),
+    "RegenerateMessage": (lambda w: chat_pb2.RegenerateMessageRequest(message_id=w.message_id), True),
+    # The world's message is an answer: the owner is told it is not a user message, others NOT_FOUND.
+    "EditMessage": (lambda w: chat_pb2.EditMessageRequest(message_id=w.message_id, content="again"), True),
     "ResumeStream": (lambda w: chat_pb2.ResumeStreamRequest(message_id=w.message_id), True),
     "CancelGeneration": (lambda w: chat_pb2.CancelGenerationRequest(message_id=w.message_id), True),
     "WatchConversation": (

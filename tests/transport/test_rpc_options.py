@@ -77,6 +77,7 @@ def test_custom_methods_retried_by_clients() -> None:
     assert custom == {
         "/parley.auth.v1.AuthService/JoinWaitlist",
         "/parley.conversation.v1.ConversationService/GetOrCreateFreshConversation",
+        "/parley.conversation.v1.ConversationService/SwitchBranch",
         "/parley.chat.v1.ChatService/ResumeStream",
         "/parley.chat.v1.ChatService/CancelGeneration",
         "/parley.chat.v1.ChatService/WatchConversation",

@@ -1,6 +1,6 @@
 """Conversions from chat's domain updates to the parley.chat.v1 stream events.
 
-SendMessage and ResumeStream share one mapping from domain updates to the
+SendMessage, RegenerateMessage, EditMessage and ResumeStream share one mapping from domain updates to the
 Generation* events; an Ended update becomes usage, then completed, failed or
 cancelled according to the final message's state. WatchConversation maps each
 kind of WatchUpdate to one event (see chat.updates for the names of a delta).
@@ -26,7 +26,13 @@ from parley_server.chat.updates import (
 from parley_server.conversations.convert import conversation_to_proto, message_to_proto
 from parley_server.db.models import MessageState
 
-R = TypeVar("R", chat_pb2.SendMessageResponse, chat_pb2.ResumeStreamResponse)
+R = TypeVar(
+    "R",
+    chat_pb2.SendMessageResponse,
+    chat_pb2.RegenerateMessageResponse,
+    chat_pb2.EditMessageResponse,
+    chat_pb2.ResumeStreamResponse,
+)
 
 
 def chat_update_to_proto(update: ChatUpdate, make: Callable[..., R]) -> list[R]:

@@ -26,6 +26,21 @@ class ChatHandlers(chat_pb2_grpc.ChatServiceServicer):
             for event in chat_update_to_proto(update, chat_pb2.SendMessageResponse):
                 yield event
 
+    async def RegenerateMessage(
+        self, request: chat_pb2.RegenerateMessageRequest, context: Ctx
+    ) -> AsyncIterator[chat_pb2.RegenerateMessageResponse]:
+        async for update in self._chat.regenerate_message(require_caller(), request.message_id, request.request_id):
+            for event in chat_update_to_proto(update, chat_pb2.RegenerateMessageResponse):
+                yield event
+
+    async def EditMessage(
+        self, request: chat_pb2.EditMessageRequest, context: Ctx
+    ) -> AsyncIterator[chat_pb2.EditMessageResponse]:
+        updates = self._chat.edit_message(require_caller(), request.message_id, request.content, request.request_id)
+        async for update in updates:
+            for event in chat_update_to_proto(update, chat_pb2.EditMessageResponse):
+                yield event
+
     async def ResumeStream(
         self, request: chat_pb2.ResumeStreamRequest, context: Ctx
     ) -> AsyncIterator[chat_pb2.ResumeStreamResponse]:

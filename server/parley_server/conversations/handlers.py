@@ -79,7 +79,11 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
 
     async def ListMessages(self, request: pb.ListMessagesRequest, context: Ctx) -> pb.ListMessagesResponse:
         page = await self._service.list_messages(
-            require_caller(), request.conversation_id, request.page_size, request.page_token
+            require_caller(),
+            request.conversation_id,
+            request.page_size,
+            request.page_token,
+            all_branches=request.all_branches,
         )
         return pb.ListMessagesResponse(
             messages=[message_to_proto(m.message, (m.sibling_count, m.sibling_index)) for m in page.items],
@@ -93,6 +97,10 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
             require_caller(), request.conversation_id, request.max_messages, request.max_chars
         )
         return pb.GetMessagesForAgentResponse(messages=[chat_turn_to_proto(t) for t in turns])
+
+    async def SwitchBranch(self, request: pb.SwitchBranchRequest, context: Ctx) -> pb.SwitchBranchResponse:
+        conversation = await self._service.switch_branch(require_caller(), request.message_id)
+        return pb.SwitchBranchResponse(conversation=conversation_to_proto(conversation))
 
     async def ClearMessages(self, request: pb.ClearMessagesRequest, context: Ctx) -> pb.ClearMessagesResponse:
         conversation, deleted = await self._service.clear_messages(require_caller(), request.conversation_id)

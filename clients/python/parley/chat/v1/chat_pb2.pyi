@@ -85,6 +85,56 @@ class SendMessageResponse(_message.Message):
     cancelled: GenerationCancelled
     def __init__(self, accepted: _Optional[_Union[GenerationAccepted, _Mapping]] = ..., delta: _Optional[_Union[GenerationDelta, _Mapping]] = ..., usage: _Optional[_Union[GenerationUsage, _Mapping]] = ..., completed: _Optional[_Union[GenerationCompleted, _Mapping]] = ..., failed: _Optional[_Union[GenerationFailed, _Mapping]] = ..., cancelled: _Optional[_Union[GenerationCancelled, _Mapping]] = ...) -> None: ...
 
+class RegenerateMessageRequest(_message.Message):
+    __slots__ = ("message_id", "request_id")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    request_id: str
+    def __init__(self, message_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RegenerateMessageResponse(_message.Message):
+    __slots__ = ("accepted", "delta", "usage", "completed", "failed", "cancelled")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    accepted: GenerationAccepted
+    delta: GenerationDelta
+    usage: GenerationUsage
+    completed: GenerationCompleted
+    failed: GenerationFailed
+    cancelled: GenerationCancelled
+    def __init__(self, accepted: _Optional[_Union[GenerationAccepted, _Mapping]] = ..., delta: _Optional[_Union[GenerationDelta, _Mapping]] = ..., usage: _Optional[_Union[GenerationUsage, _Mapping]] = ..., completed: _Optional[_Union[GenerationCompleted, _Mapping]] = ..., failed: _Optional[_Union[GenerationFailed, _Mapping]] = ..., cancelled: _Optional[_Union[GenerationCancelled, _Mapping]] = ...) -> None: ...
+
+class EditMessageRequest(_message.Message):
+    __slots__ = ("message_id", "content", "request_id")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    content: str
+    request_id: str
+    def __init__(self, message_id: _Optional[str] = ..., content: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EditMessageResponse(_message.Message):
+    __slots__ = ("accepted", "delta", "usage", "completed", "failed", "cancelled")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    accepted: GenerationAccepted
+    delta: GenerationDelta
+    usage: GenerationUsage
+    completed: GenerationCompleted
+    failed: GenerationFailed
+    cancelled: GenerationCancelled
+    def __init__(self, accepted: _Optional[_Union[GenerationAccepted, _Mapping]] = ..., delta: _Optional[_Union[GenerationDelta, _Mapping]] = ..., usage: _Optional[_Union[GenerationUsage, _Mapping]] = ..., completed: _Optional[_Union[GenerationCompleted, _Mapping]] = ..., failed: _Optional[_Union[GenerationFailed, _Mapping]] = ..., cancelled: _Optional[_Union[GenerationCancelled, _Mapping]] = ...) -> None: ...
+
 class ResumeStreamRequest(_message.Message):
     __slots__ = ("message_id", "offset")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]

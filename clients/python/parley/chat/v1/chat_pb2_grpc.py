@@ -54,6 +54,16 @@ class ChatServiceStub:
                 request_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=parley_dot_chat_dot_v1_dot_chat__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.RegenerateMessage = channel.unary_stream(
+                '/parley.chat.v1.ChatService/RegenerateMessage',
+                request_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.RegenerateMessageRequest.SerializeToString,
+                response_deserializer=parley_dot_chat_dot_v1_dot_chat__pb2.RegenerateMessageResponse.FromString,
+                _registered_method=True)
+        self.EditMessage = channel.unary_stream(
+                '/parley.chat.v1.ChatService/EditMessage',
+                request_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.EditMessageRequest.SerializeToString,
+                response_deserializer=parley_dot_chat_dot_v1_dot_chat__pb2.EditMessageResponse.FromString,
+                _registered_method=True)
         self.ResumeStream = channel.unary_stream(
                 '/parley.chat.v1.ChatService/ResumeStream',
                 request_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.ResumeStreamRequest.SerializeToString,
@@ -98,6 +108,35 @@ class ChatServiceServicer:
         anything is stored. A retried request_id creates no second
         exchange: it re-attaches to the first, replaying accepted and the whole
         text so far, then continuing live.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateMessage(self, request, context):
+        """Generates a new answer to the user message that an answer (message_id)
+        answers: the new answer is that answer's sibling, becomes the active
+        leaf of the conversation (see Message.parent_id) and is streamed with
+        the events of SendMessage (accepted carries the user message answered).
+        ResumeStream, CancelGeneration and WatchConversation work on it as on
+        any answer. Access and quota are checked, and the regeneration counted,
+        as a SendMessage, before anything is stored. An answer still streaming
+        is FAILED_PRECONDITION (reason MESSAGE_STREAMING). A retried request_id
+        re-attaches to the first regeneration; concurrent regenerations with
+        different request_ids are all stored, as siblings in the order they
+        started.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditMessage(self, request, context):
+        """Stores a new version of a user message (message_id) with new content, as
+        that message's sibling, and streams the answer to it with the events of
+        SendMessage (accepted carries the new user message); the answer becomes
+        the active leaf. The original message and everything after it stay, on
+        their branch (SwitchBranch goes back). Access, quota and request_id as
+        SendMessage. Another user's message is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,6 +188,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.SendMessage,
                     request_deserializer=parley_dot_chat_dot_v1_dot_chat__pb2.SendMessageRequest.FromString,
                     response_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'RegenerateMessage': grpc.unary_stream_rpc_method_handler(
+                    servicer.RegenerateMessage,
+                    request_deserializer=parley_dot_chat_dot_v1_dot_chat__pb2.RegenerateMessageRequest.FromString,
+                    response_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.RegenerateMessageResponse.SerializeToString,
+            ),
+            'EditMessage': grpc.unary_stream_rpc_method_handler(
+                    servicer.EditMessage,
+                    request_deserializer=parley_dot_chat_dot_v1_dot_chat__pb2.EditMessageRequest.FromString,
+                    response_serializer=parley_dot_chat_dot_v1_dot_chat__pb2.EditMessageResponse.SerializeToString,
             ),
             'ResumeStream': grpc.unary_stream_rpc_method_handler(
                     servicer.ResumeStream,
@@ -208,6 +257,60 @@ class ChatService:
             '/parley.chat.v1.ChatService/SendMessage',
             parley_dot_chat_dot_v1_dot_chat__pb2.SendMessageRequest.SerializeToString,
             parley_dot_chat_dot_v1_dot_chat__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/parley.chat.v1.ChatService/RegenerateMessage',
+            parley_dot_chat_dot_v1_dot_chat__pb2.RegenerateMessageRequest.SerializeToString,
+            parley_dot_chat_dot_v1_dot_chat__pb2.RegenerateMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/parley.chat.v1.ChatService/EditMessage',
+            parley_dot_chat_dot_v1_dot_chat__pb2.EditMessageRequest.SerializeToString,
+            parley_dot_chat_dot_v1_dot_chat__pb2.EditMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,11 @@ class ConversationServiceStub:
                 request_serializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.GetMessagesForAgentRequest.SerializeToString,
                 response_deserializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.GetMessagesForAgentResponse.FromString,
                 _registered_method=True)
+        self.SwitchBranch = channel.unary_unary(
+                '/parley.conversation.v1.ConversationService/SwitchBranch',
+                request_serializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.SwitchBranchRequest.SerializeToString,
+                response_deserializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.SwitchBranchResponse.FromString,
+                _registered_method=True)
         self.ClearMessages = channel.unary_unary(
                 '/parley.conversation.v1.ConversationService/ClearMessages',
                 request_serializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.ClearMessagesRequest.SerializeToString,
@@ -160,7 +165,9 @@ class ConversationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """Lists the messages of a conversation, oldest first.
+        """Lists the messages of a conversation's active path (the branch it
+        shows), oldest first, each with its sibling_count and sibling_index; or
+        with all_branches every message of its tree.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,11 +175,23 @@ class ConversationServiceServicer:
 
     def GetMessagesForAgent(self, request, context):
         """Returns the history as a model receives it: role/content pairs of the
-        newest messages that fit the budget, oldest first (the default budget is
+        newest messages of the active path that fit the budget, oldest first (the default budget is
         the one SendMessage uses). The model also gets the agent's system prompt
         before them; it is listed here for admins only (as GetAgent shows
         system_prompt), so for other callers the list is the model's context
         minus that prompt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SwitchBranch(self, request, context):
+        """Makes the branch through a message active: the conversation's active leaf
+        (Conversation.active_message_id) becomes that message's newest
+        descendant, following the newest child at each level. ListMessages,
+        GetMessagesForAgent and the next message then follow that path.
+        Watchers get conversation_updated. Repeating it is harmless (the same
+        branch is made active again), so clients retry it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -250,6 +269,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.GetMessagesForAgent,
                     request_deserializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.GetMessagesForAgentRequest.FromString,
                     response_serializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.GetMessagesForAgentResponse.SerializeToString,
+            ),
+            'SwitchBranch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwitchBranch,
+                    request_deserializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.SwitchBranchRequest.FromString,
+                    response_serializer=parley_dot_conversation_dot_v1_dot_conversation__pb2.SwitchBranchResponse.SerializeToString,
             ),
             'ClearMessages': grpc.unary_unary_rpc_method_handler(
                     servicer.ClearMessages,
@@ -513,6 +537,33 @@ class ConversationService:
             '/parley.conversation.v1.ConversationService/GetMessagesForAgent',
             parley_dot_conversation_dot_v1_dot_conversation__pb2.GetMessagesForAgentRequest.SerializeToString,
             parley_dot_conversation_dot_v1_dot_conversation__pb2.GetMessagesForAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwitchBranch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.conversation.v1.ConversationService/SwitchBranch',
+            parley_dot_conversation_dot_v1_dot_conversation__pb2.SwitchBranchRequest.SerializeToString,
+            parley_dot_conversation_dot_v1_dot_conversation__pb2.SwitchBranchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/chat/v1/chat.proto.
  */
 export const file_parley_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChlwYXJsZXkvY2hhdC92MS9jaGF0LnByb3RvEg5wYXJsZXkuY2hhdC52MSJpChJHZW5lcmF0aW9uQWNjZXB0ZWQSNQoMdXNlcl9tZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlEhwKFGFzc2lzdGFudF9tZXNzYWdlX2lkGAIgASgJIi8KD0dlbmVyYXRpb25EZWx0YRIMCgR0ZXh0GAEgASgJEg4KBm9mZnNldBgCIAEoAyJECg9HZW5lcmF0aW9uVXNhZ2USMQoFdXNhZ2UYASABKAsyIi5wYXJsZXkuY29udmVyc2F0aW9uLnYxLlRva2VuVXNhZ2UiRwoTR2VuZXJhdGlvbkNvbXBsZXRlZBIwCgdtZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlIlQKEEdlbmVyYXRpb25GYWlsZWQSDgoGcmVhc29uGAEgASgJEjAKB21lc3NhZ2UYAiABKAsyHy5wYXJsZXkuY29udmVyc2F0aW9uLnYxLk1lc3NhZ2UiRwoTR2VuZXJhdGlvbkNhbmNlbGxlZBIwCgdtZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlIkAKDE1lc3NhZ2VEZWx0YRISCgptZXNzYWdlX2lkGAEgASgJEgwKBHRleHQYAiABKAkSDgoGb2Zmc2V0GAMgASgDIlIKElNlbmRNZXNzYWdlUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHY29udGVudBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIuICChNTZW5kTWVzc2FnZVJlc3BvbnNlEjYKCGFjY2VwdGVkGAEgASgLMiIucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkFjY2VwdGVkSAASMAoFZGVsdGEYAiABKAsyHy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uRGVsdGFIABIwCgV1c2FnZRgDIAEoCzIfLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25Vc2FnZUgAEjgKCWNvbXBsZXRlZBgEIAEoCzIjLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25Db21wbGV0ZWRIABIyCgZmYWlsZWQYBSABKAsyIC5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uRmFpbGVkSAASOAoJY2FuY2VsbGVkGAYgASgLMiMucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkNhbmNlbGxlZEgAQgcKBWV2ZW50IjkKE1Jlc3VtZVN0cmVhbVJlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMiqwIKFFJlc3VtZVN0cmVhbVJlc3BvbnNlEjAKBWRlbHRhGAEgASgLMh8ucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkRlbHRhSAASMAoFdXNhZ2UYAiABKAsyHy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uVXNhZ2VIABI4Cgljb21wbGV0ZWQYAyABKAsyIy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uQ29tcGxldGVkSAASMgoGZmFpbGVkGAQgASgLMiAucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkZhaWxlZEgAEjgKCWNhbmNlbGxlZBgFIAEoCzIjLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25DYW5jZWxsZWRIAEIHCgVldmVudCItChdDYW5jZWxHZW5lcmF0aW9uUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIkwKGENhbmNlbEdlbmVyYXRpb25SZXNwb25zZRIwCgdtZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlIjMKGFdhdGNoQ29udmVyc2F0aW9uUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkiswIKGVdhdGNoQ29udmVyc2F0aW9uUmVzcG9uc2USOgoPbWVzc2FnZV9jcmVhdGVkGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlSAASLQoFZGVsdGEYAiABKAsyHC5wYXJsZXkuY2hhdC52MS5NZXNzYWdlRGVsdGFIABI8ChFtZXNzYWdlX2NvbXBsZXRlZBgDIAEoCzIfLnBhcmxleS5jb252ZXJzYXRpb24udjEuTWVzc2FnZUgAEkQKFGNvbnZlcnNhdGlvbl91cGRhdGVkGAQgASgLMiQucGFybGV5LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25IABIeChRjb252ZXJzYXRpb25fZGVsZXRlZBgFIAEoCUgAQgcKBWV2ZW50MvQICgtDaGF0U2VydmljZRKQAwoLU2VuZE1lc3NhZ2USIi5wYXJsZXkuY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaIy5wYXJsZXkuY2hhdC52MS5TZW5kTWVzc2FnZVJlc3BvbnNlIrUCiLUYA5K1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgjChFQRVJNSVNTSU9OX0RFTklFRBIOQUdFTlRfRElTQUJMRUSStRggChFQRVJNSVNTSU9OX0RFTklFRBILTk9UX0dSQU5URUSStRglChFQRVJNSVNTSU9OX0RFTklFRBIQUFJFTUlVTV9SRVFVSVJFRJK1GBwKCU5PVF9GT1VORBIPQUdFTlRfTk9UX0ZPVU5EkrUYIwoJTk9UX0ZPVU5EEhZDT05WRVJTQVRJT05fTk9UX0ZPVU5EkrUYHgoJTk9UX0ZPVU5EEhFNRVNTQUdFX05PVF9GT1VORJK1GCQKElJFU09VUkNFX0VYSEFVU1RFRBIOUVVPVEFfRVhDRUVERUSYtRgDMAESqQIKDFJlc3VtZVN0cmVhbRIjLnBhcmxleS5jaGF0LnYxLlJlc3VtZVN0cmVhbVJlcXVlc3QaJC5wYXJsZXkuY2hhdC52MS5SZXN1bWVTdHJlYW1SZXNwb25zZSLLAZACAYi1GAOStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UkrUYIwoJTk9UX0ZPVU5EEhZDT05WRVJTQVRJT05fTk9UX0ZPVU5EkrUYHgoJTk9UX0ZPVU5EEhFNRVNTQUdFX05PVF9GT1VORJK1GCQKEElOVkFMSURfQVJHVU1FTlQSEE5PVF9BX0dFTkVSQVRJT06StRgjCgxPVVRfT0ZfUkFOR0USE09GRlNFVF9PVVRfT0ZfUkFOR0WYtRgDMAESvAEKEENhbmNlbEdlbmVyYXRpb24SJy5wYXJsZXkuY2hhdC52MS5DYW5jZWxHZW5lcmF0aW9uUmVxdWVzdBooLnBhcmxleS5jaGF0LnYxLkNhbmNlbEdlbmVyYXRpb25SZXNwb25zZSJVkAICiLUYA5K1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgeCglOT1RfRk9VTkQSEU1FU1NBR0VfTk9UX0ZPVU5EmLUYAxLmAQoRV2F0Y2hDb252ZXJzYXRpb24SKC5wYXJsZXkuY2hhdC52MS5XYXRjaENvbnZlcnNhdGlvblJlcXVlc3QaKS5wYXJsZXkuY2hhdC52MS5XYXRjaENvbnZlcnNhdGlvblJlc3BvbnNlInqQAgGItRgDkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJK1GCMKCU5PVF9GT1VORBIWQ09OVkVSU0FUSU9OX05PVF9GT1VORJK1GBwKC1VOQVZBSUxBQkxFEg1TSFVUVElOR19ET1dOmLUYAzABYgZwcm90bzM", [file_parley_api_v1_access, file_parley_conversation_v1_conversation]);
+  fileDesc("ChlwYXJsZXkvY2hhdC92MS9jaGF0LnByb3RvEg5wYXJsZXkuY2hhdC52MSJpChJHZW5lcmF0aW9uQWNjZXB0ZWQSNQoMdXNlcl9tZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlEhwKFGFzc2lzdGFudF9tZXNzYWdlX2lkGAIgASgJIi8KD0dlbmVyYXRpb25EZWx0YRIMCgR0ZXh0GAEgASgJEg4KBm9mZnNldBgCIAEoAyJECg9HZW5lcmF0aW9uVXNhZ2USMQoFdXNhZ2UYASABKAsyIi5wYXJsZXkuY29udmVyc2F0aW9uLnYxLlRva2VuVXNhZ2UiRwoTR2VuZXJhdGlvbkNvbXBsZXRlZBIwCgdtZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlIlQKEEdlbmVyYXRpb25GYWlsZWQSDgoGcmVhc29uGAEgASgJEjAKB21lc3NhZ2UYAiABKAsyHy5wYXJsZXkuY29udmVyc2F0aW9uLnYxLk1lc3NhZ2UiRwoTR2VuZXJhdGlvbkNhbmNlbGxlZBIwCgdtZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlIkAKDE1lc3NhZ2VEZWx0YRISCgptZXNzYWdlX2lkGAEgASgJEgwKBHRleHQYAiABKAkSDgoGb2Zmc2V0GAMgASgDIlIKElNlbmRNZXNzYWdlUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHY29udGVudBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIuICChNTZW5kTWVzc2FnZVJlc3BvbnNlEjYKCGFjY2VwdGVkGAEgASgLMiIucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkFjY2VwdGVkSAASMAoFZGVsdGEYAiABKAsyHy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uRGVsdGFIABIwCgV1c2FnZRgDIAEoCzIfLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25Vc2FnZUgAEjgKCWNvbXBsZXRlZBgEIAEoCzIjLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25Db21wbGV0ZWRIABIyCgZmYWlsZWQYBSABKAsyIC5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uRmFpbGVkSAASOAoJY2FuY2VsbGVkGAYgASgLMiMucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkNhbmNlbGxlZEgAQgcKBWV2ZW50IkIKGFJlZ2VuZXJhdGVNZXNzYWdlUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAki6AIKGVJlZ2VuZXJhdGVNZXNzYWdlUmVzcG9uc2USNgoIYWNjZXB0ZWQYASABKAsyIi5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uQWNjZXB0ZWRIABIwCgVkZWx0YRgCIAEoCzIfLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25EZWx0YUgAEjAKBXVzYWdlGAMgASgLMh8ucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvblVzYWdlSAASOAoJY29tcGxldGVkGAQgASgLMiMucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkNvbXBsZXRlZEgAEjIKBmZhaWxlZBgFIAEoCzIgLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25GYWlsZWRIABI4CgljYW5jZWxsZWQYBiABKAsyIy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uQ2FuY2VsbGVkSABCBwoFZXZlbnQiTQoSRWRpdE1lc3NhZ2VSZXF1ZXN0EhIKCm1lc3NhZ2VfaWQYASABKAkSDwoHY29udGVudBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIuICChNFZGl0TWVzc2FnZVJlc3BvbnNlEjYKCGFjY2VwdGVkGAEgASgLMiIucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkFjY2VwdGVkSAASMAoFZGVsdGEYAiABKAsyHy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uRGVsdGFIABIwCgV1c2FnZRgDIAEoCzIfLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25Vc2FnZUgAEjgKCWNvbXBsZXRlZBgEIAEoCzIjLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25Db21wbGV0ZWRIABIyCgZmYWlsZWQYBSABKAsyIC5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uRmFpbGVkSAASOAoJY2FuY2VsbGVkGAYgASgLMiMucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkNhbmNlbGxlZEgAQgcKBWV2ZW50IjkKE1Jlc3VtZVN0cmVhbVJlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMiqwIKFFJlc3VtZVN0cmVhbVJlc3BvbnNlEjAKBWRlbHRhGAEgASgLMh8ucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkRlbHRhSAASMAoFdXNhZ2UYAiABKAsyHy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uVXNhZ2VIABI4Cgljb21wbGV0ZWQYAyABKAsyIy5wYXJsZXkuY2hhdC52MS5HZW5lcmF0aW9uQ29tcGxldGVkSAASMgoGZmFpbGVkGAQgASgLMiAucGFybGV5LmNoYXQudjEuR2VuZXJhdGlvbkZhaWxlZEgAEjgKCWNhbmNlbGxlZBgFIAEoCzIjLnBhcmxleS5jaGF0LnYxLkdlbmVyYXRpb25DYW5jZWxsZWRIAEIHCgVldmVudCItChdDYW5jZWxHZW5lcmF0aW9uUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIkwKGENhbmNlbEdlbmVyYXRpb25SZXNwb25zZRIwCgdtZXNzYWdlGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlIjMKGFdhdGNoQ29udmVyc2F0aW9uUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkiswIKGVdhdGNoQ29udmVyc2F0aW9uUmVzcG9uc2USOgoPbWVzc2FnZV9jcmVhdGVkGAEgASgLMh8ucGFybGV5LmNvbnZlcnNhdGlvbi52MS5NZXNzYWdlSAASLQoFZGVsdGEYAiABKAsyHC5wYXJsZXkuY2hhdC52MS5NZXNzYWdlRGVsdGFIABI8ChFtZXNzYWdlX2NvbXBsZXRlZBgDIAEoCzIfLnBhcmxleS5jb252ZXJzYXRpb24udjEuTWVzc2FnZUgAEkQKFGNvbnZlcnNhdGlvbl91cGRhdGVkGAQgASgLMiQucGFybGV5LmNvbnZlcnNhdGlvbi52MS5Db252ZXJzYXRpb25IABIeChRjb252ZXJzYXRpb25fZGVsZXRlZBgFIAEoCUgAQgcKBWV2ZW50MqoQCgtDaGF0U2VydmljZRKQAwoLU2VuZE1lc3NhZ2USIi5wYXJsZXkuY2hhdC52MS5TZW5kTWVzc2FnZVJlcXVlc3QaIy5wYXJsZXkuY2hhdC52MS5TZW5kTWVzc2FnZVJlc3BvbnNlIrUCiLUYA5K1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgjChFQRVJNSVNTSU9OX0RFTklFRBIOQUdFTlRfRElTQUJMRUSStRggChFQRVJNSVNTSU9OX0RFTklFRBILTk9UX0dSQU5URUSStRglChFQRVJNSVNTSU9OX0RFTklFRBIQUFJFTUlVTV9SRVFVSVJFRJK1GBwKCU5PVF9GT1VORBIPQUdFTlRfTk9UX0ZPVU5EkrUYIwoJTk9UX0ZPVU5EEhZDT05WRVJTQVRJT05fTk9UX0ZPVU5EkrUYHgoJTk9UX0ZPVU5EEhFNRVNTQUdFX05PVF9GT1VORJK1GCQKElJFU09VUkNFX0VYSEFVU1RFRBIOUVVPVEFfRVhDRUVERUSYtRgDMAES9gMKEVJlZ2VuZXJhdGVNZXNzYWdlEigucGFybGV5LmNoYXQudjEuUmVnZW5lcmF0ZU1lc3NhZ2VSZXF1ZXN0GikucGFybGV5LmNoYXQudjEuUmVnZW5lcmF0ZU1lc3NhZ2VSZXNwb25zZSKJA4i1GAOStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQTk9UX0FfR0VORVJBVElPTpK1GCgKE0ZBSUxFRF9QUkVDT05ESVRJT04SEU1FU1NBR0VfU1RSRUFNSU5HkrUYIwoRUEVSTUlTU0lPTl9ERU5JRUQSDkFHRU5UX0RJU0FCTEVEkrUYIAoRUEVSTUlTU0lPTl9ERU5JRUQSC05PVF9HUkFOVEVEkrUYJQoRUEVSTUlTU0lPTl9ERU5JRUQSEFBSRU1JVU1fUkVRVUlSRUSStRgcCglOT1RfRk9VTkQSD0FHRU5UX05PVF9GT1VORJK1GCMKCU5PVF9GT1VORBIWQ09OVkVSU0FUSU9OX05PVF9GT1VORJK1GB4KCU5PVF9GT1VORBIRTUVTU0FHRV9OT1RfRk9VTkSStRgkChJSRVNPVVJDRV9FWEhBVVNURUQSDlFVT1RBX0VYQ0VFREVEmLUYAzABEroDCgtFZGl0TWVzc2FnZRIiLnBhcmxleS5jaGF0LnYxLkVkaXRNZXNzYWdlUmVxdWVzdBojLnBhcmxleS5jaGF0LnYxLkVkaXRNZXNzYWdlUmVzcG9uc2Ui3wKItRgDkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJK1GCYKEElOVkFMSURfQVJHVU1FTlQSEk5PVF9BX1VTRVJfTUVTU0FHRZK1GCMKEVBFUk1JU1NJT05fREVOSUVEEg5BR0VOVF9ESVNBQkxFRJK1GCAKEVBFUk1JU1NJT05fREVOSUVEEgtOT1RfR1JBTlRFRJK1GCUKEVBFUk1JU1NJT05fREVOSUVEEhBQUkVNSVVNX1JFUVVJUkVEkrUYHAoJTk9UX0ZPVU5EEg9BR0VOVF9OT1RfRk9VTkSStRgjCglOT1RfRk9VTkQSFkNPTlZFUlNBVElPTl9OT1RfRk9VTkSStRgeCglOT1RfRk9VTkQSEU1FU1NBR0VfTk9UX0ZPVU5EkrUYJAoSUkVTT1VSQ0VfRVhIQVVTVEVEEg5RVU9UQV9FWENFRURFRJi1GAMwARKpAgoMUmVzdW1lU3RyZWFtEiMucGFybGV5LmNoYXQudjEuUmVzdW1lU3RyZWFtUmVxdWVzdBokLnBhcmxleS5jaGF0LnYxLlJlc3VtZVN0cmVhbVJlc3BvbnNlIssBkAIBiLUYA5K1GCQKEElOVkFMSURfQVJHVU1FTlQSEElOVkFMSURfQVJHVU1FTlSStRgjCglOT1RfRk9VTkQSFkNPTlZFUlNBVElPTl9OT1RfRk9VTkSStRgeCglOT1RfRk9VTkQSEU1FU1NBR0VfTk9UX0ZPVU5EkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQTk9UX0FfR0VORVJBVElPTpK1GCMKDE9VVF9PRl9SQU5HRRITT0ZGU0VUX09VVF9PRl9SQU5HRZi1GAMwARK8AQoQQ2FuY2VsR2VuZXJhdGlvbhInLnBhcmxleS5jaGF0LnYxLkNhbmNlbEdlbmVyYXRpb25SZXF1ZXN0GigucGFybGV5LmNoYXQudjEuQ2FuY2VsR2VuZXJhdGlvblJlc3BvbnNlIlWQAgKItRgDkrUYJAoQSU5WQUxJRF9BUkdVTUVOVBIQSU5WQUxJRF9BUkdVTUVOVJK1GB4KCU5PVF9GT1VORBIRTUVTU0FHRV9OT1RfRk9VTkSYtRgDEuYBChFXYXRjaENvbnZlcnNhdGlvbhIoLnBhcmxleS5jaGF0LnYxLldhdGNoQ29udmVyc2F0aW9uUmVxdWVzdBopLnBhcmxleS5jaGF0LnYxLldhdGNoQ29udmVyc2F0aW9uUmVzcG9uc2UiepACAYi1GAOStRgkChBJTlZBTElEX0FSR1VNRU5UEhBJTlZBTElEX0FSR1VNRU5UkrUYIwoJTk9UX0ZPVU5EEhZDT05WRVJTQVRJT05fTk9UX0ZPVU5EkrUYHAoLVU5BVkFJTEFCTEUSDVNIVVRUSU5HX0RPV06YtRgDMAFiBnByb3RvMw", [file_parley_api_v1_access, file_parley_conversation_v1_conversation]);
 
 /**
  * The exchange was accepted: the user message is stored and generation started.
@@ -308,6 +308,211 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
   messageDesc(file_parley_chat_v1_chat, 8);
 
 /**
+ * Request of ChatService.RegenerateMessage.
+ *
+ * @generated from message parley.chat.v1.RegenerateMessageRequest
+ */
+export type RegenerateMessageRequest = Message<"parley.chat.v1.RegenerateMessageRequest"> & {
+  /**
+   * UUID of an assistant message answering a user message; other messages
+   * are INVALID_ARGUMENT (reason NOT_A_GENERATION).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+
+  /**
+   * Idempotency key (AIP-155), a UUID, as in SendMessageRequest.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message parley.chat.v1.RegenerateMessageRequest.
+ * Use `create(RegenerateMessageRequestSchema)` to create a new message.
+ */
+export const RegenerateMessageRequestSchema: GenMessage<RegenerateMessageRequest> = /*@__PURE__*/
+  messageDesc(file_parley_chat_v1_chat, 9);
+
+/**
+ * One event of ChatService.RegenerateMessage: as SendMessageResponse.
+ *
+ * @generated from message parley.chat.v1.RegenerateMessageResponse
+ */
+export type RegenerateMessageResponse = Message<"parley.chat.v1.RegenerateMessageResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from oneof parley.chat.v1.RegenerateMessageResponse.event
+   */
+  event: {
+    /**
+     * First event: the new answer is stored and its generation started;
+     * user_message is the message answered.
+     *
+     * @generated from field: parley.chat.v1.GenerationAccepted accepted = 1;
+     */
+    value: GenerationAccepted;
+    case: "accepted";
+  } | {
+    /**
+     * Generated text.
+     *
+     * @generated from field: parley.chat.v1.GenerationDelta delta = 2;
+     */
+    value: GenerationDelta;
+    case: "delta";
+  } | {
+    /**
+     * Token usage.
+     *
+     * @generated from field: parley.chat.v1.GenerationUsage usage = 3;
+     */
+    value: GenerationUsage;
+    case: "usage";
+  } | {
+    /**
+     * Terminal: finished normally.
+     *
+     * @generated from field: parley.chat.v1.GenerationCompleted completed = 4;
+     */
+    value: GenerationCompleted;
+    case: "completed";
+  } | {
+    /**
+     * Terminal: failed.
+     *
+     * @generated from field: parley.chat.v1.GenerationFailed failed = 5;
+     */
+    value: GenerationFailed;
+    case: "failed";
+  } | {
+    /**
+     * Terminal: stopped by CancelGeneration.
+     *
+     * @generated from field: parley.chat.v1.GenerationCancelled cancelled = 6;
+     */
+    value: GenerationCancelled;
+    case: "cancelled";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message parley.chat.v1.RegenerateMessageResponse.
+ * Use `create(RegenerateMessageResponseSchema)` to create a new message.
+ */
+export const RegenerateMessageResponseSchema: GenMessage<RegenerateMessageResponse> = /*@__PURE__*/
+  messageDesc(file_parley_chat_v1_chat, 10);
+
+/**
+ * Request of ChatService.EditMessage.
+ *
+ * @generated from message parley.chat.v1.EditMessageRequest
+ */
+export type EditMessageRequest = Message<"parley.chat.v1.EditMessageRequest"> & {
+  /**
+   * UUID of a user message; other roles are INVALID_ARGUMENT (reason
+   * NOT_A_USER_MESSAGE).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+
+  /**
+   * The new version's text, 1 to 100000 characters.
+   *
+   * @generated from field: string content = 2;
+   */
+  content: string;
+
+  /**
+   * Idempotency key (AIP-155), a UUID, as in SendMessageRequest.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message parley.chat.v1.EditMessageRequest.
+ * Use `create(EditMessageRequestSchema)` to create a new message.
+ */
+export const EditMessageRequestSchema: GenMessage<EditMessageRequest> = /*@__PURE__*/
+  messageDesc(file_parley_chat_v1_chat, 11);
+
+/**
+ * One event of ChatService.EditMessage: as SendMessageResponse.
+ *
+ * @generated from message parley.chat.v1.EditMessageResponse
+ */
+export type EditMessageResponse = Message<"parley.chat.v1.EditMessageResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from oneof parley.chat.v1.EditMessageResponse.event
+   */
+  event: {
+    /**
+     * First event: the new user message is stored and the answer's
+     * generation started.
+     *
+     * @generated from field: parley.chat.v1.GenerationAccepted accepted = 1;
+     */
+    value: GenerationAccepted;
+    case: "accepted";
+  } | {
+    /**
+     * Generated text.
+     *
+     * @generated from field: parley.chat.v1.GenerationDelta delta = 2;
+     */
+    value: GenerationDelta;
+    case: "delta";
+  } | {
+    /**
+     * Token usage.
+     *
+     * @generated from field: parley.chat.v1.GenerationUsage usage = 3;
+     */
+    value: GenerationUsage;
+    case: "usage";
+  } | {
+    /**
+     * Terminal: finished normally.
+     *
+     * @generated from field: parley.chat.v1.GenerationCompleted completed = 4;
+     */
+    value: GenerationCompleted;
+    case: "completed";
+  } | {
+    /**
+     * Terminal: failed.
+     *
+     * @generated from field: parley.chat.v1.GenerationFailed failed = 5;
+     */
+    value: GenerationFailed;
+    case: "failed";
+  } | {
+    /**
+     * Terminal: stopped by CancelGeneration.
+     *
+     * @generated from field: parley.chat.v1.GenerationCancelled cancelled = 6;
+     */
+    value: GenerationCancelled;
+    case: "cancelled";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message parley.chat.v1.EditMessageResponse.
+ * Use `create(EditMessageResponseSchema)` to create a new message.
+ */
+export const EditMessageResponseSchema: GenMessage<EditMessageResponse> = /*@__PURE__*/
+  messageDesc(file_parley_chat_v1_chat, 12);
+
+/**
  * Request of ChatService.ResumeStream.
  *
  * @generated from message parley.chat.v1.ResumeStreamRequest
@@ -337,7 +542,7 @@ export type ResumeStreamRequest = Message<"parley.chat.v1.ResumeStreamRequest"> 
  * Use `create(ResumeStreamRequestSchema)` to create a new message.
  */
 export const ResumeStreamRequestSchema: GenMessage<ResumeStreamRequest> = /*@__PURE__*/
-  messageDesc(file_parley_chat_v1_chat, 9);
+  messageDesc(file_parley_chat_v1_chat, 13);
 
 /**
  * One event of ChatService.ResumeStream.
@@ -398,7 +603,7 @@ export type ResumeStreamResponse = Message<"parley.chat.v1.ResumeStreamResponse"
  * Use `create(ResumeStreamResponseSchema)` to create a new message.
  */
 export const ResumeStreamResponseSchema: GenMessage<ResumeStreamResponse> = /*@__PURE__*/
-  messageDesc(file_parley_chat_v1_chat, 10);
+  messageDesc(file_parley_chat_v1_chat, 14);
 
 /**
  * Request of ChatService.CancelGeneration.
@@ -419,7 +624,7 @@ export type CancelGenerationRequest = Message<"parley.chat.v1.CancelGenerationRe
  * Use `create(CancelGenerationRequestSchema)` to create a new message.
  */
 export const CancelGenerationRequestSchema: GenMessage<CancelGenerationRequest> = /*@__PURE__*/
-  messageDesc(file_parley_chat_v1_chat, 11);
+  messageDesc(file_parley_chat_v1_chat, 15);
 
 /**
  * Response of ChatService.CancelGeneration.
@@ -441,7 +646,7 @@ export type CancelGenerationResponse = Message<"parley.chat.v1.CancelGenerationR
  * Use `create(CancelGenerationResponseSchema)` to create a new message.
  */
 export const CancelGenerationResponseSchema: GenMessage<CancelGenerationResponse> = /*@__PURE__*/
-  messageDesc(file_parley_chat_v1_chat, 12);
+  messageDesc(file_parley_chat_v1_chat, 16);
 
 /**
  * Request of ChatService.WatchConversation.
@@ -462,7 +667,7 @@ export type WatchConversationRequest = Message<"parley.chat.v1.WatchConversation
  * Use `create(WatchConversationRequestSchema)` to create a new message.
  */
 export const WatchConversationRequestSchema: GenMessage<WatchConversationRequest> = /*@__PURE__*/
-  messageDesc(file_parley_chat_v1_chat, 13);
+  messageDesc(file_parley_chat_v1_chat, 17);
 
 /**
  * One change of a watched conversation.
@@ -523,7 +728,7 @@ export type WatchConversationResponse = Message<"parley.chat.v1.WatchConversatio
  * Use `create(WatchConversationResponseSchema)` to create a new message.
  */
 export const WatchConversationResponseSchema: GenMessage<WatchConversationResponse> = /*@__PURE__*/
-  messageDesc(file_parley_chat_v1_chat, 14);
+  messageDesc(file_parley_chat_v1_chat, 18);
 
 /**
  * ChatService runs exchanges with agents and streams them live. Every RPC only
@@ -561,6 +766,41 @@ export const ChatService: GenService<{
     methodKind: "server_streaming";
     input: typeof SendMessageRequestSchema;
     output: typeof SendMessageResponseSchema;
+  },
+  /**
+   * Generates a new answer to the user message that an answer (message_id)
+   * answers: the new answer is that answer's sibling, becomes the active
+   * leaf of the conversation (see Message.parent_id) and is streamed with
+   * the events of SendMessage (accepted carries the user message answered).
+   * ResumeStream, CancelGeneration and WatchConversation work on it as on
+   * any answer. Access and quota are checked, and the regeneration counted,
+   * as a SendMessage, before anything is stored. An answer still streaming
+   * is FAILED_PRECONDITION (reason MESSAGE_STREAMING). A retried request_id
+   * re-attaches to the first regeneration; concurrent regenerations with
+   * different request_ids are all stored, as siblings in the order they
+   * started.
+   *
+   * @generated from rpc parley.chat.v1.ChatService.RegenerateMessage
+   */
+  regenerateMessage: {
+    methodKind: "server_streaming";
+    input: typeof RegenerateMessageRequestSchema;
+    output: typeof RegenerateMessageResponseSchema;
+  },
+  /**
+   * Stores a new version of a user message (message_id) with new content, as
+   * that message's sibling, and streams the answer to it with the events of
+   * SendMessage (accepted carries the new user message); the answer becomes
+   * the active leaf. The original message and everything after it stay, on
+   * their branch (SwitchBranch goes back). Access, quota and request_id as
+   * SendMessage. Another user's message is NOT_FOUND.
+   *
+   * @generated from rpc parley.chat.v1.ChatService.EditMessage
+   */
+  editMessage: {
+    methodKind: "server_streaming";
+    input: typeof EditMessageRequestSchema;
+    output: typeof EditMessageResponseSchema;
   },
   /**
    * Replays an assistant message's text after offset, then continues live
