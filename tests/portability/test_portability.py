@@ -387,3 +387,52 @@ async def test_one_call_reads_at_most_10000_records_and_a_record_at_most_10000_m
         "an import reads at most 10,000 records: import line 10001 onwards in another call"
     )
     assert await conversation_count(stubs, alice) == 0
+
+
+async def test_branches_made_by_regenerating_and_editing_come_back_after_delete_all(
+    stubs: Stubs, alice: Account
+) -> None:
+    cid = (await new_conversation(stubs, alice)).id
+    first = await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content="One"), metadata=alice.md)
+    )
+    answer_id = first[-1].completed.message.id
+    await collect(
+        stubs.chat.RegenerateMessage(chat_pb2.RegenerateMessageRequest(message_id=answer_id), metadata=alice.md)
+    )
+    question_id = first[-1].completed.message.parent_id
+    await collect(
+        stubs.chat.EditMessage(chat_pb2.EditMessageRequest(message_id=question_id, content="Two"), metadata=alice.md)
+    )
+    before = await branches(stubs, alice)
+    assert len(before[0]) == 5  # One, its two answers; Two (the edit), its answer
+
+    (exported,) = records(await export(stubs, alice))
+    await stubs.portability.DeleteAllConversations(pb.DeleteAllConversationsRequest(), metadata=alice.md)
+    await import_file(stubs, alice, [line(exported)])
+
+    assert await branches(stubs, alice) == before
+
+
+async def branches(stubs: Stubs, account: Account) -> list[list[tuple[Any, ...]]]:
+    """Each conversation's whole tree and its active path, without ids: (content, role, state, sibling place, parent)."""
+    listed = await stubs.conversation.ListConversations(
+        conversation_pb2.ListConversationsRequest(), metadata=account.md
+    )
+    result = []
+    for c in listed.conversations:
+        for all_branches in (True, False):
+            messages = (
+                await stubs.conversation.ListMessages(
+                    conversation_pb2.ListMessagesRequest(conversation_id=c.id, all_branches=all_branches),
+                    metadata=account.md,
+                )
+            ).messages
+            position = {m.id: n for n, m in enumerate(messages)}
+            result.append(
+                [
+                    (m.content, m.role, m.state, m.sibling_index, m.sibling_count, position.get(m.parent_id))
+                    for m in messages
+                ]
+            )
+    return result
