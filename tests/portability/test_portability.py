@@ -415,7 +415,7 @@ async def test_branches_made_by_regenerating_and_editing_come_back_after_delete_
 
 
 async def branches(stubs: Stubs, account: Account) -> list[list[tuple[Any, ...]]]:
-    """Each conversation's whole tree and its active path, without ids: (content, role, state, sibling place, parent)."""
+    """Each conversation's whole tree, then its active path, without ids (parents as positions)."""
     listed = await stubs.conversation.ListConversations(
         conversation_pb2.ListConversationsRequest(), metadata=account.md
     )
