@@ -211,6 +211,7 @@ async def test_bad_lines_are_named_and_store_nothing_while_the_good_ones_import(
         conversation("dup", message("m1", None), message("m1", None)),
         conversation("broken", message("m1", None), message("m2", "nowhere", "assistant")),
         conversation("cycle", message("m1", "m2"), message("m2", "m1")),
+        conversation("own-parent", message("m1", None), message("m2", "m2")),
         conversation("role", message("m1", None, role="wizard")),
         conversation("huge", message("m1", None, content="x" * 100_001)),
         conversation("agentless", message("m1", None), agent_slug="no-such-agent"),
@@ -229,14 +230,15 @@ async def test_bad_lines_are_named_and_store_nothing_while_the_good_ones_import(
     assert "messages[1].id: 'm1' duplicates messages[0].id" in errors["dup"]
     assert "messages[1].parent_id: 'nowhere' is not an earlier message" in errors["broken"]
     assert "messages[0].parent_id: 'm2' is not an earlier message" in errors["cycle"]
+    assert "messages[1].parent_id: 'm2' is not an earlier message" in errors["own-parent"]
     assert "messages[0].role: must be one of" in errors["role"]
     assert "messages[0].content: must be at most 100,000 characters" in errors["huge"]
     assert "agent: no agent here has id '' or slug 'no-such-agent'" in errors["agentless"]
     assert "format: must be 'parley.conversations.v1'" in errors["future"]
-    assert outcomes[10][2].startswith("line: is not valid UTF-8 JSON")
-    assert outcomes[11] == (pb.IMPORT_OUTCOME_FAILED, "", "line: longer than 10,485,760 bytes")
-    assert outcomes[12][:2] == (pb.IMPORT_OUTCOME_CREATED, "good-2")
-    assert (result.created_count, result.failed_count) == (2, 9)
+    assert outcomes[11][2].startswith("line: is not valid UTF-8 JSON")
+    assert outcomes[12] == (pb.IMPORT_OUTCOME_FAILED, "", "line: longer than 10,485,760 bytes")
+    assert outcomes[13][:2] == (pb.IMPORT_OUTCOME_CREATED, "good-2")
+    assert (result.created_count, result.failed_count) == (2, 10)
 
     stored = records(await export(stubs, alice))
     assert [r["title"] for r in stored] == ["Conversation good-1", "Conversation good-2"]

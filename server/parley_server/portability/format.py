@@ -143,9 +143,8 @@ class _Reader:
         messages: list[ImportedMessage] = []
         seen: dict[str, int] = {}
         for index, raw in enumerate(raw_messages):
-            message = self._message(f"messages[{index}]", raw, seen, len(raw_messages))
+            message = self._message(index, raw, seen)
             if message is not None:
-                seen.setdefault(message.source_id, index)
                 messages.append(message)
         active = r.get("active_message_id")
         if active is not None and (not isinstance(active, str) or active not in seen):
@@ -164,14 +163,12 @@ class _Reader:
             messages=messages,
         )
 
-    def _message(self, path: str, raw: object, seen: dict[str, int], count: int) -> ImportedMessage | None:
-        v = self._v
+    def _message(self, index: int, raw: object, seen: dict[str, int]) -> ImportedMessage | None:
+        """messages[index], checked against the ids seen before it (its own is added to them)."""
+        v, path = self._v, f"messages[{index}]"
         if not isinstance(raw, dict):
             v.add(path, "must be a JSON object")
             return None
-        source_id = self._id(f"{path}.id", raw.get("id"))
-        if source_id in seen:
-            v.add(f"{path}.id", f"{source_id!r} duplicates messages[{seen[source_id]}].id")
         parent = raw.get("parent_id")
         if parent is not None and (not isinstance(parent, str) or parent not in seen):
             v.add(
@@ -179,6 +176,11 @@ class _Reader:
                 f"{parent!r} is not an earlier message of this conversation "
                 "(a parent must come before its children, so unknown parents and cycles are refused)",
             )
+        source_id = self._id(f"{path}.id", raw.get("id"))
+        if source_id in seen:
+            v.add(f"{path}.id", f"{source_id!r} duplicates messages[{seen[source_id]}].id")
+        elif source_id:
+            seen[source_id] = index
         role = self._enum(f"{path}.role", raw.get("role"), MessageRole)
         state = self._enum(f"{path}.state", raw.get("state"), MessageState)
         content = self._str(f"{path}.content", raw, MAX_CONTENT_LENGTH)
