@@ -266,6 +266,14 @@ async def test_the_same_file_imported_by_two_users_gives_each_their_own_copy(stu
     assert (await conversation_count(stubs, alice), await conversation_count(stubs, bob)) == (1, 1)
 
 
+async def test_two_imports_of_one_file_at_once_store_each_conversation_once(stubs: Stubs, alice: Account) -> None:
+    file = b"".join(line(conversation(f"c{n}", message("q", None), message("a", "q", "assistant"))) for n in range(20))
+    results = await asyncio.gather(*(import_file(stubs, alice, pieces(file)) for _ in range(2)))
+    assert [sum(r.created_count for r in results), sum(r.skipped_count for r in results)] == [20, 20]
+    assert await conversation_count(stubs, alice) == 20
+    assert await sql(stubs.app, "SELECT count(*) FROM messages") == [(40,)]
+
+
 async def test_only_admins_export_another_users_conversations(stubs: Stubs, alice: Account) -> None:
     bob = await stubs.active_account("bob@example.com")
     admin = await stubs.admin_account()

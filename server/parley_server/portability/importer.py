@@ -88,7 +88,9 @@ async def store(
         if created is None:  # a concurrent import of the same file stored it first
             return Outcome.SKIPPED, cid
         for start in range(0, len(record.messages), BATCH):
-            rows = [_message_row(caller.user_id, record.source_id, cid, m) for m in record.messages[start:][:BATCH]]
+            rows = [
+                _message_row(caller.user_id, record.source_id, cid, m) for m in record.messages[start : start + BATCH]
+            ]
             await db.execute(insert(Message), rows)
         if record.messages:
             active = record.active_source_id or record.messages[-1].source_id
