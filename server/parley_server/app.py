@@ -35,6 +35,7 @@ from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.events.bus import EventBus
 from parley_server.feedback.service import FeedbackService
 from parley_server.metrics import endpoint
+from parley_server.portability.service import PortabilityService
 from parley_server.settings import Settings
 
 if TYPE_CHECKING:  # imported only when tracing is on: see build_app
@@ -58,6 +59,7 @@ class App:
     bus: EventBus
     chat: ChatService
     feedback: FeedbackService
+    portability: PortabilityService
     housekeeping: Housekeeping
     heartbeat: Heartbeat
     # None when tracing is off (OTEL_EXPORTER_OTLP_ENDPOINT unset).
@@ -188,6 +190,7 @@ def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None 
         bus,
         chat,
         FeedbackService(database, paginator),
+        PortabilityService(database, access, conversations),
         housekeeping,
         heartbeat,
         tracing,

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from parley_server.db.models import Message, MessageRole, MessageState
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
+from tests.helpers.conversations import new_conversation
 from tests.helpers.stubs import Stubs
 from tests.helpers.terminal import Terminal
 
@@ -232,3 +233,22 @@ async def test_logout_forgets_the_session(alice: Account, terminal: StartTermina
     assert await out.exit_code() == 0
     assert "Logged out alice@example.com" in out.text
     assert json.loads((config_dir / "tokens.json").read_text())["servers"] == {}
+
+
+async def test_export_and_import_a_file(stubs: Stubs, alice: Account, terminal: StartTerminal, tmp_path: Path) -> None:
+    login = {"PARLEY_EMAIL": "alice@example.com", "PARLEY_PASSWORD": alice.password}
+    await new_conversation(stubs, alice, title="Kept")
+    file = tmp_path / "mine.jsonl"
+    out = terminal("--export", str(file), **login)
+    assert await out.exit_code() == 0, out.text
+    assert "Wrote 1 line to" in out.text
+    assert [json.loads(line)["title"] for line in file.read_text().splitlines()] == ["Kept"]
+
+    file.write_text(file.read_text() + '{"format": "parley.conversations.v1"}\n')
+    out = terminal("--import", str(file), **login)
+    assert await out.exit_code() == 1, out.text
+    assert f"{file}:2: id: is required" in out.text
+    assert "Imported 1 conversation; 0 already imported, 1 refused." in out.text
+    again = terminal("--import", str(file), **login)
+    assert await again.exit_code() == 1
+    assert "Imported 0 conversations; 1 already imported, 1 refused." in again.text

@@ -15,6 +15,7 @@ from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.chat.v1 import chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2_grpc
 from parley.feedback.v1 import feedback_pb2_grpc
+from parley.portability.v1 import portability_pb2_grpc
 from parley_server.app import App
 from parley_server.db.models import OutboxEmail
 from tests.helpers.accounts import PASSWORD, Account
@@ -34,6 +35,7 @@ class Stubs:
         self.api_keys = api_key_pb2_grpc.ApiKeyServiceStub(channel)
         self.service_accounts = api_key_pb2_grpc.ServiceAccountServiceStub(channel)
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        self.portability = portability_pb2_grpc.PortabilityServiceStub(channel)
 
     async def register(self, email: str, password: str = PASSWORD, **fields: str) -> auth_pb2.User:
         response = await self.auth.Register(auth_pb2.RegisterRequest(email=email, password=password, **fields))

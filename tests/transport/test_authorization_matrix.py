@@ -49,6 +49,7 @@ from parley.chat.v1 import chat_pb2
 from parley.client import rpcs
 from parley.conversation.v1 import conversation_pb2
 from parley.feedback.v1 import feedback_pb2
+from parley.portability.v1 import portability_pb2
 from tests.helpers.accounts import PASSWORD, Account
 from tests.helpers.agents import agent_id
 from tests.helpers.api_keys import key_md, service_account, service_account_key, user_key
@@ -208,6 +209,15 @@ REQUESTS: dict[str, tuple[Builder, bool]] = {
         True,
     ),
     "ListFeedback": (lambda w: feedback_pb2.ListFeedbackRequest(), False),
+    # parley.portability.v1.PortabilityService
+    "ExportConversations": (lambda w: portability_pb2.ExportConversationsRequest(), False),
+    "ExportUserConversations": (
+        lambda w: portability_pb2.ExportUserConversationsRequest(user_id=w.owner.user.id),
+        False,
+    ),
+    "ImportConversations": (lambda w: portability_pb2.ImportConversationsRequest(data=b"{}\n"), False),
+    "DeleteAllConversations": (lambda w: portability_pb2.DeleteAllConversationsRequest(), False),
+    "ExportAccount": (lambda w: portability_pb2.ExportAccountRequest(), False),
     # parley.api_key.v1.ApiKeyService
     "CreateApiKey": (
         lambda w: api_key_pb2.CreateApiKeyRequest(
@@ -270,7 +280,10 @@ async def call(
     """The status of one call; an open stream that is still running after 1 s counts as allowed."""
     response_type = method.output_type._concrete_class
     try:
-        if method.server_streaming:
+        if method.client_streaming:  # the request as a stream of one message
+            upload = channel.stream_unary(full_name, response_deserializer=response_type.FromString)
+            await upload(iter([request.SerializeToString()]), metadata=md, timeout=10)
+        elif method.server_streaming:
             stream = channel.unary_stream(full_name, response_deserializer=response_type.FromString)
             await collect(stream(request.SerializeToString(), metadata=md, timeout=1))
         else:

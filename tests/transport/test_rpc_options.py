@@ -84,6 +84,10 @@ def test_custom_methods_retried_by_clients() -> None:
         "/parley.api_key.v1.ApiKeyService/RevokeApiKey",
         "/parley.api_key.v1.ServiceAccountService/RevokeServiceAccountKey",
         "/parley.feedback.v1.FeedbackService/SetMessageFeedback",
+        "/parley.portability.v1.PortabilityService/ExportConversations",
+        "/parley.portability.v1.PortabilityService/ExportUserConversations",
+        "/parley.portability.v1.PortabilityService/ImportConversations",
+        "/parley.portability.v1.PortabilityService/ExportAccount",
     }
 
 
@@ -124,8 +128,10 @@ def test_clients_explain_only_real_reasons() -> None:
 
 
 # RPCs an API key may never call: logging in and out, passwords, deleting the
-# account, and managing keys (a leaked key must not make more keys).
+# account, managing keys (a leaked key must not make more keys), and the
+# account export (a leaked key must not read the account's sessions and keys).
 SESSIONS_ONLY = {
+    "/parley.portability.v1.PortabilityService/ExportAccount",
     "/parley.auth.v1.AuthService/Logout",
     "/parley.auth.v1.AuthService/ChangePassword",
     "/parley.auth.v1.AuthService/ResendVerificationEmail",

@@ -24,6 +24,7 @@ from parley_server.chat.handlers import ChatHandlers
 from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.db.database import asyncpg_dsn
 from parley_server.feedback.handlers import FeedbackHandlers
+from parley_server.portability.handlers import PortabilityHandlers
 from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
 from tests.helpers.errors import expect_error
@@ -68,6 +69,7 @@ def test_every_rpc_has_a_handler() -> None:
         ApiKeyHandlers,
         ServiceAccountHandlers,
         FeedbackHandlers,
+        PortabilityHandlers,
     ]
     by_service = {h.__mro__[1].__name__.removesuffix("Servicer"): h for h in handlers}
     for module in PARLEY_FILES:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from asyncpg import Record
-from sqlalchemy import delete, func, select
+from sqlalchemy import Delete, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.agents.access_service import AgentAccessService
@@ -295,6 +295,14 @@ class ConversationService:
         stmt = delete(Conversation).where(Conversation.message_count == 0, Conversation.create_time < cutoff)
         if user_id is not None:
             stmt = stmt.where(Conversation.user_id == user_id)
+        return await self._delete(stmt)
+
+    async def delete_all_conversations(self, caller: Caller) -> int:
+        """Delete every conversation of the caller (PortabilityService.DeleteAllConversations)."""
+        return await self._delete(delete(Conversation).where(Conversation.user_id == caller.user_id))
+
+    async def _delete(self, stmt: Delete) -> int:
+        """Run a DELETE of conversations and tell each one's watchers; returns how many went."""
         async with self._db.transaction() as db:
             deleted = list((await db.execute(stmt.returning(Conversation.id))).scalars())
         self._emit(*(ConversationDeleted(cid) for cid in deleted))

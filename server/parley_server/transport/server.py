@@ -22,6 +22,7 @@ from parley.chat.v1 import chat_pb2_grpc
 from parley.client import rpcs
 from parley.conversation.v1 import conversation_pb2_grpc
 from parley.feedback.v1 import feedback_pb2_grpc
+from parley.portability.v1 import portability_pb2_grpc
 from parley_server.accounts.handlers import ApiKeyHandlers, AuthHandlers, ServiceAccountHandlers
 from parley_server.admin.handlers import AdminHandlers
 from parley_server.agents.access_handlers import AgentAccessHandlers
@@ -30,6 +31,7 @@ from parley_server.app import App
 from parley_server.chat.handlers import ChatHandlers
 from parley_server.conversations.handlers import ConversationHandlers
 from parley_server.feedback.handlers import FeedbackHandlers
+from parley_server.portability.handlers import PortabilityHandlers
 from parley_server.transport.interceptors.interceptor import RpcInterceptor
 from parley_server.transport.tls import ServerCertificates
 
@@ -143,6 +145,7 @@ async def start_server(app: App, address: str) -> RunningServer:
     api_key_pb2_grpc.add_ApiKeyServiceServicer_to_server(ApiKeyHandlers(app.api_keys), server)
     api_key_pb2_grpc.add_ServiceAccountServiceServicer_to_server(ServiceAccountHandlers(app.service_accounts), server)
     feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(FeedbackHandlers(app.feedback), server)
+    portability_pb2_grpc.add_PortabilityServiceServicer_to_server(PortabilityHandlers(app.portability), server)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

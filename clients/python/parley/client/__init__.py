@@ -13,7 +13,7 @@
 
 from parley.client._auth import Tokens
 from parley.client.channel import channel_options, service_config
-from parley.client.client import ParleyClient
+from parley.client.client import ParleyClient, file_chunks
 from parley.client.errors import ParleyError
 from parley.client.events import (
     Accepted,
@@ -52,5 +52,6 @@ __all__ = [
     "WatchEvent",
     "channel_options",
     "explain_connection_failure",
+    "file_chunks",
     "service_config",
 ]

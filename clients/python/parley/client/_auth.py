@@ -388,7 +388,24 @@ class StreamAuthInterceptor(grpc.aio.UnaryStreamClientInterceptor):
         return _UnaryStreamCall(attempt, await attempt.start())
 
 
+class UploadAuthInterceptor(grpc.aio.StreamUnaryClientInterceptor):
+    """The credential on client-streaming calls (ImportConversations). No retry
+    after a refresh: the request stream is consumed as it is sent, so it cannot
+    be sent again; ParleyClient raises the error as a ParleyError."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+
+    async def intercept_stream_unary(
+        self, continuation: Continuation, client_call_details: grpc.aio.ClientCallDetails, request_iterator: Any
+    ) -> Any:
+        details = client_call_details
+        if not _is_public(_method_name(details)) and not _caller_sets_authorization(details):
+            details = _with_token(details, self._store.bearer, self._store.on_behalf_of)
+        return await continuation(details, request_iterator)
+
+
 def interceptors(store: TokenStore) -> list[grpc.aio.ClientInterceptor]:
     """The interceptors to install on a channel (grpc.aio files an interceptor
     under one call arity only, hence one per arity)."""
-    return [UnaryAuthInterceptor(store), StreamAuthInterceptor(store)]
+    return [UnaryAuthInterceptor(store), StreamAuthInterceptor(store), UploadAuthInterceptor(store)]

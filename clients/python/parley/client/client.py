@@ -7,9 +7,9 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 
 import grpc
 
@@ -40,8 +40,9 @@ from parley.client.events import (
 )
 from parley.client.tls import Tls
 from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from parley.portability.v1 import portability_pb2, portability_pb2_grpc
 
-__all__ = ["ParleyClient"]
+__all__ = ["ParleyClient", "file_chunks"]
 
 log = logging.getLogger("parley.client")
 
@@ -53,7 +54,16 @@ REFRESH_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 5.0
 
 
+# Bytes per ImportConversations request: well under the server's 4 MiB message limit.
+IMPORT_CHUNK_BYTES = 1024 * 1024
+
 StubT = TypeVar("StubT")
+
+
+def file_chunks(file: BinaryIO, size: int = IMPORT_CHUNK_BYTES) -> Iterator[bytes]:
+    """An export file read a chunk at a time for `ParleyClient.import_conversations`, never whole."""
+    while chunk := file.read(size):
+        yield chunk
 
 
 def _stub(cls: Callable[[grpc.aio.Channel], StubT], channel: grpc.aio.Channel) -> StubT:
@@ -81,9 +91,9 @@ class ParleyClient:
     The channel retries UNAVAILABLE for idempotent methods and keeps long
     streams alive (see `parley.client.channel` for which methods and why).
     Every call, including those made through the generated stubs returned by
-    `auth`, `conversations`, `agents`, `access`, `admin`, `chat`, `api_keys`
-    and `service_accounts`, gets the access token (or API key) attached; on
-    UNAUTHENTICATED the client refreshes the token pair once (concurrent calls
+    `auth`, `conversations`, `agents`, `access`, `admin`, `chat`, `api_keys`,
+    `service_accounts` and `portability`, gets the access token (or API key) attached;
+    on UNAUTHENTICATED the client refreshes the token pair once (concurrent calls
     share one refresh) and retries the call once.
     Failed calls raise ParleyError (a `grpc.RpcError`) with the decoded error
     details.
@@ -138,6 +148,7 @@ class ParleyClient:
         self._chat = _stub(chat_pb2_grpc.ChatServiceStub, self._channel)
         self._api_keys = _stub(api_key_pb2_grpc.ApiKeyServiceStub, self._channel)
         self._service_accounts = _stub(api_key_pb2_grpc.ServiceAccountServiceStub, self._channel)
+        self._portability = _stub(portability_pb2_grpc.PortabilityServiceStub, self._channel)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -192,6 +203,10 @@ class ParleyClient:
     def chat(self) -> chat_pb2_grpc.ChatServiceStub:
         return self._chat
 
+    @property
+    def portability(self) -> portability_pb2_grpc.PortabilityServiceStub:
+        return self._portability
+
     # -- session -------------------------------------------------------------
 
     @property
@@ -242,6 +257,47 @@ class ParleyClient:
             auth_pb2.RefreshTokenRequest(refresh_token=refresh_token), timeout=REFRESH_TIMEOUT
         )
         return response.tokens
+
+    # -- export and import (docs/export-format.md) -------------------------------
+
+    async def export_conversations(self) -> AsyncIterator[bytes]:
+        """The caller's conversations as JSON Lines, in chunks: write them to a file as they come."""
+        request = portability_pb2.ExportConversationsRequest()
+        async for response in self._portability.ExportConversations(request):
+            yield response.chunk.data
+
+    async def export_account(self) -> AsyncIterator[bytes]:
+        """Everything kept about the caller (the account line, then the conversations), in chunks."""
+        async for response in self._portability.ExportAccount(portability_pb2.ExportAccountRequest()):
+            yield response.chunk.data
+
+    async def import_conversations(
+        self, chunks: Iterable[bytes] | AsyncIterable[bytes]
+    ) -> portability_pb2.ImportConversationsResponse:
+        """Import an export file, given as chunks of at most 1 MiB (see `file_chunks`); the result per line."""
+
+        async def requests() -> AsyncIterator[portability_pb2.ImportConversationsRequest]:
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    yield portability_pb2.ImportConversationsRequest(data=chunk)
+            else:
+                for chunk in chunks:
+                    yield portability_pb2.ImportConversationsRequest(data=chunk)
+
+        try:
+            response: portability_pb2.ImportConversationsResponse = await self._portability.ImportConversations(
+                requests()
+            )
+        except grpc.aio.AioRpcError as exc:  # an upload is not retried (UploadAuthInterceptor): raise it as is
+            raise ParleyError.from_rpc_error(exc) from None
+        return response
+
+    async def delete_all_conversations(self) -> int:
+        """Delete every conversation of the caller; returns how many."""
+        response: portability_pb2.DeleteAllConversationsResponse = await self._portability.DeleteAllConversations(
+            portability_pb2.DeleteAllConversationsRequest()
+        )
+        return response.deleted_count
 
     # -- chat ----------------------------------------------------------------
 

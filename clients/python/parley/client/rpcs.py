@@ -26,6 +26,7 @@ from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley.feedback.v1 import feedback_pb2
+from parley.portability.v1 import portability_pb2
 
 __all__ = ["FILES", "SERVICES", "access", "declared_errors", "full_name", "methods", "retry_safe", "scope"]
 
@@ -40,6 +41,7 @@ FILES: tuple[ModuleType, ...] = (
     chat_pb2,
     api_key_pb2,
     feedback_pb2,
+    portability_pb2,
 )
 
 SERVICES: tuple[ServiceDescriptor, ...] = tuple(

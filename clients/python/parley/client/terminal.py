@@ -18,6 +18,10 @@ version is shown), `/list` picks another conversation, `/new` starts a new one
 with the same agent, `/help`, `/quit`. Ctrl-C while an answer streams stops
 the generation (CancelGeneration; the partial answer is kept) and returns to
 the prompt; Ctrl-C or Ctrl-D at the prompt exits.
+
+--export FILE and --export-account FILE write the caller's conversations (or
+everything kept about the account) as JSON Lines (docs/export-format.md);
+--import FILE imports such a file, printing each refused line.
 """
 
 from __future__ import annotations
@@ -44,11 +48,12 @@ import platformdirs
 from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
 from parley.client._auth import Tokens
-from parley.client.client import ParleyClient
+from parley.client.client import ParleyClient, file_chunks
 from parley.client.errors import ParleyError
 from parley.client.events import Accepted, Cancelled, ChatEvent, Completed, Failed, TextDelta
 from parley.client.tls import Tls, explain_connection_failure
 from parley.conversation.v1 import conversation_pb2
+from parley.portability.v1 import portability_pb2
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -121,6 +126,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--conversation", metavar="ID", help="continue this conversation")
     which.add_argument("--new", action="store_true", help="start a new conversation")
     which.add_argument("--logout", action="store_true", help="log out, forget the cached tokens and exit")
+    which.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="write your conversations to FILE as JSON Lines (docs/export-format.md) and exit",
+    )
+    which.add_argument(
+        "--export-account",
+        type=Path,
+        metavar="FILE",
+        help="write everything Parley keeps about your account (profile, API keys, sessions, ratings, "
+        "conversations) to FILE and exit",
+    )
+    which.add_argument(
+        "--import",
+        dest="import_file",
+        type=Path,
+        metavar="FILE",
+        help="import the conversations of an export FILE (again is harmless: nothing is imported twice) and exit",
+    )
     parser.add_argument("--agent", metavar="SLUG", help="start a new conversation with this agent (implies --new)")
 
 
@@ -337,6 +362,10 @@ class ChatApp:
             if self.args.logout:
                 return self.logout()
             self.sign_in()
+            if self.args.export or self.args.export_account:
+                return self.export(self.args.export or self.args.export_account, account=not self.args.export)
+            if self.args.import_file:
+                return self.import_file(self.args.import_file)
             chat = self.first_chat()
             if chat is None:
                 return 0
@@ -365,6 +394,43 @@ class ChatApp:
         self.cache.save(self.server, None)
         self.say(f"Logged out{f' {self.email}' if self.email else ''} from {self.server}.")
         return 0
+
+    # -- export and import -------------------------------------------------------
+
+    def export(self, path: Path, *, account: bool) -> int:
+        """Write the export to path, through a temporary file: an interrupted export leaves no partial FILE."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+
+        async def write() -> int:
+            chunks = self.api.export_account() if account else self.api.export_conversations()
+            lines = 0
+            with tmp.open("wb") as file:
+                async for chunk in chunks:
+                    file.write(chunk)
+                    lines += chunk.count(b"\n")  # every record ends with one
+            return lines
+
+        try:
+            lines = self.call(write())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.say(f"Wrote {lines} line{'s' if lines != 1 else ''} to {path}.")
+        return 0
+
+    def import_file(self, path: Path) -> int:
+        """Import path; print each refused line and a summary. Exit status 1 when a line was refused."""
+        with path.open("rb") as file:
+            result = self.call(self.api.import_conversations(file_chunks(file)))
+        for line in result.results:
+            if line.outcome == portability_pb2.IMPORT_OUTCOME_FAILED:
+                named = f" ({line.source_conversation_id})" if line.source_conversation_id else ""
+                self.error(f"{path}:{line.line}{named}: {line.error}")
+        self.say(
+            f"Imported {result.created_count} conversation{'s' if result.created_count != 1 else ''}; "
+            f"{result.skipped_count} already imported, {result.failed_count} refused."
+        )
+        return 1 if result.failed_count else 0
 
     # -- login -----------------------------------------------------------------
 
