@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -64,10 +65,13 @@ def _fill_conversation(
         fill_timestamp_us(target.create_time, conversation.create_time_us)
         fill_timestamp_us(target.update_time, conversation.update_time_us)
         fill_timestamp_us(target.last_message_time, conversation.last_message_time_us)
+        if conversation.metadata_json is not None:
+            target.metadata.update(json.loads(conversation.metadata_json))
     else:
         fill_timestamp(target.create_time, conversation.create_time)
         fill_timestamp(target.update_time, conversation.update_time)
         fill_timestamp(target.last_message_time, conversation.last_message_time)
+        target.metadata.update(conversation.metadata_)
     return target
 
 
@@ -115,4 +119,9 @@ def conversation_filter_from_proto(request: conversation_pb2.ListConversationsRe
 
 def conversation_changes_from_proto(conversation: conversation_pb2.Conversation) -> ConversationChanges:
     """UpdateConversation's new values (the domain reads those the update mask names)."""
-    return ConversationChanges(title=conversation.title, archived=conversation.archived, pinned=conversation.pinned)
+    return ConversationChanges(
+        title=conversation.title,
+        archived=conversation.archived,
+        pinned=conversation.pinned,
+        metadata=dict(conversation.metadata),
+    )

@@ -18,8 +18,8 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from asyncpg import Record
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_TITLE_LENGTH = 200
 MAX_QUERY_LENGTH = 200
 MAX_CONTENT_LENGTH = 100_000
-UPDATABLE_PATHS = {"title", "archived", "pinned"}
+UPDATABLE_PATHS = {"title", "archived", "pinned", "metadata"}
 DEFAULT_EMPTY_AGE = timedelta(hours=24)
 # The history a model gets with each SendMessage, which GetMessagesForAgent
 # shows when asked with 0 budgets. Larger budgets are refused beyond these
@@ -102,6 +102,7 @@ class ConversationChanges:
     title: str = ""
     archived: bool = False
     pinned: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def message_content(v: Violations, field: str, value: str) -> str:
@@ -163,12 +164,15 @@ class ConversationService:
 
     # -- conversations ------------------------------------------------------
 
-    async def create_conversation(self, caller: Caller, agent_id: str, title: str, request_id: str) -> Conversation:
+    async def create_conversation(
+        self, caller: Caller, agent_id: str, title: str, request_id: str, metadata: Mapping[str, str]
+    ) -> Conversation:
         """A new conversation with an agent the caller may use; a retried request_id returns the first."""
         v = Violations()
         agent_uuid = v.uuid("agent_id", agent_id)
         title = v.text("title", title, max_length=MAX_TITLE_LENGTH)
         v.request_id("request_id", request_id)
+        pairs = v.metadata("metadata", metadata)
         v.raise_if_any()
         assert agent_uuid is not None
         async with self._db.transaction() as db:
@@ -176,7 +180,7 @@ class ConversationService:
             if not create:
                 return await owned_conversation(db, conversation_id, caller.user_id)
             await self._access.require_access(db, caller, agent_uuid)
-            return await self._add_conversation(db, caller, agent_uuid, title, conversation_id)
+            return await self._add_conversation(db, caller, agent_uuid, conversation_id, title=title, metadata=pairs)
 
     async def get_conversation(self, caller: Caller, conversation_id: str) -> ConversationView:
         cid = only_uuid("conversation_id", conversation_id)
@@ -242,16 +246,21 @@ class ConversationService:
             )
             if fresh is not None:
                 return fresh, False
-            return await self._add_conversation(db, caller, agent_uuid, "", uuid.uuid4()), True
+            return await self._add_conversation(db, caller, agent_uuid, uuid.uuid4()), True
 
     async def update_conversation(
         self, caller: Caller, conversation_id: str, changes: ConversationChanges, paths: list[str]
     ) -> Conversation:
-        """Apply the fields named in paths (title, archived, pinned) and bump update_time."""
+        """Apply the fields named in paths (title, archived, pinned, metadata) and bump update_time.
+
+        New metadata replaces the whole map, as OpenAI's update does; it is
+        checked only when named, like any field the mask leaves out is ignored.
+        """
         v = Violations()
         cid = v.uuid("conversation.id", conversation_id)
         paths = v.update_mask(paths, UPDATABLE_PATHS)
         title = v.text("conversation.title", changes.title, max_length=MAX_TITLE_LENGTH)
+        metadata = v.metadata("conversation.metadata", changes.metadata) if "metadata" in paths else {}
         v.raise_if_any()
         assert cid is not None
         async with self._db.transaction() as db:
@@ -262,6 +271,8 @@ class ConversationService:
                 conversation.archived = changes.archived
             if "pinned" in paths:
                 conversation.pinned = changes.pinned
+            if "metadata" in paths:
+                conversation.metadata_ = metadata
             conversation.update_time = utcnow()
         self._emit(ConversationChanged(cid))
         return conversation
@@ -507,9 +518,17 @@ class ConversationService:
 
     @staticmethod
     async def _add_conversation(
-        db: AsyncSession, caller: Caller, agent_id: uuid.UUID, title: str, conversation_id: uuid.UUID
+        db: AsyncSession,
+        caller: Caller,
+        agent_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        *,
+        title: str = "",
+        metadata: dict[str, str] | None = None,
     ) -> Conversation:
-        conversation = Conversation(id=conversation_id, user_id=caller.user_id, agent_id=agent_id, title=title)
+        conversation = Conversation(
+            id=conversation_id, user_id=caller.user_id, agent_id=agent_id, title=title, metadata_=metadata or {}
+        )
         db.add(conversation)
         await db.flush()
         return conversation

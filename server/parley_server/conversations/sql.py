@@ -24,6 +24,10 @@ _MESSAGE_COLUMNS = MessageView._fields
 # suffix, as microseconds since the Unix epoch (exact: extract gives a
 # numeric since PostgreSQL 14).
 MICROSECONDS = "_us"
+# A view's field named so holds the jsonb column named without the suffix as
+# JSON text, NULL when it is the empty object: most conversations have no
+# metadata, and their rows then cost no JSON parsing.
+JSON_TEXT = "_json"
 
 
 def columns(names: tuple[str, ...], alias: str) -> str:
@@ -34,6 +38,8 @@ def columns(names: tuple[str, ...], alias: str) -> str:
 def _column(name: str, alias: str) -> str:
     if name.endswith(MICROSECONDS):
         return f"(extract(epoch FROM {alias}.{name.removesuffix(MICROSECONDS)}) * 1000000)::int8"
+    if name.endswith(JSON_TEXT):
+        return f"nullif({alias}.{name.removesuffix(JSON_TEXT)}, '{{}}'::jsonb)::text"
     return f"{alias}.{name}"
 
 

@@ -40,6 +40,8 @@ class ConversationFields(Protocol):
     def update_time(self) -> datetime: ...
     @property
     def last_message_time(self) -> datetime | None: ...
+    @property
+    def metadata_(self) -> dict[str, str]: ...
 
 
 class MessageFields(Protocol):
@@ -75,7 +77,8 @@ class ConversationView(NamedTuple):
     1.3 us each, and a page of 21 rows has 63 of them. Fetching such a page
     took 200-210 us of client CPU with the timestamptz columns, 120-135 with
     these (asyncpg, embedded PostgreSQL 16, 2,000 fetches each), and a
-    response needs the microseconds anyway.
+    response needs the microseconds anyway. Its metadata is JSON text, None
+    when there is none (the common case, then parsed never).
     """
 
     id: uuid.UUID
@@ -87,6 +90,7 @@ class ConversationView(NamedTuple):
     create_time_us: int
     update_time_us: int
     last_message_time_us: int | None
+    metadata_json: str | None
 
     @classmethod
     def of(cls, record: Record) -> ConversationView:
