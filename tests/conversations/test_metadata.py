@@ -1,8 +1,10 @@
-"""Conversation metadata: set on create, replaced by update, limited as OpenAI limits it."""
+"""Conversation metadata: set on create, replaced by update, limited as OpenAI limits it, and a
+ListConversations filter on one pair."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -11,6 +13,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2 as pb
+from parley_server.conversations import sql as conversation_sql
 from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
 from tests.helpers.conversations import new_conversation
@@ -164,3 +167,98 @@ async def test_metadata_over_the_limits_is_invalid_argument_and_changes_nothing(
     assert dict((await _create(stubs, ada, full)).metadata) == full
     updated = await _update(stubs, ada, pb.Conversation(id=conversation.id, metadata=full), "metadata")
     assert dict(updated.metadata) == full
+
+
+# -- ListConversations' filter ----------------------------------------------------
+
+
+async def test_filter_returns_only_the_callers_conversations_with_the_pair(stubs: Stubs) -> None:
+    ada = await stubs.active_account()
+    bob = await stubs.active_account("bob@example.com")
+    await _create(stubs, ada, {"project": "alpha"}, title="alpha 1")
+    await _create(stubs, ada, {"project": "beta"}, title="beta")
+    await _create(stubs, ada, {"project": "alpha", "tier": "gold"}, title="alpha 2")
+    await _create(stubs, ada, {"Project": "alpha", "team": "project"}, title="other keys")
+    await _create(stubs, ada, {"note": ""}, title="empty value")
+    await new_conversation(stubs, ada, "none")
+    await _create(stubs, bob, {"project": "alpha"}, title="bob's alpha")
+    assert await _titles(stubs, ada, metadata_key="project", metadata_value="alpha") == ["alpha 2", "alpha 1"]
+    assert await _titles(stubs, bob, metadata_key="project", metadata_value="alpha") == ["bob's alpha"]
+    assert await _titles(stubs, ada, metadata_key="tier", metadata_value="gold") == ["alpha 2"]
+    assert await _titles(stubs, ada, metadata_key="project", metadata_value="Alpha") == []
+    assert await _titles(stubs, ada, metadata_key="note", metadata_value="") == ["empty value"]
+    assert await _titles(stubs, ada, metadata_key="project", metadata_value="") == []
+    # With the other filters; an update moves a conversation in or out.
+    (alpha2, alpha1) = (await _list(stubs, ada, metadata_key="project", metadata_value="alpha")).conversations
+    await _update(stubs, ada, pb.Conversation(id=alpha1.id, archived=True), "archived")
+    assert await _titles(stubs, ada, metadata_key="project", metadata_value="alpha", archived=False) == ["alpha 2"]
+    assert await _titles(stubs, ada, metadata_key="project", metadata_value="alpha", query="alpha 1") == ["alpha 1"]
+    await _update(stubs, ada, pb.Conversation(id=alpha2.id), "metadata")
+    assert await _titles(stubs, ada, metadata_key="project", metadata_value="alpha") == ["alpha 1"]
+
+
+async def test_filter_needs_key_and_value_within_the_limits(stubs: Stubs) -> None:
+    ada = await stubs.active_account()
+    await _create(stubs, ada, {"project": "alpha"})
+    cases: list[tuple[dict[str, Any], set[str]]] = [
+        ({"metadata_key": "project"}, {"metadata_value"}),
+        ({"metadata_value": "alpha"}, {"metadata_key"}),
+        ({"metadata_value": ""}, {"metadata_key"}),
+        ({"metadata_key": "k" * 65, "metadata_value": "alpha"}, {"metadata_key"}),
+        ({"metadata_key": "project", "metadata_value": "v" * 513}, {"metadata_value"}),
+        ({"metadata_key": "pro\x00ject", "metadata_value": "alpha"}, {"metadata_key"}),
+    ]
+    for fields, violations in cases:
+        await expect_invalid_exactly(stubs.app, _list(stubs, ada, **fields), violations)
+
+
+async def test_filtered_pages_hold_every_match_once_and_tokens_keep_the_filter(stubs: Stubs) -> None:
+    ada = await stubs.active_account()
+    for i in range(7):
+        await _create(stubs, ada, {"batch": "b1"}, title=f"match {i}")
+        await _create(stubs, ada, {"batch": "b2"}, title=f"other {i}")
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await _list(stubs, ada, page_size=3, page_token=token, metadata_key="batch", metadata_value="b1")
+        assert len(page.conversations) <= 3
+        seen += [c.title for c in page.conversations]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+        if pages == 1:
+            # The token resumes only the listing that made it.
+            for other in ({}, {"metadata_key": "batch", "metadata_value": "b2"}):
+                details = await expect_error(_list(stubs, ada, page_size=3, page_token=token, **other), INVALID)
+                assert "page_token" in details.violations
+    assert seen == [f"match {i}" for i in reversed(range(7))]
+    assert pages == 3
+
+
+async def test_filter_uses_the_metadata_index(stubs: Stubs) -> None:
+    """With many conversations, PostgreSQL answers the pair from ix_conversations_metadata."""
+    ada = await stubs.active_account()
+    await sql(
+        stubs.app,
+        "INSERT INTO conversations (id, user_id, agent_id, title, archived, pinned, message_count, metadata)"
+        " SELECT gen_random_uuid(), :user_id, (SELECT id FROM agents WHERE slug = 'assistant'), 'c' || n,"
+        " false, false, 0, jsonb_build_object('ticket', 'T-' || n, 'project', 'p' || (n % 10))"
+        " FROM generate_series(1, 20000) AS n",
+        user_id=ada.user.id,
+    )
+    await sql(stubs.app, "ANALYZE conversations")
+    statement, args = conversation_sql.conversations_page(
+        uuid.UUID(ada.user.id),
+        agent_id=None,
+        archived=None,
+        pinned=None,
+        tsquery=None,
+        metadata=json.dumps({"ticket": "T-123"}),
+        after=None,
+        limit=51,
+    )
+    plan = await stubs.app.database.fetch(f"EXPLAIN {statement}", *args, into=lambda record: str(record[0]))
+    assert any("ix_conversations_metadata" in line for line in plan), "\n".join(plan)
+    assert await _titles(stubs, ada, metadata_key="ticket", metadata_value="T-123") == ["c123"]

@@ -127,6 +127,14 @@ class Violations:
             self._metadata_text(entry, value, MAX_METADATA_VALUE_LENGTH, "value ")
         return dict(pairs)
 
+    def metadata_key(self, field: str, key: str) -> str:
+        """One metadata key on its own (a filter's): the limits of `metadata`, empty allowed."""
+        return self._metadata_text(field, key, MAX_METADATA_KEY_LENGTH)
+
+    def metadata_value(self, field: str, value: str) -> str:
+        """One metadata value on its own (a filter's): the limits of `metadata`."""
+        return self._metadata_text(field, value, MAX_METADATA_VALUE_LENGTH)
+
     def _metadata_text(self, field: str, text: str, max_length: int, what: str = "") -> str:
         if len(text) > max_length:
             self.add(field, f"{what}must be at most {max_length} characters")

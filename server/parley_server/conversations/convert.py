@@ -114,6 +114,8 @@ def conversation_filter_from_proto(request: conversation_pb2.ListConversationsRe
         archived=request.archived if request.HasField("archived") else None,
         pinned=request.pinned if request.HasField("pinned") else None,
         query=request.query,
+        metadata_key=request.metadata_key,
+        metadata_value=request.metadata_value if request.HasField("metadata_value") else None,
     )
 
 

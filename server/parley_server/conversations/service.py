@@ -93,6 +93,9 @@ class ConversationFilter:
     archived: bool | None = None
     pinned: bool | None = None
     query: str = ""
+    # One metadata pair; the value is None when not given (and "" is a value).
+    metadata_key: str = ""
+    metadata_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,23 @@ def _budget(v: Violations, field: str, value: int, default: int, maximum: int) -
     elif value > maximum:
         v.add(field, f"must be at most {maximum:,}")
     return value or default
+
+
+def _metadata_filter(v: Violations, where: ConversationFilter) -> str | None:
+    """ListConversations' pair as the jsonb its containment test (`@>`) takes; None when not asked.
+
+    Key and value come together: the index answers "has this pair", and a
+    key alone is more likely a forgotten value than a wish for any value.
+    """
+    if not where.metadata_key and where.metadata_value is None:
+        return None
+    if not where.metadata_key:
+        v.add("metadata_key", "is required with metadata_value")
+    if where.metadata_value is None:
+        v.add("metadata_value", "is required with metadata_key")
+    key = v.metadata_key("metadata_key", where.metadata_key)
+    value = v.metadata_value("metadata_value", where.metadata_value or "")
+    return json.dumps({key: value})
 
 
 def _turn(record: Record) -> ChatTurn:
@@ -194,9 +214,18 @@ class ConversationService:
         size = Paginator.page_size(v, page_size)
         agent_uuid = v.uuid("agent_id", where.agent_id) if where.agent_id else None
         query = v.text("query", where.query, max_length=MAX_QUERY_LENGTH)
+        metadata = _metadata_filter(v, where)
         v.raise_if_any()
         scope = json.dumps(
-            ["ListConversations", str(caller.user_id), str(agent_uuid or ""), where.archived, where.pinned, query]
+            [
+                "ListConversations",
+                str(caller.user_id),
+                str(agent_uuid or ""),
+                where.archived,
+                where.pinned,
+                query,
+                metadata,
+            ]
         )
         keyset = self._paginator.decode(v, page_token, scope, 2)
         v.raise_if_any()
@@ -212,6 +241,7 @@ class ConversationService:
             archived=where.archived,
             pinned=where.pinned,
             tsquery=tsquery,
+            metadata=metadata,
             after=None if keyset is None else time_id_after(keyset),
             limit=size + 1,
         )

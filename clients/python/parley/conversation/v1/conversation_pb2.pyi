@@ -146,20 +146,24 @@ class GetConversationResponse(_message.Message):
     def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "agent_id", "archived", "pinned", "query")
+    __slots__ = ("page_size", "page_token", "agent_id", "archived", "pinned", "query", "metadata_key", "metadata_value")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARCHIVED_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_KEY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_VALUE_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     agent_id: str
     archived: bool
     pinned: bool
     query: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., agent_id: _Optional[str] = ..., archived: _Optional[bool] = ..., pinned: _Optional[bool] = ..., query: _Optional[str] = ...) -> None: ...
+    metadata_key: str
+    metadata_value: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., agent_id: _Optional[str] = ..., archived: _Optional[bool] = ..., pinned: _Optional[bool] = ..., query: _Optional[str] = ..., metadata_key: _Optional[str] = ..., metadata_value: _Optional[str] = ...) -> None: ...
 
 class ListConversationsResponse(_message.Message):
     __slots__ = ("conversations", "next_page_token")
