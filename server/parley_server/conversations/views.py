@@ -4,8 +4,8 @@ GetConversation, ListConversations and CreateMessage read plain asyncpg
 records (Database.fetch) instead of ORM objects: no identity map, no
 attribute instrumentation, no session. These named tuples (built from a
 record in C, unlike a frozen dataclass's __init__) carry the ORM models'
-fields under the same names, except a ConversationView's times (see there),
-so one converter (conversations/convert.py) serves both.
+fields under the same names, except a ConversationView's times and
+metadata (see there), so one converter (conversations/convert.py) serves both.
 """
 
 from __future__ import annotations
