@@ -754,7 +754,7 @@ async def test_changes_are_published_for_watchers(stubs: Stubs) -> None:
     service = ConversationService(app.database, Paginator("secret"), app.access, app.registry, publish=published.append)
     ada = await stubs.active_account()
     caller = Caller(uuid.UUID(ada.user.id), uuid.uuid4(), Role.USER, UserState.ACTIVE, premium=False)
-    conversation = await service.create_conversation(caller, await agent_id(app), "", "")
+    conversation = await service.create_conversation(caller, await agent_id(app), "", "", {})
     cid = conversation.id
     assert published == []  # nobody can be watching a conversation that did not exist
     message = await service.create_message(caller, str(cid), MessageRole.USER, "hello", "")
@@ -771,7 +771,7 @@ async def test_changes_are_published_for_watchers(stubs: Stubs) -> None:
         ConversationDeleted(cid),
     ]
     published.clear()
-    empty = await service.create_conversation(caller, await agent_id(app), "", "")
+    empty = await service.create_conversation(caller, await agent_id(app), "", "", {})
     assert await service.cleanup_empty_conversations(caller.user_id, timedelta(0)) == 1
     assert published == [ConversationDeleted(empty.id)]
     # Bad input publishes nothing.

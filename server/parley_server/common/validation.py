@@ -6,9 +6,10 @@ a caller fixing a form learns about all bad fields at once, not one per call.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from parley_server.common.errors import FieldViolation, InvalidArgument
 
@@ -20,6 +21,10 @@ MAX_DISPLAY_NAME_LENGTH = 100
 MAX_ISSUED_TOKEN_LENGTH = 512
 # AIP-155 request ids; the idempotency_keys column holds 100 characters.
 MAX_REQUEST_ID_LENGTH = 100
+# A client's own key/value pairs ("metadata"), limited as OpenAI's APIs limit them.
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 512
 # Deliberately simple: one @, a dot in the domain, no spaces or control chars.
 _EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f.]+$")
 
@@ -105,6 +110,44 @@ class Violations:
             if path not in allowed:
                 self.add(f"{field}.paths", f"unknown or read-only path {path!r}")
         return paths
+
+    def metadata(self, field: str, pairs: Mapping[str, str]) -> dict[str, str]:
+        """Key/value pairs: at most 16, keys 1 to 64 characters, values at most 512, no NUL
+        (PostgreSQL's jsonb cannot hold it). A bad pair's violation names its key, as
+        `field["key"]`. Beyond 16 pairs only the count is reported: a violation per pair of a
+        huge map would make an error too large to send."""
+        if len(pairs) > MAX_METADATA_PAIRS:
+            self.add(field, f"must have at most {MAX_METADATA_PAIRS} pairs, not {len(pairs)}")
+            return dict(pairs)
+        for key, value in pairs.items():
+            entry = _map_entry(field, key)
+            if not key:
+                self.add(entry, "key must not be empty")
+            self._metadata_text(entry, key, MAX_METADATA_KEY_LENGTH, "key ")
+            self._metadata_text(entry, value, MAX_METADATA_VALUE_LENGTH, "value ")
+        return dict(pairs)
+
+    def metadata_key(self, field: str, key: str) -> str:
+        """One metadata key on its own (a filter's): the limits of `metadata`, empty allowed."""
+        return self._metadata_text(field, key, MAX_METADATA_KEY_LENGTH)
+
+    def metadata_value(self, field: str, value: str) -> str:
+        """One metadata value on its own (a filter's): the limits of `metadata`."""
+        return self._metadata_text(field, value, MAX_METADATA_VALUE_LENGTH)
+
+    def _metadata_text(self, field: str, text: str, max_length: int, what: str = "") -> str:
+        if len(text) > max_length:
+            self.add(field, f"{what}must be at most {max_length} characters")
+        elif "\x00" in text:
+            self.add(field, f"{what}must not contain NUL characters")
+        return text
+
+
+def _map_entry(field: str, key: str) -> str:
+    """The field path of a map's entry, `field["key"]`; a key longer than any valid one is cut
+    (marked with an ellipsis) so the error stays small."""
+    shown = key if len(key) <= MAX_METADATA_KEY_LENGTH else key[:MAX_METADATA_KEY_LENGTH] + "…"
+    return f"{field}[{json.dumps(shown, ensure_ascii=False)}]"
 
 
 def only_uuid(field: str, value: str) -> uuid.UUID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -66,10 +67,13 @@ def _fill_conversation(
         fill_timestamp_us(target.create_time, conversation.create_time_us)
         fill_timestamp_us(target.update_time, conversation.update_time_us)
         fill_timestamp_us(target.last_message_time, conversation.last_message_time_us)
+        if conversation.metadata_json is not None:
+            target.metadata.update(json.loads(conversation.metadata_json))
     else:
         fill_timestamp(target.create_time, conversation.create_time)
         fill_timestamp(target.update_time, conversation.update_time)
         fill_timestamp(target.last_message_time, conversation.last_message_time)
+        target.metadata.update(conversation.metadata_)
     return target
 
 
@@ -117,9 +121,16 @@ def conversation_filter_from_proto(request: conversation_pb2.ListConversationsRe
         archived=request.archived if request.HasField("archived") else None,
         pinned=request.pinned if request.HasField("pinned") else None,
         query=request.query,
+        metadata_key=request.metadata_key,
+        metadata_value=request.metadata_value if request.HasField("metadata_value") else None,
     )
 
 
 def conversation_changes_from_proto(conversation: conversation_pb2.Conversation) -> ConversationChanges:
     """UpdateConversation's new values (the domain reads those the update mask names)."""
-    return ConversationChanges(title=conversation.title, archived=conversation.archived, pinned=conversation.pinned)
+    return ConversationChanges(
+        title=conversation.title,
+        archived=conversation.archived,
+        pinned=conversation.pinned,
+        metadata=dict(conversation.metadata),
+    )

@@ -27,7 +27,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
         self, request: pb.CreateConversationRequest, context: Ctx
     ) -> pb.CreateConversationResponse:
         conversation = await self._service.create_conversation(
-            require_caller(), request.agent_id, request.title, request.request_id
+            require_caller(), request.agent_id, request.title, request.request_id, dict(request.metadata)
         )
         return pb.CreateConversationResponse(conversation=conversation_to_proto(conversation))
 

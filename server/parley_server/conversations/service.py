@@ -18,8 +18,8 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from asyncpg import Record
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_TITLE_LENGTH = 200
 MAX_QUERY_LENGTH = 200
 MAX_CONTENT_LENGTH = 100_000
-UPDATABLE_PATHS = {"title", "archived", "pinned"}
+UPDATABLE_PATHS = {"title", "archived", "pinned", "metadata"}
 DEFAULT_EMPTY_AGE = timedelta(hours=24)
 # The history a model gets with each SendMessage, which GetMessagesForAgent
 # shows when asked with 0 budgets. Larger budgets are refused beyond these
@@ -91,6 +91,9 @@ class ConversationFilter:
     archived: bool | None = None
     pinned: bool | None = None
     query: str = ""
+    # One metadata pair; the value is None when not given (and "" is a value).
+    metadata_key: str = ""
+    metadata_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class ConversationChanges:
     title: str = ""
     archived: bool = False
     pinned: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def message_content(v: Violations, field: str, value: str) -> str:
@@ -125,6 +129,23 @@ def _budget(v: Violations, field: str, value: int, default: int, maximum: int) -
     elif value > maximum:
         v.add(field, f"must be at most {maximum:,}")
     return value or default
+
+
+def _metadata_filter(v: Violations, where: ConversationFilter) -> str | None:
+    """ListConversations' pair as the jsonb its containment test (`@>`) takes; None when not asked.
+
+    Key and value come together: the index answers "has this pair", and a
+    key alone is more likely a forgotten value than a wish for any value.
+    """
+    if not where.metadata_key and where.metadata_value is None:
+        return None
+    if not where.metadata_key:
+        v.add("metadata_key", "is required with metadata_value")
+    if where.metadata_value is None:
+        v.add("metadata_value", "is required with metadata_key")
+    key = v.metadata_key("metadata_key", where.metadata_key)
+    value = v.metadata_value("metadata_value", where.metadata_value or "")
+    return json.dumps({key: value})
 
 
 def _turn(record: Record) -> ChatTurn:
@@ -161,12 +182,15 @@ class ConversationService:
 
     # -- conversations ------------------------------------------------------
 
-    async def create_conversation(self, caller: Caller, agent_id: str, title: str, request_id: str) -> Conversation:
+    async def create_conversation(
+        self, caller: Caller, agent_id: str, title: str, request_id: str, metadata: Mapping[str, str]
+    ) -> Conversation:
         """A new conversation with an agent the caller may use; a retried request_id returns the first."""
         v = Violations()
         agent_uuid = v.uuid("agent_id", agent_id)
         title = v.text("title", title, max_length=MAX_TITLE_LENGTH)
         v.request_id("request_id", request_id)
+        pairs = v.metadata("metadata", metadata)
         v.raise_if_any()
         assert agent_uuid is not None
         async with self._db.transaction() as db:
@@ -174,7 +198,7 @@ class ConversationService:
             if not create:
                 return await owned_conversation(db, conversation_id, caller.user_id)
             await self._access.require_access(db, caller, agent_uuid)
-            return await self._add_conversation(db, caller, agent_uuid, title, conversation_id)
+            return await self._add_conversation(db, caller, agent_uuid, conversation_id, title=title, metadata=pairs)
 
     async def get_conversation(self, caller: Caller, conversation_id: str) -> ConversationView:
         cid = only_uuid("conversation_id", conversation_id)
@@ -188,9 +212,18 @@ class ConversationService:
         size = Paginator.page_size(v, page_size)
         agent_uuid = v.uuid("agent_id", where.agent_id) if where.agent_id else None
         query = v.text("query", where.query, max_length=MAX_QUERY_LENGTH)
+        metadata = _metadata_filter(v, where)
         v.raise_if_any()
         scope = json.dumps(
-            ["ListConversations", str(caller.user_id), str(agent_uuid or ""), where.archived, where.pinned, query]
+            [
+                "ListConversations",
+                str(caller.user_id),
+                str(agent_uuid or ""),
+                where.archived,
+                where.pinned,
+                query,
+                metadata,
+            ]
         )
         keyset = self._paginator.decode(v, page_token, scope, 2)
         v.raise_if_any()
@@ -206,6 +239,7 @@ class ConversationService:
             archived=where.archived,
             pinned=where.pinned,
             tsquery=tsquery,
+            metadata=metadata,
             after=None if keyset is None else time_id_after(keyset),
             limit=size + 1,
         )
@@ -240,16 +274,21 @@ class ConversationService:
             )
             if fresh is not None:
                 return fresh, False
-            return await self._add_conversation(db, caller, agent_uuid, "", uuid.uuid4()), True
+            return await self._add_conversation(db, caller, agent_uuid, uuid.uuid4()), True
 
     async def update_conversation(
         self, caller: Caller, conversation_id: str, changes: ConversationChanges, paths: list[str]
     ) -> Conversation:
-        """Apply the fields named in paths (title, archived, pinned) and bump update_time."""
+        """Apply the fields named in paths (title, archived, pinned, metadata) and bump update_time.
+
+        New metadata replaces the whole map, as OpenAI's update does; it is
+        checked only when named, like any field the mask leaves out is ignored.
+        """
         v = Violations()
         cid = v.uuid("conversation.id", conversation_id)
         paths = v.update_mask(paths, UPDATABLE_PATHS)
         title = v.text("conversation.title", changes.title, max_length=MAX_TITLE_LENGTH)
+        metadata = v.metadata("conversation.metadata", changes.metadata) if "metadata" in paths else {}
         v.raise_if_any()
         assert cid is not None
         async with self._db.transaction() as db:
@@ -260,6 +299,8 @@ class ConversationService:
                 conversation.archived = changes.archived
             if "pinned" in paths:
                 conversation.pinned = changes.pinned
+            if "metadata" in paths:
+                conversation.metadata_ = metadata
             conversation.update_time = utcnow()
         self._emit(ConversationChanged(cid))
         return conversation
@@ -531,9 +572,17 @@ class ConversationService:
 
     @staticmethod
     async def _add_conversation(
-        db: AsyncSession, caller: Caller, agent_id: uuid.UUID, title: str, conversation_id: uuid.UUID
+        db: AsyncSession,
+        caller: Caller,
+        agent_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        *,
+        title: str = "",
+        metadata: dict[str, str] | None = None,
     ) -> Conversation:
-        conversation = Conversation(id=conversation_id, user_id=caller.user_id, agent_id=agent_id, title=title)
+        conversation = Conversation(
+            id=conversation_id, user_id=caller.user_id, agent_id=agent_id, title=title, metadata_=metadata or {}
+        )
         db.add(conversation)
         await db.flush()
         return conversation

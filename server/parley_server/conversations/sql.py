@@ -24,6 +24,10 @@ _MESSAGE_COLUMNS = MessageView._fields
 # suffix, as microseconds since the Unix epoch (exact: extract gives a
 # numeric since PostgreSQL 14).
 MICROSECONDS = "_us"
+# A view's field named so holds the jsonb column named without the suffix as
+# JSON text, NULL when it is the empty object: most conversations have no
+# metadata, and their rows then cost no JSON parsing.
+JSON_TEXT = "_json"
 
 
 def columns(names: tuple[str, ...], alias: str) -> str:
@@ -34,6 +38,8 @@ def columns(names: tuple[str, ...], alias: str) -> str:
 def _column(name: str, alias: str) -> str:
     if name.endswith(MICROSECONDS):
         return f"(extract(epoch FROM {alias}.{name.removesuffix(MICROSECONDS)}) * 1000000)::int8"
+    if name.endswith(JSON_TEXT):
+        return f"nullif({alias}.{name.removesuffix(JSON_TEXT)}, '{{}}'::jsonb)::text"
     return f"{alias}.{name}"
 
 
@@ -55,6 +61,7 @@ def conversations_page(
     archived: bool | None,
     pinned: bool | None,
     tsquery: str | None,
+    metadata: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
 ) -> tuple[str, list[object]]:
@@ -62,7 +69,9 @@ def conversations_page(
 
     Ordered by (update_time, id) descending, strictly after `after`, as the
     index ix_conversations_user_update is. tsquery (a to_tsquery text) matches
-    the title or any message; it is bound, never interpolated.
+    the title or any message; it is bound, never interpolated. metadata (a
+    jsonb object's text) must be contained in the conversation's metadata,
+    a test ix_conversations_metadata answers.
     """
     bind = Binds()
     where = [f"c.user_id = {bind(user_id)}::uuid"]
@@ -72,6 +81,8 @@ def conversations_page(
         where.append(f"c.archived = {bind(archived)}::boolean")
     if pinned is not None:
         where.append(f"c.pinned = {bind(pinned)}::boolean")
+    if metadata is not None:
+        where.append(f"c.metadata @> {bind(metadata)}::jsonb")
     if after is not None:
         where.append(f"(c.update_time, c.id) < ({bind(after[0])}::timestamptz, {bind(after[1])}::uuid)")
     if tsquery is not None:

@@ -4,8 +4,8 @@ GetConversation, ListConversations and CreateMessage read plain asyncpg
 records (Database.fetch) instead of ORM objects: no identity map, no
 attribute instrumentation, no session. These named tuples (built from a
 record in C, unlike a frozen dataclass's __init__) carry the ORM models'
-fields under the same names, except a ConversationView's times (see there),
-so one converter (conversations/convert.py) serves both.
+fields under the same names, except a ConversationView's times and
+metadata (see there), so one converter (conversations/convert.py) serves both.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class ConversationFields(Protocol):
     def last_message_time(self) -> datetime | None: ...
     @property
     def active_message_id(self) -> uuid.UUID | None: ...
+    def metadata_(self) -> dict[str, str]: ...
 
 
 class MessageFields(Protocol):
@@ -79,7 +80,8 @@ class ConversationView(NamedTuple):
     1.3 us each, and a page of 21 rows has 63 of them. Fetching such a page
     took 200-210 us of client CPU with the timestamptz columns, 120-135 with
     these (asyncpg, embedded PostgreSQL 16, 2,000 fetches each), and a
-    response needs the microseconds anyway.
+    response needs the microseconds anyway. Its metadata is JSON text, None
+    when there is none (the common case, then parsed never).
     """
 
     id: uuid.UUID
@@ -92,6 +94,7 @@ class ConversationView(NamedTuple):
     update_time_us: int
     last_message_time_us: int | None
     active_message_id: uuid.UUID | None
+    metadata_json: str | None
 
     @classmethod
     def of(cls, record: Record) -> ConversationView:

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley_server.db.models.base import Base, now_column, pg_enum
@@ -62,6 +62,11 @@ class Conversation(Base):
     title_search: Mapped[str] = mapped_column(
         TSVECTOR, Computed("to_tsvector('simple', coalesce(title, ''))", persisted=True)
     )
+    # The client's own key/value pairs (column "metadata": declarative classes
+    # reserve that attribute name for the table catalogue).
+    metadata_: Mapped[dict[str, str]] = mapped_column(
+        "metadata", JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
     __table_args__ = (
         # ListConversations: the caller's, newest activity first (keyset on update_time, id).
@@ -71,6 +76,13 @@ class Conversation(Base):
         Index("ix_conversations_agent_id", "agent_id"),
         # Deleting messages sets active_message_id NULL: found through this.
         Index("ix_conversations_active_message_id", "active_message_id"),
+        # ListConversations' metadata filter: `metadata @> {key: value}`.
+        Index(
+            "ix_conversations_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ),
     )
 
 

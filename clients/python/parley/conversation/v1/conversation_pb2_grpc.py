@@ -136,14 +136,16 @@ class ConversationServiceServicer:
 
     def GetOrCreateFreshConversation(self, request, context):
         """Returns the caller's existing empty conversation with the agent if there is
-        one, otherwise creates one.
+        one, otherwise creates one. It takes no metadata: the conversation may
+        already exist with its own; set metadata with UpdateConversation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateConversation(self, request, context):
-        """Updates the title, archived and pinned fields named in update_mask.
+        """Updates the title, archived, pinned and metadata fields named in
+        update_mask.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -707,7 +707,7 @@ export type WatchConversationResponse = Message<"parley.chat.v1.WatchConversatio
     case: "messageCompleted";
   } | {
     /**
-     * The conversation changed (e.g. title, archived, pinned, cleared).
+     * The conversation changed (e.g. title, archived, pinned, metadata, cleared).
      *
      * @generated from field: parley.conversation.v1.Conversation conversation_updated = 4;
      */
