@@ -27,6 +27,7 @@ from parley_server.common.activity import Activity
 from parley_server.common.pagination import Paginator
 from parley_server.db.database import Database
 from parley_server.db.locks import STATS_LOCK_KEY
+from parley_server.settings import DEFAULT_DB_SCHEMA
 from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
 from tests.helpers.conversations import add_message, new_conversation
@@ -260,7 +261,7 @@ async def test_system_health_counts_this_replicas_streams_and_generations(stubs:
 
 
 async def test_system_health_reports_an_unreachable_database(stubs: Stubs) -> None:
-    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none", schema=DEFAULT_DB_SCHEMA)
     try:
         health = await admin_service(stubs.app, nowhere, Activity()).system_health()
     finally:
