@@ -18,11 +18,12 @@ import asyncpg
 import grpc
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from parley.chat.v1 import chat_pb2
 from parley_server.app import App, build_app
 from parley_server.db.database import Database, asyncpg_dsn
+from parley_server.db.locks import HOUSEKEEPING_LOCK_KEY, scoped
 from parley_server.db.migrate import alembic_config, migrate
 from parley_server.transport.server import start_server
 from tests.helpers.accounts import PASSWORD, Account
@@ -149,7 +150,9 @@ async def test_an_install_in_public_moves_into_the_schema_with_its_rows(tmp_path
         await stubs.login("root@example.com")
 
 
-async def test_two_installs_in_two_schemas_share_neither_rows_nor_events(tmp_path: Path, cluster: PgCluster) -> None:
+async def test_two_installs_in_two_schemas_share_neither_rows_nor_events_nor_locks(
+    tmp_path: Path, cluster: PgCluster
+) -> None:
     heard: list[str] = []
     spy = await asyncpg.connect(asyncpg_dsn(cluster.url))
     try:
@@ -167,6 +170,10 @@ async def test_two_installs_in_two_schemas_share_neither_rows_nor_events(tmp_pat
             assert heard == [], "beta's events reached alpha's channel"
             assert await chat(alpha, in_alpha)
             assert await scalars(beta.app, "SELECT count(*) FROM messages") == [2]
+            async with alpha.app.database.transaction() as db:  # alpha's housekeeping round, still running
+                await db.execute(select(func.pg_advisory_xact_lock(scoped(HOUSEKEEPING_LOCK_KEY))))
+                assert await alpha.app.housekeeping.run_once() is None
+                assert await beta.app.housekeeping.run_once() is not None, "beta skipped its round for alpha's"
             async with asyncio.timeout(10):
                 while not heard:  # alpha's own events do use its channel
                     await asyncio.sleep(0.05)

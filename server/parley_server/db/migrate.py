@@ -12,10 +12,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, select
 
 from parley_server.db.database import Database
-from parley_server.db.locks import MIGRATION_LOCK_KEY
+from parley_server.db.locks import MIGRATION_LOCK_KEY, scoped
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -30,7 +30,8 @@ def alembic_config(connection: Connection, schema: str) -> Config:
 
 
 def _upgrade(connection: Connection, schema: str) -> None:
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    # Named, not the session's: the schema may not exist yet.
+    connection.execute(select(func.pg_advisory_xact_lock(scoped(MIGRATION_LOCK_KEY, schema))))
     command.upgrade(alembic_config(connection, schema), "head")
 
 

@@ -11,8 +11,11 @@ nothing (ALTER ... SET SCHEMA only changes the catalog). On a fresh database
 every earlier migration already created everything in the schema: the
 version table is there, and this does nothing.
 
-The trigger function of 0005 names its tables unqualified: it now searches
-Parley's schema alone, whichever session fires it.
+Advisory-lock keys are database-wide, so each is now hashed with the
+schema (parley_server.db.locks.scoped): the trigger function of 0005 is
+written again with the scoped STATS_LOCK_KEY, and it names its tables
+unqualified, so it now searches Parley's schema alone, whichever session
+fires it.
 
 Replicas of the previous version must be stopped before this runs: they
 look for the tables where they were.
@@ -25,6 +28,8 @@ from collections.abc import Sequence
 
 from alembic import op
 from sqlalchemy import text
+
+from parley_server.db.locks import STATS_LOCK_KEY
 
 revision: str = "0010_own_schema"
 down_revision: str | None = "0009_feedback"
@@ -71,6 +76,22 @@ TYPES = (
     "feedback_reason",
 )
 FUNCTION = "stats_forget_days()"
+# 0005's function, with {key} the lock key's SQL and {config} its settings.
+FORGET_FUNCTION = """
+CREATE OR REPLACE FUNCTION stats_forget_days() RETURNS trigger LANGUAGE plpgsql {config} AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pg_advisory_xact_lock({key});
+        DELETE FROM stats_day;
+    ELSIF EXISTS (SELECT FROM gone) THEN
+        PERFORM pg_advisory_xact_lock({key});
+        DELETE FROM stats_day WHERE day IN (SELECT DISTINCT day FROM gone);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+UNSCOPED_KEY = f"x'{STATS_LOCK_KEY:x}'::bigint"
 
 
 def upgrade() -> None:
@@ -89,9 +110,15 @@ def upgrade() -> None:
         # Alembic then records this revision in the moved version table, found through the search path.
         for name in TABLES:
             op.execute(f'ALTER TABLE "{source}".{name} SET SCHEMA "{target}"')
-    op.execute(f'ALTER FUNCTION {FUNCTION} SET search_path = "{target}"')
+    # current_schema() is the pinned search path's: the key of parley_server.db.locks.scoped.
+    op.execute(
+        FORGET_FUNCTION.format(
+            config=f'SET search_path = "{target}"', key=f"hashtextextended(current_schema(), {UNSCOPED_KEY})"
+        )
+    )
 
 
 def downgrade() -> None:
-    """The tables stay in the schema, where this version's connections find them."""
+    """The tables stay in the schema, where this version's connections find them; the key is 0005's."""
+    op.execute(FORGET_FUNCTION.format(config="", key=UNSCOPED_KEY))
     op.execute(f"ALTER FUNCTION {FUNCTION} RESET search_path")
