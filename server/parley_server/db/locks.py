@@ -32,9 +32,9 @@ fresh-conversation keys are 64-bit hashes of ids no two installs share, so
 neither is scoped: that one key meets another has a chance of about one in
 2**62.
 
-A key never changes: migration 0010 wrote the scoped STATS_LOCK_KEY into a
-trigger function of every deployed database (0005 wrote it unscoped, before
-tables had a schema of their own), and during a rolling upgrade replicas of
+A key never changes: migration own_schema wrote the scoped STATS_LOCK_KEY
+into a trigger function of every deployed database (0005 wrote it unscoped,
+before tables had a schema of their own), and during a rolling upgrade replicas of
 two versions must agree on every key.
 """
 

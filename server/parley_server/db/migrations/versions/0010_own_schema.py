@@ -9,13 +9,13 @@ constraints, triggers and owned sequences), enum types, the statistics
 trigger function and Alembic's version table, renamed nothing and rewritten
 nothing (ALTER ... SET SCHEMA only changes the catalog). On a fresh database
 every earlier migration already created everything in the schema: the
-version table is there, and this does nothing.
+version table is there, and nothing moves.
 
-Advisory-lock keys are database-wide, so each is now hashed with the
-schema (parley_server.db.locks.scoped): the trigger function of 0005 is
-written again with the scoped STATS_LOCK_KEY, and it names its tables
-unqualified, so it now searches Parley's schema alone, whichever session
-fires it.
+Either way the trigger function of 0005 is written again: advisory-lock
+keys are database-wide, so each is now hashed with the schema
+(parley_server.db.locks.scoped), and it takes the scoped STATS_LOCK_KEY;
+it names its tables unqualified, so its search path is pinned to Parley's
+schema, whichever session fires it.
 
 Replicas of the previous version must be stopped before this runs: they
 look for the tables where they were.
