@@ -197,7 +197,7 @@ async def main_async(calls: int, quick: bool) -> None:
         if not await is_seeded(app):
             if not quick:
                 raise SystemExit(f"{HEAVY_USER_EMAIL} not found: run scripts/seed_bulk.py first (or use --quick)")
-            await seed(url, QUICK_SIZES, 42)
+            await seed(url, settings.db_schema, QUICK_SIZES, 42)
         await app.auth.create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
 
         async def forget_stored_days() -> None:

@@ -43,7 +43,9 @@ from benchmarks.parley_api import Metadata, bearer, create_conversations, create
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
 from parley_server.db.database import asyncpg_dsn  # noqa: E402
+from parley_server.events import bus  # noqa: E402
 from parley_server.events.bus import CHANNEL, INTEREST_CHANNEL  # noqa: E402
+from parley_server.settings import DEFAULT_DB_SCHEMA  # noqa: E402
 from tests.helpers.served import ServerProcess  # noqa: E402
 
 EMAIL = "notify@bench.test"
@@ -167,7 +169,7 @@ async def main_async(args: argparse.Namespace) -> None:
         try:
             notes = Notifications()
             for name in (CHANNEL, INTEREST_CHANNEL):
-                await listener.add_listener(name, notes.listener)
+                await listener.add_listener(bus.channel(name, DEFAULT_DB_SCHEMA), notes.listener)
             await create_user(a, EMAIL)
             async with grpc.aio.insecure_channel(a.addr) as channel:
                 token = await login(channel, EMAIL)

@@ -38,7 +38,7 @@ import asyncpg
 from argon2 import PasswordHasher
 
 from parley_server.cli import resolve_database_url
-from parley_server.db.database import Database, asyncpg_dsn
+from parley_server.db.database import Database, asyncpg_dsn, schema_settings
 from parley_server.db.migrate import migrate
 from parley_server.settings import Settings
 
@@ -345,9 +345,9 @@ async def copy(conn: asyncpg.Connection, table: str, columns: list[str], rows: I
     return written
 
 
-async def seed(url: str, sizes: Sizes, seed_value: int) -> None:
+async def seed(url: str, schema: str, sizes: Sizes, seed_value: int) -> None:
     started = time.perf_counter()
-    database = Database(url)
+    database = Database(url, schema=schema)
     try:
         await migrate(database)
     finally:
@@ -357,7 +357,7 @@ async def seed(url: str, sizes: Sizes, seed_value: int) -> None:
     # Cheap Argon2 parameters: verification reads them from the hash, and
     # logging in as a seeded account should not dominate a benchmark.
     password_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash(SEED_PASSWORD)
-    conn = await asyncpg.connect(asyncpg_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings=schema_settings(schema))
     timings: list[str] = []
 
     def lap(what: str, count: int) -> None:
@@ -409,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes(args.users, args.conversations, args.messages, args.agents, args.days)
     if min(sizes.users, sizes.agents, sizes.days) < 1 or min(sizes.conversations, sizes.messages) < 0:
         parser.error("sizes must be positive")
-    url = resolve_database_url(Settings.from_env())
-    asyncio.run(seed(url, sizes, args.seed))
+    settings = Settings.from_env()
+    asyncio.run(seed(resolve_database_url(settings), settings.db_schema, sizes, args.seed))
     return 0
 
 

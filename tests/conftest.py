@@ -161,7 +161,7 @@ async def truncate_all(app: App) -> None:
                     await db.execute(
                         text(
                             "SELECT tablename FROM pg_tables "
-                            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                            "WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
                         )
                     )
                 ).scalars()

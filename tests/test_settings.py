@@ -19,6 +19,7 @@ A_FILE = Path(__file__)
 # Every variable with a value other than its default, and what the server then uses.
 EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "DATABASE_URL": ("postgresql://u@db:5432/p", "database_url", "postgresql://u@db:5432/p"),
+    "PARLEY_DB_SCHEMA": (" chat_2 ", "db_schema", "chat_2"),
     "PARLEY_GRPC_ADDR": ("0.0.0.0:6000", "grpc_addr", "0.0.0.0:6000"),
     "PARLEY_DATA_DIR": ("/srv/parley", "data_dir", Path("/srv/parley")),
     "PARLEY_JWT_ISSUER": ("issuer", "jwt_issuer", "issuer"),
@@ -117,6 +118,10 @@ def test_unset_and_empty_variables_mean_the_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value", "sentence"),
     [
+        *(
+            ("PARLEY_DB_SCHEMA", schema, "PARLEY_DB_SCHEMA must be a plain identifier: lower-case letters, digits")
+            for schema in ("Parley", 'x"; DROP SCHEMA public; --', "pg_parley", "2chat", "a" * 41)
+        ),
         ("PARLEY_SMTP_PORT", "twenty-five", "PARLEY_SMTP_PORT must be an integer, got 'twenty-five'"),
         ("PARLEY_SHUTDOWN_GRACE_SECONDS", "1.5", "PARLEY_SHUTDOWN_GRACE_SECONDS must be an integer, got '1.5'"),
         ("PARLEY_WAITLIST", "maybe", "PARLEY_WAITLIST must be true or false, got 'maybe'"),

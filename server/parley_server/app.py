@@ -105,7 +105,7 @@ def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None 
         from parley_server.common.tracing import Tracing
 
         tracing = Tracing.from_settings(settings)
-    database = Database(database_url, pool_size=settings.db_pool_size)
+    database = Database(database_url, schema=settings.db_schema, pool_size=settings.db_pool_size)
     jwt_secret = settings.resolved_jwt_secret()
     paginator = Paginator(jwt_secret)
     sessions = SessionService(
@@ -156,7 +156,7 @@ def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None 
     )
     agents = AgentService(database, paginator, registry)
     access = AgentAccessService(database, paginator)
-    bus = EventBus(asyncpg_dsn(database_url))
+    bus = EventBus(asyncpg_dsn(database_url), schema=settings.db_schema)
     conversations = ConversationService(database, paginator, access, registry, publish=bus.publish)
     activity = Activity()
     heartbeat = Heartbeat(database, activity, address=settings.grpc_addr, interval=settings.heartbeat_interval_seconds)

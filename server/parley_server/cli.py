@@ -76,7 +76,7 @@ def _prepare_database(settings: Settings) -> str:
     url = resolve_database_url(settings)
 
     async def migrate_only() -> None:
-        database = Database(url)
+        database = Database(url, schema=settings.db_schema)
         try:
             await database.wait_until_reachable()
             await migrate(database)

@@ -118,6 +118,19 @@ def _otlp_endpoint(value: str | None) -> str | None:
     return value
 
 
+# A plain lower-case identifier, needing no quotes anywhere; short enough that
+# the NOTIFY channels named after it (events/bus.py) fit PostgreSQL's 63 bytes.
+DEFAULT_DB_SCHEMA = "parley"
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+
+
+def _schema_name(value: str) -> str:
+    value = value.strip()
+    if not _SCHEMA.match(value) or value.startswith("pg_") or value == "information_schema":
+        raise ValueError("must be a plain identifier: lower-case letters, digits and _, up to 40, not pg_*")
+    return value
+
+
 def _fraction(value: float) -> float:
     if not 0 <= value <= 1:
         raise ValueError("must be between 0 and 1")
@@ -154,6 +167,12 @@ class Settings(BaseSettings):
         description="PostgreSQL URL, e.g. `postgresql+asyncpg://user:pw@host:5432/db` "
         "(`postgresql://` is accepted too)",
         json_schema_extra=_shown("unset: embedded PostgreSQL"),
+    )
+    db_schema: Annotated[str, AfterValidator(_schema_name)] = Field(
+        DEFAULT_DB_SCHEMA,
+        description="the PostgreSQL schema holding all of Parley's tables, types and functions (created if missing); "
+        "Parley touches nothing outside it, so it can share a database with another application. A database "
+        "of a Parley that kept its tables elsewhere (`public`) has them moved here at the first start",
     )
     grpc_addr: str = Field("127.0.0.1:50051", description="where the gRPC server listens (`serve --addr` overrides it)")
     data_dir: Path = Field(

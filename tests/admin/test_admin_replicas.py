@@ -27,7 +27,8 @@ from sqlalchemy import text
 from parley.admin.v1 import admin_pb2 as pb
 from parley.chat.v1 import chat_pb2
 from parley_server import __version__
-from parley_server.db.database import asyncpg_dsn
+from parley_server.db.database import asyncpg_dsn, schema_settings
+from parley_server.settings import DEFAULT_DB_SCHEMA
 from tests.helpers.accounts import Account
 from tests.helpers.chat import kinds, read_rest
 from tests.helpers.conversations import new_conversation
@@ -236,7 +237,9 @@ async def test_heartbeat_survives_a_database_restart(tmp_path: Path) -> None:
         server.start()
 
         async def last_beat() -> tuple[Any, Any]:
-            connection = await asyncpg.connect(asyncpg_dsn(cluster.url))
+            connection = await asyncpg.connect(
+                asyncpg_dsn(cluster.url), server_settings=schema_settings(DEFAULT_DB_SCHEMA)
+            )
             try:
                 row = await connection.fetchrow(
                     "SELECT (SELECT heartbeat_time FROM replicas WHERE address = $1), now()", server.addr

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from parley.admin.v1 import admin_pb2 as pb
 from parley.agent.v1 import agent_pb2
@@ -26,7 +26,8 @@ from parley_server.app import App
 from parley_server.common.activity import Activity
 from parley_server.common.pagination import Paginator
 from parley_server.db.database import Database
-from parley_server.db.locks import STATS_LOCK_KEY
+from parley_server.db.locks import STATS_LOCK_KEY, scoped
+from parley_server.settings import DEFAULT_DB_SCHEMA
 from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
 from tests.helpers.conversations import add_message, new_conversation
@@ -260,7 +261,7 @@ async def test_system_health_counts_this_replicas_streams_and_generations(stubs:
 
 
 async def test_system_health_reports_an_unreachable_database(stubs: Stubs) -> None:
-    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none", schema=DEFAULT_DB_SCHEMA)
     try:
         health = await admin_service(stubs.app, nowhere, Activity()).system_health()
     finally:
@@ -463,7 +464,7 @@ async def stats_lock_waiters(stubs: Stubs, expected: int) -> None:
         rows = await sql(
             stubs.app,
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND (classid::bigint << 32) + objid::bigint = :key",
+            " AND (classid::bigint << 32) + objid::bigint = hashtextextended(current_schema(), :key)",
             key=STATS_LOCK_KEY,
         )
         waiting = rows[0][0]
@@ -481,7 +482,7 @@ async def test_a_fill_running_while_an_account_is_deleted_is_forgotten_too(fresh
     await add_usage(stubs, ada, await agent_id(stubs.app, "assistant"), 0, 3)
     async with stubs.app.database.transaction() as db:
         # What a fill does: the lock shared, then it stores figures that count ada.
-        await db.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": STATS_LOCK_KEY})
+        await db.execute(select(func.pg_advisory_xact_lock_shared(scoped(STATS_LOCK_KEY))))
         await db.execute(text("INSERT INTO stats_day (day, active_users) VALUES (:day, 1)"), {"day": D1})
         delete = asyncio.ensure_future(stubs.admin.DeleteUser(pb.DeleteUserRequest(user_id=ada), metadata=admin.md))
         await stats_lock_waiters(stubs, 1)  # the delete waits for the fill to commit...
@@ -500,7 +501,7 @@ async def test_replicas_filling_the_same_days_at_once_store_them_once(fresh_stat
     # Holding the lock a forgetting delete takes makes both replicas find the days
     # missing and wait to fill them; releasing it lets their fills run together.
     async with stubs.app.database.transaction() as db:
-        await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STATS_LOCK_KEY})
+        await db.execute(select(func.pg_advisory_xact_lock(scoped(STATS_LOCK_KEY))))
         calls = [asyncio.ensure_future(get_stats(s, admin, **window)) for s in (stubs, replica)]
         await stats_lock_waiters(stubs, 2 * fills_per_call)
     results = await asyncio.gather(*calls)

@@ -23,7 +23,7 @@ from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
-from parley_server.events.bus import CHANNEL, EventBus
+from parley_server.events.bus import EventBus
 from parley_server.events.schema import ConversationChanged, TextAppended
 from tests.helpers.accounts import Account
 from tests.helpers.chat import collect, kinds, text_of
@@ -124,7 +124,8 @@ async def test_subscribers_resync_after_listening_resumes_not_before(
     """What another replica publishes while the LISTEN connection is down is lost: the resync
     signal (None) must come once listening has resumed, or the outage itself goes unnoticed."""
     dsn = asyncpg_dsn(stubs.app.database.url)
-    sender, receiver = EventBus(dsn), EventBus(dsn)
+    schema = stubs.app.database.schema
+    sender, receiver = EventBus(dsn, schema=schema), EventBus(dsn, schema=schema)
     await sender.start()
     await receiver.start()
     listening_again = asyncio.Event()
@@ -233,12 +234,13 @@ async def test_deltas_cross_to_replicas_that_follow_them_and_no_others(stubs: St
     """With nobody on another replica following a conversation, its deltas cost PostgreSQL
     nothing; once a replica follows it, the deltas reach it (and other events always do)."""
     dsn = asyncpg_dsn(stubs.app.database.url)
-    owner, other = EventBus(dsn), EventBus(dsn)
+    schema = stubs.app.database.schema
+    owner, other = EventBus(dsn, schema=schema), EventBus(dsn, schema=schema)
     await owner.start()
     await other.start()
     spy = await asyncpg.connect(dsn)
     kinds_sent: list[str] = []
-    await spy.add_listener(CHANNEL, lambda *args: kinds_sent.extend(e["t"] for e in json.loads(args[3])["e"]))
+    await spy.add_listener(owner.channel, lambda *args: kinds_sent.extend(e["t"] for e in json.loads(args[3])["e"]))
     cid, mid = uuid.uuid4(), uuid.uuid4()
     try:
         async with other.subscribe(cid, remote_deltas=False) as lifecycle:

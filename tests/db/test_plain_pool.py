@@ -11,6 +11,7 @@ import pytest
 
 from parley_server.db.database import Database, asyncpg_dsn
 from parley_server.db.outage import is_outage
+from parley_server.settings import DEFAULT_DB_SCHEMA
 
 POOL_SIZE = 6  # the plain pool gets a third: 2 connections
 
@@ -21,7 +22,7 @@ def pid(record: asyncpg.Record) -> int:
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url, pool_size=POOL_SIZE)
+    db = Database(database_url, schema=DEFAULT_DB_SCHEMA, pool_size=POOL_SIZE)
     yield db
     await db.close()
 

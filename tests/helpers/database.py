@@ -19,7 +19,9 @@ async def sql(app: App, statement: str, **params: Any) -> list[tuple[Any, ...]]:
 async def snapshot(app: App) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to prove a failed call changed nothing; except `replicas`,
     where each server process rewrites its own row every few seconds, whatever the calls do."""
-    tables = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'replicas' ORDER BY 1"
+    tables = (
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'replicas' ORDER BY 1"
+    )
     async with app.database.transaction() as db:
         result = {}
         for table in (await db.execute(text(tables))).scalars().all():

@@ -19,6 +19,8 @@ import grpc
 
 from parley.client import Accepted, Cancelled, Completed, Failed, ParleyClient, ParleyError, TextDelta
 from parley.conversation.v1 import conversation_pb2
+from parley_server.db.database import schema_settings
+from parley_server.settings import DEFAULT_DB_SCHEMA
 
 NOTE_PREFIX = "note "
 
@@ -131,7 +133,7 @@ class Audit:
 
 
 async def audit(dsn: str, load: Load) -> Audit:
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(dsn, server_settings=schema_settings(DEFAULT_DB_SCHEMA))
     try:
         stored = await connection.fetchval(
             "SELECT count(*) FROM messages WHERE id = ANY($1::uuid[])", list(load.acked.values())

@@ -75,6 +75,17 @@ class PgCluster:
             "-o", options, "-w", "start",
         )  # fmt: skip
 
+    def dump(self, *args: str) -> str:
+        """pg_dump's plain SQL of the database, narrowed by pg_dump's args (e.g. --exclude-schema)."""
+        result = subprocess.run(
+            [self._bin("pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *args, "postgres"],
+            capture_output=True,
+            text=True,
+            timeout=STOP_TIMEOUT_SECONDS,
+            check=True,
+        )
+        return result.stdout
+
     def stop(self, mode: str = "fast") -> None:
         """Stop ("fast": disconnect every client, as an operator's restart does)."""
         self._run(self._bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley_server.common.errors import FailedPrecondition, Reason
-from parley_server.db.locks import LAST_ADMIN_LOCK_KEY
+from parley_server.db.locks import LAST_ADMIN_LOCK_KEY, scoped
 from parley_server.db.models import Role, User, UserState
 
 
@@ -27,7 +27,7 @@ async def lock_admin_guard(db: AsyncSession) -> None:
 
     Take it before any row lock, so a holder of the lock never waits for a row.
     """
-    await db.execute(select(func.pg_advisory_xact_lock(LAST_ADMIN_LOCK_KEY)))
+    await db.execute(select(func.pg_advisory_xact_lock(scoped(LAST_ADMIN_LOCK_KEY))))
 
 
 async def ensure_another_active_admin(db: AsyncSession, user_id: uuid.UUID) -> None:

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, TextualSelect, text
+from sqlalchemy import BigInteger, Date, TextualSelect, func, select, text
 from sqlalchemy.dialects.postgresql import UUID
 
 from parley_server.common.clock import utcnow
 from parley_server.db.database import Database
-from parley_server.db.locks import STATS_LOCK_KEY
+from parley_server.db.locks import STATS_LOCK_KEY, scoped
 
 SETTLE = timedelta(minutes=10)
 # Missing days are computed in this many concurrent parts (connections): a
@@ -146,7 +146,7 @@ async def _live(database: Database, days: list[date]) -> dict[date, DayUsage]:
 async def _fill(database: Database, days: list[date]) -> dict[date, DayUsage]:
     async with database.transaction() as db:
         # Its own statement: FILL's snapshot must be taken once the lock is held.
-        await db.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": STATS_LOCK_KEY})
+        await db.execute(select(func.pg_advisory_xact_lock_shared(scoped(STATS_LOCK_KEY))))
         return _usage((await db.execute(_query(FILL), {"days": days})).all())
 
 

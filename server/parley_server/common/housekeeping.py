@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, or_, select
 from parley_server.common.clock import utcnow
 from parley_server.common.periodic import every
 from parley_server.db.database import Database, rowcount
-from parley_server.db.locks import HOUSEKEEPING_LOCK_KEY
+from parley_server.db.locks import HOUSEKEEPING_LOCK_KEY, scoped
 from parley_server.db.models import EmailToken, IdempotencyKey, Invite, RateLimitCounter, Session
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Housekeeping:
             "idempotency_keys": delete(IdempotencyKey).where(IdempotencyKey.create_time < now - REQUEST_ID_RETENTION),
         }
         async with self._db.transaction() as db:
-            if not await db.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK_KEY))):
+            if not await db.scalar(select(func.pg_try_advisory_xact_lock(scoped(HOUSEKEEPING_LOCK_KEY)))):
                 return None
             deleted = {}
             for table, statement in statements.items():

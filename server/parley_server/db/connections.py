@@ -31,8 +31,9 @@ from parley_server.metrics.definitions import DB_CONNECTIONS_IN_USE, DB_CONNECTI
 
 
 class ConnectionPool:
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, server_settings: dict[str, str]) -> None:
         self._dsn = dsn
+        self._server_settings = server_settings
         self._size = size
         self._opened = 0  # connections open or being opened
         self._idle: list[asyncpg.Connection] = []
@@ -88,7 +89,7 @@ class ConnectionPool:
         else:
             self._opened += 1
         try:
-            return await asyncpg.connect(self._dsn)
+            return await asyncpg.connect(self._dsn, server_settings=self._server_settings)
         except BaseException:
             self._pass_on(None)
             raise

@@ -55,6 +55,19 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def schema_settings(schema: str) -> dict[str, str]:
+    """Server settings of every connection Parley opens: its schema, and nothing
+    else, on the search path (pg_catalog is always searched first).
+
+    Statements stay unqualified: each finds Parley's tables, types and
+    functions in the schema, and whatever they create lands there. With no
+    `public` behind it, nothing can fall through to another application's
+    table of the same name. The schema is a plain identifier (settings.py),
+    quoted here so that even a reserved word names it.
+    """
+    return {"search_path": f'"{schema}"'}
+
+
 def rowcount(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE matched.
 
@@ -150,10 +163,12 @@ class Reachability:
 
 
 class Database:
-    """An async engine plus the session factory bound to it, and a plain asyncpg pool for hot statements."""
+    """An async engine plus the session factory bound to it, and a plain asyncpg pool for hot statements,
+    every connection of both working in `schema` (see schema_settings)."""
 
-    def __init__(self, url: str, *, pool_size: int = 30, pool_timeout: float = 60) -> None:
+    def __init__(self, url: str, *, schema: str, pool_size: int = 30, pool_timeout: float = 60) -> None:
         self.url = normalise_url(url)
+        self.schema = schema
         # pool_size is the process's whole budget: a third of it for the
         # plain pool (its statements are short, a few connections keep up
         # with a busy event loop), the rest for the engine.
@@ -170,13 +185,14 @@ class Database:
             pool_timeout=pool_timeout,
             pool_recycle=1800,
             poolclass=CountedPool,
+            connect_args={"server_settings": schema_settings(schema)},
         )
         event.listen(self.engine.sync_engine.pool, "checkout", _discard_if_closed)
         event.listen(self.engine.sync_engine, "handle_error", self._on_error)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.reachability = Reachability()
         self._probe_conn: asyncpg.Connection | None = None
-        self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size)
+        self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size, schema_settings(schema))
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's hook for every failed statement or connect: outages flip health at once."""

@@ -4,7 +4,12 @@ Advisory locks of a database share one key space, so two uses that picked the
 same key would serialise each other (or, with a try-lock, skip each other's
 work) for no reason. Keeping every key here makes such a clash visible.
 
-| Key                      | What it serialises                                | Mode                  | Scope       |
+The space is the database's, not the schema's: two Parley installs in two
+schemas of one database would clash on every fixed key. Each is therefore
+taken `scoped()`: hashed with the schema's name by PostgreSQL
+(hashtextextended, 64 bits), so each install has keys of its own.
+
+| Key (each scoped)        | What it serialises                                | Mode                  | Scope       |
 |--------------------------|---------------------------------------------------|-----------------------|-------------|
 | MIGRATION_LOCK_KEY       | schema upgrades of replicas starting at once      | exclusive             | transaction |
 | LAST_ADMIN_LOCK_KEY      | changes that may remove the last active admin     | exclusive             | transaction |
@@ -21,12 +26,15 @@ round; events.bus holds a replica's key on its LISTEN connection while the
 replica lives, and chat.generations' sweep tries other replicas' keys (for
 its transaction) to find dead owners; conversations.service.
 
-The fixed keys are short ASCII words read as big-endian numbers. Replica keys
-are random in [1, 2**62] and fresh-conversation keys are 64-bit hashes: that
-one of them meets another key has a chance of about one in 2**62.
+The fixed keys are short ASCII words read as big-endian numbers, the seeds of
+their scoped hashes. Replica keys are random in [1, 2**62] and
+fresh-conversation keys are 64-bit hashes of ids no two installs share, so
+neither is scoped: that one key meets another has a chance of about one in
+2**62.
 
-A key never changes: migration 0005 wrote STATS_LOCK_KEY into a trigger
-function of every deployed database, and during a rolling upgrade replicas of
+A key never changes: migration own_schema wrote the scoped STATS_LOCK_KEY
+into a trigger function of every deployed database (0005 wrote it unscoped,
+before tables had a schema of their own), and during a rolling upgrade replicas of
 two versions must agree on every key.
 """
 
@@ -41,6 +49,12 @@ MIGRATION_LOCK_KEY = 0x7061726C6579  # "parley"
 LAST_ADMIN_LOCK_KEY = 0x61646D696E73  # "admins"
 STATS_LOCK_KEY = 0x7374617473  # "stats"
 HOUSEKEEPING_LOCK_KEY = 0x686F7573656B6565  # "housekee"
+
+
+def scoped(key: int, schema: str | None = None) -> ColumnElement[int]:
+    """A fixed key for the install in `schema`; by default the session's, the one
+    schema on its search path (PostgreSQL hashes the name with the key as seed)."""
+    return func.hashtextextended(func.current_schema() if schema is None else schema, key, type_=BigInteger)
 
 
 def new_replica_key() -> int:

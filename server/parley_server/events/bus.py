@@ -26,6 +26,9 @@ Each replica owns a `replica_key`, and holds a session advisory lock on it
 for as long as its LISTEN connection lives; that is how other replicas tell
 whether a generation's owner is still alive (see chat/generations.py).
 
+Channels are database-wide, so each is named after the Parley schema too
+(`channel`): installs in two schemas of one database never hear each other.
+
 Events sent and received through NOTIFY count in parley_notify_events_total.
 """
 
@@ -65,6 +68,11 @@ SEND_TIMEOUT_SECONDS = 5.0
 # trip instead of one per payload plus BEGIN and COMMIT. Lifecycle events
 # wake the sender at once, so a burst of sends flushes often.
 _NOTIFY_ALL = "SELECT pg_notify(channel, payload) FROM unnest($1::text[], $2::text[]) AS n (channel, payload)"
+
+
+def channel(name: str, schema: str) -> str:
+    """The NOTIFY channel `name` of the Parley install in `schema`."""
+    return f"{name}.{schema}"
 
 
 class Subscription:
@@ -151,8 +159,10 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, dsn: str, *, notify_interval: float = 0.05) -> None:
+    def __init__(self, dsn: str, *, schema: str, notify_interval: float = 0.05) -> None:
         self._dsn = dsn
+        self.channel = channel(CHANNEL, schema)
+        self.interest_channel = channel(INTEREST_CHANNEL, schema)
         self._interval = notify_interval
         self.origin = uuid.uuid4().hex
         self.replica_key = new_replica_key()
@@ -257,8 +267,8 @@ class EventBus:
         conn = await asyncpg.connect(self._dsn)
         await conn.execute("SELECT pg_advisory_lock($1)", self.replica_key)
         # asyncpg passes NOTIFY payloads as str; its stubs say object.
-        await conn.add_listener(CHANNEL, self._on_notify)  # type: ignore[arg-type]
-        await conn.add_listener(INTEREST_CHANNEL, self._on_interest)  # type: ignore[arg-type]
+        await conn.add_listener(self.channel, self._on_notify)  # type: ignore[arg-type]
+        await conn.add_listener(self.interest_channel, self._on_interest)  # type: ignore[arg-type]
         conn.add_termination_listener(self._on_listener_lost)
         self._listen_conn = conn
         self.lock_held = True
@@ -324,8 +334,8 @@ class EventBus:
                 events, self._outgoing = self._outgoing, []
                 wanted, self._to_announce = sorted(map(str, self._to_announce)), set()
                 if await self._send(
-                    [(CHANNEL, payload) for payload in encode_batch(self.origin, events, PAYLOAD_LIMIT)]
-                    + [(INTEREST_CHANNEL, payload) for payload in self._interest_payloads(wanted)]
+                    [(self.channel, payload) for payload in encode_batch(self.origin, events, PAYLOAD_LIMIT)]
+                    + [(self.interest_channel, payload) for payload in self._interest_payloads(wanted)]
                 ):
                     NOTIFY_EVENTS.labels("sent").inc(len(events))
             if self._closing and not self._outgoing:
