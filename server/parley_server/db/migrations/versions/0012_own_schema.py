@@ -20,8 +20,8 @@ schema, whichever session fires it.
 Replicas of the previous version must be stopped before this runs: they
 look for the tables where they were.
 
-Revision ID: 0010_own_schema
-Revises: 0009_feedback
+Revision ID: 0012_own_schema
+Revises: 0011_conversation_metadata
 """
 
 from collections.abc import Sequence
@@ -31,15 +31,15 @@ from sqlalchemy import text
 
 from parley_server.db.locks import STATS_LOCK_KEY
 
-revision: str = "0010_own_schema"
-down_revision: str | None = "0009_feedback"
+revision: str = "0012_own_schema"
+down_revision: str | None = "0011_conversation_metadata"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # migrations/env.py runs the upgrade of an install older than this one with its legacy schema visible.
 MOVES_INTO_SCHEMA = True
 
-# Everything migrations 0001-0009 created (later ones create in the schema).
+# Everything migrations 0001-0011 created (later ones create in the schema).
 TABLES = (
     "invites",
     "outbox_emails",
