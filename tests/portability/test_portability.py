@@ -113,8 +113,10 @@ async def test_export_then_import_keeps_the_tree_states_and_usage_and_a_second_i
     )
     await stubs.conversation.UpdateConversation(
         conversation_pb2.UpdateConversationRequest(
-            conversation=conversation_pb2.Conversation(id=chatted.id, archived=True, pinned=True),
-            update_mask={"paths": ["archived", "pinned"]},
+            conversation=conversation_pb2.Conversation(
+                id=chatted.id, archived=True, pinned=True, metadata={"ticket": "T-123", "crm": "acme"}
+            ),
+            update_mask={"paths": ["archived", "pinned", "metadata"]},
         ),
         metadata=alice.md,
     )
@@ -133,6 +135,7 @@ async def test_export_then_import_keeps_the_tree_states_and_usage_and_a_second_i
     first, second = exported
     assert all(r["format"] == "parley.conversations.v1" for r in exported)
     assert (first["archived"], first["pinned"], first["agent_slug"]) == (True, True, "assistant")
+    assert (first["metadata"], second["metadata"]) == ({"ticket": "T-123", "crm": "acme"}, {})
     assert first["agent_name"] and first["agent_id"]
     question, answer = first["messages"]
     assert (question["role"], question["content"], answer["role"], answer["state"]) == (
@@ -215,6 +218,8 @@ async def test_bad_lines_are_named_and_store_nothing_while_the_good_ones_import(
         conversation("role", message("m1", None, role="wizard")),
         conversation("huge", message("m1", None, content="x" * 100_001)),
         conversation("agentless", message("m1", None), agent_slug="no-such-agent"),
+        conversation("tagged", message("m1", None), metadata={f"k{n}": "v" for n in range(17)}),
+        conversation("flags", message("m1", None), archived="yes", create_time="last Tuesday"),
         {"format": "parley.conversations.v2", "id": "future"},
     ]
     last = conversation("good-2", message("only", None))
@@ -234,11 +239,13 @@ async def test_bad_lines_are_named_and_store_nothing_while_the_good_ones_import(
     assert "messages[0].role: must be one of" in errors["role"]
     assert "messages[0].content: must be at most 100,000 characters" in errors["huge"]
     assert "agent: no agent here has id '' or slug 'no-such-agent'" in errors["agentless"]
+    assert "metadata: must have at most 16 pairs, not 17" in errors["tagged"]
+    assert "archived: must be true or false" in errors["flags"] and "create_time" in errors["flags"]
     assert "format: must be 'parley.conversations.v1'" in errors["future"]
-    assert outcomes[11][2].startswith("line: is not valid UTF-8 JSON")
-    assert outcomes[12] == (pb.IMPORT_OUTCOME_FAILED, "", "line: longer than 10,485,760 bytes")
-    assert outcomes[13][:2] == (pb.IMPORT_OUTCOME_CREATED, "good-2")
-    assert (result.created_count, result.failed_count) == (2, 10)
+    assert outcomes[13][2].startswith("line: is not valid UTF-8 JSON")
+    assert outcomes[14] == (pb.IMPORT_OUTCOME_FAILED, "", "line: longer than 10,485,760 bytes")
+    assert outcomes[15][:2] == (pb.IMPORT_OUTCOME_CREATED, "good-2")
+    assert (result.created_count, result.failed_count) == (2, 12)
 
     stored = records(await export(stubs, alice))
     assert [r["title"] for r in stored] == ["Conversation good-1", "Conversation good-2"]

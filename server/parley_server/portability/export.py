@@ -62,6 +62,7 @@ def conversation_record(conversation: Conversation, agent: Agent, messages: Any)
         "title": conversation.title,
         "archived": conversation.archived,
         "pinned": conversation.pinned,
+        "metadata": conversation.metadata_,
         "create_time": timestamp(conversation.create_time),
         "update_time": timestamp(conversation.update_time),
         "active_message_id": None if conversation.active_message_id is None else str(conversation.active_message_id),

@@ -62,6 +62,7 @@ class ImportedConversation:
     title: str
     archived: bool
     pinned: bool
+    metadata: dict[str, str]
     create_time: datetime
     update_time: datetime
     active_source_id: str | None
@@ -149,19 +150,22 @@ class _Reader:
         active = r.get("active_message_id")
         if active is not None and (not isinstance(active, str) or active not in seen):
             v.add("active_message_id", f"{active!r} is not a message of this conversation")
-        v.raise_if_any()
-        return ImportedConversation(
+        conversation = ImportedConversation(
             source_id=source_id,
             agent_id=agent_id,
             agent_slug=agent_slug,
             title=title,
             archived=self._bool("archived", r),
             pinned=self._bool("pinned", r),
+            metadata=self._metadata(r),
             create_time=self._time("create_time", r),
             update_time=self._time("update_time", r),
             active_source_id=active,
             messages=messages,
         )
+        # After every field is read: each adds its own violations.
+        v.raise_if_any()
+        return conversation
 
     def _message(self, index: int, raw: object, seen: dict[str, int]) -> ImportedMessage | None:
         """messages[index], checked against the ids seen before it (its own is added to them)."""
@@ -227,6 +231,14 @@ class _Reader:
             self._v.add(path, "must be valid Unicode (a lone surrogate escape is not)")
             return ""
         return value
+
+    def _metadata(self, record: dict[str, Any]) -> dict[str, str]:
+        """The conversation's key/value pairs, with ConversationService's limits; absent = none."""
+        value = record.get("metadata") or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            self._v.add("metadata", "must be an object of strings")
+            return {}
+        return self._v.metadata("metadata", value)
 
     def _bool(self, path: str, record: dict[str, Any]) -> bool:
         value = record.get(_key(path), False)

@@ -77,6 +77,7 @@ async def store(
                 title=record.title,
                 archived=record.archived,
                 pinned=record.pinned,
+                metadata_=record.metadata,
                 message_count=len(record.messages),
                 create_time=record.create_time,
                 update_time=record.update_time,
