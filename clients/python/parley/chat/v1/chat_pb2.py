@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 from parley.conversation.v1 import conversation_pb2 as parley_dot_conversation_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19parley/chat/v1/chat.proto\x12\x0eparley.chat.v1\x1a\x1aparley/api/v1/access.proto\x1a)parley/conversation/v1/conversation.proto\"i\n\x12GenerationAccepted\x12\x35\n\x0cuser_message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\x12\x1c\n\x14\x61ssistant_message_id\x18\x02 \x01(\t\"/\n\x0fGenerationDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"D\n\x0fGenerationUsage\x12\x31\n\x05usage\x18\x01 \x01(\x0b\x32\".parley.conversation.v1.TokenUsage\"G\n\x13GenerationCompleted\x12\x30\n\x07message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"T\n\x10GenerationFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x30\n\x07message\x18\x02 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"G\n\x13GenerationCancelled\x12\x30\n\x07message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"@\n\x0cMessageDelta\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"R\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xe2\x02\n\x13SendMessageResponse\x12\x36\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\".parley.chat.v1.GenerationAcceptedH\x00\x12\x30\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationDeltaH\x00\x12\x30\n\x05usage\x18\x03 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationUsageH\x00\x12\x38\n\tcompleted\x18\x04 \x01(\x0b\x32#.parley.chat.v1.GenerationCompletedH\x00\x12\x32\n\x06\x66\x61iled\x18\x05 \x01(\x0b\x32 .parley.chat.v1.GenerationFailedH\x00\x12\x38\n\tcancelled\x18\x06 \x01(\x0b\x32#.parley.chat.v1.GenerationCancelledH\x00\x42\x07\n\x05\x65vent\"9\n\x13ResumeStreamRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"\xab\x02\n\x14ResumeStreamResponse\x12\x30\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationDeltaH\x00\x12\x30\n\x05usage\x18\x02 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationUsageH\x00\x12\x38\n\tcompleted\x18\x03 \x01(\x0b\x32#.parley.chat.v1.GenerationCompletedH\x00\x12\x32\n\x06\x66\x61iled\x18\x04 \x01(\x0b\x32 .parley.chat.v1.GenerationFailedH\x00\x12\x38\n\tcancelled\x18\x05 \x01(\x0b\x32#.parley.chat.v1.GenerationCancelledH\x00\x42\x07\n\x05\x65vent\"-\n\x17\x43\x61ncelGenerationRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"L\n\x18\x43\x61ncelGenerationResponse\x12\x30\n\x07message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"3\n\x18WatchConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"\xb3\x02\n\x19WatchConversationResponse\x12:\n\x0fmessage_created\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.MessageH\x00\x12-\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1c.parley.chat.v1.MessageDeltaH\x00\x12<\n\x11message_completed\x18\x03 \x01(\x0b\x32\x1f.parley.conversation.v1.MessageH\x00\x12\x44\n\x14\x63onversation_updated\x18\x04 \x01(\x0b\x32$.parley.conversation.v1.ConversationH\x00\x12\x1e\n\x14\x63onversation_deleted\x18\x05 \x01(\tH\x00\x42\x07\n\x05\x65vent2\xf4\x08\n\x0b\x43hatService\x12\x90\x03\n\x0bSendMessage\x12\".parley.chat.v1.SendMessageRequest\x1a#.parley.chat.v1.SendMessageResponse\"\xb5\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\x11PERMISSION_DENIED\x12\x0e\x41GENT_DISABLED\x92\xb5\x18 \n\x11PERMISSION_DENIED\x12\x0bNOT_GRANTED\x92\xb5\x18%\n\x11PERMISSION_DENIED\x12\x10PREMIUM_REQUIRED\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x92\xb5\x18$\n\x12RESOURCE_EXHAUSTED\x12\x0eQUOTA_EXCEEDED\x98\xb5\x18\x03\x30\x01\x12\xa9\x02\n\x0cResumeStream\x12#.parley.chat.v1.ResumeStreamRequest\x1a$.parley.chat.v1.ResumeStreamResponse\"\xcb\x01\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10NOT_A_GENERATION\x92\xb5\x18#\n\x0cOUT_OF_RANGE\x12\x13OFFSET_OUT_OF_RANGE\x98\xb5\x18\x03\x30\x01\x12\xbc\x01\n\x10\x43\x61ncelGeneration\x12\'.parley.chat.v1.CancelGenerationRequest\x1a(.parley.chat.v1.CancelGenerationResponse\"U\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x98\xb5\x18\x03\x12\xe6\x01\n\x11WatchConversation\x12(.parley.chat.v1.WatchConversationRequest\x1a).parley.chat.v1.WatchConversationResponse\"z\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x92\xb5\x18\x1c\n\x0bUNAVAILABLE\x12\rSHUTTING_DOWN\x98\xb5\x18\x03\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19parley/chat/v1/chat.proto\x12\x0eparley.chat.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1aparley/api/v1/access.proto\x1a)parley/conversation/v1/conversation.proto\"i\n\x12GenerationAccepted\x12\x35\n\x0cuser_message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\x12\x1c\n\x14\x61ssistant_message_id\x18\x02 \x01(\t\"/\n\x0fGenerationDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"D\n\x0fGenerationUsage\x12\x31\n\x05usage\x18\x01 \x01(\x0b\x32\".parley.conversation.v1.TokenUsage\"G\n\x13GenerationCompleted\x12\x30\n\x07message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"T\n\x10GenerationFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x30\n\x07message\x18\x02 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"G\n\x13GenerationCancelled\x12\x30\n\x07message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"@\n\x0cMessageDelta\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"R\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xe2\x02\n\x13SendMessageResponse\x12\x36\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\".parley.chat.v1.GenerationAcceptedH\x00\x12\x30\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationDeltaH\x00\x12\x30\n\x05usage\x18\x03 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationUsageH\x00\x12\x38\n\tcompleted\x18\x04 \x01(\x0b\x32#.parley.chat.v1.GenerationCompletedH\x00\x12\x32\n\x06\x66\x61iled\x18\x05 \x01(\x0b\x32 .parley.chat.v1.GenerationFailedH\x00\x12\x38\n\tcancelled\x18\x06 \x01(\x0b\x32#.parley.chat.v1.GenerationCancelledH\x00\x42\x07\n\x05\x65vent\"9\n\x13ResumeStreamRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"\xab\x02\n\x14ResumeStreamResponse\x12\x30\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationDeltaH\x00\x12\x30\n\x05usage\x18\x02 \x01(\x0b\x32\x1f.parley.chat.v1.GenerationUsageH\x00\x12\x38\n\tcompleted\x18\x03 \x01(\x0b\x32#.parley.chat.v1.GenerationCompletedH\x00\x12\x32\n\x06\x66\x61iled\x18\x04 \x01(\x0b\x32 .parley.chat.v1.GenerationFailedH\x00\x12\x38\n\tcancelled\x18\x05 \x01(\x0b\x32#.parley.chat.v1.GenerationCancelledH\x00\x42\x07\n\x05\x65vent\"-\n\x17\x43\x61ncelGenerationRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"L\n\x18\x43\x61ncelGenerationResponse\x12\x30\n\x07message\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.Message\"3\n\x18WatchConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"\xb3\x02\n\x19WatchConversationResponse\x12:\n\x0fmessage_created\x18\x01 \x01(\x0b\x32\x1f.parley.conversation.v1.MessageH\x00\x12-\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1c.parley.chat.v1.MessageDeltaH\x00\x12<\n\x11message_completed\x18\x03 \x01(\x0b\x32\x1f.parley.conversation.v1.MessageH\x00\x12\x44\n\x14\x63onversation_updated\x18\x04 \x01(\x0b\x32$.parley.conversation.v1.ConversationH\x00\x12\x1e\n\x14\x63onversation_deleted\x18\x05 \x01(\tH\x00\x42\x07\n\x05\x65vent2\xc4\n\n\x0b\x43hatService\x12\xca\x03\n\x0bSendMessage\x12\".parley.chat.v1.SendMessageRequest\x1a#.parley.chat.v1.SendMessageResponse\"\xef\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\x11PERMISSION_DENIED\x12\x0e\x41GENT_DISABLED\x92\xb5\x18 \n\x11PERMISSION_DENIED\x12\x0bNOT_GRANTED\x92\xb5\x18%\n\x11PERMISSION_DENIED\x12\x10PREMIUM_REQUIRED\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x92\xb5\x18$\n\x12RESOURCE_EXHAUSTED\x12\x0eQUOTA_EXCEEDED\x98\xb5\x18\x03\x82\xd3\xe4\x93\x02\x34\"//v1/conversations/{conversation_id}:sendMessage:\x01*0\x01\x12\xd7\x02\n\x0cResumeStream\x12#.parley.chat.v1.ResumeStreamRequest\x1a$.parley.chat.v1.ResumeStreamResponse\"\xf9\x01\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10NOT_A_GENERATION\x92\xb5\x18#\n\x0cOUT_OF_RANGE\x12\x13OFFSET_OUT_OF_RANGE\x98\xb5\x18\x03\x82\xd3\xe4\x93\x02(\x12&/v1/messages/{message_id}:resumeStream0\x01\x12\xf2\x01\n\x10\x43\x61ncelGeneration\x12\'.parley.chat.v1.CancelGenerationRequest\x1a(.parley.chat.v1.CancelGenerationResponse\"\x8a\x01\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x98\xb5\x18\x03\x82\xd3\xe4\x93\x02/\"*/v1/messages/{message_id}:cancelGeneration:\x01*\x12\x98\x02\n\x11WatchConversation\x12(.parley.chat.v1.WatchConversationRequest\x1a).parley.chat.v1.WatchConversationResponse\"\xab\x01\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x92\xb5\x18\x1c\n\x0bUNAVAILABLE\x12\rSHUTTING_DOWN\x98\xb5\x18\x03\x82\xd3\xe4\x93\x02+\x12)/v1/conversations/{conversation_id}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,43 +35,43 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.chat.v1.chat_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHATSERVICE'].methods_by_name['SendMessage']._loaded_options = None
-  _globals['_CHATSERVICE'].methods_by_name['SendMessage']._serialized_options = b'\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\021PERMISSION_DENIED\022\016AGENT_DISABLED\222\265\030 \n\021PERMISSION_DENIED\022\013NOT_GRANTED\222\265\030%\n\021PERMISSION_DENIED\022\020PREMIUM_REQUIRED\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\222\265\030$\n\022RESOURCE_EXHAUSTED\022\016QUOTA_EXCEEDED\230\265\030\003'
+  _globals['_CHATSERVICE'].methods_by_name['SendMessage']._serialized_options = b'\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\021PERMISSION_DENIED\022\016AGENT_DISABLED\222\265\030 \n\021PERMISSION_DENIED\022\013NOT_GRANTED\222\265\030%\n\021PERMISSION_DENIED\022\020PREMIUM_REQUIRED\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\222\265\030$\n\022RESOURCE_EXHAUSTED\022\016QUOTA_EXCEEDED\230\265\030\003\202\323\344\223\0024\"//v1/conversations/{conversation_id}:sendMessage:\001*'
   _globals['_CHATSERVICE'].methods_by_name['ResumeStream']._loaded_options = None
-  _globals['_CHATSERVICE'].methods_by_name['ResumeStream']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\222\265\030$\n\020INVALID_ARGUMENT\022\020NOT_A_GENERATION\222\265\030#\n\014OUT_OF_RANGE\022\023OFFSET_OUT_OF_RANGE\230\265\030\003'
+  _globals['_CHATSERVICE'].methods_by_name['ResumeStream']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\222\265\030$\n\020INVALID_ARGUMENT\022\020NOT_A_GENERATION\222\265\030#\n\014OUT_OF_RANGE\022\023OFFSET_OUT_OF_RANGE\230\265\030\003\202\323\344\223\002(\022&/v1/messages/{message_id}:resumeStream'
   _globals['_CHATSERVICE'].methods_by_name['CancelGeneration']._loaded_options = None
-  _globals['_CHATSERVICE'].methods_by_name['CancelGeneration']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\230\265\030\003'
+  _globals['_CHATSERVICE'].methods_by_name['CancelGeneration']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\230\265\030\003\202\323\344\223\002/\"*/v1/messages/{message_id}:cancelGeneration:\001*'
   _globals['_CHATSERVICE'].methods_by_name['WatchConversation']._loaded_options = None
-  _globals['_CHATSERVICE'].methods_by_name['WatchConversation']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\222\265\030\034\n\013UNAVAILABLE\022\rSHUTTING_DOWN\230\265\030\003'
-  _globals['_GENERATIONACCEPTED']._serialized_start=116
-  _globals['_GENERATIONACCEPTED']._serialized_end=221
-  _globals['_GENERATIONDELTA']._serialized_start=223
-  _globals['_GENERATIONDELTA']._serialized_end=270
-  _globals['_GENERATIONUSAGE']._serialized_start=272
-  _globals['_GENERATIONUSAGE']._serialized_end=340
-  _globals['_GENERATIONCOMPLETED']._serialized_start=342
-  _globals['_GENERATIONCOMPLETED']._serialized_end=413
-  _globals['_GENERATIONFAILED']._serialized_start=415
-  _globals['_GENERATIONFAILED']._serialized_end=499
-  _globals['_GENERATIONCANCELLED']._serialized_start=501
-  _globals['_GENERATIONCANCELLED']._serialized_end=572
-  _globals['_MESSAGEDELTA']._serialized_start=574
-  _globals['_MESSAGEDELTA']._serialized_end=638
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=640
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=722
-  _globals['_SENDMESSAGERESPONSE']._serialized_start=725
-  _globals['_SENDMESSAGERESPONSE']._serialized_end=1079
-  _globals['_RESUMESTREAMREQUEST']._serialized_start=1081
-  _globals['_RESUMESTREAMREQUEST']._serialized_end=1138
-  _globals['_RESUMESTREAMRESPONSE']._serialized_start=1141
-  _globals['_RESUMESTREAMRESPONSE']._serialized_end=1440
-  _globals['_CANCELGENERATIONREQUEST']._serialized_start=1442
-  _globals['_CANCELGENERATIONREQUEST']._serialized_end=1487
-  _globals['_CANCELGENERATIONRESPONSE']._serialized_start=1489
-  _globals['_CANCELGENERATIONRESPONSE']._serialized_end=1565
-  _globals['_WATCHCONVERSATIONREQUEST']._serialized_start=1567
-  _globals['_WATCHCONVERSATIONREQUEST']._serialized_end=1618
-  _globals['_WATCHCONVERSATIONRESPONSE']._serialized_start=1621
-  _globals['_WATCHCONVERSATIONRESPONSE']._serialized_end=1928
-  _globals['_CHATSERVICE']._serialized_start=1931
-  _globals['_CHATSERVICE']._serialized_end=3071
+  _globals['_CHATSERVICE'].methods_by_name['WatchConversation']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\222\265\030\034\n\013UNAVAILABLE\022\rSHUTTING_DOWN\230\265\030\003\202\323\344\223\002+\022)/v1/conversations/{conversation_id}:watch'
+  _globals['_GENERATIONACCEPTED']._serialized_start=146
+  _globals['_GENERATIONACCEPTED']._serialized_end=251
+  _globals['_GENERATIONDELTA']._serialized_start=253
+  _globals['_GENERATIONDELTA']._serialized_end=300
+  _globals['_GENERATIONUSAGE']._serialized_start=302
+  _globals['_GENERATIONUSAGE']._serialized_end=370
+  _globals['_GENERATIONCOMPLETED']._serialized_start=372
+  _globals['_GENERATIONCOMPLETED']._serialized_end=443
+  _globals['_GENERATIONFAILED']._serialized_start=445
+  _globals['_GENERATIONFAILED']._serialized_end=529
+  _globals['_GENERATIONCANCELLED']._serialized_start=531
+  _globals['_GENERATIONCANCELLED']._serialized_end=602
+  _globals['_MESSAGEDELTA']._serialized_start=604
+  _globals['_MESSAGEDELTA']._serialized_end=668
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=670
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=752
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=755
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=1109
+  _globals['_RESUMESTREAMREQUEST']._serialized_start=1111
+  _globals['_RESUMESTREAMREQUEST']._serialized_end=1168
+  _globals['_RESUMESTREAMRESPONSE']._serialized_start=1171
+  _globals['_RESUMESTREAMRESPONSE']._serialized_end=1470
+  _globals['_CANCELGENERATIONREQUEST']._serialized_start=1472
+  _globals['_CANCELGENERATIONREQUEST']._serialized_end=1517
+  _globals['_CANCELGENERATIONRESPONSE']._serialized_start=1519
+  _globals['_CANCELGENERATIONRESPONSE']._serialized_end=1595
+  _globals['_WATCHCONVERSATIONREQUEST']._serialized_start=1597
+  _globals['_WATCHCONVERSATIONREQUEST']._serialized_end=1648
+  _globals['_WATCHCONVERSATIONRESPONSE']._serialized_start=1651
+  _globals['_WATCHCONVERSATIONRESPONSE']._serialized_end=1958
+  _globals['_CHATSERVICE']._serialized_start=1961
+  _globals['_CHATSERVICE']._serialized_end=3309
 # @@protoc_insertion_point(module_scope)
