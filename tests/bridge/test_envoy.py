@@ -80,10 +80,16 @@ def test_template_has_the_bridge_essentials() -> None:
         'expose_headers: "grpc-status, grpc-message, grpc-status-details-bin"',
         "grpc_health_check",
         "http2_protocol_options",
+        "convert_grpc_status: true",
+        "stream_newline_delimited: true",
+        "auto_mapping: false",
     ]:
         assert needle in template, needle
-    # Filter order: grpc_web, then cors, then the router.
-    order = [template.index(f"name: envoy.filters.http.{name}") for name in ("grpc_web", "cors", "router")]
+    # Filter order: grpc_web (gRPC-web becomes gRPC, which the transcoder passes),
+    # then cors (it sees REST requests before they are rerouted as gRPC, so even the
+    # transcoder's own errors carry CORS headers), the transcoder, the router.
+    names = ("grpc_web", "cors", "grpc_json_transcoder", "router")
+    order = [template.index(f"name: envoy.filters.http.{name}") for name in names]
     assert order == sorted(order)
     for header in ["authorization", "content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "x-request-id"]:
         assert header in template.split("allow_headers:", 1)[1].split("\n", 1)[0]
