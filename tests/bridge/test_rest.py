@@ -162,6 +162,20 @@ def test_bad_id_is_400_with_field_violations(served: Served, ada: str) -> None:
     ]
 
 
+def test_envoys_own_rejections_are_json_400(served: Served, ada: str) -> None:
+    unknown_parameter = curl(served, "GET", "/v1/conversations?colour=red", token=ada)
+    not_json = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", "-H", f"authorization: Bearer {ada}", "--json", "{oops",
+         f"{served.web_url}/v1/conversations"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    body, _, status = not_json.stdout.rpartition("\n")
+    assert unknown_parameter.status == 400 and status == "400"
+    for error in (unknown_parameter.json(), json.loads(body)):
+        assert error["code"] == 3 and error["details"] == [] and error["message"], error
+    assert "colour" in unknown_parameter.json()["message"]
+
+
 def test_expired_token_is_401(served: Served, ada: str) -> None:
     claims = jwt.decode(ada, options={"verify_signature": False})
     now = int(time.time())
