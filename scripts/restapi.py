@@ -12,19 +12,23 @@ Both come from the descriptor set that `apidocs.descriptor_set` builds from
   `protoc-gen-swagger` from Debian's golang-grpc-gateway package, with the
   comments as descriptions; this module then adds what that generator has no
   input for without extra proto options: the title, the bearer scheme, the
-  error body, the line-per-message framing of streams, and operation ids named
+  error body, the line-per-message framing of streams, operation ids named
   `Service_Method` (the plugin names them `Method`, and two services have a
-  `CleanupEmptyConversations`).
+  `CleanupEmptyConversations`), and the query parameters of rules whose body
+  is one field (this plugin version lists query parameters only without a body).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import apidocs  # beside this script
+from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 from google.protobuf.descriptor import FileDescriptor
@@ -36,6 +40,14 @@ SWAGGER_PACKAGE = "golang-grpc-gateway"
 # code is generated from them), so its input gets this one, in memory only.
 ONE_GO_PACKAGE = "parley"
 ERROR_SCHEMA = "rpcStatus"
+# Swagger types of the request fields that may travel in a query string; a
+# field of another type there fails the generation (KeyError) until added here.
+QUERY_TYPES: dict[str | int, str] = {
+    descriptor_pb2.FieldDescriptorProto.TYPE_STRING: "string",
+    descriptor_pb2.FieldDescriptorProto.TYPE_BOOL: "boolean",
+    descriptor_pb2.FieldDescriptorProto.TYPE_INT32: "integer",
+    ".google.protobuf.FieldMask": "string",
+}
 STREAM_DESCRIPTION = "A stream: one JSON message per line (newline-delimited JSON), each sent as it happens."
 DESCRIPTION = """\
 Parley's gRPC API over HTTP/JSON, served by Envoy's gRPC-JSON transcoder on the \
@@ -125,8 +137,36 @@ def _error_definitions() -> dict[str, Any]:
     }
 
 
-def _finish(document: dict[str, Any]) -> dict[str, Any]:
-    """What the plugin leaves out: title, bearer scheme, error body, stream framing, unique operation ids."""
+def _query_parameters(files: descriptor_pb2.FileDescriptorSet) -> dict[str, list[dict[str, Any]]]:
+    """Query parameters of the rules whose body is one field (`PATCH ... body: "conversation"`):
+    the request's other fields, e.g. update_mask, which the plugin lists only for rules
+    without a body. By operation id (Service_Method)."""
+    catalogue = apidocs.Catalogue(files)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _, service in catalogue.services():
+        for method in service.method:
+            rule = method.options.Extensions[annotations_pb2.http]
+            verb = rule.WhichOneof("pattern")
+            if not verb or rule.body in ("", "*"):
+                continue
+            in_path = {name.split(".")[0] for name in re.findall(r"\{([\w.]+)\}", getattr(rule, verb))}
+            found[f"{service.name}_{method.name}"] = [
+                {
+                    "name": field.name,
+                    "in": "query",
+                    "required": False,
+                    "type": QUERY_TYPES[field.type_name or field.type],
+                    "description": catalogue.comment(method.input_type, field.name),
+                }
+                for field in catalogue.messages[method.input_type].field
+                if field.name not in in_path | {rule.body}
+            ]
+    return found
+
+
+def _finish(document: dict[str, Any], files: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
+    """What the plugin leaves out: title, bearer scheme, error body, stream framing, unique operation ids,
+    and the query parameters beside a one-field body."""
     document["info"] = {"title": "Parley REST API", "version": "v1", "description": DESCRIPTION}
     document["securityDefinitions"] = {
         "bearer": {
@@ -138,10 +178,13 @@ def _finish(document: dict[str, Any]) -> dict[str, Any]:
     }
     document["security"] = [{"bearer": []}]
     document["definitions"].update(_error_definitions())
+    query_parameters = _query_parameters(files)
     for operations in document["paths"].values():
         for operation in operations.values():
             service = operation["tags"][0]
             operation["operationId"] = f"{service}_{operation['operationId']}"
+            if operation["operationId"] in query_parameters:
+                operation["parameters"] += query_parameters[operation["operationId"]]
             responses = operation["responses"]
             if "(streaming responses)" in responses["200"]["description"]:
                 responses["200"]["description"] = STREAM_DESCRIPTION
@@ -154,7 +197,7 @@ def _finish(document: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document(plugin: str, files: descriptor_pb2.FileDescriptorSet) -> str:
     """The OpenAPI document of every RPC with an http rule, as committed (JSON, two-space indent)."""
-    return json.dumps(_finish(_run_plugin(plugin, files)), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_finish(_run_plugin(plugin, files), files), indent=2, ensure_ascii=False) + "\n"
 
 
 def write_or_compare(path: Path, fresh: bytes, check: bool, regenerate_hint: str) -> int:

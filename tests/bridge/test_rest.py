@@ -253,6 +253,12 @@ def test_openapi_document_is_valid_and_names_every_rpc(served: Served) -> None:
     assert "one JSON message per line" in send["responses"]["200"]["description"]
     assert send["responses"]["default"]["schema"] == {"$ref": "#/definitions/rpcStatus"}
     assert document["securityDefinitions"]["bearer"]["name"] == "Authorization"
+    patch = document["paths"]["/v1/conversations/{conversation.id}"]["patch"]
+    assert {(p["name"], p["in"]) for p in patch["parameters"]} == {
+        ("conversation.id", "path"),
+        ("body", "body"),
+        ("update_mask", "query"),
+    }
 
 
 def test_docs_page_renders_the_document(served: Served) -> None:
