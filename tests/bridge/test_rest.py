@@ -187,6 +187,15 @@ def test_expired_token_is_401(served: Served, ada: str) -> None:
     assert curl(served, "GET", "/v1/users/me", token=ada).json()["user"]["email"] == "ada.rest@example.com"
 
 
+def test_an_api_key_is_a_bearer_too(served: Served, ada: str) -> None:
+    created = curl(served, "POST", "/v1/apiKeys", data={"name": "script", "scopes": ["SCOPE_READ"]}, token=ada)
+    assert created.status == 200, created.body
+    key = created.json()["secret"]
+    assert curl(served, "GET", "/v1/conversations?page_size=1", token=key).status == 200
+    refused = curl(served, "POST", "/v1/conversations", data={"agent_id": "x"}, token=key)
+    assert refused.status == 403 and reasons(refused) == ["SCOPE_REQUIRED"]
+
+
 def test_another_users_conversation_is_404_and_stays(served: Served, ada: str) -> None:
     conversation = new_conversation(served, ada)
     bob = login(served, "bob.rest@example.com")
