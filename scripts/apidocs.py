@@ -3,8 +3,9 @@
 Everything in the page comes from one place that the code also reads:
 - descriptions: the proto comments, read from a descriptor set built with
   `grpc_tools.protoc --include_source_info`;
-- who may call each RPC, which API keys may, and whether it is retried: its
-  `(parley.api.v1.access)`, `(parley.api.v1.scope)` and `idempotency_level` options;
+- who may call each RPC, which API keys may, whether it is retried, and its
+  REST path: its `(parley.api.v1.access)`, `(parley.api.v1.scope)`,
+  `idempotency_level` and `google.api.http` options;
 - the errors of each RPC: its `(parley.api.v1.errors)` option plus those its
   access level implies (`parley_server.transport.interceptors.access_policy`), with the
   meaning of each reason from `parley_server.common.errors.Reason`.
@@ -20,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as Field
 from google.protobuf.descriptor_pb2 import MethodOptions
@@ -224,6 +226,16 @@ def key_scope(method: descriptor_pb2.MethodDescriptorProto, access: int) -> list
     return [f"- **API keys:** need `{access_pb2.Scope.Name(scope)}`"]
 
 
+def rest_line(method: descriptor_pb2.MethodDescriptorProto) -> list[str]:
+    """The RPC's REST path and verb through Envoy (its google.api.http rule), if it has one."""
+    rule = method.options.Extensions[annotations_pb2.http]
+    verb = rule.WhichOneof("pattern")
+    if verb is None:
+        return []
+    body = {"": "", "*": ", JSON body: the request"}.get(rule.body, f", JSON body: `{rule.body}`")
+    return [f"- **REST:** `{verb.upper()} {getattr(rule, verb)}`{body} (see the README's REST section)"]
+
+
 def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb2.MethodDescriptorProto) -> list[str]:
     path = f"{service_name.lstrip('.')}/{method.name}"
     access = method.options.Extensions[access_pb2.access]
@@ -241,6 +253,7 @@ def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb
         f"- **Access:** {level} (see [Access levels](#access-levels))",
         *key_scope(method, access),
         f"- **Idempotency:** {IDEMPOTENCY[method.options.idempotency_level]}",
+        *rest_line(method),
         "",
         f"**Request** `{method.input_type.lstrip('.')}`",
         "",

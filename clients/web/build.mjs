@@ -1,6 +1,8 @@
 // Bundle the page into the server package (server/parley_server/bridge/static),
 // where `parley serve` finds it in a checkout and in a wheel alike: app.js
-// (all TypeScript and the runtime libraries, minified), app.css, index.html.
+// (all TypeScript and the runtime libraries, minified), app.css, index.html;
+// and the REST API's reference page, /docs: docs.js (Swagger UI), docs.css,
+// docs.html.
 // Prints the sizes, raw and gzip, because the bundle size is a number the
 // README keeps. `pip install` runs this (hatch_build.py).
 import { build } from "esbuild";
@@ -16,7 +18,7 @@ rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 await build({
   // main.ts imports styles.css, so esbuild writes app.css beside app.js.
-  entryPoints: { app: join(here, "src/main.ts") },
+  entryPoints: { app: join(here, "src/main.ts"), docs: join(here, "src/docs/main.ts") },
   outdir,
   bundle: true,
   minify: true,
@@ -26,8 +28,9 @@ await build({
   logLevel: "warning",
 });
 copyFileSync(join(here, "src/index.html"), join(outdir, "index.html"));
+copyFileSync(join(here, "src/docs/index.html"), join(outdir, "docs.html"));
 
-for (const name of ["app.js", "app.css", "index.html"]) {
+for (const name of ["app.js", "app.css", "index.html", "docs.js", "docs.css", "docs.html"]) {
   const bytes = readFileSync(join(outdir, name));
   const kb = (n) => (n / 1024).toFixed(1) + " KB";
   console.log(`static/${name.padEnd(10)} ${kb(bytes.length).padStart(9)} raw ${kb(gzipSync(bytes, { level: 9 }).length).padStart(9)} gzip`);

@@ -19,6 +19,9 @@
 //   node chat_page.mjs errors  a grpc-web call with a bad token, cross-origin:
 //                              UNAUTHENTICATED is readable (CORS exposes the
 //                              grpc-status headers), and the page says so in words
+//   node chat_page.mjs docs    the REST reference page (/docs): Swagger UI lists
+//                              every service from /openapi.json, and "Try it out"
+//                              calls the REST API through Envoy (a failed login: 401)
 //
 // Inputs (environment): PARLEY_WEB_URL (also the PARLEY_PUBLIC_URL of the
 // emailed links), PARLEY_WEB_URL_ALT (same server under
@@ -541,9 +544,38 @@ async function errors(page) {
   ok(`stale tokens: the page says "${notice}"`);
 }
 
+async function docs(page) {
+  await page.goto(`${BASE}/docs`);
+  await page.waitForSelector(".opblock-tag", { timeout: 30000 });
+  const tags = await page.$$eval(".opblock-tag", (els) => els.map((el) => el.getAttribute("data-tag")));
+  for (const service of ["AuthService", "ConversationService", "ChatService", "AdminService"]) {
+    check(tags.includes(service), `the page lists ${service}: ${JSON.stringify(tags)}`);
+  }
+  ok(`/docs lists ${tags.length} services from /openapi.json`);
+
+  // Try it out, same origin: a login with a wrong password answers 401 with ErrorInfo.
+  await page.click('.opblock-tag[data-tag="AuthService"]');
+  const login = page.locator(".opblock", { hasText: "/v1/auth:login" });
+  await login.locator(".opblock-summary").click();
+  await login.locator(".try-out__btn").click();
+  await login.locator("textarea.body-param__text").fill(
+    JSON.stringify({ email: "nobody@example.com", password: "wrong password here" }),
+  );
+  await login.locator(".execute").click();
+  const status = await until(
+    () => login.locator(".live-responses-table tbody .response-col_status").first().textContent().catch(() => null),
+    "the live response",
+    30000,
+  );
+  const body = await login.locator(".live-responses-table tbody .response-col_description").first().textContent();
+  check(status.trim() === "401", `Try it out: HTTP ${status}`);
+  check(body.includes("INVALID_CREDENTIALS"), `Try it out: the google.rpc.Status body, got ${body.slice(0, 300)}`);
+  ok("Try it out: POST /v1/auth:login with a wrong password answers 401 INVALID_CREDENTIALS");
+}
+
 // --- run -------------------------------------------------------------------------
 
-const scenarios = { auth, chat, markdown, branches, reset, errors };
+const scenarios = { auth, chat, markdown, branches, reset, errors, docs };
 if (!scenarios[scenario]) {
   console.error(`usage: node chat_page.mjs ${Object.keys(scenarios).join("|")}`);
   process.exit(2);

@@ -233,6 +233,11 @@ def test_bad_token_through_envoy_is_unauthenticated_in_the_browser(node: str, we
     assert "grpc-status 16" in output
 
 
+def test_docs_page_lists_the_services_and_tries_a_call(node: str, web: Served, seeded: str) -> None:
+    output = run_scenario(node, web, seeded, "docs")
+    assert "services from /openapi.json" in output and "401 INVALID_CREDENTIALS" in output
+
+
 def test_page_typechecks(node: str) -> None:
     """tsc --noEmit over the page and its generated code (the bundler only strips types)."""
     tsc = WEB / "node_modules" / "typescript" / "bin" / "tsc"

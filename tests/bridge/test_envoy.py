@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import signal
@@ -80,10 +81,17 @@ def test_template_has_the_bridge_essentials() -> None:
         'expose_headers: "grpc-status, grpc-message, grpc-status-details-bin"',
         "grpc_health_check",
         "http2_protocol_options",
+        "convert_grpc_status: true",
+        "stream_newline_delimited: true",
+        "auto_mapping: false",
+        "local_reply_config",
     ]:
         assert needle in template, needle
-    # Filter order: grpc_web, then cors, then the router.
-    order = [template.index(f"name: envoy.filters.http.{name}") for name in ("grpc_web", "cors", "router")]
+    # Filter order: grpc_web (gRPC-web becomes gRPC, which the transcoder passes),
+    # then cors (it sees REST requests before they are rerouted as gRPC, so even the
+    # transcoder's own errors carry CORS headers), the transcoder, the router.
+    names = ("grpc_web", "cors", "grpc_json_transcoder", "router")
+    order = [template.index(f"name: envoy.filters.http.{name}") for name in names]
     assert order == sorted(order)
     for header in ["authorization", "content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "x-request-id"]:
         assert header in template.split("allow_headers:", 1)[1].split("\n", 1)[0]
@@ -150,6 +158,15 @@ async def test_web_server_serves_files_and_the_page_for_app_paths(page_dir: Path
         assert (await asyncio.to_thread(http, base + "/../../etc/passwd"))[0] in (200, 404)
         assert b"root:" not in (await asyncio.to_thread(http, base + "/../../etc/passwd"))[2]
         assert (await asyncio.to_thread(http, base + "/", method="OPTIONS"))[0] == 204
+        # A REST path Envoy did not transcode: a JSON 404 for any verb, never the page.
+        for method in ("GET", "POST", "PATCH", "DELETE"):
+            status, headers, body = await asyncio.to_thread(http, base + "/v1/nothing", method=method, body=b"{}")
+            assert (status, headers["content-type"]) == (404, "application/json"), method
+            assert json.loads(body)["code"] == 5
+        assert (await asyncio.to_thread(http, base + "/", method="POST", body=b"x"))[0] == 501
+        status, headers, body = await asyncio.to_thread(http, base + "/openapi.json")
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert json.loads(body)["swagger"] == "2.0"
     finally:
         await web.stop()
 

@@ -162,3 +162,36 @@ def test_every_rpc_declares_the_scope_a_key_needs(name: str) -> None:
         if expected
         else f"{name}: sessions only, so no (parley.api.v1.scope) option"
     )
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_rpc_has_a_rest_mapping(name: str) -> None:
+    """Envoy serves each RPC as REST/JSON by its `google.api.http` rule (AIP-127): a
+    new RPC without one would be missing from the REST API and the OpenAPI document.
+    A client stream has no REST form; none exists yet."""
+    method = METHODS[name]
+    assert not method.client_streaming, f"{name}: a client stream cannot be transcoded; exempt it here"
+    found = rpcs.http_rule(method)
+    assert found, f'{name}: add `option (google.api.http) = {{post: "/v1/...:verb" body: "*"}};` (see README)'
+    verb, path, rule = found
+    assert path.startswith("/v1/"), f"{name}: REST paths start with /v1/"
+    # A GET is a read and every read is a GET (AIP-131, 132, 136); reads and deletes take no body.
+    reads = method.GetOptions().idempotency_level == MethodOptions.NO_SIDE_EFFECTS
+    assert (verb == "get") == reads, f"{name}: {verb.upper()}, but idempotency_level says read={reads}"
+    assert bool(rule.body) == (verb not in ("get", "delete")), f"{name}: body {rule.body!r} with {verb.upper()}"
+    for variable in re.findall(r"\{([\w.]+)\}", path):
+        message = method.input_type
+        *parents, leaf = variable.split(".")
+        for parent in parents:
+            message = message.fields_by_name[parent].message_type
+        assert leaf in message.fields_by_name, f"{name}: {{{variable}}} names no request field"
+
+
+def test_no_two_rpcs_share_a_rest_path_and_verb() -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for name, method in METHODS.items():
+        found = rpcs.http_rule(method)
+        if found:
+            verb, path, _ = found
+            assert (verb, path) not in seen, f"{name} and {seen[(verb, path)]}: both {verb.upper()} {path}"
+            seen[(verb, path)] = name

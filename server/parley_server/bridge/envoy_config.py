@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from google.protobuf import descriptor_pb2
+
 from parley_server.settings import ConfigError, Settings, split_host_port
 
 # Package data: found the same way in a checkout and in an installed wheel.
 TEMPLATE_PATH = Path(__file__).with_name("envoy.yaml")
+DESCRIPTOR_SET_PATH = Path(__file__).with_name("parley.binpb")
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "*"}
 
 
@@ -135,6 +138,18 @@ def addresses(settings: Settings, grpc_port: int, web_port: int) -> EnvoyAddress
     )
 
 
+def transcoded_services(descriptor_set: Path = DESCRIPTOR_SET_PATH) -> list[str]:
+    """Every Parley service in the descriptor set: the transcoder maps those of
+    their methods that have a google.api.http rule."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+    return [
+        f"{file.package}.{service.name}"
+        for file in files.file
+        if file.package.startswith("parley.")
+        for service in file.service
+    ]
+
+
 def render(addrs: EnvoyAddresses, template: str | None = None) -> str:
     """The template with every placeholder filled; a missing one is an error."""
     text = TEMPLATE_PATH.read_text() if template is None else template
@@ -153,6 +168,8 @@ def render(addrs: EnvoyAddresses, template: str | None = None) -> str:
         grpc_transport_socket=json.dumps(
             addrs.upstream_tls.transport_socket() if addrs.upstream_tls else PLAINTEXT_SOCKET
         ),
+        proto_descriptor=str(DESCRIPTOR_SET_PATH),
+        transcoded_services=json.dumps(transcoded_services()),
     )
 
 

@@ -14,11 +14,19 @@ serving a bridge with no page.
 Paths without a file extension that match no file (`/verify?token=...` from
 the verification email, `/reset-password?...`) get index.html, so the page
 can read its own URL.
+
+The REST API's documents live here too: `/openapi.json` (generated from the
+protos by scripts/codegen.py, package data beside this module) and the page
+that renders it, `/docs` (`docs.html`, bundled with the chat page). A REST
+path (`/v1/...`) reaches this server only when Envoy's transcoder found no
+`google.api.http` rule for its path and verb: it gets a JSON 404, as a
+google.rpc.Status like every other REST error, never the page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from functools import partial
@@ -30,6 +38,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PAGE_DIR = Path(__file__).with_name("static")
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+REST_PREFIX = "/v1/"
+# Pages served under a name without their extension.
+ALIASES = {"/docs": "/docs.html"}
+NO_REST_METHOD = json.dumps(
+    {"code": 5, "message": "no REST method has this path and verb: see /openapi.json or /docs", "details": []}
+).encode()
 
 
 def check_page(root: Path) -> None:
@@ -54,8 +69,21 @@ class _PageHandler(SimpleHTTPRequestHandler):
         ".map": "application/json",
     }
 
+    def _route_path(self) -> str:
+        return self.path.split("?", 1)[0].split("#", 1)[0]
+
+    def translate_path(self, path: str) -> str:
+        if path.split("?", 1)[0] == "/openapi.json":
+            return str(OPENAPI_PATH)
+        return super().translate_path(path)
+
     def send_head(self) -> Any:
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path = self._route_path()
+        if path.startswith(REST_PREFIX):
+            self._no_rest_method()
+            return None
+        if path in ALIASES:
+            self.path = path = ALIASES[path]
         if path.endswith("/") and path != "/":
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
@@ -63,6 +91,24 @@ class _PageHandler(SimpleHTTPRequestHandler):
         if not target.exists() and "." not in path.rsplit("/", 1)[-1]:
             self.path = "/index.html"
         return super().send_head()
+
+    def _no_rest_method(self) -> None:
+        """A JSON 404 for a REST path that no http rule maps (for any verb)."""
+        self.send_response(HTTPStatus.NOT_FOUND)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(NO_REST_METHOD)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(NO_REST_METHOD)
+
+    def _write_method(self) -> None:
+        """POST, PUT, PATCH, DELETE: only REST paths get them, and only when Envoy did not transcode."""
+        if self._route_path().startswith(REST_PREFIX):
+            self._no_rest_method()
+        else:
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _write_method
 
     def do_OPTIONS(self) -> None:
         """A preflight the CORS filter did not answer (origin not allowed): no CORS headers."""

@@ -3,8 +3,9 @@
 The protos are the one place that says who may call an RPC (the
 `(parley.api.v1.access)` option), which scope an API key needs for it
 (`(parley.api.v1.scope)`), whether it is safe to retry (the standard
-`idempotency_level`) and which errors it returns besides those its access
-level implies (`(parley.api.v1.errors)`). The server's access table, this
+`idempotency_level`), which errors it returns besides those its access
+level implies (`(parley.api.v1.errors)`), and its REST path and verb through
+Envoy (`google.api.http`). The server's access table, this
 client's retry and token rules, the tests and the generated API reference all
 read them through this module, so none of them keeps its own list.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 
+from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.descriptor_pb2 import MethodOptions
 
@@ -28,7 +30,17 @@ from parley.conversation.v1 import conversation_pb2
 from parley.feedback.v1 import feedback_pb2
 from parley.portability.v1 import portability_pb2
 
-__all__ = ["FILES", "SERVICES", "access", "declared_errors", "full_name", "methods", "retry_safe", "scope"]
+__all__ = [
+    "FILES",
+    "SERVICES",
+    "access",
+    "declared_errors",
+    "full_name",
+    "http_rule",
+    "methods",
+    "retry_safe",
+    "scope",
+]
 
 # The generated modules of every proto file that declares a service; a test
 # checks this against protos/.
@@ -89,3 +101,13 @@ def declared_errors(method: MethodDescriptor) -> list[tuple[str, str]]:
     """The `(parley.api.v1.errors)` option as (status code name, reason) pairs."""
     cases: Sequence[access_pb2.ErrorCase] = method.GetOptions().Extensions[access_pb2.errors]  # type: ignore[index]
     return [(case.code, case.reason) for case in cases]
+
+
+def http_rule(method: MethodDescriptor) -> tuple[str, str, http_pb2.HttpRule] | None:
+    """The `google.api.http` option as (verb, path template, rule), e.g. ("get",
+    "/v1/conversations/{conversation_id}", ...); None when the RPC has no REST form."""
+    rule: http_pb2.HttpRule = method.GetOptions().Extensions[annotations_pb2.http]  # type: ignore[index]
+    verb = rule.WhichOneof("pattern")
+    if verb is None or verb == "custom":
+        return None
+    return verb, str(getattr(rule, verb)), rule

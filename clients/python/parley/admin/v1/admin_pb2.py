@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
@@ -29,7 +30,7 @@ from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 from parley.auth.v1 import auth_pb2 as parley_dot_auth_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/admin/v1/admin.proto\x12\x0fparley.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\x1a\x19parley/auth/v1/auth.proto\"\xc2\x01\n\rWaitlistEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x10\n\x08position\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61pprove_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0binvite_sent\x18\x07 \x01(\x08\"I\n\x0eUserStateCount\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.parley.auth.v1.UserState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"(\n\nDailyCount\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"?\n\x0f\x41gentDailyCount\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"I\n\nAgentCount\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x15\n\rmessage_count\x18\x03 \x01(\x03\"\xef\x03\n\x05Stats\x12\x37\n\x0eusers_by_state\x18\x01 \x03(\x0b\x32\x1f.parley.admin.v1.UserStateCount\x12\x13\n\x0btotal_users\x18\x02 \x01(\x03\x12\x1b\n\x13total_conversations\x18\x03 \x01(\x03\x12\x16\n\x0etotal_messages\x18\x04 \x01(\x03\x12\x36\n\x11new_users_per_day\x18\x05 \x03(\x0b\x32\x1b.parley.admin.v1.DailyCount\x12\x39\n\x14\x61\x63tive_users_per_day\x18\x06 \x03(\x0b\x32\x1b.parley.admin.v1.DailyCount\x12\x44\n\x1amessages_per_day_per_agent\x18\x07 \x03(\x0b\x32 .parley.admin.v1.AgentDailyCount\x12/\n\ntop_agents\x18\x08 \x03(\x0b\x32\x1b.parley.admin.v1.AgentCount\x12\x30\n\x0c\x63ompute_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12G\n\x1a\x66\x65\x65\x64\x62\x61\x63k_per_day_per_agent\x18\n \x03(\x0b\x32#.parley.admin.v1.AgentDailyFeedback\"[\n\x12\x41gentDailyFeedback\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\tthumbs_up\x18\x03 \x01(\x03\x12\x13\n\x0bthumbs_down\x18\x04 \x01(\x03\"\xc1\x01\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x65mail_contains\x18\x03 \x01(\t\x12\"\n\x04role\x18\x04 \x01(\x0e\x32\x14.parley.auth.v1.Role\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.parley.auth.v1.UserState\x12\x14\n\x07premium\x18\x06 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_premium\"Q\n\x11ListUsersResponse\x12#\n\x05users\x18\x01 \x03(\x0b\x32\x14.parley.auth.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"5\n\x0fGetUserResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.parley.auth.v1.User\"h\n\x11UpdateUserRequest\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.parley.auth.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x12UpdateUserResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.parley.auth.v1.User\"$\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse\"V\n\x13ListWaitlistRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10include_approved\x18\x03 \x01(\x08\"`\n\x14ListWaitlistResponse\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1e.parley.admin.v1.WaitlistEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x1d\x41pproveWaitlistEntriesRequest\x12\x11\n\tentry_ids\x18\x01 \x03(\t\"Z\n\x1e\x41pproveWaitlistEntriesResponse\x12\x38\n\x10\x61pproved_entries\x18\x01 \x03(\x0b\x32\x1e.parley.admin.v1.WaitlistEntry\"o\n\x0fGetStatsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x10GetStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.parley.admin.v1.Stats\"\x18\n\x16GetSystemHealthRequest\"\x8b\x02\n\x17GetSystemHealthResponse\x12\x1a\n\x12\x64\x61tabase_reachable\x18\x01 \x01(\x08\x12\x33\n\x10\x64\x61tabase_latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x1b\n\x13\x61\x63tive_chat_streams\x18\x05 \x01(\x05\x12\x1a\n\x12\x61\x63tive_generations\x18\x06 \x01(\x05\x12*\n\x08replicas\x18\x07 \x03(\x0b\x32\x18.parley.admin.v1.Replica\"\x80\x02\n\x07Replica\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eheartbeat_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x61\x63tive_chat_streams\x18\x08 \x01(\x05\x12\x1a\n\x12\x61\x63tive_generations\x18\t \x01(\x05\x12\x0f\n\x07\x63urrent\x18\n \x01(\x08\"Q\n CleanupEmptyConversationsRequest\x12-\n\nolder_than\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\":\n!CleanupEmptyConversationsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\x32\xf2\x0b\n\x0c\x41\x64minService\x12\x87\x01\n\tListUsers\x12!.parley.admin.v1.ListUsersRequest\x1a\".parley.admin.v1.ListUsersResponse\"3\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x12\xa0\x01\n\x07GetUser\x12\x1f.parley.admin.v1.GetUserRequest\x1a .parley.admin.v1.GetUserResponse\"R\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x98\xb5\x18\x04\x12\xcb\x01\n\nUpdateUser\x12\".parley.admin.v1.UpdateUserRequest\x1a#.parley.admin.v1.UpdateUserResponse\"t\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x92\xb5\x18!\n\x13\x46\x41ILED_PRECONDITION\x12\nLAST_ADMIN\x98\xb5\x18\x04\x12\xcb\x01\n\nDeleteUser\x12\".parley.admin.v1.DeleteUserRequest\x1a#.parley.admin.v1.DeleteUserResponse\"t\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x92\xb5\x18!\n\x13\x46\x41ILED_PRECONDITION\x12\nLAST_ADMIN\x98\xb5\x18\x04\x12\x90\x01\n\x0cListWaitlist\x12$.parley.admin.v1.ListWaitlistRequest\x1a%.parley.admin.v1.ListWaitlistResponse\"3\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x12\xd4\x01\n\x16\x41pproveWaitlistEntries\x12..parley.admin.v1.ApproveWaitlistEntriesRequest\x1a/.parley.admin.v1.ApproveWaitlistEntriesResponse\"Y\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18%\n\tNOT_FOUND\x12\x18WAITLIST_ENTRY_NOT_FOUND\x98\xb5\x18\x04\x12\x84\x01\n\x08GetStats\x12 .parley.admin.v1.GetStatsRequest\x1a!.parley.admin.v1.GetStatsResponse\"3\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x12q\n\x0fGetSystemHealth\x12\'.parley.admin.v1.GetSystemHealthRequest\x1a(.parley.admin.v1.GetSystemHealthResponse\"\x0b\x90\x02\x01\x88\xb5\x18\x04\x98\xb5\x18\x04\x12\xb4\x01\n\x19\x43leanupEmptyConversations\x12\x31.parley.admin.v1.CleanupEmptyConversationsRequest\x1a\x32.parley.admin.v1.CleanupEmptyConversationsResponse\"0\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/admin/v1/admin.proto\x12\x0fparley.admin.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\x1a\x19parley/auth/v1/auth.proto\"\xc2\x01\n\rWaitlistEntry\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x10\n\x08position\x18\x04 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61pprove_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0binvite_sent\x18\x07 \x01(\x08\"I\n\x0eUserStateCount\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.parley.auth.v1.UserState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"(\n\nDailyCount\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"?\n\x0f\x41gentDailyCount\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"I\n\nAgentCount\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x15\n\rmessage_count\x18\x03 \x01(\x03\"\xef\x03\n\x05Stats\x12\x37\n\x0eusers_by_state\x18\x01 \x03(\x0b\x32\x1f.parley.admin.v1.UserStateCount\x12\x13\n\x0btotal_users\x18\x02 \x01(\x03\x12\x1b\n\x13total_conversations\x18\x03 \x01(\x03\x12\x16\n\x0etotal_messages\x18\x04 \x01(\x03\x12\x36\n\x11new_users_per_day\x18\x05 \x03(\x0b\x32\x1b.parley.admin.v1.DailyCount\x12\x39\n\x14\x61\x63tive_users_per_day\x18\x06 \x03(\x0b\x32\x1b.parley.admin.v1.DailyCount\x12\x44\n\x1amessages_per_day_per_agent\x18\x07 \x03(\x0b\x32 .parley.admin.v1.AgentDailyCount\x12/\n\ntop_agents\x18\x08 \x03(\x0b\x32\x1b.parley.admin.v1.AgentCount\x12\x30\n\x0c\x63ompute_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12G\n\x1a\x66\x65\x65\x64\x62\x61\x63k_per_day_per_agent\x18\n \x03(\x0b\x32#.parley.admin.v1.AgentDailyFeedback\"[\n\x12\x41gentDailyFeedback\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\tthumbs_up\x18\x03 \x01(\x03\x12\x13\n\x0bthumbs_down\x18\x04 \x01(\x03\"\xc1\x01\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x65mail_contains\x18\x03 \x01(\t\x12\"\n\x04role\x18\x04 \x01(\x0e\x32\x14.parley.auth.v1.Role\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.parley.auth.v1.UserState\x12\x14\n\x07premium\x18\x06 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_premium\"Q\n\x11ListUsersResponse\x12#\n\x05users\x18\x01 \x03(\x0b\x32\x14.parley.auth.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"5\n\x0fGetUserResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.parley.auth.v1.User\"h\n\x11UpdateUserRequest\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.parley.auth.v1.User\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x12UpdateUserResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.parley.auth.v1.User\"$\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse\"V\n\x13ListWaitlistRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10include_approved\x18\x03 \x01(\x08\"`\n\x14ListWaitlistResponse\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1e.parley.admin.v1.WaitlistEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x1d\x41pproveWaitlistEntriesRequest\x12\x11\n\tentry_ids\x18\x01 \x03(\t\"Z\n\x1e\x41pproveWaitlistEntriesResponse\x12\x38\n\x10\x61pproved_entries\x18\x01 \x03(\x0b\x32\x1e.parley.admin.v1.WaitlistEntry\"o\n\x0fGetStatsRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x10GetStatsResponse\x12%\n\x05stats\x18\x01 \x01(\x0b\x32\x16.parley.admin.v1.Stats\"\x18\n\x16GetSystemHealthRequest\"\x8b\x02\n\x17GetSystemHealthResponse\x12\x1a\n\x12\x64\x61tabase_reachable\x18\x01 \x01(\x08\x12\x33\n\x10\x64\x61tabase_latency\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x1b\n\x13\x61\x63tive_chat_streams\x18\x05 \x01(\x05\x12\x1a\n\x12\x61\x63tive_generations\x18\x06 \x01(\x05\x12*\n\x08replicas\x18\x07 \x03(\x0b\x32\x18.parley.admin.v1.Replica\"\x80\x02\n\x07Replica\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eheartbeat_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x61\x63tive_chat_streams\x18\x08 \x01(\x05\x12\x1a\n\x12\x61\x63tive_generations\x18\t \x01(\x05\x12\x0f\n\x07\x63urrent\x18\n \x01(\x08\"Q\n CleanupEmptyConversationsRequest\x12-\n\nolder_than\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\":\n!CleanupEmptyConversationsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\x32\x98\x0e\n\x0c\x41\x64minService\x12\x9e\x01\n\tListUsers\x12!.parley.admin.v1.ListUsersRequest\x1a\".parley.admin.v1.ListUsersResponse\"J\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/admin/users\x12\xc1\x01\n\x07GetUser\x12\x1f.parley.admin.v1.GetUserRequest\x1a .parley.admin.v1.GetUserResponse\"s\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/admin/users/{user_id}\x12\xf3\x01\n\nUpdateUser\x12\".parley.admin.v1.UpdateUserRequest\x1a#.parley.admin.v1.UpdateUserResponse\"\x9b\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x92\xb5\x18!\n\x13\x46\x41ILED_PRECONDITION\x12\nLAST_ADMIN\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02!2\x19/v1/admin/users/{user.id}:\x04user\x12\xed\x01\n\nDeleteUser\x12\".parley.admin.v1.DeleteUserRequest\x1a#.parley.admin.v1.DeleteUserResponse\"\x95\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x92\xb5\x18!\n\x13\x46\x41ILED_PRECONDITION\x12\nLAST_ADMIN\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x1b*\x19/v1/admin/users/{user_id}\x12\xaa\x01\n\x0cListWaitlist\x12$.parley.admin.v1.ListWaitlistRequest\x1a%.parley.admin.v1.ListWaitlistResponse\"M\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/admin/waitlist\x12\xf9\x01\n\x16\x41pproveWaitlistEntries\x12..parley.admin.v1.ApproveWaitlistEntriesRequest\x1a/.parley.admin.v1.ApproveWaitlistEntriesResponse\"~\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18%\n\tNOT_FOUND\x12\x18WAITLIST_ENTRY_NOT_FOUND\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/admin/waitlist:approve:\x01*\x12\x9b\x01\n\x08GetStats\x12 .parley.admin.v1.GetStatsRequest\x1a!.parley.admin.v1.GetStatsResponse\"J\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/admin/stats\x12\x8f\x01\n\x0fGetSystemHealth\x12\'.parley.admin.v1.GetSystemHealthRequest\x1a(.parley.admin.v1.GetSystemHealthResponse\")\x90\x02\x01\x88\xb5\x18\x04\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/systemHealth\x12\xe3\x01\n\x19\x43leanupEmptyConversations\x12\x31.parley.admin.v1.CleanupEmptyConversationsRequest\x1a\x32.parley.admin.v1.CleanupEmptyConversationsResponse\"_\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02)\"$/v1/admin/conversations:cleanupEmpty:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,75 +38,75 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.admin.v1.admin_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['ListUsers']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ListUsers']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004\202\323\344\223\002\021\022\017/v1/admin/users'
   _globals['_ADMINSERVICE'].methods_by_name['GetUser']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\230\265\030\004\202\323\344\223\002\033\022\031/v1/admin/users/{user_id}'
   _globals['_ADMINSERVICE'].methods_by_name['UpdateUser']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\222\265\030!\n\023FAILED_PRECONDITION\022\nLAST_ADMIN\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\222\265\030!\n\023FAILED_PRECONDITION\022\nLAST_ADMIN\230\265\030\004\202\323\344\223\002!2\031/v1/admin/users/{user.id}:\004user'
   _globals['_ADMINSERVICE'].methods_by_name['DeleteUser']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\222\265\030!\n\023FAILED_PRECONDITION\022\nLAST_ADMIN\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\222\265\030!\n\023FAILED_PRECONDITION\022\nLAST_ADMIN\230\265\030\004\202\323\344\223\002\033*\031/v1/admin/users/{user_id}'
   _globals['_ADMINSERVICE'].methods_by_name['ListWaitlist']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ListWaitlist']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ListWaitlist']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004\202\323\344\223\002\024\022\022/v1/admin/waitlist'
   _globals['_ADMINSERVICE'].methods_by_name['ApproveWaitlistEntries']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ApproveWaitlistEntries']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030%\n\tNOT_FOUND\022\030WAITLIST_ENTRY_NOT_FOUND\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ApproveWaitlistEntries']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030%\n\tNOT_FOUND\022\030WAITLIST_ENTRY_NOT_FOUND\230\265\030\004\202\323\344\223\002\037\"\032/v1/admin/waitlist:approve:\001*'
   _globals['_ADMINSERVICE'].methods_by_name['GetStats']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetStats']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['GetStats']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004\202\323\344\223\002\021\022\017/v1/admin/stats'
   _globals['_ADMINSERVICE'].methods_by_name['GetSystemHealth']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetSystemHealth']._serialized_options = b'\220\002\001\210\265\030\004\230\265\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['GetSystemHealth']._serialized_options = b'\220\002\001\210\265\030\004\230\265\030\004\202\323\344\223\002\030\022\026/v1/admin/systemHealth'
   _globals['_ADMINSERVICE'].methods_by_name['CleanupEmptyConversations']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['CleanupEmptyConversations']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004'
-  _globals['_WAITLISTENTRY']._serialized_start=203
-  _globals['_WAITLISTENTRY']._serialized_end=397
-  _globals['_USERSTATECOUNT']._serialized_start=399
-  _globals['_USERSTATECOUNT']._serialized_end=472
-  _globals['_DAILYCOUNT']._serialized_start=474
-  _globals['_DAILYCOUNT']._serialized_end=514
-  _globals['_AGENTDAILYCOUNT']._serialized_start=516
-  _globals['_AGENTDAILYCOUNT']._serialized_end=579
-  _globals['_AGENTCOUNT']._serialized_start=581
-  _globals['_AGENTCOUNT']._serialized_end=654
-  _globals['_STATS']._serialized_start=657
-  _globals['_STATS']._serialized_end=1152
-  _globals['_AGENTDAILYFEEDBACK']._serialized_start=1154
-  _globals['_AGENTDAILYFEEDBACK']._serialized_end=1245
-  _globals['_LISTUSERSREQUEST']._serialized_start=1248
-  _globals['_LISTUSERSREQUEST']._serialized_end=1441
-  _globals['_LISTUSERSRESPONSE']._serialized_start=1443
-  _globals['_LISTUSERSRESPONSE']._serialized_end=1524
-  _globals['_GETUSERREQUEST']._serialized_start=1526
-  _globals['_GETUSERREQUEST']._serialized_end=1559
-  _globals['_GETUSERRESPONSE']._serialized_start=1561
-  _globals['_GETUSERRESPONSE']._serialized_end=1614
-  _globals['_UPDATEUSERREQUEST']._serialized_start=1616
-  _globals['_UPDATEUSERREQUEST']._serialized_end=1720
-  _globals['_UPDATEUSERRESPONSE']._serialized_start=1722
-  _globals['_UPDATEUSERRESPONSE']._serialized_end=1778
-  _globals['_DELETEUSERREQUEST']._serialized_start=1780
-  _globals['_DELETEUSERREQUEST']._serialized_end=1816
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1818
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1838
-  _globals['_LISTWAITLISTREQUEST']._serialized_start=1840
-  _globals['_LISTWAITLISTREQUEST']._serialized_end=1926
-  _globals['_LISTWAITLISTRESPONSE']._serialized_start=1928
-  _globals['_LISTWAITLISTRESPONSE']._serialized_end=2024
-  _globals['_APPROVEWAITLISTENTRIESREQUEST']._serialized_start=2026
-  _globals['_APPROVEWAITLISTENTRIESREQUEST']._serialized_end=2076
-  _globals['_APPROVEWAITLISTENTRIESRESPONSE']._serialized_start=2078
-  _globals['_APPROVEWAITLISTENTRIESRESPONSE']._serialized_end=2168
-  _globals['_GETSTATSREQUEST']._serialized_start=2170
-  _globals['_GETSTATSREQUEST']._serialized_end=2281
-  _globals['_GETSTATSRESPONSE']._serialized_start=2283
-  _globals['_GETSTATSRESPONSE']._serialized_end=2340
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=2342
-  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=2366
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=2369
-  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=2636
-  _globals['_REPLICA']._serialized_start=2639
-  _globals['_REPLICA']._serialized_end=2895
-  _globals['_CLEANUPEMPTYCONVERSATIONSREQUEST']._serialized_start=2897
-  _globals['_CLEANUPEMPTYCONVERSATIONSREQUEST']._serialized_end=2978
-  _globals['_CLEANUPEMPTYCONVERSATIONSRESPONSE']._serialized_start=2980
-  _globals['_CLEANUPEMPTYCONVERSATIONSRESPONSE']._serialized_end=3038
-  _globals['_ADMINSERVICE']._serialized_start=3041
-  _globals['_ADMINSERVICE']._serialized_end=4563
+  _globals['_ADMINSERVICE'].methods_by_name['CleanupEmptyConversations']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004\202\323\344\223\002)\"$/v1/admin/conversations:cleanupEmpty:\001*'
+  _globals['_WAITLISTENTRY']._serialized_start=233
+  _globals['_WAITLISTENTRY']._serialized_end=427
+  _globals['_USERSTATECOUNT']._serialized_start=429
+  _globals['_USERSTATECOUNT']._serialized_end=502
+  _globals['_DAILYCOUNT']._serialized_start=504
+  _globals['_DAILYCOUNT']._serialized_end=544
+  _globals['_AGENTDAILYCOUNT']._serialized_start=546
+  _globals['_AGENTDAILYCOUNT']._serialized_end=609
+  _globals['_AGENTCOUNT']._serialized_start=611
+  _globals['_AGENTCOUNT']._serialized_end=684
+  _globals['_STATS']._serialized_start=687
+  _globals['_STATS']._serialized_end=1182
+  _globals['_AGENTDAILYFEEDBACK']._serialized_start=1184
+  _globals['_AGENTDAILYFEEDBACK']._serialized_end=1275
+  _globals['_LISTUSERSREQUEST']._serialized_start=1278
+  _globals['_LISTUSERSREQUEST']._serialized_end=1471
+  _globals['_LISTUSERSRESPONSE']._serialized_start=1473
+  _globals['_LISTUSERSRESPONSE']._serialized_end=1554
+  _globals['_GETUSERREQUEST']._serialized_start=1556
+  _globals['_GETUSERREQUEST']._serialized_end=1589
+  _globals['_GETUSERRESPONSE']._serialized_start=1591
+  _globals['_GETUSERRESPONSE']._serialized_end=1644
+  _globals['_UPDATEUSERREQUEST']._serialized_start=1646
+  _globals['_UPDATEUSERREQUEST']._serialized_end=1750
+  _globals['_UPDATEUSERRESPONSE']._serialized_start=1752
+  _globals['_UPDATEUSERRESPONSE']._serialized_end=1808
+  _globals['_DELETEUSERREQUEST']._serialized_start=1810
+  _globals['_DELETEUSERREQUEST']._serialized_end=1846
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1848
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1868
+  _globals['_LISTWAITLISTREQUEST']._serialized_start=1870
+  _globals['_LISTWAITLISTREQUEST']._serialized_end=1956
+  _globals['_LISTWAITLISTRESPONSE']._serialized_start=1958
+  _globals['_LISTWAITLISTRESPONSE']._serialized_end=2054
+  _globals['_APPROVEWAITLISTENTRIESREQUEST']._serialized_start=2056
+  _globals['_APPROVEWAITLISTENTRIESREQUEST']._serialized_end=2106
+  _globals['_APPROVEWAITLISTENTRIESRESPONSE']._serialized_start=2108
+  _globals['_APPROVEWAITLISTENTRIESRESPONSE']._serialized_end=2198
+  _globals['_GETSTATSREQUEST']._serialized_start=2200
+  _globals['_GETSTATSREQUEST']._serialized_end=2311
+  _globals['_GETSTATSRESPONSE']._serialized_start=2313
+  _globals['_GETSTATSRESPONSE']._serialized_end=2370
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_start=2372
+  _globals['_GETSYSTEMHEALTHREQUEST']._serialized_end=2396
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_start=2399
+  _globals['_GETSYSTEMHEALTHRESPONSE']._serialized_end=2666
+  _globals['_REPLICA']._serialized_start=2669
+  _globals['_REPLICA']._serialized_end=2925
+  _globals['_CLEANUPEMPTYCONVERSATIONSREQUEST']._serialized_start=2927
+  _globals['_CLEANUPEMPTYCONVERSATIONSREQUEST']._serialized_end=3008
+  _globals['_CLEANUPEMPTYCONVERSATIONSRESPONSE']._serialized_start=3010
+  _globals['_CLEANUPEMPTYCONVERSATIONSRESPONSE']._serialized_end=3068
+  _globals['_ADMINSERVICE']._serialized_start=3071
+  _globals['_ADMINSERVICE']._serialized_end=4887
 # @@protoc_insertion_point(module_scope)

@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/agent/v1/agent.proto\x12\x0fparley.agent.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\"\x84\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x34\n\nvisibility\x18\x05 \x01(\x0e\x32 .parley.agent.v1.AgentVisibility\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x30\n\x08provider\x18\x07 \x01(\x0e\x32\x1e.parley.agent.v1.AgentProvider\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\t \x01(\t\x12\x13\n\x0b\x61pi_key_env\x18\n \x01(\t\x12\x15\n\rsystem_prompt\x18\x0b \x01(\t\x12\x13\n\x0btemperature\x18\x0c \x01(\x02\x12\x19\n\x11max_output_tokens\x18\r \x01(\x05\x12\x18\n\x10title_generation\x18\x0e \x01(\x08\x12 \n\x13\x64\x61ily_message_quota\x18\x0f \x01(\x05H\x00\x88\x01\x01\x12\x12\n\naccessible\x18\x10 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x16\n\x14_daily_message_quota\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x12ListAgentsResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.parley.agent.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x10GetAgentResponse\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\"O\n\x12\x43reateAgentRequest\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"<\n\x13\x43reateAgentResponse\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\"l\n\x12UpdateAgentRequest\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"<\n\x13UpdateAgentResponse\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteAgentResponse*\x8f\x01\n\x0f\x41gentVisibility\x12 \n\x1c\x41GENT_VISIBILITY_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41GENT_VISIBILITY_PUBLIC\x10\x01\x12\x1c\n\x18\x41GENT_VISIBILITY_PREMIUM\x10\x02\x12\x1f\n\x1b\x41GENT_VISIBILITY_RESTRICTED\x10\x03*c\n\rAgentProvider\x12\x1e\n\x1a\x41GENT_PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_PROVIDER_ECHO\x10\x01\x12\x19\n\x15\x41GENT_PROVIDER_OPENAI\x10\x02\x32\xec\x06\n\x0c\x41gentService\x12\x8a\x01\n\nListAgents\x12\".parley.agent.v1.ListAgentsRequest\x1a#.parley.agent.v1.ListAgentsResponse\"3\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x01\x12\xa4\x01\n\x08GetAgent\x12 .parley.agent.v1.GetAgentRequest\x1a!.parley.agent.v1.GetAgentResponse\"S\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x98\xb5\x18\x01\x12\xad\x01\n\x0b\x43reateAgent\x12#.parley.agent.v1.CreateAgentRequest\x1a$.parley.agent.v1.CreateAgentResponse\"S\x90\x02\x02\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\x0e\x41LREADY_EXISTS\x12\nSLUG_TAKEN\x98\xb5\x18\x04\x12\xca\x01\n\x0bUpdateAgent\x12#.parley.agent.v1.UpdateAgentRequest\x1a$.parley.agent.v1.UpdateAgentResponse\"p\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18\x1c\n\x0e\x41LREADY_EXISTS\x12\nSLUG_TAKEN\x98\xb5\x18\x04\x12\xaa\x01\n\x0b\x44\x65leteAgent\x12#.parley.agent.v1.DeleteAgentRequest\x1a$.parley.agent.v1.DeleteAgentResponse\"P\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x98\xb5\x18\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/agent/v1/agent.proto\x12\x0fparley.agent.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\"\x84\x04\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x34\n\nvisibility\x18\x05 \x01(\x0e\x32 .parley.agent.v1.AgentVisibility\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x30\n\x08provider\x18\x07 \x01(\x0e\x32\x1e.parley.agent.v1.AgentProvider\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\t \x01(\t\x12\x13\n\x0b\x61pi_key_env\x18\n \x01(\t\x12\x15\n\rsystem_prompt\x18\x0b \x01(\t\x12\x13\n\x0btemperature\x18\x0c \x01(\x02\x12\x19\n\x11max_output_tokens\x18\r \x01(\x05\x12\x18\n\x10title_generation\x18\x0e \x01(\x08\x12 \n\x13\x64\x61ily_message_quota\x18\x0f \x01(\x05H\x00\x88\x01\x01\x12\x12\n\naccessible\x18\x10 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x16\n\x14_daily_message_quota\":\n\x11ListAgentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x12ListAgentsResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.parley.agent.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x10GetAgentResponse\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\"O\n\x12\x43reateAgentRequest\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"<\n\x13\x43reateAgentResponse\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\"l\n\x12UpdateAgentRequest\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"<\n\x13UpdateAgentResponse\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.parley.agent.v1.Agent\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteAgentResponse*\x8f\x01\n\x0f\x41gentVisibility\x12 \n\x1c\x41GENT_VISIBILITY_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41GENT_VISIBILITY_PUBLIC\x10\x01\x12\x1c\n\x18\x41GENT_VISIBILITY_PREMIUM\x10\x02\x12\x1f\n\x1b\x41GENT_VISIBILITY_RESTRICTED\x10\x03*c\n\rAgentProvider\x12\x1e\n\x1a\x41GENT_PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_PROVIDER_ECHO\x10\x01\x12\x19\n\x15\x41GENT_PROVIDER_OPENAI\x10\x02\x32\xea\x07\n\x0c\x41gentService\x12\x9c\x01\n\nListAgents\x12\".parley.agent.v1.ListAgentsRequest\x1a#.parley.agent.v1.ListAgentsResponse\"E\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/agents\x12\xbb\x01\n\x08GetAgent\x12 .parley.agent.v1.GetAgentRequest\x1a!.parley.agent.v1.GetAgentResponse\"j\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/agents/{id}\x12\xc6\x01\n\x0b\x43reateAgent\x12#.parley.agent.v1.CreateAgentRequest\x1a$.parley.agent.v1.CreateAgentResponse\"l\x90\x02\x02\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\x0e\x41LREADY_EXISTS\x12\nSLUG_TAKEN\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x13\"\n/v1/agents:\x05\x61gent\x12\xef\x01\n\x0bUpdateAgent\x12#.parley.agent.v1.UpdateAgentRequest\x1a$.parley.agent.v1.UpdateAgentResponse\"\x94\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18\x1c\n\x0e\x41LREADY_EXISTS\x12\nSLUG_TAKEN\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x1e\x32\x15/v1/agents/{agent.id}:\x05\x61gent\x12\xc1\x01\n\x0b\x44\x65leteAgent\x12#.parley.agent.v1.DeleteAgentRequest\x1a$.parley.agent.v1.DeleteAgentResponse\"g\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x11*\x0f/v1/agents/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,41 +36,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.agent.v1.agent_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\001'
+  _globals['_AGENTSERVICE'].methods_by_name['ListAgents']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\001\202\323\344\223\002\014\022\n/v1/agents'
   _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\230\265\030\001'
+  _globals['_AGENTSERVICE'].methods_by_name['GetAgent']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\230\265\030\001\202\323\344\223\002\021\022\017/v1/agents/{id}'
   _globals['_AGENTSERVICE'].methods_by_name['CreateAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['CreateAgent']._serialized_options = b'\220\002\002\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\016ALREADY_EXISTS\022\nSLUG_TAKEN\230\265\030\004'
+  _globals['_AGENTSERVICE'].methods_by_name['CreateAgent']._serialized_options = b'\220\002\002\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\016ALREADY_EXISTS\022\nSLUG_TAKEN\230\265\030\004\202\323\344\223\002\023\"\n/v1/agents:\005agent'
   _globals['_AGENTSERVICE'].methods_by_name['UpdateAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['UpdateAgent']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030\034\n\016ALREADY_EXISTS\022\nSLUG_TAKEN\230\265\030\004'
+  _globals['_AGENTSERVICE'].methods_by_name['UpdateAgent']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030\034\n\016ALREADY_EXISTS\022\nSLUG_TAKEN\230\265\030\004\202\323\344\223\002\0362\025/v1/agents/{agent.id}:\005agent'
   _globals['_AGENTSERVICE'].methods_by_name['DeleteAgent']._loaded_options = None
-  _globals['_AGENTSERVICE'].methods_by_name['DeleteAgent']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\230\265\030\004'
-  _globals['_AGENTVISIBILITY']._serialized_start=1272
-  _globals['_AGENTVISIBILITY']._serialized_end=1415
-  _globals['_AGENTPROVIDER']._serialized_start=1417
-  _globals['_AGENTPROVIDER']._serialized_end=1516
-  _globals['_AGENT']._serialized_start=144
-  _globals['_AGENT']._serialized_end=660
-  _globals['_LISTAGENTSREQUEST']._serialized_start=662
-  _globals['_LISTAGENTSREQUEST']._serialized_end=720
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=722
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=807
-  _globals['_GETAGENTREQUEST']._serialized_start=809
-  _globals['_GETAGENTREQUEST']._serialized_end=838
-  _globals['_GETAGENTRESPONSE']._serialized_start=840
-  _globals['_GETAGENTRESPONSE']._serialized_end=897
-  _globals['_CREATEAGENTREQUEST']._serialized_start=899
-  _globals['_CREATEAGENTREQUEST']._serialized_end=978
-  _globals['_CREATEAGENTRESPONSE']._serialized_start=980
-  _globals['_CREATEAGENTRESPONSE']._serialized_end=1040
-  _globals['_UPDATEAGENTREQUEST']._serialized_start=1042
-  _globals['_UPDATEAGENTREQUEST']._serialized_end=1150
-  _globals['_UPDATEAGENTRESPONSE']._serialized_start=1152
-  _globals['_UPDATEAGENTRESPONSE']._serialized_end=1212
-  _globals['_DELETEAGENTREQUEST']._serialized_start=1214
-  _globals['_DELETEAGENTREQUEST']._serialized_end=1246
-  _globals['_DELETEAGENTRESPONSE']._serialized_start=1248
-  _globals['_DELETEAGENTRESPONSE']._serialized_end=1269
-  _globals['_AGENTSERVICE']._serialized_start=1519
-  _globals['_AGENTSERVICE']._serialized_end=2395
+  _globals['_AGENTSERVICE'].methods_by_name['DeleteAgent']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\230\265\030\004\202\323\344\223\002\021*\017/v1/agents/{id}'
+  _globals['_AGENTVISIBILITY']._serialized_start=1302
+  _globals['_AGENTVISIBILITY']._serialized_end=1445
+  _globals['_AGENTPROVIDER']._serialized_start=1447
+  _globals['_AGENTPROVIDER']._serialized_end=1546
+  _globals['_AGENT']._serialized_start=174
+  _globals['_AGENT']._serialized_end=690
+  _globals['_LISTAGENTSREQUEST']._serialized_start=692
+  _globals['_LISTAGENTSREQUEST']._serialized_end=750
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=752
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=837
+  _globals['_GETAGENTREQUEST']._serialized_start=839
+  _globals['_GETAGENTREQUEST']._serialized_end=868
+  _globals['_GETAGENTRESPONSE']._serialized_start=870
+  _globals['_GETAGENTRESPONSE']._serialized_end=927
+  _globals['_CREATEAGENTREQUEST']._serialized_start=929
+  _globals['_CREATEAGENTREQUEST']._serialized_end=1008
+  _globals['_CREATEAGENTRESPONSE']._serialized_start=1010
+  _globals['_CREATEAGENTRESPONSE']._serialized_end=1070
+  _globals['_UPDATEAGENTREQUEST']._serialized_start=1072
+  _globals['_UPDATEAGENTREQUEST']._serialized_end=1180
+  _globals['_UPDATEAGENTRESPONSE']._serialized_start=1182
+  _globals['_UPDATEAGENTRESPONSE']._serialized_end=1242
+  _globals['_DELETEAGENTREQUEST']._serialized_start=1244
+  _globals['_DELETEAGENTREQUEST']._serialized_end=1276
+  _globals['_DELETEAGENTRESPONSE']._serialized_start=1278
+  _globals['_DELETEAGENTRESPONSE']._serialized_end=1299
+  _globals['_AGENTSERVICE']._serialized_start=1549
+  _globals['_AGENTSERVICE']._serialized_end=2551
 # @@protoc_insertion_point(module_scope)

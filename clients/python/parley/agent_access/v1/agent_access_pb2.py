@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from parley.agent.v1 import agent_pb2 as parley_dot_agent_dot_v1_dot_agent__pb2
 from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)parley/agent_access/v1/agent_access.proto\x12\x16parley.agent_access.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/agent/v1/agent.proto\x1a\x1aparley/api/v1/access.proto\"\xa5\x01\n\nAgentUsage\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rmessage_count\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\x12\"\n\x15remaining_daily_quota\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x18\n\x16_remaining_daily_quota\"\xb1\x01\n\nAgentGrant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ngranted_by\x18\x06 \x01(\t\"+\n\x17\x43heckAgentAccessRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x93\x01\n\x18\x43heckAgentAccessResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x34\n\x06reason\x18\x02 \x01(\x0e\x32$.parley.agent_access.v1.AccessReason\x12\x1c\n\x0fremaining_quota\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x12\n\x10_remaining_quota\"\x1d\n\x1bListAccessibleAgentsRequest\"F\n\x1cListAccessibleAgentsResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.parley.agent.v1.Agent\"o\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x10GetUsageResponse\x12\x31\n\x05usage\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentUsage\"m\n\x17GrantAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x18GrantAgentAccessResponse\x12\x31\n\x05grant\x18\x01 \x01(\x0b\x32\".parley.agent_access.v1.AgentGrant\"=\n\x18RevokeAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x1b\n\x19RevokeAgentAccessResponse\"b\n\x16ListAgentGrantsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"f\n\x17ListAgentGrantsResponse\x12\x32\n\x06grants\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentGrant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xca\x01\n\x0c\x41\x63\x63\x65ssReason\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43\x43\x45SS_REASON_OK\x10\x01\x12\"\n\x1e\x41\x43\x43\x45SS_REASON_PREMIUM_REQUIRED\x10\x02\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_NOT_GRANTED\x10\x03\x12 \n\x1c\x41\x43\x43\x45SS_REASON_AGENT_DISABLED\x10\x04\x12 \n\x1c\x41\x43\x43\x45SS_REASON_QUOTA_EXCEEDED\x10\x05\x32\xe7\x08\n\x12\x41gentAccessService\x12\xca\x01\n\x10\x43heckAgentAccess\x12/.parley.agent_access.v1.CheckAgentAccessRequest\x1a\x30.parley.agent_access.v1.CheckAgentAccessResponse\"S\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x98\xb5\x18\x01\x12\x8e\x01\n\x14ListAccessibleAgents\x12\x33.parley.agent_access.v1.ListAccessibleAgentsRequest\x1a\x34.parley.agent_access.v1.ListAccessibleAgentsResponse\"\x0b\x90\x02\x01\x88\xb5\x18\x03\x98\xb5\x18\x01\x12\x92\x01\n\x08GetUsage\x12\'.parley.agent_access.v1.GetUsageRequest\x1a(.parley.agent_access.v1.GetUsageResponse\"3\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x01\x12\xe6\x01\n\x10GrantAgentAccess\x12/.parley.agent_access.v1.GrantAgentAccessRequest\x1a\x30.parley.agent_access.v1.GrantAgentAccessResponse\"o\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x98\xb5\x18\x04\x12\xca\x01\n\x11RevokeAgentAccess\x12\x30.parley.agent_access.v1.RevokeAgentAccessRequest\x1a\x31.parley.agent_access.v1.RevokeAgentAccessResponse\"P\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0fGRANT_NOT_FOUND\x98\xb5\x18\x04\x12\xa7\x01\n\x0fListAgentGrants\x12..parley.agent_access.v1.ListAgentGrantsRequest\x1a/.parley.agent_access.v1.ListAgentGrantsResponse\"3\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)parley/agent_access/v1/agent_access.proto\x12\x16parley.agent_access.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/agent/v1/agent.proto\x1a\x1aparley/api/v1/access.proto\"\xa5\x01\n\nAgentUsage\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rmessage_count\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\x12\"\n\x15remaining_daily_quota\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x18\n\x16_remaining_daily_quota\"\xb1\x01\n\nAgentGrant\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ngranted_by\x18\x06 \x01(\t\"+\n\x17\x43heckAgentAccessRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x93\x01\n\x18\x43heckAgentAccessResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x34\n\x06reason\x18\x02 \x01(\x0e\x32$.parley.agent_access.v1.AccessReason\x12\x1c\n\x0fremaining_quota\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x12\n\x10_remaining_quota\"\x1d\n\x1bListAccessibleAgentsRequest\"F\n\x1cListAccessibleAgentsResponse\x12&\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x16.parley.agent.v1.Agent\"o\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x10GetUsageResponse\x12\x31\n\x05usage\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentUsage\"m\n\x17GrantAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x18GrantAgentAccessResponse\x12\x31\n\x05grant\x18\x01 \x01(\x0b\x32\".parley.agent_access.v1.AgentGrant\"=\n\x18RevokeAgentAccessRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x1b\n\x19RevokeAgentAccessResponse\"b\n\x16ListAgentGrantsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"f\n\x17ListAgentGrantsResponse\x12\x32\n\x06grants\x18\x01 \x03(\x0b\x32\".parley.agent_access.v1.AgentGrant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xca\x01\n\x0c\x41\x63\x63\x65ssReason\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43\x43\x45SS_REASON_OK\x10\x01\x12\"\n\x1e\x41\x43\x43\x45SS_REASON_PREMIUM_REQUIRED\x10\x02\x12\x1d\n\x19\x41\x43\x43\x45SS_REASON_NOT_GRANTED\x10\x03\x12 \n\x1c\x41\x43\x43\x45SS_REASON_AGENT_DISABLED\x10\x04\x12 \n\x1c\x41\x43\x43\x45SS_REASON_QUOTA_EXCEEDED\x10\x05\x32\x91\n\n\x12\x41gentAccessService\x12\xf3\x01\n\x10\x43heckAgentAccess\x12/.parley.agent_access.v1.CheckAgentAccessRequest\x1a\x30.parley.agent_access.v1.CheckAgentAccessResponse\"|\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02#\x12!/v1/agents/{agent_id}:checkAccess\x12\xab\x01\n\x14ListAccessibleAgents\x12\x33.parley.agent_access.v1.ListAccessibleAgentsRequest\x1a\x34.parley.agent_access.v1.ListAccessibleAgentsResponse\"(\x90\x02\x01\x88\xb5\x18\x03\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/agents:accessible\x12\xa3\x01\n\x08GetUsage\x12\'.parley.agent_access.v1.GetUsageRequest\x1a(.parley.agent_access.v1.GetUsageResponse\"D\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usage\x12\x81\x02\n\x10GrantAgentAccess\x12/.parley.agent_access.v1.GrantAgentAccessRequest\x1a\x30.parley.agent_access.v1.GrantAgentAccessResponse\"\x89\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0f\x41GENT_NOT_FOUND\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/agentGrants:\x01*\x12\xeb\x01\n\x11RevokeAgentAccess\x12\x30.parley.agent_access.v1.RevokeAgentAccessRequest\x1a\x31.parley.agent_access.v1.RevokeAgentAccessResponse\"q\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1c\n\tNOT_FOUND\x12\x0fGRANT_NOT_FOUND\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/agentGrants:revoke:\x01*\x12\xbe\x01\n\x0fListAgentGrants\x12..parley.agent_access.v1.ListAgentGrantsRequest\x1a/.parley.agent_access.v1.ListAgentGrantsResponse\"J\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/agentGrantsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,47 +36,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.agent_access.v1.agen
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENTACCESSSERVICE'].methods_by_name['CheckAgentAccess']._loaded_options = None
-  _globals['_AGENTACCESSSERVICE'].methods_by_name['CheckAgentAccess']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\230\265\030\001'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['CheckAgentAccess']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\230\265\030\001\202\323\344\223\002#\022!/v1/agents/{agent_id}:checkAccess'
   _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAccessibleAgents']._loaded_options = None
-  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAccessibleAgents']._serialized_options = b'\220\002\001\210\265\030\003\230\265\030\001'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAccessibleAgents']._serialized_options = b'\220\002\001\210\265\030\003\230\265\030\001\202\323\344\223\002\027\022\025/v1/agents:accessible'
   _globals['_AGENTACCESSSERVICE'].methods_by_name['GetUsage']._loaded_options = None
-  _globals['_AGENTACCESSSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\001'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\001\202\323\344\223\002\013\022\t/v1/usage'
   _globals['_AGENTACCESSSERVICE'].methods_by_name['GrantAgentAccess']._loaded_options = None
-  _globals['_AGENTACCESSSERVICE'].methods_by_name['GrantAgentAccess']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\230\265\030\004'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['GrantAgentAccess']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017AGENT_NOT_FOUND\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\230\265\030\004\202\323\344\223\002\024\"\017/v1/agentGrants:\001*'
   _globals['_AGENTACCESSSERVICE'].methods_by_name['RevokeAgentAccess']._loaded_options = None
-  _globals['_AGENTACCESSSERVICE'].methods_by_name['RevokeAgentAccess']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017GRANT_NOT_FOUND\230\265\030\004'
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['RevokeAgentAccess']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\034\n\tNOT_FOUND\022\017GRANT_NOT_FOUND\230\265\030\004\202\323\344\223\002\033\"\026/v1/agentGrants:revoke:\001*'
   _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAgentGrants']._loaded_options = None
-  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAgentGrants']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004'
-  _globals['_ACCESSREASON']._serialized_start=1476
-  _globals['_ACCESSREASON']._serialized_end=1678
-  _globals['_AGENTUSAGE']._serialized_start=160
-  _globals['_AGENTUSAGE']._serialized_end=325
-  _globals['_AGENTGRANT']._serialized_start=328
-  _globals['_AGENTGRANT']._serialized_end=505
-  _globals['_CHECKAGENTACCESSREQUEST']._serialized_start=507
-  _globals['_CHECKAGENTACCESSREQUEST']._serialized_end=550
-  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_start=553
-  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_end=700
-  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_start=702
-  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_end=731
-  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_start=733
-  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_end=803
-  _globals['_GETUSAGEREQUEST']._serialized_start=805
-  _globals['_GETUSAGEREQUEST']._serialized_end=916
-  _globals['_GETUSAGERESPONSE']._serialized_start=918
-  _globals['_GETUSAGERESPONSE']._serialized_end=987
-  _globals['_GRANTAGENTACCESSREQUEST']._serialized_start=989
-  _globals['_GRANTAGENTACCESSREQUEST']._serialized_end=1098
-  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_start=1100
-  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_end=1177
-  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_start=1179
-  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_end=1240
-  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_start=1242
-  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_end=1269
-  _globals['_LISTAGENTGRANTSREQUEST']._serialized_start=1271
-  _globals['_LISTAGENTGRANTSREQUEST']._serialized_end=1369
-  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_start=1371
-  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_end=1473
-  _globals['_AGENTACCESSSERVICE']._serialized_start=1681
-  _globals['_AGENTACCESSSERVICE']._serialized_end=2808
+  _globals['_AGENTACCESSSERVICE'].methods_by_name['ListAgentGrants']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004\202\323\344\223\002\021\022\017/v1/agentGrants'
+  _globals['_ACCESSREASON']._serialized_start=1506
+  _globals['_ACCESSREASON']._serialized_end=1708
+  _globals['_AGENTUSAGE']._serialized_start=190
+  _globals['_AGENTUSAGE']._serialized_end=355
+  _globals['_AGENTGRANT']._serialized_start=358
+  _globals['_AGENTGRANT']._serialized_end=535
+  _globals['_CHECKAGENTACCESSREQUEST']._serialized_start=537
+  _globals['_CHECKAGENTACCESSREQUEST']._serialized_end=580
+  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_start=583
+  _globals['_CHECKAGENTACCESSRESPONSE']._serialized_end=730
+  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_start=732
+  _globals['_LISTACCESSIBLEAGENTSREQUEST']._serialized_end=761
+  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_start=763
+  _globals['_LISTACCESSIBLEAGENTSRESPONSE']._serialized_end=833
+  _globals['_GETUSAGEREQUEST']._serialized_start=835
+  _globals['_GETUSAGEREQUEST']._serialized_end=946
+  _globals['_GETUSAGERESPONSE']._serialized_start=948
+  _globals['_GETUSAGERESPONSE']._serialized_end=1017
+  _globals['_GRANTAGENTACCESSREQUEST']._serialized_start=1019
+  _globals['_GRANTAGENTACCESSREQUEST']._serialized_end=1128
+  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_start=1130
+  _globals['_GRANTAGENTACCESSRESPONSE']._serialized_end=1207
+  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_start=1209
+  _globals['_REVOKEAGENTACCESSREQUEST']._serialized_end=1270
+  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_start=1272
+  _globals['_REVOKEAGENTACCESSRESPONSE']._serialized_end=1299
+  _globals['_LISTAGENTGRANTSREQUEST']._serialized_start=1301
+  _globals['_LISTAGENTGRANTSREQUEST']._serialized_end=1399
+  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_start=1401
+  _globals['_LISTAGENTGRANTSRESPONSE']._serialized_end=1503
+  _globals['_AGENTACCESSSERVICE']._serialized_start=1711
+  _globals['_AGENTACCESSSERVICE']._serialized_end=3008
 # @@protoc_insertion_point(module_scope)

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/api_key/v1/api_key.proto\x12\x11parley.api_key.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\"\xce\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12$\n\x06scopes\x18\x04 \x03(\x0e\x32\x14.parley.api.v1.Scope\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08owner_id\x18\t \x01(\t\x12\x1c\n\x14\x63\x65rtificate_identity\x18\n \x01(\t\"c\n\x0eServiceAccount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x13\x43reateApiKeyRequest\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\"R\n\x14\x43reateApiKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListApiKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13RevokeApiKeyRequest\x12\x12\n\napi_key_id\x18\x01 \x01(\t\"B\n\x14RevokeApiKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\"Y\n\x1b\x43reateServiceAccountRequest\x12:\n\x0fservice_account\x18\x01 \x01(\x0b\x32!.parley.api_key.v1.ServiceAccount\"Z\n\x1c\x43reateServiceAccountResponse\x12:\n\x0fservice_account\x18\x01 \x01(\x0b\x32!.parley.api_key.v1.ServiceAccount\"C\n\x1aListServiceAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"s\n\x1bListServiceAccountsResponse\x12;\n\x10service_accounts\x18\x01 \x03(\x0b\x32!.parley.api_key.v1.ServiceAccount\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x1b\x44\x65leteServiceAccountRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\"\x1e\n\x1c\x44\x65leteServiceAccountResponse\"h\n\x1e\x43reateServiceAccountKeyRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\x12*\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\"]\n\x1f\x43reateServiceAccountKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"b\n\x1dListServiceAccountKeysRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"f\n\x1eListServiceAccountKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x1eRevokeServiceAccountKeyRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"M\n\x1fRevokeServiceAccountKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey2\x8c\x04\n\rApiKeyService\x12\xb5\x01\n\x0c\x43reateApiKey\x12&.parley.api_key.v1.CreateApiKeyRequest\x1a\'.parley.api_key.v1.CreateApiKeyResponse\"T\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18$\n\x13\x46\x41ILED_PRECONDITION\x12\rAPI_KEY_LIMIT\x12\x8d\x01\n\x0bListApiKeys\x12%.parley.api_key.v1.ListApiKeysRequest\x1a&.parley.api_key.v1.ListApiKeysResponse\"/\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x12\xb2\x01\n\x0cRevokeApiKey\x12&.parley.api_key.v1.RevokeApiKeyRequest\x1a\'.parley.api_key.v1.RevokeApiKeyResponse\"Q\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11\x41PI_KEY_NOT_FOUND2\xed\t\n\x15ServiceAccountService\x12\xa5\x01\n\x14\x43reateServiceAccount\x12..parley.api_key.v1.CreateServiceAccountRequest\x1a/.parley.api_key.v1.CreateServiceAccountResponse\",\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x12\xa5\x01\n\x13ListServiceAccounts\x12-.parley.api_key.v1.ListServiceAccountsRequest\x1a..parley.api_key.v1.ListServiceAccountsResponse\"/\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x12\xcf\x01\n\x14\x44\x65leteServiceAccount\x12..parley.api_key.v1.DeleteServiceAccountRequest\x1a/.parley.api_key.v1.DeleteServiceAccountResponse\"V\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18&\n\tNOT_FOUND\x12\x19SERVICE_ACCOUNT_NOT_FOUND\x12\x80\x02\n\x17\x43reateServiceAccountKey\x12\x31.parley.api_key.v1.CreateServiceAccountKeyRequest\x1a\x32.parley.api_key.v1.CreateServiceAccountKeyResponse\"~\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18&\n\tNOT_FOUND\x12\x19SERVICE_ACCOUNT_NOT_FOUND\x92\xb5\x18$\n\x13\x46\x41ILED_PRECONDITION\x12\rAPI_KEY_LIMIT\x12\xd8\x01\n\x16ListServiceAccountKeys\x12\x30.parley.api_key.v1.ListServiceAccountKeysRequest\x1a\x31.parley.api_key.v1.ListServiceAccountKeysResponse\"Y\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18&\n\tNOT_FOUND\x12\x19SERVICE_ACCOUNT_NOT_FOUND\x12\xd3\x01\n\x17RevokeServiceAccountKey\x12\x31.parley.api_key.v1.RevokeServiceAccountKeyRequest\x1a\x32.parley.api_key.v1.RevokeServiceAccountKeyResponse\"Q\x90\x02\x02\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11\x41PI_KEY_NOT_FOUNDb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/api_key/v1/api_key.proto\x12\x11parley.api_key.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\"\xce\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12$\n\x06scopes\x18\x04 \x03(\x0e\x32\x14.parley.api.v1.Scope\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08owner_id\x18\t \x01(\t\x12\x1c\n\x14\x63\x65rtificate_identity\x18\n \x01(\t\"c\n\x0eServiceAccount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x13\x43reateApiKeyRequest\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\"R\n\x14\x43reateApiKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListApiKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13RevokeApiKeyRequest\x12\x12\n\napi_key_id\x18\x01 \x01(\t\"B\n\x14RevokeApiKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\"Y\n\x1b\x43reateServiceAccountRequest\x12:\n\x0fservice_account\x18\x01 \x01(\x0b\x32!.parley.api_key.v1.ServiceAccount\"Z\n\x1c\x43reateServiceAccountResponse\x12:\n\x0fservice_account\x18\x01 \x01(\x0b\x32!.parley.api_key.v1.ServiceAccount\"C\n\x1aListServiceAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"s\n\x1bListServiceAccountsResponse\x12;\n\x10service_accounts\x18\x01 \x03(\x0b\x32!.parley.api_key.v1.ServiceAccount\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x1b\x44\x65leteServiceAccountRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\"\x1e\n\x1c\x44\x65leteServiceAccountResponse\"h\n\x1e\x43reateServiceAccountKeyRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\x12*\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\"]\n\x1f\x43reateServiceAccountKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"b\n\x1dListServiceAccountKeysRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"f\n\x1eListServiceAccountKeysResponse\x12+\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x19.parley.api_key.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x1eRevokeServiceAccountKeyRequest\x12\x1a\n\x12service_account_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"M\n\x1fRevokeServiceAccountKeyResponse\x12*\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x19.parley.api_key.v1.ApiKey2\xe5\x04\n\rApiKeyService\x12\xd1\x01\n\x0c\x43reateApiKey\x12&.parley.api_key.v1.CreateApiKeyRequest\x1a\'.parley.api_key.v1.CreateApiKeyResponse\"p\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18$\n\x13\x46\x41ILED_PRECONDITION\x12\rAPI_KEY_LIMIT\x82\xd3\xe4\x93\x02\x16\"\x0b/v1/apiKeys:\x07\x61pi_key\x12\xa0\x01\n\x0bListApiKeys\x12%.parley.api_key.v1.ListApiKeysRequest\x1a&.parley.api_key.v1.ListApiKeysResponse\"B\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/apiKeys\x12\xdc\x01\n\x0cRevokeApiKey\x12&.parley.api_key.v1.RevokeApiKeyRequest\x1a\'.parley.api_key.v1.RevokeApiKeyResponse\"{\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11\x41PI_KEY_NOT_FOUND\x82\xd3\xe4\x93\x02$\"\x1f/v1/apiKeys/{api_key_id}:revoke:\x01*2\xa7\x0c\n\x15ServiceAccountService\x12\xd1\x01\n\x14\x43reateServiceAccount\x12..parley.api_key.v1.CreateServiceAccountRequest\x1a/.parley.api_key.v1.CreateServiceAccountResponse\"X\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x82\xd3\xe4\x93\x02&\"\x13/v1/serviceAccounts:\x0fservice_account\x12\xc0\x01\n\x13ListServiceAccounts\x12-.parley.api_key.v1.ListServiceAccountsRequest\x1a..parley.api_key.v1.ListServiceAccountsResponse\"J\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/serviceAccounts\x12\x80\x02\n\x14\x44\x65leteServiceAccount\x12..parley.api_key.v1.DeleteServiceAccountRequest\x1a/.parley.api_key.v1.DeleteServiceAccountResponse\"\x86\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18&\n\tNOT_FOUND\x12\x19SERVICE_ACCOUNT_NOT_FOUND\x82\xd3\xe4\x93\x02**(/v1/serviceAccounts/{service_account_id}\x12\xbf\x02\n\x17\x43reateServiceAccountKey\x12\x31.parley.api_key.v1.CreateServiceAccountKeyRequest\x1a\x32.parley.api_key.v1.CreateServiceAccountKeyResponse\"\xbc\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18&\n\tNOT_FOUND\x12\x19SERVICE_ACCOUNT_NOT_FOUND\x92\xb5\x18$\n\x13\x46\x41ILED_PRECONDITION\x12\rAPI_KEY_LIMIT\x82\xd3\xe4\x93\x02\x38\"-/v1/serviceAccounts/{service_account_id}/keys:\x07\x61pi_key\x12\x8e\x02\n\x16ListServiceAccountKeys\x12\x30.parley.api_key.v1.ListServiceAccountKeysRequest\x1a\x31.parley.api_key.v1.ListServiceAccountKeysResponse\"\x8e\x01\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18&\n\tNOT_FOUND\x12\x19SERVICE_ACCOUNT_NOT_FOUND\x82\xd3\xe4\x93\x02/\x12-/v1/serviceAccounts/{service_account_id}/keys\x12\xa0\x02\n\x17RevokeServiceAccountKey\x12\x31.parley.api_key.v1.RevokeServiceAccountKeyRequest\x1a\x32.parley.api_key.v1.RevokeServiceAccountKeyResponse\"\x9d\x01\x90\x02\x02\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11\x41PI_KEY_NOT_FOUND\x82\xd3\xe4\x93\x02\x46\"A/v1/serviceAccounts/{service_account_id}/keys/{api_key_id}:revoke:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,65 +35,65 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.api_key.v1.api_key_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
-  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030$\n\023FAILED_PRECONDITION\022\rAPI_KEY_LIMIT'
+  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030$\n\023FAILED_PRECONDITION\022\rAPI_KEY_LIMIT\202\323\344\223\002\026\"\013/v1/apiKeys:\007api_key'
   _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
-  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT'
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\202\323\344\223\002\r\022\013/v1/apiKeys'
   _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._loaded_options = None
-  _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021API_KEY_NOT_FOUND'
+  _globals['_APIKEYSERVICE'].methods_by_name['RevokeApiKey']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021API_KEY_NOT_FOUND\202\323\344\223\002$\"\037/v1/apiKeys/{api_key_id}:revoke:\001*'
   _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['CreateServiceAccount']._loaded_options = None
-  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['CreateServiceAccount']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT'
+  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['CreateServiceAccount']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\202\323\344\223\002&\"\023/v1/serviceAccounts:\017service_account'
   _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['ListServiceAccounts']._loaded_options = None
-  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['ListServiceAccounts']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT'
+  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['ListServiceAccounts']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\202\323\344\223\002\025\022\023/v1/serviceAccounts'
   _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['DeleteServiceAccount']._loaded_options = None
-  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['DeleteServiceAccount']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030&\n\tNOT_FOUND\022\031SERVICE_ACCOUNT_NOT_FOUND'
+  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['DeleteServiceAccount']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030&\n\tNOT_FOUND\022\031SERVICE_ACCOUNT_NOT_FOUND\202\323\344\223\002**(/v1/serviceAccounts/{service_account_id}'
   _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['CreateServiceAccountKey']._loaded_options = None
-  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['CreateServiceAccountKey']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030&\n\tNOT_FOUND\022\031SERVICE_ACCOUNT_NOT_FOUND\222\265\030$\n\023FAILED_PRECONDITION\022\rAPI_KEY_LIMIT'
+  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['CreateServiceAccountKey']._serialized_options = b'\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030&\n\tNOT_FOUND\022\031SERVICE_ACCOUNT_NOT_FOUND\222\265\030$\n\023FAILED_PRECONDITION\022\rAPI_KEY_LIMIT\202\323\344\223\0028\"-/v1/serviceAccounts/{service_account_id}/keys:\007api_key'
   _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['ListServiceAccountKeys']._loaded_options = None
-  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['ListServiceAccountKeys']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030&\n\tNOT_FOUND\022\031SERVICE_ACCOUNT_NOT_FOUND'
+  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['ListServiceAccountKeys']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030&\n\tNOT_FOUND\022\031SERVICE_ACCOUNT_NOT_FOUND\202\323\344\223\002/\022-/v1/serviceAccounts/{service_account_id}/keys'
   _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['RevokeServiceAccountKey']._loaded_options = None
-  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['RevokeServiceAccountKey']._serialized_options = b'\220\002\002\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021API_KEY_NOT_FOUND'
-  _globals['_APIKEY']._serialized_start=116
-  _globals['_APIKEY']._serialized_end=450
-  _globals['_SERVICEACCOUNT']._serialized_start=452
-  _globals['_SERVICEACCOUNT']._serialized_end=551
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=553
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=618
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=620
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=702
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=704
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=763
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=765
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=856
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=858
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=899
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=901
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=967
-  _globals['_CREATESERVICEACCOUNTREQUEST']._serialized_start=969
-  _globals['_CREATESERVICEACCOUNTREQUEST']._serialized_end=1058
-  _globals['_CREATESERVICEACCOUNTRESPONSE']._serialized_start=1060
-  _globals['_CREATESERVICEACCOUNTRESPONSE']._serialized_end=1150
-  _globals['_LISTSERVICEACCOUNTSREQUEST']._serialized_start=1152
-  _globals['_LISTSERVICEACCOUNTSREQUEST']._serialized_end=1219
-  _globals['_LISTSERVICEACCOUNTSRESPONSE']._serialized_start=1221
-  _globals['_LISTSERVICEACCOUNTSRESPONSE']._serialized_end=1336
-  _globals['_DELETESERVICEACCOUNTREQUEST']._serialized_start=1338
-  _globals['_DELETESERVICEACCOUNTREQUEST']._serialized_end=1395
-  _globals['_DELETESERVICEACCOUNTRESPONSE']._serialized_start=1397
-  _globals['_DELETESERVICEACCOUNTRESPONSE']._serialized_end=1427
-  _globals['_CREATESERVICEACCOUNTKEYREQUEST']._serialized_start=1429
-  _globals['_CREATESERVICEACCOUNTKEYREQUEST']._serialized_end=1533
-  _globals['_CREATESERVICEACCOUNTKEYRESPONSE']._serialized_start=1535
-  _globals['_CREATESERVICEACCOUNTKEYRESPONSE']._serialized_end=1628
-  _globals['_LISTSERVICEACCOUNTKEYSREQUEST']._serialized_start=1630
-  _globals['_LISTSERVICEACCOUNTKEYSREQUEST']._serialized_end=1728
-  _globals['_LISTSERVICEACCOUNTKEYSRESPONSE']._serialized_start=1730
-  _globals['_LISTSERVICEACCOUNTKEYSRESPONSE']._serialized_end=1832
-  _globals['_REVOKESERVICEACCOUNTKEYREQUEST']._serialized_start=1834
-  _globals['_REVOKESERVICEACCOUNTKEYREQUEST']._serialized_end=1914
-  _globals['_REVOKESERVICEACCOUNTKEYRESPONSE']._serialized_start=1916
-  _globals['_REVOKESERVICEACCOUNTKEYRESPONSE']._serialized_end=1993
-  _globals['_APIKEYSERVICE']._serialized_start=1996
-  _globals['_APIKEYSERVICE']._serialized_end=2520
-  _globals['_SERVICEACCOUNTSERVICE']._serialized_start=2523
-  _globals['_SERVICEACCOUNTSERVICE']._serialized_end=3784
+  _globals['_SERVICEACCOUNTSERVICE'].methods_by_name['RevokeServiceAccountKey']._serialized_options = b'\220\002\002\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021API_KEY_NOT_FOUND\202\323\344\223\002F\"A/v1/serviceAccounts/{service_account_id}/keys/{api_key_id}:revoke:\001*'
+  _globals['_APIKEY']._serialized_start=146
+  _globals['_APIKEY']._serialized_end=480
+  _globals['_SERVICEACCOUNT']._serialized_start=482
+  _globals['_SERVICEACCOUNT']._serialized_end=581
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=583
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=648
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=650
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=732
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=734
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=793
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=795
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=886
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=888
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=929
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=931
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=997
+  _globals['_CREATESERVICEACCOUNTREQUEST']._serialized_start=999
+  _globals['_CREATESERVICEACCOUNTREQUEST']._serialized_end=1088
+  _globals['_CREATESERVICEACCOUNTRESPONSE']._serialized_start=1090
+  _globals['_CREATESERVICEACCOUNTRESPONSE']._serialized_end=1180
+  _globals['_LISTSERVICEACCOUNTSREQUEST']._serialized_start=1182
+  _globals['_LISTSERVICEACCOUNTSREQUEST']._serialized_end=1249
+  _globals['_LISTSERVICEACCOUNTSRESPONSE']._serialized_start=1251
+  _globals['_LISTSERVICEACCOUNTSRESPONSE']._serialized_end=1366
+  _globals['_DELETESERVICEACCOUNTREQUEST']._serialized_start=1368
+  _globals['_DELETESERVICEACCOUNTREQUEST']._serialized_end=1425
+  _globals['_DELETESERVICEACCOUNTRESPONSE']._serialized_start=1427
+  _globals['_DELETESERVICEACCOUNTRESPONSE']._serialized_end=1457
+  _globals['_CREATESERVICEACCOUNTKEYREQUEST']._serialized_start=1459
+  _globals['_CREATESERVICEACCOUNTKEYREQUEST']._serialized_end=1563
+  _globals['_CREATESERVICEACCOUNTKEYRESPONSE']._serialized_start=1565
+  _globals['_CREATESERVICEACCOUNTKEYRESPONSE']._serialized_end=1658
+  _globals['_LISTSERVICEACCOUNTKEYSREQUEST']._serialized_start=1660
+  _globals['_LISTSERVICEACCOUNTKEYSREQUEST']._serialized_end=1758
+  _globals['_LISTSERVICEACCOUNTKEYSRESPONSE']._serialized_start=1760
+  _globals['_LISTSERVICEACCOUNTKEYSRESPONSE']._serialized_end=1862
+  _globals['_REVOKESERVICEACCOUNTKEYREQUEST']._serialized_start=1864
+  _globals['_REVOKESERVICEACCOUNTKEYREQUEST']._serialized_end=1944
+  _globals['_REVOKESERVICEACCOUNTKEYRESPONSE']._serialized_start=1946
+  _globals['_REVOKESERVICEACCOUNTKEYRESPONSE']._serialized_end=2023
+  _globals['_APIKEYSERVICE']._serialized_start=2026
+  _globals['_APIKEYSERVICE']._serialized_end=2639
+  _globals['_SERVICEACCOUNTSERVICE']._serialized_start=2642
+  _globals['_SERVICEACCOUNTSERVICE']._serialized_end=4217
 # @@protoc_insertion_point(module_scope)

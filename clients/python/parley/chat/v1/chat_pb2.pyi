@@ -1,3 +1,4 @@
+from google.api import annotations_pb2 as _annotations_pb2
 from parley.api.v1 import access_pb2 as _access_pb2
 from parley.conversation.v1 import conversation_pb2 as _conversation_pb2
 from google.protobuf import descriptor as _descriptor

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!parley/feedback/v1/feedback.proto\x12\x12parley.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\"\xac\x02\n\x0fMessageFeedback\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12*\n\x06rating\x18\x05 \x01(\x0e\x32\x1a.parley.feedback.v1.Rating\x12*\n\x06reason\x18\x06 \x01(\x0e\x32\x1a.parley.feedback.v1.Reason\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x19SetMessageFeedbackRequest\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32#.parley.feedback.v1.MessageFeedback\"S\n\x1aSetMessageFeedbackResponse\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32#.parley.feedback.v1.MessageFeedback\"2\n\x1c\x44\x65leteMessageFeedbackRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x1f\n\x1d\x44\x65leteMessageFeedbackResponse\":\n\x1fListConversationFeedbackRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"Y\n ListConversationFeedbackResponse\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32#.parley.feedback.v1.MessageFeedback\"\x90\x01\n\x13ListFeedbackRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12*\n\x06rating\x18\x04 \x01(\x0e\x32\x1a.parley.feedback.v1.Rating\x12\x14\n\x0cwith_comment\x18\x05 \x01(\x08\"f\n\x14ListFeedbackResponse\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32#.parley.feedback.v1.MessageFeedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*N\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x14\n\x10RATING_THUMBS_UP\x10\x01\x12\x16\n\x12RATING_THUMBS_DOWN\x10\x02*\xab\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11REASON_INACCURATE\x10\x01\x12\x14\n\x10REASON_UNHELPFUL\x10\x02\x12\x15\n\x11REASON_INCOMPLETE\x10\x03\x12\x12\n\x0eREASON_HARMFUL\x10\x04\x12\x1f\n\x1bREASON_IGNORED_INSTRUCTIONS\x10\x05\x12\x10\n\x0cREASON_OTHER\x10\x06\x32\xd6\x06\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\xf2\x01\n\x12SetMessageFeedback\x12-.parley.feedback.v1.SetMessageFeedbackRequest\x1a..parley.feedback.v1.SetMessageFeedbackResponse\"}\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x92\xb5\x18$\n\x13\x46\x41ILED_PRECONDITION\x12\rNOT_AN_ANSWER\x98\xb5\x18\x02\x12\xd0\x01\n\x15\x44\x65leteMessageFeedback\x12\x30.parley.feedback.v1.DeleteMessageFeedbackRequest\x1a\x31.parley.feedback.v1.DeleteMessageFeedbackResponse\"R\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x98\xb5\x18\x02\x12\xe1\x01\n\x18ListConversationFeedback\x12\x33.parley.feedback.v1.ListConversationFeedbackRequest\x1a\x34.parley.feedback.v1.ListConversationFeedbackResponse\"Z\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x98\xb5\x18\x01\x12\x96\x01\n\x0cListFeedback\x12\'.parley.feedback.v1.ListFeedbackRequest\x1a(.parley.feedback.v1.ListFeedbackResponse\"3\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!parley/feedback/v1/feedback.proto\x12\x12parley.feedback.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aparley/api/v1/access.proto\"\xac\x02\n\x0fMessageFeedback\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12*\n\x06rating\x18\x05 \x01(\x0e\x32\x1a.parley.feedback.v1.Rating\x12*\n\x06reason\x18\x06 \x01(\x0e\x32\x1a.parley.feedback.v1.Reason\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x19SetMessageFeedbackRequest\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32#.parley.feedback.v1.MessageFeedback\"S\n\x1aSetMessageFeedbackResponse\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32#.parley.feedback.v1.MessageFeedback\"2\n\x1c\x44\x65leteMessageFeedbackRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x1f\n\x1d\x44\x65leteMessageFeedbackResponse\":\n\x1fListConversationFeedbackRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"Y\n ListConversationFeedbackResponse\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32#.parley.feedback.v1.MessageFeedback\"\x90\x01\n\x13ListFeedbackRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12*\n\x06rating\x18\x04 \x01(\x0e\x32\x1a.parley.feedback.v1.Rating\x12\x14\n\x0cwith_comment\x18\x05 \x01(\x08\"f\n\x14ListFeedbackResponse\x12\x35\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32#.parley.feedback.v1.MessageFeedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*N\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x14\n\x10RATING_THUMBS_UP\x10\x01\x12\x16\n\x12RATING_THUMBS_DOWN\x10\x02*\xab\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11REASON_INACCURATE\x10\x01\x12\x14\n\x10REASON_UNHELPFUL\x10\x02\x12\x15\n\x11REASON_INCOMPLETE\x10\x03\x12\x12\n\x0eREASON_HARMFUL\x10\x04\x12\x1f\n\x1bREASON_IGNORED_INSTRUCTIONS\x10\x05\x12\x10\n\x0cREASON_OTHER\x10\x06\x32\x87\x08\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\xb0\x02\n\x12SetMessageFeedback\x12-.parley.feedback.v1.SetMessageFeedbackRequest\x1a..parley.feedback.v1.SetMessageFeedbackResponse\"\xba\x01\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x92\xb5\x18$\n\x13\x46\x41ILED_PRECONDITION\x12\rNOT_AN_ANSWER\x98\xb5\x18\x02\x82\xd3\xe4\x93\x02\x37\x1a+/v1/messages/{feedback.message_id}/feedback:\x08\x66\x65\x65\x64\x62\x61\x63k\x12\xfa\x01\n\x15\x44\x65leteMessageFeedback\x12\x30.parley.feedback.v1.DeleteMessageFeedbackRequest\x1a\x31.parley.feedback.v1.DeleteMessageFeedbackResponse\"|\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1e\n\tNOT_FOUND\x12\x11MESSAGE_NOT_FOUND\x98\xb5\x18\x02\x82\xd3\xe4\x93\x02$*\"/v1/messages/{message_id}/feedback\x12\x96\x02\n\x18ListConversationFeedback\x12\x33.parley.feedback.v1.ListConversationFeedbackRequest\x1a\x34.parley.feedback.v1.ListConversationFeedbackResponse\"\x8e\x01\x90\x02\x01\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18#\n\tNOT_FOUND\x12\x16\x43ONVERSATION_NOT_FOUND\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02.\x12,/v1/conversations/{conversation_id}/feedback\x12\xaa\x01\n\x0cListFeedback\x12\'.parley.feedback.v1.ListFeedbackRequest\x1a(.parley.feedback.v1.ListFeedbackResponse\"G\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/feedbackb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,35 +35,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.feedback.v1.feedback
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FEEDBACKSERVICE'].methods_by_name['SetMessageFeedback']._loaded_options = None
-  _globals['_FEEDBACKSERVICE'].methods_by_name['SetMessageFeedback']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\222\265\030$\n\023FAILED_PRECONDITION\022\rNOT_AN_ANSWER\230\265\030\002'
+  _globals['_FEEDBACKSERVICE'].methods_by_name['SetMessageFeedback']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\222\265\030$\n\023FAILED_PRECONDITION\022\rNOT_AN_ANSWER\230\265\030\002\202\323\344\223\0027\032+/v1/messages/{feedback.message_id}/feedback:\010feedback'
   _globals['_FEEDBACKSERVICE'].methods_by_name['DeleteMessageFeedback']._loaded_options = None
-  _globals['_FEEDBACKSERVICE'].methods_by_name['DeleteMessageFeedback']._serialized_options = b'\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\230\265\030\002'
+  _globals['_FEEDBACKSERVICE'].methods_by_name['DeleteMessageFeedback']._serialized_options = b'\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\036\n\tNOT_FOUND\022\021MESSAGE_NOT_FOUND\230\265\030\002\202\323\344\223\002$*\"/v1/messages/{message_id}/feedback'
   _globals['_FEEDBACKSERVICE'].methods_by_name['ListConversationFeedback']._loaded_options = None
-  _globals['_FEEDBACKSERVICE'].methods_by_name['ListConversationFeedback']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\230\265\030\001'
+  _globals['_FEEDBACKSERVICE'].methods_by_name['ListConversationFeedback']._serialized_options = b'\220\002\001\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030#\n\tNOT_FOUND\022\026CONVERSATION_NOT_FOUND\230\265\030\001\202\323\344\223\002.\022,/v1/conversations/{conversation_id}/feedback'
   _globals['_FEEDBACKSERVICE'].methods_by_name['ListFeedback']._loaded_options = None
-  _globals['_FEEDBACKSERVICE'].methods_by_name['ListFeedback']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004'
-  _globals['_RATING']._serialized_start=1077
-  _globals['_RATING']._serialized_end=1155
-  _globals['_REASON']._serialized_start=1158
-  _globals['_REASON']._serialized_end=1329
-  _globals['_MESSAGEFEEDBACK']._serialized_start=119
-  _globals['_MESSAGEFEEDBACK']._serialized_end=419
-  _globals['_SETMESSAGEFEEDBACKREQUEST']._serialized_start=421
-  _globals['_SETMESSAGEFEEDBACKREQUEST']._serialized_end=503
-  _globals['_SETMESSAGEFEEDBACKRESPONSE']._serialized_start=505
-  _globals['_SETMESSAGEFEEDBACKRESPONSE']._serialized_end=588
-  _globals['_DELETEMESSAGEFEEDBACKREQUEST']._serialized_start=590
-  _globals['_DELETEMESSAGEFEEDBACKREQUEST']._serialized_end=640
-  _globals['_DELETEMESSAGEFEEDBACKRESPONSE']._serialized_start=642
-  _globals['_DELETEMESSAGEFEEDBACKRESPONSE']._serialized_end=673
-  _globals['_LISTCONVERSATIONFEEDBACKREQUEST']._serialized_start=675
-  _globals['_LISTCONVERSATIONFEEDBACKREQUEST']._serialized_end=733
-  _globals['_LISTCONVERSATIONFEEDBACKRESPONSE']._serialized_start=735
-  _globals['_LISTCONVERSATIONFEEDBACKRESPONSE']._serialized_end=824
-  _globals['_LISTFEEDBACKREQUEST']._serialized_start=827
-  _globals['_LISTFEEDBACKREQUEST']._serialized_end=971
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=973
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1075
-  _globals['_FEEDBACKSERVICE']._serialized_start=1332
-  _globals['_FEEDBACKSERVICE']._serialized_end=2186
+  _globals['_FEEDBACKSERVICE'].methods_by_name['ListFeedback']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\004\202\323\344\223\002\016\022\014/v1/feedback'
+  _globals['_RATING']._serialized_start=1107
+  _globals['_RATING']._serialized_end=1185
+  _globals['_REASON']._serialized_start=1188
+  _globals['_REASON']._serialized_end=1359
+  _globals['_MESSAGEFEEDBACK']._serialized_start=149
+  _globals['_MESSAGEFEEDBACK']._serialized_end=449
+  _globals['_SETMESSAGEFEEDBACKREQUEST']._serialized_start=451
+  _globals['_SETMESSAGEFEEDBACKREQUEST']._serialized_end=533
+  _globals['_SETMESSAGEFEEDBACKRESPONSE']._serialized_start=535
+  _globals['_SETMESSAGEFEEDBACKRESPONSE']._serialized_end=618
+  _globals['_DELETEMESSAGEFEEDBACKREQUEST']._serialized_start=620
+  _globals['_DELETEMESSAGEFEEDBACKREQUEST']._serialized_end=670
+  _globals['_DELETEMESSAGEFEEDBACKRESPONSE']._serialized_start=672
+  _globals['_DELETEMESSAGEFEEDBACKRESPONSE']._serialized_end=703
+  _globals['_LISTCONVERSATIONFEEDBACKREQUEST']._serialized_start=705
+  _globals['_LISTCONVERSATIONFEEDBACKREQUEST']._serialized_end=763
+  _globals['_LISTCONVERSATIONFEEDBACKRESPONSE']._serialized_start=765
+  _globals['_LISTCONVERSATIONFEEDBACKRESPONSE']._serialized_end=854
+  _globals['_LISTFEEDBACKREQUEST']._serialized_start=857
+  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1001
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1003
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1105
+  _globals['_FEEDBACKSERVICE']._serialized_start=1362
+  _globals['_FEEDBACKSERVICE']._serialized_end=2393
 # @@protoc_insertion_point(module_scope)

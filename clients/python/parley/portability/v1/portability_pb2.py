@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from parley.api.v1 import access_pb2 as parley_dot_api_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'parley/portability/v1/portability.proto\x12\x15parley.portability.v1\x1a\x1aparley/api/v1/access.proto\"\x1b\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x1c\n\x1a\x45xportConversationsRequest\"P\n\x1b\x45xportConversationsResponse\x12\x31\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\".parley.portability.v1.ExportChunk\"1\n\x1e\x45xportUserConversationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"T\n\x1f\x45xportUserConversationsResponse\x12\x31\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\".parley.portability.v1.ExportChunk\"*\n\x1aImportConversationsRequest\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x9b\x01\n\x0cImportResult\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x1e\n\x16source_conversation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x35\n\x07outcome\x18\x04 \x01(\x0e\x32$.parley.portability.v1.ImportOutcome\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x97\x01\n\x1bImportConversationsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.parley.portability.v1.ImportResult\x12\x15\n\rcreated_count\x18\x02 \x01(\x05\x12\x15\n\rskipped_count\x18\x03 \x01(\x05\x12\x14\n\x0c\x66\x61iled_count\x18\x04 \x01(\x05\"\x1f\n\x1d\x44\x65leteAllConversationsRequest\"7\n\x1e\x44\x65leteAllConversationsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\"\x16\n\x14\x45xportAccountRequest\"J\n\x15\x45xportAccountResponse\x12\x31\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\".parley.portability.v1.ExportChunk*\x9e\x01\n\rImportOutcome\x12\x1e\n\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16IMPORT_OUTCOME_CREATED\x10\x01\x12\x1a\n\x16IMPORT_OUTCOME_SKIPPED\x10\x02\x12\x19\n\x15IMPORT_OUTCOME_FAILED\x10\x03\x12\x1a\n\x16IMPORT_OUTCOME_IGNORED\x10\x04\x32\xc2\x06\n\x12PortabilityService\x12\x8b\x01\n\x13\x45xportConversations\x12\x31.parley.portability.v1.ExportConversationsRequest\x1a\x32.parley.portability.v1.ExportConversationsResponse\"\x0b\x90\x02\x01\x88\xb5\x18\x03\x98\xb5\x18\x01\x30\x01\x12\xde\x01\n\x17\x45xportUserConversations\x12\x35.parley.portability.v1.ExportUserConversationsRequest\x1a\x36.parley.portability.v1.ExportUserConversationsResponse\"R\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x98\xb5\x18\x04\x30\x01\x12\xb3\x01\n\x13ImportConversations\x12\x31.parley.portability.v1.ImportConversationsRequest\x1a\x32.parley.portability.v1.ImportConversationsResponse\"3\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x02(\x01\x12\x8f\x01\n\x16\x44\x65leteAllConversations\x12\x34.parley.portability.v1.DeleteAllConversationsRequest\x1a\x35.parley.portability.v1.DeleteAllConversationsResponse\"\x08\x88\xb5\x18\x03\x98\xb5\x18\x02\x12u\n\rExportAccount\x12+.parley.portability.v1.ExportAccountRequest\x1a,.parley.portability.v1.ExportAccountResponse\"\x07\x90\x02\x01\x88\xb5\x18\x02\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'parley/portability/v1/portability.proto\x12\x15parley.portability.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1aparley/api/v1/access.proto\"\x1b\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x1c\n\x1a\x45xportConversationsRequest\"P\n\x1b\x45xportConversationsResponse\x12\x31\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\".parley.portability.v1.ExportChunk\"1\n\x1e\x45xportUserConversationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"T\n\x1f\x45xportUserConversationsResponse\x12\x31\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\".parley.portability.v1.ExportChunk\"*\n\x1aImportConversationsRequest\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x9b\x01\n\x0cImportResult\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x1e\n\x16source_conversation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x35\n\x07outcome\x18\x04 \x01(\x0e\x32$.parley.portability.v1.ImportOutcome\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x97\x01\n\x1bImportConversationsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.parley.portability.v1.ImportResult\x12\x15\n\rcreated_count\x18\x02 \x01(\x05\x12\x15\n\rskipped_count\x18\x03 \x01(\x05\x12\x14\n\x0c\x66\x61iled_count\x18\x04 \x01(\x05\"\x1f\n\x1d\x44\x65leteAllConversationsRequest\"7\n\x1e\x44\x65leteAllConversationsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\"\x16\n\x14\x45xportAccountRequest\"J\n\x15\x45xportAccountResponse\x12\x31\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\".parley.portability.v1.ExportChunk*\x9e\x01\n\rImportOutcome\x12\x1e\n\x1aIMPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16IMPORT_OUTCOME_CREATED\x10\x01\x12\x1a\n\x16IMPORT_OUTCOME_SKIPPED\x10\x02\x12\x19\n\x15IMPORT_OUTCOME_FAILED\x10\x03\x12\x1a\n\x16IMPORT_OUTCOME_IGNORED\x10\x04\x32\xfe\x07\n\x12PortabilityService\x12\xab\x01\n\x13\x45xportConversations\x12\x31.parley.portability.v1.ExportConversationsRequest\x1a\x32.parley.portability.v1.ExportConversationsResponse\"+\x90\x02\x01\x88\xb5\x18\x03\x98\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/conversations:export0\x01\x12\x95\x02\n\x17\x45xportUserConversations\x12\x35.parley.portability.v1.ExportUserConversationsRequest\x1a\x36.parley.portability.v1.ExportUserConversationsResponse\"\x88\x01\x90\x02\x01\x88\xb5\x18\x04\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x92\xb5\x18\x1b\n\tNOT_FOUND\x12\x0eUSER_NOT_FOUND\x98\xb5\x18\x04\x82\xd3\xe4\x93\x02\x30\x12./v1/admin/users/{user_id}/conversations:export0\x01\x12\xd6\x01\n\x13ImportConversations\x12\x31.parley.portability.v1.ImportConversationsRequest\x1a\x32.parley.portability.v1.ImportConversationsResponse\"V\x90\x02\x02\x88\xb5\x18\x03\x92\xb5\x18$\n\x10INVALID_ARGUMENT\x12\x10INVALID_ARGUMENT\x98\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/conversations:import:\x01*(\x01\x12\xb5\x01\n\x16\x44\x65leteAllConversations\x12\x34.parley.portability.v1.DeleteAllConversationsRequest\x1a\x35.parley.portability.v1.DeleteAllConversationsResponse\".\x88\xb5\x18\x03\x98\xb5\x18\x02\x82\xd3\xe4\x93\x02 \"\x1b/v1/conversations:deleteAll:\x01*\x12\x90\x01\n\rExportAccount\x12+.parley.portability.v1.ExportAccountRequest\x1a,.parley.portability.v1.ExportAccountResponse\"\"\x90\x02\x01\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/me:export0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,41 +34,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.portability.v1.porta
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PORTABILITYSERVICE'].methods_by_name['ExportConversations']._loaded_options = None
-  _globals['_PORTABILITYSERVICE'].methods_by_name['ExportConversations']._serialized_options = b'\220\002\001\210\265\030\003\230\265\030\001'
+  _globals['_PORTABILITYSERVICE'].methods_by_name['ExportConversations']._serialized_options = b'\220\002\001\210\265\030\003\230\265\030\001\202\323\344\223\002\032\022\030/v1/conversations:export'
   _globals['_PORTABILITYSERVICE'].methods_by_name['ExportUserConversations']._loaded_options = None
-  _globals['_PORTABILITYSERVICE'].methods_by_name['ExportUserConversations']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\230\265\030\004'
+  _globals['_PORTABILITYSERVICE'].methods_by_name['ExportUserConversations']._serialized_options = b'\220\002\001\210\265\030\004\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\222\265\030\033\n\tNOT_FOUND\022\016USER_NOT_FOUND\230\265\030\004\202\323\344\223\0020\022./v1/admin/users/{user_id}/conversations:export'
   _globals['_PORTABILITYSERVICE'].methods_by_name['ImportConversations']._loaded_options = None
-  _globals['_PORTABILITYSERVICE'].methods_by_name['ImportConversations']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\002'
+  _globals['_PORTABILITYSERVICE'].methods_by_name['ImportConversations']._serialized_options = b'\220\002\002\210\265\030\003\222\265\030$\n\020INVALID_ARGUMENT\022\020INVALID_ARGUMENT\230\265\030\002\202\323\344\223\002\035\"\030/v1/conversations:import:\001*'
   _globals['_PORTABILITYSERVICE'].methods_by_name['DeleteAllConversations']._loaded_options = None
-  _globals['_PORTABILITYSERVICE'].methods_by_name['DeleteAllConversations']._serialized_options = b'\210\265\030\003\230\265\030\002'
+  _globals['_PORTABILITYSERVICE'].methods_by_name['DeleteAllConversations']._serialized_options = b'\210\265\030\003\230\265\030\002\202\323\344\223\002 \"\033/v1/conversations:deleteAll:\001*'
   _globals['_PORTABILITYSERVICE'].methods_by_name['ExportAccount']._loaded_options = None
-  _globals['_PORTABILITYSERVICE'].methods_by_name['ExportAccount']._serialized_options = b'\220\002\001\210\265\030\002'
-  _globals['_IMPORTOUTCOME']._serialized_start=919
-  _globals['_IMPORTOUTCOME']._serialized_end=1077
-  _globals['_EXPORTCHUNK']._serialized_start=94
-  _globals['_EXPORTCHUNK']._serialized_end=121
-  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_start=123
-  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_end=151
-  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_start=153
-  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_end=233
-  _globals['_EXPORTUSERCONVERSATIONSREQUEST']._serialized_start=235
-  _globals['_EXPORTUSERCONVERSATIONSREQUEST']._serialized_end=284
-  _globals['_EXPORTUSERCONVERSATIONSRESPONSE']._serialized_start=286
-  _globals['_EXPORTUSERCONVERSATIONSRESPONSE']._serialized_end=370
-  _globals['_IMPORTCONVERSATIONSREQUEST']._serialized_start=372
-  _globals['_IMPORTCONVERSATIONSREQUEST']._serialized_end=414
-  _globals['_IMPORTRESULT']._serialized_start=417
-  _globals['_IMPORTRESULT']._serialized_end=572
-  _globals['_IMPORTCONVERSATIONSRESPONSE']._serialized_start=575
-  _globals['_IMPORTCONVERSATIONSRESPONSE']._serialized_end=726
-  _globals['_DELETEALLCONVERSATIONSREQUEST']._serialized_start=728
-  _globals['_DELETEALLCONVERSATIONSREQUEST']._serialized_end=759
-  _globals['_DELETEALLCONVERSATIONSRESPONSE']._serialized_start=761
-  _globals['_DELETEALLCONVERSATIONSRESPONSE']._serialized_end=816
-  _globals['_EXPORTACCOUNTREQUEST']._serialized_start=818
-  _globals['_EXPORTACCOUNTREQUEST']._serialized_end=840
-  _globals['_EXPORTACCOUNTRESPONSE']._serialized_start=842
-  _globals['_EXPORTACCOUNTRESPONSE']._serialized_end=916
-  _globals['_PORTABILITYSERVICE']._serialized_start=1080
-  _globals['_PORTABILITYSERVICE']._serialized_end=1914
+  _globals['_PORTABILITYSERVICE'].methods_by_name['ExportAccount']._serialized_options = b'\220\002\001\210\265\030\002\202\323\344\223\002\025\022\023/v1/users/me:export'
+  _globals['_IMPORTOUTCOME']._serialized_start=949
+  _globals['_IMPORTOUTCOME']._serialized_end=1107
+  _globals['_EXPORTCHUNK']._serialized_start=124
+  _globals['_EXPORTCHUNK']._serialized_end=151
+  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_start=153
+  _globals['_EXPORTCONVERSATIONSREQUEST']._serialized_end=181
+  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_start=183
+  _globals['_EXPORTCONVERSATIONSRESPONSE']._serialized_end=263
+  _globals['_EXPORTUSERCONVERSATIONSREQUEST']._serialized_start=265
+  _globals['_EXPORTUSERCONVERSATIONSREQUEST']._serialized_end=314
+  _globals['_EXPORTUSERCONVERSATIONSRESPONSE']._serialized_start=316
+  _globals['_EXPORTUSERCONVERSATIONSRESPONSE']._serialized_end=400
+  _globals['_IMPORTCONVERSATIONSREQUEST']._serialized_start=402
+  _globals['_IMPORTCONVERSATIONSREQUEST']._serialized_end=444
+  _globals['_IMPORTRESULT']._serialized_start=447
+  _globals['_IMPORTRESULT']._serialized_end=602
+  _globals['_IMPORTCONVERSATIONSRESPONSE']._serialized_start=605
+  _globals['_IMPORTCONVERSATIONSRESPONSE']._serialized_end=756
+  _globals['_DELETEALLCONVERSATIONSREQUEST']._serialized_start=758
+  _globals['_DELETEALLCONVERSATIONSREQUEST']._serialized_end=789
+  _globals['_DELETEALLCONVERSATIONSRESPONSE']._serialized_start=791
+  _globals['_DELETEALLCONVERSATIONSRESPONSE']._serialized_end=846
+  _globals['_EXPORTACCOUNTREQUEST']._serialized_start=848
+  _globals['_EXPORTACCOUNTREQUEST']._serialized_end=870
+  _globals['_EXPORTACCOUNTRESPONSE']._serialized_start=872
+  _globals['_EXPORTACCOUNTRESPONSE']._serialized_end=946
+  _globals['_PORTABILITYSERVICE']._serialized_start=1110
+  _globals['_PORTABILITYSERVICE']._serialized_end=2132
 # @@protoc_insertion_point(module_scope)
