@@ -8,6 +8,7 @@ what a caller sees: HTTP status, JSON bodies, streamed lines, CORS headers.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -293,3 +294,25 @@ def test_readme_curl_walkthrough_runs(served: Served) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for expected in ('"accepted"', '"delta"', '"completed"', '"content":"Echo: Hello there"', '"code":5'):
         assert expected in result.stdout, expected
+
+
+def test_export_delete_all_and_import_back_over_rest(served: Served) -> None:
+    """Chunks are bytes, so base64 in JSON: the export streams them as lines, and the import's
+    client stream is a JSON array of chunks."""
+    token = login(served, "grace.rest@example.com")
+    conversation = new_conversation(served, token)
+    curl(served, "POST", f"/v1/conversations/{conversation}/messages", token=token,
+         data={"role": "MESSAGE_ROLE_USER", "content": "Keep me"})  # fmt: skip
+    exported = curl(served, "GET", "/v1/conversations:export", token=token)
+    assert exported.status == 200, exported.body
+    chunks = [json.loads(line)["chunk"]["data"] for line in exported.body.splitlines() if line.strip()]
+    record = json.loads(b"".join(base64.b64decode(c) for c in chunks))
+    assert record["id"] == conversation and record["messages"][0]["content"] == "Keep me"
+
+    deleted = curl(served, "POST", "/v1/conversations:deleteAll", token=token, data={})
+    assert deleted.json() == {"deleted_count": 1}
+    imported = curl(served, "POST", "/v1/conversations:import", token=token, data=[{"data": c} for c in chunks])
+    assert imported.status == 200, imported.body
+    assert imported.json()["created_count"] == 1
+    listed = curl(served, "GET", "/v1/conversations", token=token).json()["conversations"]
+    assert [c["message_count"] for c in listed] == [1]
