@@ -13,7 +13,6 @@ import signal
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,16 +36,6 @@ WORDS = 30
 # Bounds that only catch a hang; the test never judges speed.
 HANG_SECONDS = 60.0
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[PgCluster]:
-    pg = PgCluster(tmp_path / "pg").init()
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
 
 
 @dataclass

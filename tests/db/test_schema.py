@@ -10,13 +10,12 @@ byte, is more than the suite's shared database can be.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import grpc
-import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
@@ -54,16 +53,6 @@ INSERT INTO messages (conversation_id, body, state) VALUES (1, 'hello', 'sent'),
 WORDS = "the quick brown fox"
 LEGACY_REVISION = "0009_feedback"
 PARLEY_TYPES = "SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = :schema"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[PgCluster]:
-    pg = PgCluster(tmp_path / "pg").init()
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.destroy()
 
 
 @asynccontextmanager
