@@ -19,6 +19,7 @@ from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2 as pb
 from parley_server.db.database import Database, asyncpg_dsn, normalise_url
 from parley_server.db.migrate import alembic_config
+from parley_server.settings import DEFAULT_DB_SCHEMA
 from tests.helpers.accounts import Account
 from tests.helpers.chat import collect, exchange
 from tests.helpers.conversations import add_message, new_conversation
@@ -123,7 +124,8 @@ async def database_at_0009(database_url: str, tmp_path: Path) -> AsyncIterator[D
     name = f"parley_tree_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(asyncpg_dsn(database_url))
     await admin.execute(f'CREATE DATABASE "{name}"')
-    database = Database(make_url(normalise_url(database_url)).set(database=name).render_as_string(hide_password=False))
+    url = make_url(normalise_url(database_url)).set(database=name).render_as_string(hide_password=False)
+    database = Database(url, schema=DEFAULT_DB_SCHEMA)
     try:
         await _alembic(database, "0009_feedback")
         yield database
@@ -135,7 +137,7 @@ async def database_at_0009(database_url: str, tmp_path: Path) -> AsyncIterator[D
 
 async def _alembic(database: Database, revision: str) -> None:
     def upgrade(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), revision)
+        command.upgrade(alembic_config(connection, database.schema), revision)
 
     async with database.engine.begin() as conn:
         await conn.run_sync(upgrade)
