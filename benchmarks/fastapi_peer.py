@@ -13,7 +13,7 @@ FastAPI service reading the same table would be, and nothing more. Served by
 uvicorn (uvloop and httptools, as uvicorn[standard] runs), configured by
 environment variables so that `uvicorn --workers N` children get it too:
 
-    PEER_DATABASE_URL=postgresql+asyncpg://... PEER_JWT_SECRET=... \\
+    PEER_DATABASE_URL=postgresql+asyncpg://... PEER_SCHEMA=parley PEER_JWT_SECRET=... \\
     PEER_JWT_ISSUER=parley PEER_JWT_AUDIENCE=parley-api PEER_POOL_SIZE=30 \\
     uvicorn benchmarks.fastapi_peer:app --port 8100 --workers 1
 """
@@ -70,7 +70,13 @@ class ConversationOut(BaseModel):
 
 # Sized as Parley's pool (pool size, a third more in bursts), so neither waits longer for a connection.
 POOL_SIZE = int(os.environ["PEER_POOL_SIZE"])
-engine = create_async_engine(os.environ["PEER_DATABASE_URL"], pool_size=POOL_SIZE, max_overflow=max(2, POOL_SIZE // 3))
+# Parley's tables live in its schema (PARLEY_DB_SCHEMA); its connections find them by search_path, and so do these.
+engine = create_async_engine(
+    os.environ["PEER_DATABASE_URL"],
+    pool_size=POOL_SIZE,
+    max_overflow=max(2, POOL_SIZE // 3),
+    connect_args={"server_settings": {"search_path": f'"{os.environ["PEER_SCHEMA"]}"'}},
+)
 sessions = async_sessionmaker(engine, expire_on_commit=False)
 SECRET = os.environ["PEER_JWT_SECRET"]
 ISSUER = os.environ["PEER_JWT_ISSUER"]

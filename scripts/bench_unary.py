@@ -98,6 +98,7 @@ from benchmarks.targets import (  # noqa: E402
     python_module,
 )
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
+from parley_server.settings import DEFAULT_DB_SCHEMA  # noqa: E402
 from tests.helpers.served import ServerProcess, free_port  # noqa: E402
 
 CONVERSATION_SERVICE = "/parley.conversation.v1.ConversationService/"
@@ -502,6 +503,7 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
         stack.callback(limit.stop)
         peer_env = {
             "PEER_DATABASE_URL": url,
+            "PEER_SCHEMA": DEFAULT_DB_SCHEMA,
             "PEER_JWT_SECRET": secret,
             "PEER_JWT_ISSUER": claims["iss"],
             "PEER_JWT_AUDIENCE": claims["aud"],
