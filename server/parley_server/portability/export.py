@@ -18,7 +18,6 @@ from sqlalchemy import select
 from parley_server.db.database import Database
 from parley_server.db.models import Agent, ApiKey, Conversation, Message, MessageFeedback, Session, User
 from parley_server.portability.format import ACCOUNT_FORMAT, CONVERSATIONS_FORMAT, dump_line, timestamp
-from parley_server.portability.tree import PARENT
 
 
 async def conversation_lines(db: Database, user_id: uuid.UUID) -> AsyncIterator[bytes]:
@@ -71,10 +70,9 @@ def conversation_record(conversation: Conversation, agent: Agent, messages: Any)
 
 
 def message_record(message: Message) -> dict[str, Any]:
-    parent = getattr(message, PARENT.key)
     return {
         "id": str(message.id),
-        "parent_id": None if parent is None else str(parent),
+        "parent_id": None if message.parent_id is None else str(message.parent_id),
         "role": message.role.value,
         "content": message.content,
         "state": message.state.value,

@@ -24,7 +24,6 @@ from parley_server.common.errors import DomainError
 from parley_server.db.database import Database
 from parley_server.db.models import Agent, Conversation, Message
 from parley_server.portability.format import ImportedConversation, ImportedMessage
-from parley_server.portability.tree import PARENT
 
 # Fixed forever: changing it would make every earlier import look new.
 IMPORT_NAMESPACE = uuid.UUID("7d0e6c55-3c38-4f4e-9a53-6f1f0c1b2a10")
@@ -116,7 +115,7 @@ def _message_row(user_id: uuid.UUID, source: str, cid: uuid.UUID, message: Impor
         "completion_tokens": message.completion_tokens,
         "create_time": message.create_time,
         "update_time": message.create_time,
-        PARENT.key: None if parent is None else stored_id(user_id, source, parent),
+        "parent_id": None if parent is None else stored_id(user_id, source, parent),
     }
 
 
