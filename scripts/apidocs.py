@@ -21,12 +21,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as Field
 from google.protobuf.descriptor_pb2 import MethodOptions
 
 from parley.api.v1 import access_pb2
+from parley.client import rpcs
 from parley_server.common.errors import Reason
 from parley_server.transport.interceptors.access_policy import ANY_RPC_ERRORS, LEVEL_ERRORS, LEVELS
 
@@ -228,12 +228,12 @@ def key_scope(method: descriptor_pb2.MethodDescriptorProto, access: int) -> list
 
 def rest_line(method: descriptor_pb2.MethodDescriptorProto) -> list[str]:
     """The RPC's REST path and verb through Envoy (its google.api.http rule), if it has one."""
-    rule = method.options.Extensions[annotations_pb2.http]
-    verb = rule.WhichOneof("pattern")
-    if verb is None:
+    found = rpcs.options_http_rule(method.options)
+    if found is None:
         return []
+    verb, path, rule = found
     body = {"": "", "*": ", JSON body: the request"}.get(rule.body, f", JSON body: `{rule.body}`")
-    return [f"- **REST:** `{verb.upper()} {getattr(rule, verb)}`{body} (see the README's REST section)"]
+    return [f"- **REST:** `{verb.upper()} {path}`{body} (see the README's REST section)"]
 
 
 def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb2.MethodDescriptorProto) -> list[str]:

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import apidocs  # beside this script
-from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 from google.protobuf.descriptor import FileDescriptor
 from google.rpc import error_details_pb2, status_pb2
+
+from parley.client import rpcs
 
 SWAGGER_PLUGIN = "protoc-gen-swagger"
 SWAGGER_PACKAGE = "golang-grpc-gateway"
@@ -145,11 +146,11 @@ def _query_parameters(files: descriptor_pb2.FileDescriptorSet) -> dict[str, list
     found: dict[str, list[dict[str, Any]]] = {}
     for _, service in catalogue.services():
         for method in service.method:
-            rule = method.options.Extensions[annotations_pb2.http]
-            verb = rule.WhichOneof("pattern")
-            if not verb or rule.body in ("", "*"):
+            mapped = rpcs.options_http_rule(method.options)
+            if mapped is None or mapped[2].body in ("", "*"):
                 continue
-            in_path = {name.split(".")[0] for name in re.findall(r"\{([\w.]+)\}", getattr(rule, verb))}
+            _, path, rule = mapped
+            in_path = {name.split(".")[0] for name in re.findall(r"\{([\w.]+)\}", path)}
             found[f"{service.name}_{method.name}"] = [
                 {
                     "name": field.name,

@@ -37,6 +37,7 @@ __all__ = [
     "declared_errors",
     "full_name",
     "http_rule",
+    "options_http_rule",
     "methods",
     "retry_safe",
     "scope",
@@ -106,7 +107,12 @@ def declared_errors(method: MethodDescriptor) -> list[tuple[str, str]]:
 def http_rule(method: MethodDescriptor) -> tuple[str, str, http_pb2.HttpRule] | None:
     """The `google.api.http` option as (verb, path template, rule), e.g. ("get",
     "/v1/conversations/{conversation_id}", ...); None when the RPC has no REST form."""
-    rule: http_pb2.HttpRule = method.GetOptions().Extensions[annotations_pb2.http]  # type: ignore[index]
+    return options_http_rule(method.GetOptions())
+
+
+def options_http_rule(options: MethodOptions) -> tuple[str, str, http_pb2.HttpRule] | None:
+    """http_rule of a method's options, also as read from a descriptor set (scripts/apidocs.py)."""
+    rule: http_pb2.HttpRule = options.Extensions[annotations_pb2.http]  # type: ignore[index]
     verb = rule.WhichOneof("pattern")
     if verb is None or verb == "custom":
         return None
