@@ -46,7 +46,7 @@ from parley_server.common.errors import (
     Unavailable,
 )
 from parley_server.common.validation import Violations, only_uuid
-from parley_server.conversations.ownership import message_not_found, owned_message
+from parley_server.conversations.ownership import conversation_not_found, message_not_found, owned_message
 from parley_server.conversations.service import (
     DEFAULT_HISTORY_CHARS,
     DEFAULT_HISTORY_MESSAGES,
@@ -261,7 +261,7 @@ class ChatService:
         statement, args = sql.exchange_facts(cid, caller.user_id, now, day, request_id)
         facts = await self._db.fetch(statement, *args, into=tuple)
         if not facts:
-            raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+            raise conversation_not_found()
         granted, used_today, claimed = sql.granted_used_claimed(facts[0])
         if claimed is not None:
             return await self._claimed_exchange(caller, cid, request_id)
@@ -291,7 +291,7 @@ class ChatService:
             return await self._claimed_exchange(caller, cid, request_id)
         owned, placed, counted, message_count, title, create_time, update_time, parent_id = row
         if not owned:  # deleted since the facts were read
-            raise NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
+            raise conversation_not_found()
         if not placed:  # the message it starts from was deleted since (ClearMessages)
             raise message_not_found()
         if not counted:
@@ -417,7 +417,7 @@ class ChatService:
                 )
             ).one_or_none()
         if row is None:
-            raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+            raise message_not_found()
         return int(row[0]), row[1] in FINAL_STATES
 
     async def _follow(
@@ -485,7 +485,7 @@ class ChatService:
             if message is None:
                 stored = await self._db.fetch(sql.MESSAGE, message_id, into=MessageView.of)
                 if not stored:
-                    raise NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+                    raise message_not_found()
                 message = stored[0]
             final = message if message.state in FINAL_STATES else None
             current = message.content
