@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from parley.admin.v1 import admin_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley.feedback.v1 import feedback_pb2 as pb
+from parley_server.db.locks import new_replica_key
 from parley_server.db.models import Message, MessageState
 from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
@@ -134,19 +135,25 @@ async def test_questions_and_answers_still_being_written_cannot_be_rated(stubs: 
     conversation = await new_conversation(stubs, alice)
     question = await add_message(stubs, alice, conversation.id, "A question?")
     streaming = await add_message(stubs, alice, conversation.id, "Half an ans", role=ASSISTANT)
-    async with stubs.app.database.transaction() as db:
-        await db.execute(
-            update(Message).where(Message.id == uuid.UUID(streaming.id)).values(state=MessageState.STREAMING)
-        )
-    before = await snapshot(stubs.app)
-    for message_id, words in ((question.id, "only answers"), (streaming.id, "still being written")):
-        details = await expect_error(
-            stubs.feedback.SetMessageFeedback(rate(message_id), metadata=alice.md),
-            grpc.StatusCode.FAILED_PRECONDITION,
-            "NOT_AN_ANSWER",
-        )
-        assert words in details.message
-    assert await snapshot(stubs.app) == before
+    other_replica = new_replica_key()
+    # A live replica writes the answer: it holds its key, so the server's sweep leaves the answer streaming.
+    async with stubs.app.database.transaction() as replica:
+        await replica.execute(select(func.pg_advisory_xact_lock(other_replica)))
+        async with stubs.app.database.transaction() as db:
+            await db.execute(
+                update(Message)
+                .where(Message.id == uuid.UUID(streaming.id))
+                .values(state=MessageState.STREAMING, generation_owner=other_replica)
+            )
+        before = await snapshot(stubs.app)
+        for message_id, words in ((question.id, "only answers"), (streaming.id, "still being written")):
+            details = await expect_error(
+                stubs.feedback.SetMessageFeedback(rate(message_id), metadata=alice.md),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "NOT_AN_ANSWER",
+            )
+            assert words in details.message
+        assert await snapshot(stubs.app) == before
 
 
 async def test_bad_ratings_are_refused_naming_the_fields(stubs: Stubs, alice: Account) -> None:
