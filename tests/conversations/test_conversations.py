@@ -375,6 +375,17 @@ async def test_create_message_replays_return_the_first_message(stubs: Stubs) -> 
     assert got.conversation.last_message_time == created.create_time
 
 
+async def test_a_replay_after_the_message_was_cleared_is_not_found_and_creates_nothing(stubs: Stubs) -> None:
+    ada = await stubs.active_account()
+    cid = (await new_conversation(stubs, ada)).id
+    await create_message(stubs, ada, cid, "first", "req-1")
+    await stubs.conversation.ClearMessages(pb.ClearMessagesRequest(conversation_id=cid), metadata=ada.md)
+    before = await snapshot(stubs.app)
+    details = await expect_error(create_message(stubs, ada, cid, "first", "req-1"), NOT_FOUND, "MESSAGE_NOT_FOUND")
+    assert "was deleted since" in details.message and "new request_id" in details.message
+    assert await snapshot(stubs.app) == before
+
+
 async def test_concurrent_messages_are_all_counted(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     conversation = await new_conversation(stubs, ada)

@@ -378,8 +378,11 @@ class ConversationService:
             raise conversation_not_found()
         if outcome[1] is None:  # a replay: the first call's message, in a statement that can see it
             replayed = await self._db.fetch(sql.REPLAYED_MESSAGE, caller.user_id, request_id, into=MessageView.of)
-            if not replayed:
-                raise message_not_found()
+            if not replayed:  # ClearMessages (or a deleted conversation) removed it since
+                raise NotFound(
+                    "the message this request_id created was deleted since; retry with a new request_id",
+                    reason=Reason.MESSAGE_NOT_FOUND,
+                )
             return replayed[0]
         message = MessageView.of(outcome[1:])
         self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))

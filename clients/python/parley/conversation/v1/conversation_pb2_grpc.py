@@ -161,7 +161,8 @@ class ConversationServiceServicer:
     def CreateMessage(self, request, context):
         """Appends a message to a conversation, after its active leaf (the message
         becomes the leaf), and bumps its update time. Retrying
-        with the same request_id returns the first message.
+        with the same request_id returns the first message, or MESSAGE_NOT_FOUND
+        once ClearMessages removed it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
