@@ -199,6 +199,24 @@ async def test_switching_branch_changes_the_listed_path_and_the_model_context(
     assert back.conversation.active_message_id == third.assistant_message_id
 
 
+async def test_generate_title_titles_the_first_question_of_the_shown_branch(stubs: Stubs, alice: Account) -> None:
+    async with stubs.app.database.transaction() as db:  # the heuristic, so the title is the question's words
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(title_generation=False))
+    cid = (await new_conversation(stubs, alice)).id
+    first = await exchange(stubs, alice, cid, "Pasta recipes for tonight")
+    await collect(edit(stubs, alice, first.user_message.id, "Tax forms due in April"))
+
+    async def title() -> str:
+        response = await stubs.conversation.GenerateTitle(
+            pb.GenerateTitleRequest(conversation_id=cid), metadata=alice.md
+        )
+        return response.conversation.title
+
+    assert await title() == "Tax forms due in April"
+    await stubs.conversation.SwitchBranch(pb.SwitchBranchRequest(message_id=first.user_message.id), metadata=alice.md)
+    assert await title() == "Pasta recipes for tonight"
+
+
 async def test_regenerations_count_against_the_quota(stubs: Stubs, alice: Account) -> None:
     cid = (await new_conversation(stubs, alice)).id
     async with stubs.app.database.transaction() as db:

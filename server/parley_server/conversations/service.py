@@ -490,7 +490,7 @@ class ConversationService:
     # -- titles ---------------------------------------------------------------
 
     async def generate_title(self, caller: Caller, conversation_id: str) -> Conversation:
-        """Title the conversation from its first user message; stored and returned.
+        """Title the conversation from the first user message of its active path; stored and returned.
 
         The agent is asked when it supports title generation and the caller
         may still use it; its answer goes through the heuristic's clean-up,
@@ -500,16 +500,11 @@ class ConversationService:
         cid = only_uuid("conversation_id", conversation_id)
         async with self._db.transaction() as db:
             conversation = await owned_conversation(db, cid, caller.user_id)
-            first_message = await db.scalar(
-                select(func.left(Message.content, TITLE_SOURCE_CHARS))
-                .where(Message.conversation_id == cid, Message.role == MessageRole.USER)
-                .order_by(Message.seq)
-                .limit(1)
-            )
-            if first_message is None:
-                raise FailedPrecondition("the conversation has no user message to title", reason=Reason.NO_USER_MESSAGE)
             agent = await self._title_agent(db, caller, conversation.agent_id)
-        return await self._store_title(caller, cid, await self._title(agent, first_message), keep_existing=False)
+        found = await self._db.fetch(sql.FIRST_QUESTION, cid, TITLE_SOURCE_CHARS, into=lambda record: str(record[0]))
+        if not found:
+            raise FailedPrecondition("the conversation has no user message to title", reason=Reason.NO_USER_MESSAGE)
+        return await self._store_title(caller, cid, await self._title(agent, found[0]), keep_existing=False)
 
     async def title_first_exchange(
         self, caller: Caller, conversation_id: uuid.UUID, first_message: str, agent: Agent | None

@@ -164,6 +164,19 @@ HISTORY = (
     "AND (chars <= $4::bigint OR kept = 1) ORDER BY depth DESC"
 )
 
+# $1 conversation id, $2 max characters: the start of the first user
+# message on the conversation's active path (no row without one), what
+# GenerateTitle titles: after an edit of the first question, the edited one.
+FIRST_QUESTION = (
+    "WITH RECURSIVE path AS ("
+    "SELECT m.id, m.parent_id, m.role, 1 AS depth FROM conversations c "
+    "JOIN messages m ON m.id = c.active_message_id WHERE c.id = $1::uuid "
+    "UNION ALL "
+    "SELECT m.id, m.parent_id, m.role, p.depth + 1 FROM path p JOIN messages m ON m.id = p.parent_id) "
+    "SELECT left(m.content, $2::int) FROM path p JOIN messages m ON m.id = p.id "
+    "WHERE p.role = 'user' ORDER BY p.depth DESC LIMIT 1"
+)
+
 # The columns ListMessages reads from a message aliased p: MessageView's,
 # seq (its page keyset), and how many siblings it has and its place among
 # them (roots of a conversation are siblings too; each side of the union is
