@@ -15,12 +15,14 @@ from sqlalchemy import func, select, update
 
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
+from parley_server.chat import service as chat_service
+from parley_server.chat.watch import ConversationWatch
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
 from parley_server.events.bus import Subscription
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
 from tests.helpers.chat import EXPECTED, WORDS, collect, kinds, read_rest, stored, text_of
-from tests.helpers.conversations import new_conversation
+from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error
 from tests.helpers.stubs import Stubs
@@ -313,6 +315,45 @@ async def test_watch_replays_an_exchange_whose_events_were_lost(
     assert [events[0].message_created, events[1].message_created.id] == [user, answer.id]
     assert events[2].message_completed == answer
     assert events[3].conversation_updated.message_count == 2 and events[3].conversation_updated.title
+
+
+async def test_a_watch_learns_of_a_change_whose_event_never_came_after_a_silence(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when another replica could not NOTIFY: nothing tells the watch, so it re-reads after a silence."""
+    monkeypatch.setattr(chat_service, "WATCH_RECHECK_SECONDS", 0.4)
+    cid = (await new_conversation(stubs, alice)).id
+    watch, subscription = await watch_and_its_subscription(stubs, alice, cid, monkeypatch)
+    with monkeypatch.context() as deaf:
+        deaf.setattr(subscription, "deliver", lambda event: None)
+        created = await add_message(stubs, alice, cid, "sent while the bus was away")
+    events = await read_until(watch, "conversation_updated")
+    watch.cancel()
+    assert kinds(events) == ["message_created", "conversation_updated"]
+    assert events[0].message_created == created and events[1].conversation_updated.message_count == 1
+
+
+async def test_a_quiet_watch_re_reads_but_sends_nothing_when_nothing_changed(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat_service, "WATCH_RECHECK_SECONDS", 0.2)
+    rechecks = 0
+    catch_up = ConversationWatch._catch_up
+
+    async def counted(self: ConversationWatch, told: Any) -> Any:
+        nonlocal rechecks
+        rechecks += 1
+        return await catch_up(self, told)
+
+    monkeypatch.setattr(ConversationWatch, "_catch_up", counted)
+    cid = (await new_conversation(stubs, alice)).id
+    await add_message(stubs, alice, cid, "said before the watch")
+    watch = stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md)
+    assert (await watch.read()).conversation_updated.message_count == 1
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(watch.read(), 2.0)
+    watch.cancel()
+    assert rechecks >= 3
 
 
 async def test_watch_fills_in_the_text_lost_mid_answer(

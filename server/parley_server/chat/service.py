@@ -10,7 +10,9 @@ exactly once and in order. A follower that hears nothing for
 FOLLOW_RECHECK_SECONDS (up to half as long again) re-reads too: an end
 announced while the database (and with it NOTIFY) was away, or a generation
 nobody runs any more, is then seen in the stored row, so no stream waits
-forever on a message nobody generates.
+forever on a message nobody generates. A watch re-reads the same way after
+WATCH_RECHECK_SECONDS of silence: an event another replica could not NOTIFY
+reaches its watchers late, never not at all.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ CANCEL_CONFIRM_SECONDS = 3.0
 OFFSET_SETTLE_SLACK_SECONDS = 1.0
 # A follower re-reads the message after this long without events (see the module doc).
 FOLLOW_RECHECK_SECONDS = 5.0
+# A watch re-reads its conversation after this long without events (see the
+# module doc); longer than a follower's, as watches sit idle for hours.
+WATCH_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -544,7 +549,7 @@ class ChatService:
         epoch = self._watch_epoch
         watch = ConversationWatch(self._db, self.generations, caller, cid)
         with self._activity.chat_stream():
-            async with self._bus.subscribe(cid, remote_deltas=True) as subscription:
+            async with self._bus.subscribe(cid, remote_deltas=True, quiet_after=WATCH_RECHECK_SECONDS) as subscription:
                 async for update_ in watch.follow(subscription):
                     if self._watch_epoch != epoch:
                         # close_watches woke the watch (a lost-events catch-up follows, unsent).

@@ -13,8 +13,10 @@ Invariants (chat.proto promises them):
   slow, or a lost LISTEN connection), the watch catches up from stored state
   with exactly what the watcher missed: message_created for each message
   added meanwhile, a delta with each message's missing text,
-  message_completed for each that finished, then the conversation, or
-  conversation_deleted if it is gone.
+  message_completed for each that finished, then the conversation if it
+  differs from the last one sent, or conversation_deleted if it is gone.
+  The subscription also yields None after a silence, so a watch re-reads
+  stored state now and then; when nothing was missed, that sends nothing.
 
 Messages are recognised as "added since the watch began" by their seq:
 every insert of a message holds its conversation's row lock until commit,
@@ -60,6 +62,8 @@ class _Told:
     announced: set[uuid.UUID] = field(default_factory=set)
     # Messages it reported finished.
     finished: set[uuid.UUID] = field(default_factory=set)
+    # The stored columns of the conversation it sent last.
+    conversation: tuple[object, ...] = ()
 
 
 class ConversationWatch:
@@ -80,7 +84,7 @@ class ConversationWatch:
                 select(Message.id).where(Message.conversation_id == self._cid, Message.state == MessageState.STREAMING)
             )
             told = _Told(int(after_seq or 0), {message_id: 0 for message_id in streaming})
-        yield ConversationUpdated(conversation)
+        yield self._conversation_updated(conversation, told)
         while True:
             event = await subscription.next()
             updates = await (self._catch_up(told) if event is None else self._updates(event, told))
@@ -96,7 +100,7 @@ class ConversationWatch:
             return [ConversationDeleted(self._cid)]
         if isinstance(event, events.ConversationChanged):
             conversation = await self._conversation()
-            return [ConversationUpdated(conversation)] if conversation else []
+            return [self._conversation_updated(conversation, told)] if conversation else []
         if isinstance(event, (events.MessageCreated, events.Finished)):
             async with self._db.transaction() as db:
                 message = await db.get(Message, event.message_id)
@@ -184,7 +188,14 @@ class ConversationWatch:
         present = {message.id for message in messages}
         for gone in [message_id for message_id in told.text_sent if message_id not in present]:
             del told.text_sent[gone]
-        return [*updates, ConversationUpdated(conversation)]
+        if _columns(conversation) != told.conversation:
+            updates.append(self._conversation_updated(conversation, told))
+        return updates
+
+    @staticmethod
+    def _conversation_updated(conversation: Conversation, told: _Told) -> ConversationUpdated:
+        told.conversation = _columns(conversation)
+        return ConversationUpdated(conversation)
 
     async def _text(self, message_id: uuid.UUID) -> str | None:
         """The message's text so far: this process's buffer if it generates it, else the stored row."""
@@ -200,3 +211,8 @@ class ConversationWatch:
                 return await owned_conversation(db, self._cid, self._caller.user_id)
             except NotFound:
                 return None
+
+
+def _columns(conversation: Conversation) -> tuple[object, ...]:
+    """The conversation's stored values, to tell whether it changed since it was sent."""
+    return tuple(getattr(conversation, column.key) for column in Conversation.__mapper__.column_attrs)

@@ -174,9 +174,12 @@ class ChatServiceServicer:
         slow, a lost database connection), it sends what was missed from stored
         state: message_created for messages added meanwhile, a delta with each
         followed message's missing text, message_completed for those that
-        finished, then conversation_updated (or conversation_deleted). The stream
-        ends with OK after conversation_deleted, and with UNAVAILABLE
-        (SHUTTING_DOWN) when the server shuts down: watch again.
+        finished, then conversation_updated if it changed (or
+        conversation_deleted). After a silence of about 30 s it also re-reads
+        stored state the same way, so a change whose event was lost between
+        replicas arrives late rather than never; with nothing missed, it sends
+        nothing. The stream ends with OK after conversation_deleted, and with
+        UNAVAILABLE (SHUTTING_DOWN) when the server shuts down: watch again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
