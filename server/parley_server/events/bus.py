@@ -261,10 +261,6 @@ class EventBus:
             for subscription in subscriptions:
                 subscription.mark_lagged()
 
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
-
     def _dispatch(self, event: Event) -> None:
         for subscription in list(self._subscribers.get(event.conversation_id, ())):
             subscription.deliver(event)
