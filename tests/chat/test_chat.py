@@ -350,10 +350,19 @@ async def test_a_quiet_watch_re_reads_but_sends_nothing_when_nothing_changed(
     await add_message(stubs, alice, cid, "said before the watch")
     watch = stubs.chat.WatchConversation(chat_pb2.WatchConversationRequest(conversation_id=cid), metadata=alice.md)
     assert (await watch.read()).conversation_updated.message_count == 1
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(watch.read(), 2.0)
+    next_event = asyncio.ensure_future(watch.read())  # pending for as long as nothing is sent
+    await asyncio.sleep(1.5)
+    assert not next_event.done() and rechecks >= 3
+    # A message the watch was told of is not told again by the re-reads that follow.
+    added = await add_message(stubs, alice, cid, "said while watching")
+    async with asyncio.timeout(10):
+        events = [await next_event, await watch.read()]
+    assert kinds(events) == ["message_created", "conversation_updated"] and events[0].message_created == added
+    rechecks = 0
+    next_event = asyncio.ensure_future(watch.read())
+    await asyncio.sleep(1.5)
+    assert not next_event.done() and rechecks >= 3
     watch.cancel()
-    assert rechecks >= 3
 
 
 async def test_watch_fills_in_the_text_lost_mid_answer(

@@ -54,7 +54,8 @@ from parley_server.events.bus import Subscription
 class _Told:
     """What the watcher has been told so far."""
 
-    # Messages with a larger seq were added after the watch began.
+    # Messages with a larger seq were added after the watch began, or after
+    # its last catch-up (which announced every one up to it).
     after_seq: int
     # Unfinished messages the watcher follows -> code points of their text it has.
     text_sent: dict[uuid.UUID, int]
@@ -184,6 +185,11 @@ class ConversationWatch:
                 if len(text) > sent:
                     updates.append(TextDelta(message.id, sent, text[sent:]))
                     told.text_sent[message.id] = len(text)
+        # Every message up to the last one read is now announced: the next
+        # catch-up (a silence comes every WATCH_RECHECK_SECONDS) reads only
+        # newer ones, not all that were added since the watch began.
+        if messages:
+            told.after_seq = max(told.after_seq, messages[-1].seq)
         # Followed messages deleted meanwhile (ClearMessages) are no longer followed.
         present = {message.id for message in messages}
         for gone in [message_id for message_id in told.text_sent if message_id not in present]:
