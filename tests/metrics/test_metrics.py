@@ -124,6 +124,19 @@ async def test_each_rpc_counts_with_its_method_and_status_code(metered: Metered,
         assert after.has("parley_db_connections_waiting", pool=pool)
 
 
+async def test_a_call_to_a_method_the_server_lacks_counts_as_unimplemented(metered: Metered) -> None:
+    """A client built from other protos: its calls show, though no grpc_server_* series names them."""
+    before = metered.scrape()
+    async with grpc.aio.insecure_channel(metered.server.addr) as channel:
+        for _ in range(2):
+            with pytest.raises(grpc.aio.AioRpcError) as missing:
+                await channel.unary_unary(f"/{AUTH}/NoSuchMethod")(b"")
+            assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    after = metered.scrape()
+    assert moved(before, after, "parley_unimplemented_calls_total") == 2
+    assert not any("NoSuchMethod" in dict(labels).get("grpc_method", "") for _, labels in after.samples)
+
+
 async def test_a_chat_exchange_moves_the_generation_metrics(metered: Metered, on_metered: Stubs) -> None:
     account = await on_metered.active_account("chatty@example.com")
     conversation = await new_conversation(on_metered, account)

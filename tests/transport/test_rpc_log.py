@@ -81,6 +81,18 @@ async def test_a_refused_call_logs_its_status_and_a_fresh_request_id(
     assert all(FRESH_ID.fullmatch(i) for i in ids) and ids[0] != ids[1], ids
 
 
+async def test_a_call_to_a_method_the_server_lacks_logs_unimplemented(
+    channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = "/parley.auth.v1.AuthService/NoSuchMethod"
+    call = channel.unary_unary(missing)(b"", metadata=(("x-request-id", "old-client-1"),))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    line = await line_of(caplog, "old-client-1")
+    assert (line["rpc"], line["code"], line["user"]) == (missing, "UNIMPLEMENTED", None)
+
+
 async def test_an_unexpected_error_is_internal_with_the_request_id_it_is_logged_under(
     stubs: Stubs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

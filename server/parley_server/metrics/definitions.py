@@ -42,6 +42,12 @@ RPC_HANDLING_SECONDS = Histogram(
     RPC_LABELS,
     buckets=GO_DEFAULT_BUCKETS,
 )
+# Not a grpc_server_handled_total series: its method label would be whatever
+# name a caller sent. The call's log line names the method.
+UNIMPLEMENTED_CALLS = Counter(
+    "parley_unimplemented_calls_total",
+    "Calls to a method this server does not have, answered UNIMPLEMENTED (a client built from other protos).",
+)
 STREAMS_OPEN = Gauge(
     "parley_streams_open",
     "Streaming RPCs in progress (chat answers, resumes, watches, health watches).",

@@ -35,6 +35,7 @@ from parley_server.accounts.api_keys import ApiKeyService
 from parley_server.accounts.session_service import SessionService
 from parley_server.common.caller import current_caller, current_client_address
 from parley_server.db.models import Scope
+from parley_server.metrics.definitions import UNIMPLEMENTED_CALLS
 from parley_server.metrics.rpc import RpcMetrics
 from parley_server.transport.interceptors import rpc_log
 from parley_server.transport.interceptors.access_policy import Access, access_for, scope_for
@@ -42,6 +43,7 @@ from parley_server.transport.interceptors.authentication import Authenticator
 from parley_server.transport.interceptors.decoding import checked, checked_stream, lenient
 from parley_server.transport.interceptors.error_status import ErrorMapping
 from parley_server.transport.interceptors.request_context import (
+    Metadata,
     RequestInfo,
     client_address,
     current_request,
@@ -88,11 +90,20 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         handler = self._handlers.get(name)
         if handler is None:
             found = await continuation(handler_call_details)
-            if found is None:
-                return None  # no such method: grpc answers UNIMPLEMENTED
+            if found is None:  # no such method: grpc answers UNIMPLEMENTED
+                self._unimplemented(handler_call_details)
+                return None
             # Handlers are all added before the server starts, so a method's never changes.
             handler = self._handlers[name] = self._wrap(name, found)
         return handler
+
+    def _unimplemented(self, details: grpc.HandlerCallDetails) -> None:
+        """Log and count a call to a method the server lacks, which never reaches `_Call`."""
+        metadata: Metadata = details.invocation_metadata or ()
+        info = RequestInfo(incoming_request_id(metadata), time.perf_counter())
+        rpc_log.write(rpc_log.method_json(details.method), info, "UNIMPLEMENTED")
+        if self._metrics:
+            UNIMPLEMENTED_CALLS.inc()
 
     def _wrap(self, name: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         streaming = (handler.request_streaming, handler.response_streaming)
