@@ -22,8 +22,9 @@ def conversation_not_found() -> NotFound:
     return NotFound("conversation not found", reason=Reason.CONVERSATION_NOT_FOUND)
 
 
-def message_not_found() -> NotFound:
-    return NotFound("message not found", reason=Reason.MESSAGE_NOT_FOUND)
+def message_not_found(message: str = "message not found") -> NotFound:
+    """MESSAGE_NOT_FOUND; `message` says more where the caller can act on it."""
+    return NotFound(message, reason=Reason.MESSAGE_NOT_FOUND)
 
 
 async def owned_conversation(

@@ -379,9 +379,8 @@ class ConversationService:
         if outcome[1] is None:  # a replay: the first call's message, in a statement that can see it
             replayed = await self._db.fetch(sql.REPLAYED_MESSAGE, caller.user_id, request_id, into=MessageView.of)
             if not replayed:  # ClearMessages (or a deleted conversation) removed it since
-                raise NotFound(
-                    "the message this request_id created was deleted since; retry with a new request_id",
-                    reason=Reason.MESSAGE_NOT_FOUND,
+                raise message_not_found(
+                    "the message this request_id created was deleted since; retry with a new request_id"
                 )
             return replayed[0]
         message = MessageView.of(outcome[1:])
