@@ -396,6 +396,41 @@ async def test_concurrent_messages_are_all_counted(stubs: Stubs) -> None:
     assert got.conversation.message_count == 20
 
 
+async def test_a_burst_of_creates_leaves_each_conversation_one_chain_and_fails_only_the_foreign_one(
+    stubs: Stubs,
+) -> None:
+    """Concurrent creates go to the database in batches (one message per
+    conversation each): every conversation still gets a single chain, each
+    message the child of the one before, and a bad call fails alone."""
+    ada, bob = await stubs.active_account(), await stubs.active_account("bob@example.com")
+    conversations = [(await new_conversation(stubs, ada)).id for _ in range(8)]
+    bobs = (await new_conversation(stubs, bob)).id
+    creates = [add_message(stubs, ada, cid, f"{cid} {n}") for n in range(5) for cid in conversations]
+    foreign = create_message(stubs, ada, bobs, "elsewhere", "req-burst")
+    retried = [create_message(stubs, ada, conversations[0], "once", "req-once") for _ in range(3)]
+    *created, refused, once_a, once_b, once_c = await asyncio.gather(
+        *creates, foreign, *retried, return_exceptions=True
+    )
+    assert all(isinstance(message, pb.Message) for message in created)
+    assert isinstance(refused, grpc.aio.AioRpcError) and refused.code() == NOT_FOUND
+    assert isinstance(once_a, pb.Message) and once_a == once_b == once_c
+    for cid in conversations:
+        listed = await stubs.conversation.ListMessages(
+            pb.ListMessagesRequest(conversation_id=cid, page_size=100), metadata=ada.md
+        )
+        path = list(listed.messages)
+        expected = 6 if cid == conversations[0] else 5
+        assert len(path) == expected
+        assert [m.parent_id for m in path[1:]] == [m.id for m in path[:-1]]
+        assert sorted(m.content for m in path if m.content != "once") == [f"{cid} {n}" for n in range(5)]
+        got = await stubs.conversation.GetConversation(pb.GetConversationRequest(conversation_id=cid), metadata=ada.md)
+        assert (got.conversation.message_count, got.conversation.active_message_id) == (expected, path[-1].id)
+    bobs_messages = await stubs.conversation.ListMessages(pb.ListMessagesRequest(conversation_id=bobs), metadata=bob.md)
+    assert not bobs_messages.messages
+    # The refused call claimed nothing: its request id creates in Ada's own conversation.
+    assert (await create_message(stubs, ada, conversations[1], "mine", "req-burst")).content == "mine"
+
+
 async def test_create_message_rejects_bad_input_and_changes_nothing(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     cid = (await new_conversation(stubs, ada)).id

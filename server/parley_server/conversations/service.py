@@ -20,7 +20,9 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from asyncpg import Record
 from sqlalchemy import Delete, delete, func, select
@@ -44,6 +46,7 @@ from parley_server.conversations.ownership import (
 )
 from parley_server.conversations.titles import clean_title, heuristic_title
 from parley_server.conversations.views import ConversationView, ListedMessage, MessageView
+from parley_server.db.batching import Batcher
 from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import fresh_conversation_key
 from parley_server.db.models import Agent, Conversation, Message, MessageRole
@@ -75,6 +78,10 @@ TITLE_SOURCE_CHARS = 2000
 TITLE_MAX_OUTPUT_TOKENS = 32
 TITLE_TEMPERATURE = 0.2
 TITLE_TIMEOUT_SECONDS = 20.0
+# CreateMessage's group commit (db/batching.py): at most this many batches
+# in flight per process, of at most MESSAGE_BATCH_LIMIT messages each.
+MESSAGE_BATCHES_IN_FLIGHT = 4
+MESSAGE_BATCH_LIMIT = 64
 
 _TURN_ROLES: dict[str, TurnRole] = {
     MessageRole.USER.value: "user",
@@ -148,6 +155,18 @@ def _metadata_filter(v: Violations, where: ConversationFilter) -> str | None:
     return json.dumps({key: value})
 
 
+class _NewMessage(NamedTuple):
+    """One CreateMessage's row of sql.CREATE_MESSAGES, in its parameters' order."""
+
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    message_id: uuid.UUID
+    role: str
+    content: str
+    at: datetime
+    request_id: str | None
+
+
 def _turn(record: Record) -> ChatTurn:
     """A turn from a record of sql.HISTORY."""
     return ChatTurn(_TURN_ROLES[record[0]], record[1])
@@ -179,6 +198,12 @@ class ConversationService:
         self._access = access
         self._registry = registry
         self._publish = publish
+        self._message_writes: Batcher[_NewMessage, tuple[Any, ...]] = Batcher(
+            self._write_messages,
+            key=attrgetter("conversation_id"),
+            max_batch=MESSAGE_BATCH_LIMIT,
+            max_in_flight=MESSAGE_BATCHES_IN_FLIGHT,
+        )
 
     # -- conversations ------------------------------------------------------
 
@@ -367,12 +392,8 @@ class ConversationService:
         v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None and role is not None
-        # One statement (sql.py): lock, claim, insert and count in one round trip.
-        args: list[object] = [cid, caller.user_id, uuid.uuid4(), role.value, content, utcnow()]
-        if request_id:
-            args.append(request_id)
-        (outcome,) = await self._db.fetch(
-            sql.CREATE_MESSAGE_CLAIMED if request_id else sql.CREATE_MESSAGE, *args, into=tuple
+        outcome = await self._message_writes.submit(
+            _NewMessage(cid, caller.user_id, uuid.uuid4(), role.value, content, utcnow(), request_id or None)
         )
         if not outcome[0]:
             raise conversation_not_found()
@@ -386,6 +407,14 @@ class ConversationService:
         message = MessageView.of(outcome[1:])
         self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))
         return message
+
+    async def _write_messages(self, batch: list[_NewMessage]) -> list[tuple[Any, ...]]:
+        """A batch of CreateMessage writes in one statement (sql.CREATE_MESSAGES), a record per message.
+
+        Concurrent creates were one statement each, so one commit (a WAL
+        flush) and one round trip each; gathered, a burst of 64 costs a few.
+        """
+        return await self._db.fetch(sql.CREATE_MESSAGES, *map(list, zip(*batch, strict=True)), into=tuple)
 
     async def list_messages(
         self, caller: Caller, conversation_id: str, page_size: int, page_token: str, *, all_branches: bool = False

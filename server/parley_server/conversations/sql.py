@@ -98,48 +98,47 @@ def conversations_page(
     return sql, bind.values
 
 
-def _create_message(*, claimed: bool) -> str:
-    """CreateMessage in one statement, so in one transaction and one round trip.
-
-    $1 conversation id, $2 user id, $3 the new message's id, $4 role,
-    $5 content, $6 the time, and with `claimed` $7 the request id.
-    The caller's conversation is locked (FOR UPDATE, as every change of its
-    message_count is made), the request id claimed (with `claimed`), the
-    message inserted after the conversation's active leaf and the
-    conversation's counters and active leaf (now the message) bumped. The statement
-    answers whether the conversation is the caller's, then the new message's
-    columns: NULL when there is none (not the caller's, or a replay of
-    request id $7, whose message is read by REPLAYED_MESSAGE).
-    """
-    source = "owned"
-    claim = ""
-    message_id = "$3::uuid"
-    if claimed:
-        claiming = claiming_sql(
-            "owned", user_id="$2::uuid", scope="'message'", request_id="$7::text", resource_id="$3::uuid"
-        )
-        claim = f"claim AS ({claiming}), "
-        source = "owned, claim"
-        message_id = "claim.resource_id"
-    return (
-        "WITH owned AS (SELECT id, active_message_id FROM conversations "
-        "WHERE id = $1::uuid AND user_id = $2::uuid FOR UPDATE), "
-        + claim
-        + "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
-        "prompt_tokens, completion_tokens, parent_id, create_time, update_time) "
-        f"SELECT {message_id}, owned.id, $4::message_role, $5::text, 'complete', '', 0, 0, owned.active_message_id, "
-        f"$6::timestamptz, $6::timestamptz FROM {source} "
-        f"RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
-        "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
-        "last_message_time = $6::timestamptz, update_time = $6::timestamptz, active_message_id = created.id "
-        "FROM created WHERE conversations.id = created.conversation_id) "
-        f"SELECT EXISTS (SELECT FROM owned), {columns(_MESSAGE_COLUMNS, 'created')} "
-        "FROM (VALUES (true)) AS one (x) LEFT JOIN created ON true"
-    )
-
-
-CREATE_MESSAGE = _create_message(claimed=False)
-CREATE_MESSAGE_CLAIMED = _create_message(claimed=True)
+# CreateMessage for a batch of messages (db/batching.py), each in a
+# conversation of its own, in one statement: one transaction and one round
+# trip. $1 conversation ids, $2 user ids, $3 the new messages' ids, $4
+# roles, $5 contents, $6 times, $7 request ids (NULL for none): arrays, one
+# element per message. Each caller's conversation is locked (FOR UPDATE, as
+# every change of its message_count is made; in id order, so two batches
+# never wait for each other's locks in a cycle), its request id claimed,
+# its message inserted after the conversation's active leaf and the
+# conversation's counters and active leaf (now the message) bumped. The
+# statement answers, per message in order: whether its conversation is the
+# caller's, then the new message's columns, NULL when there is none (not
+# the caller's, or a replay of its request id, whose message is read by
+# REPLAYED_MESSAGE).
+_CREATING = claiming_sql(
+    "owned WHERE owned.request_id IS NOT NULL",
+    user_id="owned.user_id",
+    scope="'message'",
+    request_id="owned.request_id",
+    resource_id="owned.message_id",
+)
+CREATE_MESSAGES = (
+    "WITH batch AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::message_role[], $5::text[], "
+    "$6::timestamptz[], $7::text[]) WITH ORDINALITY "
+    "AS b (conversation_id, user_id, message_id, role, content, at, request_id, position)), "
+    "owned AS (SELECT c.id, c.active_message_id, b.user_id, b.message_id, b.role, b.content, b.at, b.request_id "
+    "FROM conversations c JOIN batch b ON c.id = b.conversation_id AND c.user_id = b.user_id "
+    "ORDER BY c.id FOR UPDATE OF c), "
+    f"claim AS ({_CREATING}), "
+    "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
+    "prompt_tokens, completion_tokens, parent_id, create_time, update_time) "
+    "SELECT owned.message_id, owned.id, owned.role, owned.content, 'complete', '', 0, 0, owned.active_message_id, "
+    "owned.at, owned.at FROM owned "
+    "WHERE owned.request_id IS NULL OR owned.message_id IN (SELECT resource_id FROM claim) "
+    f"RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
+    "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
+    "last_message_time = created.create_time, update_time = created.create_time, active_message_id = created.id "
+    "FROM created WHERE conversations.id = created.conversation_id) "
+    "SELECT EXISTS (SELECT FROM owned WHERE owned.id = b.conversation_id), "
+    f"{columns(_MESSAGE_COLUMNS, 'created')} "
+    "FROM batch b LEFT JOIN created ON created.conversation_id = b.conversation_id ORDER BY b.position"
+)
 
 # $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
 REPLAYED_MESSAGE = (

@@ -1,0 +1,107 @@
+"""Concurrent writes of one kind, gathered into one statement (group commit).
+
+Each statement that writes commits on its own, and a commit waits for
+PostgreSQL to flush its write-ahead log: under load, a write's round trip is
+mostly that wait, and each round trip also costs this process the work of
+sending, waking and decoding. `Batcher` runs at most `max_in_flight` batches
+at a time; whatever is submitted while they run waits for the next batch,
+so a burst goes as a few multi-row statements (one flush each) and a lone
+call goes at once, as a batch of one.
+
+Two items with the same key never share a batch (the later one waits for
+the next): a batch's statement can then treat its rows as independent, as
+CreateMessage does with one message per conversation. If a batch's
+statement fails, each of its items is run again alone, so an item's error
+is its own and never fails its neighbours. The price: a batch commits when
+its slowest row is written, so an item may wait a little for another
+key's lock (CreateMessage: another conversation's, held by a short write).
+
+A caller that goes away (a cancelled RPC) before its batch starts takes its
+item with it; once the batch runs, the item is written or not with the
+rest, as a statement already sent would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Batcher(Generic[Item, Result]):
+    """Runs submitted items through `run`, many to a call; `run` answers one result per item, in order."""
+
+    def __init__(
+        self,
+        run: Callable[[list[Item]], Awaitable[list[Result]]],
+        *,
+        key: Callable[[Item], Hashable],
+        max_batch: int,
+        max_in_flight: int,
+    ) -> None:
+        self._run = run
+        self._key = key
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._runners: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item) -> Result:
+        """The item's result, once a batch holding it has run; its error if it fails alone."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if len(self._runners) < self._max_in_flight:
+            self._runners.add(asyncio.create_task(self._drain(), name="batcher"))
+        return await future
+
+    async def _drain(self) -> None:
+        """Run batches until nothing is pending (a task's first batch waits one
+        turn of the event loop, taking whatever else was submitted meanwhile).
+
+        The task leaves `_runners` in the same step that finds nothing
+        pending: a done-callback would run a turn later, and an item
+        submitted in between would find every runner slot taken by tasks
+        that no longer look.
+        """
+        runner = asyncio.current_task()
+        try:
+            while batch := self._take():
+                await self._settle(batch)
+        finally:
+            if runner is not None:
+                self._runners.discard(runner)
+
+    def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        """The next batch: pending items in order, one per key, at most max_batch;
+        items whose caller went away are dropped."""
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        keys: set[Hashable] = set()
+        left: list[tuple[Item, asyncio.Future[Result]]] = []
+        for entry in self._pending:
+            item, future = entry
+            if future.done():
+                continue
+            key = self._key(item)
+            if key in keys or len(batch) == self._max_batch:
+                left.append(entry)
+            else:
+                keys.add(key)
+                batch.append(entry)
+        self._pending = left
+        return batch
+
+    async def _settle(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._run([item for item, _ in batch])
+        except Exception as error:
+            if len(batch) > 1:  # each alone, so that only the item at fault fails
+                await asyncio.gather(*(self._settle([entry]) for entry in batch))
+            elif not batch[0][1].done():  # done: its caller went away
+                batch[0][1].set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
