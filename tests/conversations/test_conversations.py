@@ -803,7 +803,9 @@ async def test_changes_are_published_for_watchers(stubs: Stubs) -> None:
     conversation = await service.create_conversation(caller, await agent_id(app), "", "", {})
     cid = conversation.id
     assert published == []  # nobody can be watching a conversation that did not exist
-    message = await service.create_message(caller, str(cid), MessageRole.USER, "hello", "")
+    message = await service.create_message(caller, str(cid), MessageRole.USER, "hello", "req-1")
+    # A replay changes nothing, so it tells watchers nothing.
+    assert await service.create_message(caller, str(cid), MessageRole.USER, "hello", "req-1") == message
     await service.update_conversation(caller, str(cid), ConversationChanges(pinned=True), ["pinned"])
     await service.generate_title(caller, str(cid))
     await service.clear_messages(caller, str(cid))

@@ -392,12 +392,13 @@ class ConversationService:
         v.request_id("request_id", request_id)
         v.raise_if_any()
         assert cid is not None and role is not None
+        new_id = uuid.uuid4()
         outcome = await self._message_writes.submit(
-            _NewMessage(cid, caller.user_id, uuid.uuid4(), role.value, content, utcnow(), request_id or None)
+            _NewMessage(cid, caller.user_id, new_id, role.value, content, utcnow(), request_id or None)
         )
         if not outcome[0]:
             raise conversation_not_found()
-        if outcome[1] is None:  # a replay: the first call's message, in a statement that can see it
+        if outcome[1] is None:  # a replay the statement could not answer: read in one that can see it
             replayed = await self._db.fetch(sql.REPLAYED_MESSAGE, caller.user_id, request_id, into=MessageView.of)
             if not replayed:  # ClearMessages (or a deleted conversation) removed it since
                 raise message_not_found(
@@ -405,7 +406,8 @@ class ConversationService:
                 )
             return replayed[0]
         message = MessageView.of(outcome[1:])
-        self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))
+        if message.id == new_id:  # created now, not replayed
+            self._emit(MessageCreated(cid, message.id), ConversationChanged(cid))
         return message
 
     async def _write_messages(self, batch: list[_NewMessage]) -> list[tuple[Any, ...]]:

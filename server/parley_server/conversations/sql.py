@@ -106,11 +106,14 @@ def conversations_page(
 # every change of its message_count is made; in id order, so two batches
 # never wait for each other's locks in a cycle), its request id claimed,
 # its message inserted after the conversation's active leaf and the
-# conversation's counters and active leaf (now the message) bumped. The
+# conversation's counters and active leaf (now the message) bumped. A
+# replay of a request id gets the message the first call created, when the
+# statement's snapshot can see it (the first call committed before). The
 # statement answers, per message in order: whether its conversation is the
-# caller's, then the new message's columns, NULL when there is none (not
-# the caller's, or a replay of its request id, whose message is read by
-# REPLAYED_MESSAGE).
+# caller's, then the columns of the new or replayed message; NULL when
+# there is none: not the caller's, or a replay whose first call the
+# snapshot cannot see (it committed while this statement waited for its
+# key) or whose message was deleted since, to be read by REPLAYED_MESSAGE.
 _CREATING = claiming_sql(
     "owned WHERE owned.request_id IS NOT NULL",
     user_id="owned.user_id",
@@ -122,9 +125,12 @@ CREATE_MESSAGES = (
     "WITH batch AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::message_role[], $5::text[], "
     "$6::timestamptz[], $7::text[]) WITH ORDINALITY "
     "AS b (conversation_id, user_id, message_id, role, content, at, request_id, position)), "
+    # Each conversation by its primary key, locked in id order: a join was
+    # planned, on a new database's near-empty tables, as a scan of them all.
     "owned AS (SELECT c.id, c.active_message_id, b.user_id, b.message_id, b.role, b.content, b.at, b.request_id "
-    "FROM conversations c JOIN batch b ON c.id = b.conversation_id AND c.user_id = b.user_id "
-    "ORDER BY c.id FOR UPDATE OF c), "
+    "FROM (SELECT * FROM batch ORDER BY conversation_id) AS b CROSS JOIN LATERAL ("
+    "SELECT id, active_message_id FROM conversations "
+    "WHERE id = b.conversation_id AND user_id = b.user_id FOR UPDATE) AS c), "
     f"claim AS ({_CREATING}), "
     "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
     "prompt_tokens, completion_tokens, parent_id, create_time, update_time) "
@@ -134,10 +140,20 @@ CREATE_MESSAGES = (
     f"RETURNING {', '.join(_MESSAGE_COLUMNS)}), "
     "bumped AS (UPDATE conversations SET message_count = message_count + 1, "
     "last_message_time = created.create_time, update_time = created.create_time, active_message_id = created.id "
-    "FROM created WHERE conversations.id = created.conversation_id) "
+    "FROM created WHERE conversations.id = created.conversation_id), "
+    # Keyed by the id each call asked for: a new message has it, a replayed one stands in for it.
+    f"answered AS (SELECT created.id AS asked, {columns(_MESSAGE_COLUMNS, 'created')} FROM created "
+    # One key lookup per replay (a scalar subquery on the key's primary index):
+    # a join here was planned, on a new database's empty tables, as a scan of
+    # all the user's keys and messages, whose cost then grew with every message.
+    f"UNION ALL SELECT owned.message_id, {columns(_MESSAGE_COLUMNS, 'm')} FROM owned "
+    "JOIN messages m ON m.id = "
+    + claimed_sql(user_id="owned.user_id", scope="'message'", request_id="owned.request_id")
+    + " JOIN conversations mc ON mc.id = m.conversation_id AND mc.user_id = owned.user_id "
+    "WHERE owned.request_id IS NOT NULL) "
     "SELECT EXISTS (SELECT FROM owned WHERE owned.id = b.conversation_id), "
-    f"{columns(_MESSAGE_COLUMNS, 'created')} "
-    "FROM batch b LEFT JOIN created ON created.conversation_id = b.conversation_id ORDER BY b.position"
+    f"{columns(_MESSAGE_COLUMNS, 'a')} "
+    "FROM batch b LEFT JOIN answered a ON a.asked = b.message_id ORDER BY b.position"
 )
 
 # $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
