@@ -209,6 +209,33 @@ async def test_update_changes_only_the_masked_fields_and_bumps_update_time(stubs
     assert (cleared.title, cleared.archived, cleared.pinned) == ("", True, False)
 
 
+async def test_a_listing_shows_every_change_of_a_conversation_listed_before(stubs: Stubs) -> None:
+    """A listed row's message is kept for the next listing: a change of any
+    field must still show, the very next time."""
+    ada = await stubs.active_account()
+    cid = (await new_conversation(stubs, ada, "Original")).id
+
+    async def listed() -> pb.Conversation:
+        response = await stubs.conversation.ListConversations(pb.ListConversationsRequest(), metadata=ada.md)
+        (conversation,) = response.conversations
+        got = await stubs.conversation.GetConversation(pb.GetConversationRequest(conversation_id=cid), metadata=ada.md)
+        assert conversation == got.conversation
+        return conversation
+
+    assert (await listed()).title == "Original"
+    await _update(stubs, ada, pb.Conversation(id=cid, title="Renamed", pinned=True), "title", "pinned")
+    assert ((await listed()).title, (await listed()).pinned) == ("Renamed", True)
+    await _update(stubs, ada, pb.Conversation(id=cid, metadata={"k": "v"}), "metadata")
+    assert dict((await listed()).metadata) == {"k": "v"}
+    message = await add_message(stubs, ada, cid, "hello")
+    after = await listed()
+    assert (after.message_count, after.active_message_id, after.last_message_time) == (
+        1,
+        message.id,
+        message.create_time,
+    )
+
+
 async def test_update_rejects_bad_masks_and_titles_and_changes_nothing(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     conversation = await new_conversation(stubs, ada, "Keep me")
