@@ -51,8 +51,9 @@ def add_conversations(
     A ListConversations page is mostly rows listed before (the web page's
     sidebar lists them again after every exchange), so each row's message is
     kept serialized, keyed by the row itself (every field: a changed row is
-    a new key), and copied into the field: a page of 20 took 17 instead of
-    80 us (timeit). Each is copied into a message made in place by add(): a
+    a new key), and copied into the field: a page of 20 rows fetched anew
+    took 35 instead of 64 us (2,000 pages from PostgreSQL, timed in one
+    process). Each is copied into a message made in place by add(): a
     message built first and then passed in would be copied once more.
     """
     for conversation in conversations:
