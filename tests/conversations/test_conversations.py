@@ -224,7 +224,8 @@ async def test_a_listing_shows_every_change_of_a_conversation_listed_before(stub
 
     assert (await listed()).title == "Original"
     await _update(stubs, ada, pb.Conversation(id=cid, title="Renamed", pinned=True), "title", "pinned")
-    assert ((await listed()).title, (await listed()).pinned) == ("Renamed", True)
+    renamed = await listed()
+    assert (renamed.title, renamed.pinned) == ("Renamed", True)
     await _update(stubs, ada, pb.Conversation(id=cid, metadata={"k": "v"}), "metadata")
     assert dict((await listed()).metadata) == {"k": "v"}
     message = await add_message(stubs, ada, cid, "hello")

@@ -157,6 +157,9 @@ CREATE_MESSAGES = (
 )
 
 # $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
+# CREATE_MESSAGES' replay branch states the same rule for each row of a batch,
+# as joins on the key's lookup: with this text shared, as a WHERE clause, its
+# generic plan on a new database's empty tables scanned every message.
 REPLAYED_MESSAGE = (
     f"SELECT {columns(_MESSAGE_COLUMNS, 'm')} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
     "WHERE c.user_id = $1::uuid AND m.id = " + claimed_sql(user_id="$1::uuid", scope="'message'", request_id="$2::text")
