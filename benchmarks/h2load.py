@@ -91,7 +91,7 @@ def run(
     (-D) byte counts cover more than the requests it counts (its warm-up's,
     those cut off at the end). Timed runs warm up and size the counted ones.
     """
-    command = [binary, "-t", "1", *(["-n", str(count)] if count else ["-D", f"{seconds:g}"])]
+    command = [binary, "-t", "1", *(["-n", str(count)] if count else ["-D", f"{round(seconds * 1000)}ms"])]
     if request.http1:
         command += ["--h1", "-c", str(concurrency), "-m", "1"]
     else:
