@@ -210,8 +210,9 @@ async def test_update_changes_only_the_masked_fields_and_bumps_update_time(stubs
 
 
 async def test_a_listing_shows_every_change_of_a_conversation_listed_before(stubs: Stubs) -> None:
-    """A listed row's message is kept for the next listing: a change of any
-    field must still show, the very next time."""
+    """Listed rows are kept for the next listing: a change of any field must
+    still show, the very next time, also one made outside this server (by
+    another replica, or by hand in SQL), of which it heard nothing."""
     ada = await stubs.active_account()
     cid = (await new_conversation(stubs, ada, "Original")).id
 
@@ -235,6 +236,8 @@ async def test_a_listing_shows_every_change_of_a_conversation_listed_before(stub
         message.id,
         message.create_time,
     )
+    await sql(stubs.app, "UPDATE conversations SET title = 'Renamed elsewhere' WHERE id = :id", id=cid)
+    assert (await listed()).title == "Renamed elsewhere"
 
 
 async def test_update_rejects_bad_masks_and_titles_and_changes_nothing(stubs: Stubs) -> None:

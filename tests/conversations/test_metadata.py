@@ -238,7 +238,8 @@ async def test_filtered_pages_hold_every_match_once_and_tokens_keep_the_filter(s
 
 
 async def test_filter_uses_the_metadata_index(stubs: Stubs) -> None:
-    """With many conversations, PostgreSQL answers the pair from ix_conversations_metadata."""
+    """With many conversations, PostgreSQL answers the pair from ix_conversations_metadata
+    in both of a page's statements."""
     ada = await stubs.active_account()
     await sql(
         stubs.app,
@@ -249,7 +250,7 @@ async def test_filter_uses_the_metadata_index(stubs: Stubs) -> None:
         user_id=ada.user.id,
     )
     await sql(stubs.app, "ANALYZE conversations")
-    statement, args = conversation_sql.conversations_page(
+    page = conversation_sql.conversations_page(
         uuid.UUID(ada.user.id),
         agent_id=None,
         archived=None,
@@ -259,6 +260,7 @@ async def test_filter_uses_the_metadata_index(stubs: Stubs) -> None:
         after=None,
         limit=51,
     )
-    plan = await stubs.app.database.fetch(f"EXPLAIN {statement}", *args, into=lambda record: str(record[0]))
-    assert any("ix_conversations_metadata" in line for line in plan), "\n".join(plan)
+    for statement in (page.keys, page.rows):
+        plan = await stubs.app.database.fetch(f"EXPLAIN {statement}", *page.args, into=lambda record: str(record[0]))
+        assert any("ix_conversations_metadata" in line for line in plan), "\n".join(plan)
     assert await _titles(stubs, ada, metadata_key="ticket", metadata_value="T-123") == ["c123"]

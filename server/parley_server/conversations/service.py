@@ -50,6 +50,7 @@ from parley_server.db.batching import Batcher
 from parley_server.db.database import Database, rowcount
 from parley_server.db.locks import fresh_conversation_key
 from parley_server.db.models import Agent, Conversation, Message, MessageRole
+from parley_server.db.versioned_rows import VersionedRows
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 MAX_TITLE_LENGTH = 200
 MAX_QUERY_LENGTH = 200
 MAX_CONTENT_LENGTH = 100_000
+# Conversations ListConversations keeps per process (db/versioned_rows.py):
+# the sidebars of the users who list most, a small tuple per row.
+LISTED_ROWS_KEPT = 4096
 UPDATABLE_PATHS = {"title", "archived", "pinned", "metadata"}
 DEFAULT_EMPTY_AGE = timedelta(hours=24)
 # The history a model gets with each SendMessage, which GetMessagesForAgent
@@ -198,6 +202,7 @@ class ConversationService:
         self._access = access
         self._registry = registry
         self._publish = publish
+        self._listed: VersionedRows[ConversationView] = VersionedRows(LISTED_ROWS_KEPT, attrgetter("id", "version"))
         self._message_writes: Batcher[_NewMessage, tuple[Any, ...]] = Batcher(
             self._write_messages,
             key=attrgetter("conversation_id"),
@@ -258,7 +263,7 @@ class ConversationService:
             tsquery = await self._prefix_tsquery(query)
             if tsquery is None:  # only punctuation: no word can match
                 return Page([], "")
-        statement, args = sql.conversations_page(
+        page = sql.conversations_page(
             caller.user_id,
             agent_id=agent_uuid,
             archived=where.archived,
@@ -268,8 +273,29 @@ class ConversationService:
             after=None if keyset is None else time_id_after(keyset),
             limit=size + 1,
         )
-        rows = await self._db.fetch(statement, *args, into=ConversationView.of)
+        rows = await self._listed_rows(page, search=tsquery is not None)
         return self._paginator.page(rows, size, scope, lambda c: time_id_keyset(from_epoch_us(c.update_time_us), c.id))
+
+    async def _listed_rows(self, page: sql.ConversationsPage, *, search: bool) -> list[ConversationView]:
+        """A page's rows: those kept from an earlier listing when PostgreSQL
+        still holds every one as it was, else read whole (and kept).
+
+        A listing is mostly rows listed before (the web page's sidebar lists
+        them again after every exchange), and asking for their ids and xmins
+        costs PostgreSQL and this process about half of reading them whole
+        (no times to compute, 2 columns to decode instead of 12); when a row
+        has changed, the page costs that question plus the read. A search
+        reads whole at once: its matching, over every message, is the
+        costly part and would run twice.
+        """
+        if not search:
+            keys = await self._db.fetch(page.keys, *page.args, into=tuple)
+            kept = self._listed.all(keys)
+            if kept is not None:
+                return kept
+        rows = await self._db.fetch(page.rows, *page.args, into=ConversationView.of)
+        self._listed.keep(rows)
+        return rows
 
     async def get_or_create_fresh_conversation(self, caller: Caller, agent_id: str) -> tuple[Conversation, bool]:
         """The caller's empty, unarchived conversation with the agent, created if there is none.

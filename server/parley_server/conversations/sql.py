@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
 from parley_server.common.idempotency import claimed_sql, claiming_sql
 from parley_server.conversations.views import ConversationView, MessageView
@@ -28,6 +29,8 @@ MICROSECONDS = "_us"
 # JSON text, NULL when it is the empty object: most conversations have no
 # metadata, and their rows then cost no JSON parsing.
 JSON_TEXT = "_json"
+# A view's field named so holds the row's xmin (db/versioned_rows.py).
+ROW_VERSION = "version"
 
 
 def columns(names: tuple[str, ...], alias: str) -> str:
@@ -36,6 +39,8 @@ def columns(names: tuple[str, ...], alias: str) -> str:
 
 
 def _column(name: str, alias: str) -> str:
+    if name == ROW_VERSION:
+        return f"{alias}.xmin"
     if name.endswith(MICROSECONDS):
         return f"(extract(epoch FROM {alias}.{name.removesuffix(MICROSECONDS)}) * 1000000)::int8"
     if name.endswith(JSON_TEXT):
@@ -54,6 +59,15 @@ OWNED_CONVERSATION = (
 QUERY_LEXEMES = "SELECT tsvector_to_array(to_tsvector('simple'::regconfig, $1::text))"
 
 
+class ConversationsPage(NamedTuple):
+    """A page's two statements, which take the same arguments: `keys` reads
+    each row's id and xmin, `rows` the rows whole (ConversationView's columns)."""
+
+    keys: str
+    rows: str
+    args: list[object]
+
+
 def conversations_page(
     user_id: uuid.UUID,
     *,
@@ -64,8 +78,8 @@ def conversations_page(
     metadata: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> tuple[str, list[object]]:
-    """ListConversations' statement and its arguments: the user's, newest activity first.
+) -> ConversationsPage:
+    """ListConversations' statements and their arguments: the user's, newest activity first.
 
     Ordered by (update_time, id) descending, strictly after `after`, as the
     index ix_conversations_user_update is. tsquery (a to_tsquery text) matches
@@ -91,11 +105,11 @@ def conversations_page(
             f"(c.title_search @@ {query} OR EXISTS "
             f"(SELECT FROM messages m WHERE m.conversation_id = c.id AND m.content_search @@ {query}))"
         )
-    sql = (
-        f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE {' AND '.join(where)} "
+    rest = (
+        f" FROM conversations c WHERE {' AND '.join(where)} "
         f"ORDER BY c.update_time DESC, c.id DESC LIMIT {bind(limit)}::integer"
     )
-    return sql, bind.values
+    return ConversationsPage(f"SELECT c.id, c.xmin{rest}", f"SELECT {_CONVERSATION_COLUMNS}{rest}", bind.values)
 
 
 # CreateMessage for a batch of messages (db/batching.py), each in a

@@ -82,7 +82,9 @@ class ConversationView(NamedTuple):
     took 200-210 us of client CPU with the timestamptz columns, 120-135 with
     these (asyncpg, embedded PostgreSQL 16, 2,000 fetches each), and a
     response needs the microseconds anyway. Its metadata is JSON text, None
-    when there is none (the common case, then parsed never).
+    when there is none (the common case, then parsed never). Its version is
+    the row's xmin, new with every change of the row: ListConversations
+    keeps the rows it read by (id, version) (db/versioned_rows.py).
     """
 
     id: uuid.UUID
@@ -96,6 +98,7 @@ class ConversationView(NamedTuple):
     last_message_time_us: int | None
     active_message_id: uuid.UUID | None
     metadata_json: str | None
+    version: int
 
     @classmethod
     def of(cls, record: Record) -> ConversationView:
