@@ -8,11 +8,11 @@ from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_duration
 from parley_server.common.handlers import Ctx
 from parley_server.conversations.convert import (
-    add_conversations,
     chat_turn_to_proto,
     conversation_changes_from_proto,
     conversation_filter_from_proto,
     conversation_to_proto,
+    conversations_response,
     message_role_from_proto,
     message_to_proto,
 )
@@ -40,9 +40,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
     ) -> pb.ListConversationsResponse:
         where = conversation_filter_from_proto(request)
         page = await self._service.list_conversations(require_caller(), request.page_size, request.page_token, where)
-        response = pb.ListConversationsResponse(next_page_token=page.next_page_token)
-        add_conversations(response.conversations, page.items)
-        return response
+        return conversations_response(page.items, page.next_page_token)
 
     async def GetOrCreateFreshConversation(
         self, request: pb.GetOrCreateFreshConversationRequest, context: Ctx
