@@ -22,6 +22,10 @@ from types import TracebackType
 # "function (path/to/file.py:123)", the form of each frame in py-spy's output.
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 TOP = 10
+# Threads left out: gRPC's completion-queue poller waits in epoll_wait
+# nearly all the time (96% of its samples, seen with py-spy --native), yet
+# py-spy counts it busy, as a third of a unary server's samples.
+IDLE_THREADS = ("(_poll_wrapper)",)
 # A process's outermost frames, under which everything runs: not a cost.
 ENTRY_POINTS = ("(parley_server/cli.py)", "(parley_server/bridge/workers.py)")
 
@@ -46,6 +50,7 @@ class Recording:
             str(pid),
             "--subprocesses",
             "--nonblocking",
+            "--threads",
             "--format",
             "raw",
             "--output",
@@ -84,7 +89,7 @@ def _area(function: str) -> str:
 
     py-spy sees Python frames only; time in C under a Python frame counts as
     that frame's. On top of the event loop's run (uvloop, gRPC's Cython and
-    core, socket I/O) or of a bare thread (gRPC's poller) it is native code.
+    core, socket I/O) or of a bare thread it is native code.
     """
     if function.startswith(("Runner.run ", "Thread.run ", "run_forever ", "BaseEventLoop.run_")):
         return "native: event loop, gRPC core, I/O"
@@ -99,7 +104,9 @@ def summary(path: Path, title: str, cost_per_unit_us: float = 0.0, unit: str = "
 
     With cost_per_unit_us (the server's CPU per request or per token in that
     profile's round), each share is also shown in microseconds of that unit.
-    Samples are of Python stacks only; SQLAlchemy's ORM runs its database work
+    Samples are of Python stacks only: CPU spent by gRPC's native threads
+    (event_engine) is in cost_per_unit_us but spread over the samples of
+    the threads shown. SQLAlchemy's ORM runs its database work
     in greenlets, whose stacks py-spy shows without their caller, so a Parley
     function's "including callees" share leaves that out.
     """
@@ -113,8 +120,11 @@ def summary(path: Path, title: str, cost_per_unit_us: float = 0.0, unit: str = "
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        # Frames only (the first element names the process).
-        functions = [_function(f) for f in stack.split(";") if FRAME.match(f.strip())]
+        # The first element names the process, the second (--threads) the thread.
+        parts = stack.split(";")
+        if len(parts) < 2 or parts[1].endswith(IDLE_THREADS):
+            continue
+        functions = [_function(f) for f in parts[2:] if FRAME.match(f.strip())]
         if not functions:
             continue
         n = int(count)

@@ -54,7 +54,7 @@ against the target (metrics cost at most 5%).
 h2load is Debian's nghttp2-client, installed with apt-get when missing and
 running as root.
 
-    python scripts/bench_unary.py                  # --workers 1 and 2, 3 rounds of ~10 s
+    python scripts/bench_unary.py                  # --workers 1 and 2, 5 rounds of ~6 s
     python scripts/bench_unary.py --quick          # CI: --workers 1, one round of ~2 s
     python scripts/bench_unary.py --profile prof/  # plus a py-spy profile of Parley per RPC
     python scripts/bench_unary.py --workers 1 --metrics  # plus Parley with metrics on, and the ratio
@@ -623,8 +623,8 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="processes per target, one run each")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per target (the median is reported)")
-    parser.add_argument("--seconds", type=float, default=10, help="length of one target's round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per target (the median is reported)")
+    parser.add_argument("--seconds", type=float, default=6, help="length of one target's round")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
     parser.add_argument("--driver-seconds", type=float, default=10, help="length of each Python-client measurement")
     parser.add_argument("--driver-processes", type=int, default=2, help="processes of the Python client")
