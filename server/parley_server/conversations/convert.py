@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from parley.conversation.v1 import conversation_pb2
 from parley_server.agents.providers.base import ChatTurn, TurnRole
 from parley_server.common.convert import enum_from_proto, fill_timestamp, fill_timestamp_us
-from parley_server.conversations.service import ConversationChanges, ConversationFilter
+from parley_server.conversations.service import LISTED_ROWS_KEPT, ConversationChanges, ConversationFilter
 from parley_server.conversations.views import ConversationFields, ConversationView, MessageFields
 from parley_server.db.models import MessageRole, MessageState
 
@@ -36,10 +36,6 @@ def conversation_to_proto(conversation: ConversationFields | ConversationView) -
     return _fill_conversation(conversation_pb2.Conversation(), conversation)
 
 
-# Rows whose listed bytes conversations_response keeps (a few MB at most).
-CONVERSATION_BYTES_KEPT = 4096
-
-
 def conversations_response(
     conversations: Iterable[ConversationView], next_page_token: str
 ) -> conversation_pb2.ListConversationsResponse:
@@ -61,7 +57,8 @@ def conversations_response(
     return response
 
 
-@functools.lru_cache(maxsize=CONVERSATION_BYTES_KEPT)
+# As many as the domain keeps listed rows (a few MB of bytes at most).
+@functools.lru_cache(maxsize=LISTED_ROWS_KEPT)
 def _listed_bytes(conversation: ConversationView) -> bytes:
     listed = conversation_pb2.ListConversationsResponse()
     _fill_conversation(listed.conversations.add(), conversation)
