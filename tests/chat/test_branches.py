@@ -9,15 +9,18 @@ from typing import Any
 import grpc
 from sqlalchemy import select, update
 
+from parley.agent.v1 import agent_pb2
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2 as pb
 from parley_server.db.models import Agent, Conversation, UsageDaily
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
+from tests.helpers.agents import create_agent, echo_agent
 from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, kinds, read_rest, text_of
 from tests.helpers.conversations import new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error, expect_invalid_naming
+from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.stubs import Stubs
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -162,6 +165,26 @@ async def test_edit_stores_a_sibling_question_and_answers_it(stubs: Stubs, alice
         ("Echo: start over", 1, 0),
     ]
     assert len(await listed(stubs, alice, cid, all_branches=True)) == 8
+
+
+async def test_the_model_gets_the_system_prompt_and_the_path_to_the_question(stubs: Stubs, alice: Account) -> None:
+    """A first question (and an edit of it) is sent as it was just stored, without
+    reading it back; a later question with the messages on the path up to it."""
+    async with FakeOpenAI(words=["Sure."]) as fake:
+        admin = await stubs.admin_account()
+        agent = echo_agent("remote", provider=agent_pb2.AGENT_PROVIDER_OPENAI, model="m", base_url=fake.base_url)
+        await create_agent(stubs, admin, agent)
+        cid = (await new_conversation(stubs, alice, slug="remote")).id
+        first = await exchange(stubs, alice, cid, "first question")
+        await exchange(stubs, alice, cid, "second question")
+        await collect(edit(stubs, alice, first.user_message.id, "first, again"))
+    system = {"role": "system", "content": "Be brief."}
+    answer = {"role": "assistant", "content": "Sure."}
+    assert [request.body["messages"] for request in fake.requests] == [
+        [system, {"role": "user", "content": "first question"}],
+        [system, {"role": "user", "content": "first question"}, answer, {"role": "user", "content": "second question"}],
+        [system, {"role": "user", "content": "first, again"}],
+    ]
 
 
 async def test_switching_branch_changes_the_listed_path_and_the_model_context(

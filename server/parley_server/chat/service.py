@@ -319,12 +319,19 @@ class ChatService:
                 parent_id,
             )
         first_exchange = message_count == 0 and not title
+        # A new question without a parent is its own whole path: nothing to read back.
+        root_question = turn.content if turn.content is not None and parent_id is None else None
 
         async def turns() -> list[ChatTurn]:
             # The path up from the message answered: what other branches
             # (or later exchanges) hold is not this answer's context.
             return await self._conversations.history_for_agent(
-                cid, user_message.id, agent.system_prompt, DEFAULT_HISTORY_MESSAGES, DEFAULT_HISTORY_CHARS
+                cid,
+                user_message.id,
+                agent.system_prompt,
+                DEFAULT_HISTORY_MESSAGES,
+                DEFAULT_HISTORY_CHARS,
+                root_question=root_question,
             )
 
         spec = GenerationSpec(

@@ -19,7 +19,8 @@ is three statements, each committed on its own:
   tokens (and the message, when no quota counted it) to the usage rollup.
 
 The history the model gets is read after the start, by the generation
-(conversations/sql.py's HISTORY: the path up from the message it answers).
+(conversations/sql.py's HISTORY: the path up from the message it answers),
+except for a question without a parent, whose path is itself.
 """
 
 from __future__ import annotations

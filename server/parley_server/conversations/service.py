@@ -508,6 +508,8 @@ class ConversationService:
         system_prompt: str,
         max_messages: int,
         max_chars: int,
+        *,
+        root_question: str | None = None,
     ) -> list[ChatTurn]:
         """The turns to send to the model, in chronological order.
 
@@ -520,9 +522,16 @@ class ConversationService:
         sees the latest turn. Messages without content (failed or cancelled
         before any text, an assistant placeholder) are skipped: they tell
         the model nothing. Budgets must be positive.
+
+        root_question is leaf's text when leaf is a user message without a
+        parent (a conversation's first question, or an edit of it), as its
+        caller just stored it: the path is then that message alone, and
+        nothing is read. Every new conversation's first answer starts so.
         """
         rows: list[ChatTurn] = []
-        if leaf is not None:
+        if root_question is not None:
+            rows = [ChatTurn("user", root_question)] if root_question else []
+        elif leaf is not None:
             rows = await self._db.fetch(sql.HISTORY, leaf, conversation_id, max_messages, max_chars, into=_turn)
         if rows and len(rows[-1].content) > max_chars:
             rows[-1] = ChatTurn(rows[-1].role, rows[-1].content[-max_chars:])
