@@ -367,8 +367,6 @@ class ChatService:
                 await self._conversations.title_first_exchange(
                     spec.caller, spec.conversation_id, spec.title_from, spec.title_agent
                 )
-            except NotFound:
-                pass  # the conversation was deleted meanwhile
             except Exception:  # a missing title must not turn a finished answer into an error
                 log.exception("could not title conversation %s", spec.conversation_id)
 

@@ -254,6 +254,14 @@ def messages_page(*, all_branches: bool) -> str:
 ACTIVE_PATH_PAGE = messages_page(all_branches=False)
 ALL_MESSAGES_PAGE = messages_page(all_branches=True)
 
+# $1 conversation id, $2 user id, $3 title, $4 the time: the automatic
+# title of the caller's conversation, unless it has one by now (the user
+# set it while the first answer streamed); a row when it was stored.
+TITLE_IF_UNTITLED = (
+    "UPDATE conversations SET title = $3::text, update_time = $4::timestamptz "
+    "WHERE id = $1::uuid AND user_id = $2::uuid AND title = '' RETURNING id"
+)
+
 # $1 message id, $2 user id, $3 the time: make the branch through the
 # caller's message active. The new leaf is the message's newest descendant,
 # following the newest child (largest seq) down from it. The conversation
