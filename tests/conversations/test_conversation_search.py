@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
+from parley.agent.v1 import agent_pb2
+from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2 as pb
 from tests.helpers.accounts import Account
+from tests.helpers.agents import create_agent, echo_agent
+from tests.helpers.chat import read_rest, stored
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import snapshot
 from tests.helpers.errors import expect_error
+from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.stubs import Stubs
 
 
@@ -58,6 +65,24 @@ async def test_search_finds_titles_and_messages(
 ) -> None:
     ada, _ = library
     assert sorted(await _search(stubs, ada, query)) == sorted(titles)
+
+
+async def test_an_answer_is_found_once_it_has_ended_not_while_it_streams(stubs: Stubs) -> None:
+    ada = await stubs.active_account()
+    async with FakeOpenAI(words=["Zanzibar", "spice", "markets"], token_delay=0.4) as fake:
+        admin = await stubs.admin_account()
+        agent = echo_agent("remote", provider=agent_pb2.AGENT_PROVIDER_OPENAI, model="m", base_url=fake.base_url)
+        await create_agent(stubs, admin, agent)
+        cid = (await new_conversation(stubs, ada, "Travel", slug="remote")).id
+        request = chat_pb2.SendMessageRequest(conversation_id=cid, content="Where should I go?")
+        call = stubs.chat.SendMessage(request, metadata=ada.md)
+        answer_id = (await call.read()).accepted.assistant_message_id
+        async with asyncio.timeout(5):  # the first word is stored (every persist interval), the rest to come
+            while "Zanzibar" not in (await stored(stubs, answer_id)).content:
+                await asyncio.sleep(0.02)
+        assert await _search(stubs, ada, "zanzibar") == []
+        assert (await read_rest(call))[-1].WhichOneof("event") == "completed"
+    assert await _search(stubs, ada, "zanzibar") == ["Travel"]
 
 
 async def test_search_never_shows_other_users_conversations(stubs: Stubs, library: tuple[Account, Account]) -> None:

@@ -101,7 +101,14 @@ class Message(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     create_time: Mapped[datetime] = now_column()
     update_time: Mapped[datetime] = now_column()
-    content_search: Mapped[str] = mapped_column(TSVECTOR, Computed("to_tsvector('simple', content)", persisted=True))
+    # Full-text search over the text, once the message has ended: a streaming
+    # answer's text is rewritten every persist interval, and computing the
+    # vector and updating the GIN index each time cost PostgreSQL most of
+    # those writes (migration 0013).
+    content_search: Mapped[str | None] = mapped_column(
+        TSVECTOR,
+        Computed("CASE WHEN state = 'streaming' THEN NULL ELSE to_tsvector('simple', content) END", persisted=True),
+    )
     # Advisory-lock key of the replica generating this STREAMING message.
     generation_owner: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # The previous message on its path: for an assistant message the user

@@ -432,8 +432,9 @@ export type ListConversationsRequest = Message$1<"parley.conversation.v1.ListCon
   pinned?: boolean | undefined;
 
   /**
-   * Case-insensitive text searched in titles and message contents; empty = no
-   * search. At most 200 characters.
+   * Case-insensitive text searched in titles and message contents (an answer
+   * once it has ended, not while it streams); empty = no search. At most 200
+   * characters.
    *
    * @generated from field: string query = 6;
    */
