@@ -136,6 +136,8 @@ class EnvoyProcess:
         except (OSError, TimeoutError):
             return False
         try:
+            if writer.is_closing():  # an exiting Envoy reset it at once: uvloop refuses a write then (RuntimeError)
+                return False
             writer.write(f"GET /ready HTTP/1.1\r\nHost: {self.admin_host}\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             response = await asyncio.wait_for(reader.read(), 2)
