@@ -9,13 +9,12 @@ from typing import Any
 import grpc
 from sqlalchemy import select, update
 
-from parley.agent.v1 import agent_pb2
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
 from parley.conversation.v1 import conversation_pb2 as pb
 from parley_server.db.models import Agent, Conversation, UsageDaily
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
-from tests.helpers.agents import create_agent, echo_agent
+from tests.helpers.agents import create_model_agent
 from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, kinds, read_rest, text_of
 from tests.helpers.conversations import new_conversation
 from tests.helpers.database import lock_waiters, snapshot
@@ -171,9 +170,7 @@ async def test_the_model_gets_the_system_prompt_and_the_path_to_the_question(stu
     """A first question (and an edit of it) is sent as it was just stored, without
     reading it back; a later question with the messages on the path up to it."""
     async with FakeOpenAI(words=["Sure."]) as fake:
-        admin = await stubs.admin_account()
-        agent = echo_agent("remote", provider=agent_pb2.AGENT_PROVIDER_OPENAI, model="m", base_url=fake.base_url)
-        await create_agent(stubs, admin, agent)
+        await create_model_agent(stubs, fake.base_url)
         cid = (await new_conversation(stubs, alice, slug="remote")).id
         first = await exchange(stubs, alice, cid, "first question")
         await exchange(stubs, alice, cid, "second question")

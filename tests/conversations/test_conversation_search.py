@@ -7,11 +7,10 @@ import asyncio
 import grpc
 import pytest
 
-from parley.agent.v1 import agent_pb2
 from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2 as pb
 from tests.helpers.accounts import Account
-from tests.helpers.agents import create_agent, echo_agent
+from tests.helpers.agents import create_model_agent
 from tests.helpers.chat import read_rest, stored
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import snapshot
@@ -70,9 +69,7 @@ async def test_search_finds_titles_and_messages(
 async def test_an_answer_is_found_once_it_has_ended_not_while_it_streams(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     async with FakeOpenAI(words=["Zanzibar", "spice", "markets"], token_delay=0.4) as fake:
-        admin = await stubs.admin_account()
-        agent = echo_agent("remote", provider=agent_pb2.AGENT_PROVIDER_OPENAI, model="m", base_url=fake.base_url)
-        await create_agent(stubs, admin, agent)
+        await create_model_agent(stubs, fake.base_url)
         cid = (await new_conversation(stubs, ada, "Travel", slug="remote")).id
         request = chat_pb2.SendMessageRequest(conversation_id=cid, content="Where should I go?")
         call = stubs.chat.SendMessage(request, metadata=ada.md)

@@ -74,6 +74,13 @@ async def create_agent(stubs: Stubs, admin: Account, agent: agent_pb2.Agent, req
     return response.agent
 
 
+async def create_model_agent(stubs: Stubs, base_url: str, slug: str = "remote") -> agent_pb2.Agent:
+    """An agent on the OpenAI-compatible endpoint at base_url (a FakeOpenAI), created by an admin."""
+    admin = await stubs.admin_account()
+    agent = echo_agent(slug, provider=agent_pb2.AGENT_PROVIDER_OPENAI, model="fake-model", base_url=base_url)
+    return await create_agent(stubs, admin, agent)
+
+
 async def update_agent(stubs: Stubs, admin: Account, agent: agent_pb2.Agent, *paths: str) -> agent_pb2.Agent:
     response = await stubs.agent.UpdateAgent(
         agent_pb2.UpdateAgentRequest(agent=agent, update_mask={"paths": list(paths)}), metadata=admin.md

@@ -28,13 +28,12 @@ from opentelemetry.trace import (
     format_trace_id,
 )
 
-from parley.agent.v1 import agent_pb2
 from parley.auth.v1 import auth_pb2
 from parley.chat.v1 import chat_pb2
 from parley_server.app import App
 from parley_server.common.tracing import Tracing, rpc_sampler
 from tests.helpers.accounts import Account
-from tests.helpers.agents import create_agent, echo_agent
+from tests.helpers.agents import create_model_agent
 from tests.helpers.chat import collect, kinds
 from tests.helpers.conversations import new_conversation
 from tests.helpers.fake_openai import FakeOpenAI
@@ -74,9 +73,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 async def model_conversation(traced: Stubs, fake: FakeOpenAI) -> tuple[Account, str]:
     """An active account and its conversation with an agent on the fake model provider."""
-    admin = await traced.admin_account()
-    agent = echo_agent("remote", provider=agent_pb2.AGENT_PROVIDER_OPENAI, model="fake-model", base_url=fake.base_url)
-    await create_agent(traced, admin, agent)
+    await create_model_agent(traced, fake.base_url)
     account = await traced.active_account()
     return account, (await new_conversation(traced, account, slug="remote")).id
 
