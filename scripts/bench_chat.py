@@ -68,18 +68,14 @@ EMAIL = "bench@example.com"
 # and HTTP/2 caps concurrent streams per connection.
 STREAMS_PER_CHANNEL = 50
 # The client processes' niceness. A real deployment's clients run on other
-# machines; here they share the servers' two cores. A grpc.aio server takes
-# new calls from gRPC Core one at a time, each through several turns of its
-# event loop, so a loop kept busy by the streams it already serves takes new
-# ones slowly: the bare server, h2load's 1,000 streams and two busy loops
-# beside it, took 611 calls in the first second, then 12-51 a second while
-# its loop ran 5-11 ms late, the rest when the first streams ended (12 s).
-# Alone on the machine it took all 1,000 within 0.7 s. At equal priority the
+# machines; here they share the servers' two cores. At equal priority the
 # client processes took as much CPU as the server under test, and `accepted`
 # p99 measured which server that hit harder: the bare server's moved between
 # 1.0 and 7.4 s from run to run. At niceness 10 they leave the servers first
-# call on the cores; some rounds are still caught (PostgreSQL and other
-# processes share the cores), hence --rounds.
+# call on the cores. Some rounds still stall: the last calls reach the server
+# only when the first streams end (12 s). That is below the servers' code,
+# and not the clients' priority (it happened at niceness 0 too); the
+# README's Performance section has what was measured. Hence --rounds.
 CLIENT_NICENESS = 10
 # Targets of the performance issue: Parley / the bare server, and Parley alone,
 # set for TARGET_STREAMS streams opened at once (other rounds are shown for reference).

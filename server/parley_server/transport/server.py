@@ -65,12 +65,11 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.max_metadata_size", 64 * 1024),
         ("grpc.absolute_max_metadata_size", 64 * 1024),
         ("grpc.so_reuseport", 1),
-        # grpc.aio takes new calls from Core one at a time, each through
-        # several event-loop turns; in a burst (a thousand streams opened at
-        # once on one busy core) the last ones wait tens of seconds, and
-        # Core's defaults cancel those unclaimed after 30 s, and randomly
-        # refuse new ones once 1,000 wait. Serving a burst late beats
-        # dropping it: callers that would rather fail fast set a deadline,
+        # In a burst (a thousand streams opened at once on two busy cores)
+        # the last calls can wait tens of seconds for grpc.aio to take them
+        # from Core, and Core's defaults cancel those unclaimed after 30 s,
+        # and randomly refuse new ones once 1,000 wait. Serving a burst late
+        # beats dropping it: callers that would rather fail fast set a deadline,
         # which Core still enforces; beyond 2,000 waiting calls (5,000 at
         # most) Core still sheds load.
         ("grpc.server_max_unrequested_time_in_server", 300),
