@@ -18,8 +18,9 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as Field
@@ -192,7 +193,9 @@ def example_request(catalogue: Catalogue, name: str) -> dict[str, object]:
     return request
 
 
-def grpcurl(catalogue: Catalogue, path: str, method: descriptor_pb2.MethodDescriptorProto, access: int) -> list[str]:
+def grpcurl(
+    catalogue: Catalogue, path: str, method: descriptor_pb2.MethodDescriptorProto, access: access_pb2.Access
+) -> list[str]:
     parts = ["grpcurl -plaintext"]
     if access != access_pb2.ACCESS_PUBLIC:
         parts.append('-H "authorization: Bearer $ACCESS"')
@@ -203,12 +206,12 @@ def grpcurl(catalogue: Catalogue, path: str, method: descriptor_pb2.MethodDescri
     return ["```sh", " ".join(parts), "```"]
 
 
-def errors_table(method: descriptor_pb2.MethodDescriptorProto, access: int) -> list[str]:
+def errors_table(method: descriptor_pb2.MethodDescriptorProto, access: access_pb2.Access) -> list[str]:
     level = LEVELS[access]
-    rows = [
-        (code, Reason(reason), "")
-        for code, reason in ((c.code, c.reason) for c in method.options.Extensions[access_pb2.errors])
-    ]
+    # protoc's .pyi declares extensions as plain FieldDescriptors, which the
+    # protobuf stubs' Extensions[...] does not accept (as in parley.client.rpcs).
+    cases: Sequence[access_pb2.ErrorCase] = method.options.Extensions[access_pb2.errors]  # type: ignore[index]
+    rows = [(code, Reason[reason], "") for code, reason in ((c.code, c.reason) for c in cases)]
     rows += [(code, reason, " (every RPC)") for code, reason in ANY_RPC_ERRORS]
     rows += [(code, reason, f" (every {level.name.lower()} RPC)") for code, reason in LEVEL_ERRORS[level]]
     lines = ["| code | reason | meaning |", "|---|---|---|"]
@@ -216,11 +219,11 @@ def errors_table(method: descriptor_pb2.MethodDescriptorProto, access: int) -> l
     return lines
 
 
-def key_scope(method: descriptor_pb2.MethodDescriptorProto, access: int) -> list[str]:
+def key_scope(method: descriptor_pb2.MethodDescriptorProto, access: access_pb2.Access) -> list[str]:
     """The `(parley.api.v1.scope)` line: which API keys may call the RPC (public RPCs need no credential)."""
     if access == access_pb2.ACCESS_PUBLIC:
         return []
-    scope = method.options.Extensions[access_pb2.scope]
+    scope: access_pb2.Scope = method.options.Extensions[access_pb2.scope]  # type: ignore[index]  # as in errors_table
     if scope == access_pb2.SCOPE_UNSPECIFIED:
         return ["- **API keys:** refused (`API_KEY_NOT_ALLOWED`): sessions only"]
     return [f"- **API keys:** need `{access_pb2.Scope.Name(scope)}`"]
@@ -238,7 +241,7 @@ def rest_line(method: descriptor_pb2.MethodDescriptorProto) -> list[str]:
 
 def render_method(catalogue: Catalogue, service_name: str, method: descriptor_pb2.MethodDescriptorProto) -> list[str]:
     path = f"{service_name.lstrip('.')}/{method.name}"
-    access = method.options.Extensions[access_pb2.access]
+    access: access_pb2.Access = method.options.Extensions[access_pb2.access]  # type: ignore[index]  # as in errors_table
     level = access_pb2.Access.Name(access).removeprefix("ACCESS_").lower()
     streaming = "server stream" if method.server_streaming else "unary"
     lines = [
@@ -290,7 +293,8 @@ def render_access_levels(catalogue: Catalogue) -> list[str]:
     for value in catalogue.enums[enum_name].value:
         if value.number not in LEVELS:
             continue
-        implied = ", ".join(f"`{code}` `{reason}`" for code, reason in LEVEL_ERRORS[LEVELS[value.number]]) or "none"
+        number = cast(access_pb2.Access, value.number)  # a value of the Access enum, as its descriptor lists it
+        implied = ", ".join(f"`{code}` `{reason}`" for code, reason in LEVEL_ERRORS[LEVELS[number]]) or "none"
         level = value.name.removeprefix("ACCESS_").lower()
         lines.append(f"| {level} | {cell(catalogue.comment(enum_name, value.name))} | {implied} |")
     return [*lines, ""]

@@ -205,8 +205,9 @@ async def main_async(calls: int, quick: bool) -> None:
                 await db.execute(text("TRUNCATE stats_day, stats_day_agent"))
 
         with tempfile.TemporaryDirectory() as data_dir:
-            env = {"DATABASE_URL": url, "PARLEY_LOG_LEVEL": "WARNING"}
-            server = await asyncio.to_thread(ServerProcess(Path(data_dir), **env).start)
+            server = await asyncio.to_thread(
+                ServerProcess(Path(data_dir), DATABASE_URL=url, PARLEY_LOG_LEVEL="WARNING").start
+            )
             try:
                 async with grpc.aio.insecure_channel(server.addr) as channel:
                     auth = auth_pb2_grpc.AuthServiceStub(channel)

@@ -30,8 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_chat import rss_kib  # noqa: E402  (scripts/ is this script's directory)
-
+from benchmarks.targets import rss_kib  # noqa: E402
 from parley.agent.v1 import agent_pb2  # noqa: E402
 from parley.client import ParleyClient  # noqa: E402
 from parley.conversation.v1 import conversation_pb2  # noqa: E402
@@ -113,8 +112,8 @@ async def soak(server: ServerProcess, cluster: PgCluster, streams: int, writers:
     print(
         f"RSS after warm-up / end {warm / 1024:.1f} / {rss[-1][1] / 1024:.1f} MiB ({(rss[-1][1] - warm) / 1024:+.1f})"
     )
-    failed = result.lost or result.duplicated or result.streaming or load.wrong_text
-    failed = failed or set(load.codes) - {"UNAVAILABLE"}
+    unexpected_codes = set(load.codes) - {"UNAVAILABLE"}
+    failed = result.lost or result.duplicated or result.streaming or load.wrong_text or unexpected_codes
     return 1 if failed else 0
 
 

@@ -58,7 +58,7 @@ _answer = ErrorMapping.answer
 
 
 async def _recording_answer(
-    self: ErrorMapping, context: grpc.aio.ServicerContext, method_name: str, error: Exception
+    self: ErrorMapping, context: grpc.aio.ServicerContext[Any, Any], method_name: str, error: Exception
 ) -> NoReturn:
     if isinstance(error, DomainError):
         SENT_ERRORS.add((method_name, CODES[type(error)].name, str(error.reason)))

@@ -23,7 +23,8 @@ WINDOW_SECONDS = 15 * 60
 
 
 async def login(stubs: Stubs, email: str, password: str) -> auth_pb2.LoginResponse:
-    return await stubs.auth.Login(auth_pb2.LoginRequest(email=email, password=password))
+    response: auth_pb2.LoginResponse = await stubs.auth.Login(auth_pb2.LoginRequest(email=email, password=password))
+    return response
 
 
 async def fail_logins(stubs: Stubs, email: str, times: int) -> None:

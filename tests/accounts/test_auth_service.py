@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Table
 
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
@@ -39,7 +41,10 @@ async def expect_revoked(stubs: Stubs, account: Account) -> None:
 
 
 async def refresh(stubs: Stubs, token: str) -> auth_pb2.TokenPair:
-    return (await stubs.auth.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=token))).tokens
+    response: auth_pb2.RefreshTokenResponse = await stubs.auth.RefreshToken(
+        auth_pb2.RefreshTokenRequest(refresh_token=token)
+    )
+    return response.tokens
 
 
 async def login_fails(stubs: Stubs, email: str, password: str) -> None:
@@ -50,8 +55,10 @@ async def login_fails(stubs: Stubs, email: str, password: str) -> None:
 
 async def set_state(app: App, email: str, state: UserState) -> None:
     async with app.database.transaction() as db:
-        user = (await db.execute(User.__table__.select().where(User.email == email))).one()
-        await db.execute(User.__table__.update().where(User.id == user.id).values(state=state))
+        users = User.__table__
+        assert isinstance(users, Table)  # declared as a FromClause; a mapped class's own table
+        user = (await db.execute(users.select().where(User.email == email))).one()
+        await db.execute(users.update().where(User.id == user.id).values(state=state))
     app.sessions.forget_user(user.id)
 
 
@@ -59,7 +66,7 @@ async def snapshot_except(app: App, *tables: str) -> dict[str, list[tuple[Any, .
     return {name: rows for name, rows in (await snapshot(app)).items() if name not in tables}
 
 
-def seconds_from_now(ts: Any) -> float:
+def seconds_from_now(ts: Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9 - time.time()
 
 
@@ -195,7 +202,7 @@ async def test_pending_account_can_log_in_but_not_use_user_rpcs_until_verified(s
     account = await stubs.login(ADA)
     assert account.user.state == auth_pb2.USER_STATE_PENDING_VERIFICATION
     assert (await current_user(stubs, account.md)).email == ADA
-    list_conversations = lambda: stubs.conversation.ListConversations(  # noqa: E731
+    list_conversations: Callable[[], Awaitable[object]] = lambda: stubs.conversation.ListConversations(  # noqa: E731
         conversation_pb2.ListConversationsRequest(), metadata=account.md
     )
     await expect_error(list_conversations(), DENIED, "EMAIL_NOT_VERIFIED")

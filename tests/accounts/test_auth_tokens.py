@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -60,7 +60,7 @@ def changed(claims: Claims, **values: Any) -> Claims:
 
 async def refusals(stubs: Stubs, name: str, md: Metadata, reason: str) -> list[str]:
     """What is wrong with how GetCurrentUser and a USER-level RPC answer md (empty: both refused right)."""
-    calls = {
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
         "GetCurrentUser": lambda: stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=md),
         # A USER-level RPC must answer the same, not PERMISSION_DENIED.
         "ListConversations": lambda: stubs.conversation.ListConversations(

@@ -15,7 +15,9 @@ from tests.helpers.stubs import Stubs
 
 
 async def join(stubs: Stubs, email: str, note: str = "") -> int:
-    response = await stubs.auth.JoinWaitlist(auth_pb2.JoinWaitlistRequest(email=email, note=note))
+    response: auth_pb2.JoinWaitlistResponse = await stubs.auth.JoinWaitlist(
+        auth_pb2.JoinWaitlistRequest(email=email, note=note)
+    )
     return response.position
 
 

@@ -93,7 +93,7 @@ async def add_usage(stubs: Stubs, user: str, agent: str, offset: int, messages: 
 
 
 async def get_stats(stubs: Stubs, admin: Account, **request: Timestamp) -> pb.Stats:
-    response = await stubs.admin.GetStats(pb.GetStatsRequest(**request), metadata=admin.md)
+    response: pb.GetStatsResponse = await stubs.admin.GetStats(pb.GetStatsRequest(**request), metadata=admin.md)
     return response.stats
 
 

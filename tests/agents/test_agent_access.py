@@ -42,7 +42,7 @@ OK, PREMIUM_REQUIRED, NOT_GRANTED, DISABLED, QUOTA = (
 async def grant(
     stubs: Stubs, admin: Account, user: Account, agent_id: str, expire: datetime | None = None
 ) -> pb.AgentGrant:
-    response = await stubs.agent_access.GrantAgentAccess(
+    response: pb.GrantAgentAccessResponse = await stubs.agent_access.GrantAgentAccess(
         pb.GrantAgentAccessRequest(user_id=user.user.id, agent_id=agent_id, expire_time=ts(expire) if expire else None),
         metadata=admin.md,
     )
@@ -50,7 +50,10 @@ async def grant(
 
 
 async def check(stubs: Stubs, account: Account, agent_id: str) -> pb.CheckAgentAccessResponse:
-    return await stubs.agent_access.CheckAgentAccess(pb.CheckAgentAccessRequest(agent_id=agent_id), metadata=account.md)
+    response: pb.CheckAgentAccessResponse = await stubs.agent_access.CheckAgentAccess(
+        pb.CheckAgentAccessRequest(agent_id=agent_id), metadata=account.md
+    )
+    return response
 
 
 async def expire_grants(stubs: Stubs, user: Account) -> None:
@@ -149,7 +152,7 @@ async def test_visibility_matrix_for_enabled_and_disabled_agents(stubs: Stubs) -
         await grant(stubs, admin, callers["expired"], ids[slug])
     await expire_grants(stubs, callers["expired"])
 
-    async def assert_matrix(expected: dict[str, dict[str, int]]) -> None:
+    async def assert_matrix(expected: dict[str, dict[str, pb.AccessReason]]) -> None:
         for kind, account in callers.items():
             for slug, reason in expected[kind].items():
                 answer = await check(stubs, account, ids[slug])

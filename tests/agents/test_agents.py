@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TypedDict, cast
 
 import grpc
 import pytest
@@ -185,11 +186,33 @@ async def test_create_is_idempotent_per_request_id(stubs: Stubs) -> None:
     )
 
 
-CREATE_CASES = [
+class AgentFields(TypedDict, total=False):
+    """The Agent fields a case sets, as keyword arguments."""
+
+    slug: str
+    name: str
+    description: str
+    visibility: agent_pb2.AgentVisibility
+    provider: agent_pb2.AgentProvider
+    system_prompt: str
+    model: str
+    temperature: float
+    max_output_tokens: int
+    daily_message_quota: int
+    base_url: str
+    api_key_env: str
+
+
+# Numbers no member of the enum has: the stubs type an enum field as its
+# members, which these cases send anyway, for the server to refuse.
+NO_VISIBILITY = cast(agent_pb2.AgentVisibility, 99)
+NO_PROVIDER = cast(agent_pb2.AgentProvider, 7)
+
+CREATE_CASES: list[tuple[AgentFields, str]] = [
     ({"visibility": agent_pb2.AGENT_VISIBILITY_UNSPECIFIED}, "agent.visibility"),
-    ({"visibility": 99}, "agent.visibility"),
+    ({"visibility": NO_VISIBILITY}, "agent.visibility"),
     ({"provider": agent_pb2.AGENT_PROVIDER_UNSPECIFIED}, "agent.provider"),
-    ({"provider": 7}, "agent.provider"),
+    ({"provider": NO_PROVIDER}, "agent.provider"),
     ({"slug": ""}, "agent.slug"),
     ({"slug": "Has-Capitals"}, "agent.slug"),
     ({"slug": "-leading-dash"}, "agent.slug"),
@@ -218,9 +241,7 @@ CREATE_CASES = [
 
 
 @pytest.mark.parametrize(("fields", "field"), CREATE_CASES)
-async def test_create_rejects_bad_fields_and_changes_nothing(
-    stubs: Stubs, fields: dict[str, object], field: str
-) -> None:
+async def test_create_rejects_bad_fields_and_changes_nothing(stubs: Stubs, fields: AgentFields, field: str) -> None:
     admin = await stubs.admin_account()
     before = await snapshot(stubs.app)
     bad = await expect_error(
@@ -273,7 +294,7 @@ async def test_update_agent_bumps_version_and_changes_only_masked_fields(stubs: 
     assert (await agent_row(stubs, agent_id=created.id)).version == 3
 
 
-UPDATE_CASES = [
+UPDATE_CASES: list[tuple[dict[str, list[str]], AgentFields, str]] = [
     ({"paths": []}, {}, "update_mask"),
     ({"paths": ["id"]}, {}, "update_mask.paths"),
     ({"paths": ["version"]}, {}, "update_mask.paths"),
@@ -290,7 +311,7 @@ UPDATE_CASES = [
 
 @pytest.mark.parametrize(("mask", "fields", "field"), UPDATE_CASES)
 async def test_update_rejects_bad_input_and_changes_nothing(
-    stubs: Stubs, mask: dict[str, list[str]], fields: dict[str, object], field: str
+    stubs: Stubs, mask: dict[str, list[str]], fields: AgentFields, field: str
 ) -> None:
     admin = await stubs.admin_account()
     agent_id = (await seeded_ids(stubs))["assistant"]
@@ -378,6 +399,12 @@ async def test_management_is_for_admins_only(stubs: Stubs) -> None:
 # -- pooled provider clients ------------------------------------------------------
 
 
+def is_closed(provider: PooledProvider) -> bool:
+    """provider.closed, read through a call: mypy keeps what an `assert not
+    provider.closed` narrowed the property to across the awaits that close it."""
+    return provider.closed
+
+
 async def test_registry_reuses_a_client_until_the_agent_changes(stubs: Stubs) -> None:
     admin = await stubs.admin_account()
     registry = stubs.app.registry
@@ -391,7 +418,7 @@ async def test_registry_reuses_a_client_until_the_agent_changes(stubs: Stubs) ->
     assert first.closed
     updated_row = await agent_row(stubs, agent_id=created.id)
     second = await registry.provider_for(updated_row)
-    assert second is not first and not second.closed
+    assert second is not first and not is_closed(second)
     # A row read before the update gets the newer client, not a rebuilt old one.
     assert await registry.provider_for(row) is second
 
@@ -413,7 +440,7 @@ async def test_a_retired_client_finishes_streams_in_flight(stubs: Stubs) -> None
     stream = provider.stream([ChatTurn("user", "one two three")], max_output_tokens=0, temperature=0)
     assert await anext(stream) == GeneratedText("Echo: ")
     await registry.forget(uuid.UUID(created.id))
-    assert not provider.closed
+    assert not is_closed(provider)
     assert [e async for e in stream][:3] == [GeneratedText("one "), GeneratedText("two "), GeneratedText("three")]
     assert provider.closed
     with pytest.raises(ProviderError):

@@ -227,7 +227,7 @@ async def test_generate_title_titles_the_first_question_of_the_shown_branch(stub
     await collect(edit(stubs, alice, first.user_message.id, "Tax forms due in April"))
 
     async def title() -> str:
-        response = await stubs.conversation.GenerateTitle(
+        response: pb.GenerateTitleResponse = await stubs.conversation.GenerateTitle(
             pb.GenerateTitleRequest(conversation_id=cid), metadata=alice.md
         )
         return response.conversation.title

@@ -62,7 +62,7 @@ async def client(server: RunningServer) -> AsyncIterator[ParleyClient]:
 
 async def client_conversation(client: ParleyClient, stubs: Stubs) -> str:
     """A conversation created through the client under test (logged in); its id."""
-    response = await client.conversations.CreateConversation(
+    response: conversation_pb2.CreateConversationResponse = await client.conversations.CreateConversation(
         conversation_pb2.CreateConversationRequest(agent_id=await agent_id(stubs.app))
     )
     return response.conversation.id
@@ -85,11 +85,17 @@ def text_of_client_events(events: list[ChatEvent]) -> str:
     return text
 
 
+def tokens_of(client: ParleyClient) -> Tokens | None:
+    """client.tokens, read through a call: mypy keeps what an `assert client.tokens
+    is None` narrowed the property to across the calls that set it."""
+    return client.tokens
+
+
 # -- session ------------------------------------------------------------------
 
 
 async def test_login_then_calls_carry_the_token(stubs: Stubs, alice: Account, client: ParleyClient) -> None:
-    assert client.tokens is None
+    assert tokens_of(client) is None
     user = await client.login("alice@example.com", alice.password)
     assert user.email == "alice@example.com"
     assert client.tokens is not None and client.tokens.access_token and client.tokens.refresh_token
@@ -470,22 +476,22 @@ class FlakyConversations(conversation_pb2_grpc.ConversationServiceServicer):
         self.failures = failures
         self.attempts: dict[str, list[Any]] = {}
 
-    async def _attempt(self, name: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def _attempt(self, name: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.attempts.setdefault(name, []).append(request)
         if len(self.attempts[name]) <= self.failures:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
 
-    async def GetConversation(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def GetConversation(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await self._attempt("GetConversation", request, context)
         return conversation_pb2.GetConversationResponse(
             conversation=conversation_pb2.Conversation(id=request.conversation_id)
         )
 
-    async def CreateConversation(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def CreateConversation(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await self._attempt("CreateConversation", request, context)
         return conversation_pb2.CreateConversationResponse(conversation=conversation_pb2.Conversation(id="c1"))
 
-    async def DeleteConversation(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def DeleteConversation(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await self._attempt("DeleteConversation", request, context)
         return conversation_pb2.DeleteConversationResponse()
 
@@ -494,7 +500,7 @@ class DownAuth(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self) -> None:
         self.logins = 0
 
-    async def Login(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def Login(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         self.logins += 1
         await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
 

@@ -4,6 +4,7 @@ eviction, and forgetting that wins over a load under way."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -31,7 +32,7 @@ async def test_concurrent_misses_share_one_load_and_failures_are_not_kept() -> N
     waiting = asyncio.gather(cache.get("a", load), cache.get("a", load))
     await asyncio.sleep(0)
     load.release.set()
-    assert await waiting == [1, 1]
+    assert list(await waiting) == [1, 1]
     assert load.calls == 1
     assert await cache.get("a", load) == 1  # a hit
 
@@ -75,11 +76,12 @@ async def test_a_caller_going_away_does_not_cancel_the_shared_load() -> None:
 async def test_forgetting_during_a_load_keeps_its_value_out_of_the_cache() -> None:
     """A revocation committed while a session was being read: the read may have
     seen the session live, so its value must not be served from the cache."""
-    for forget in (
+    forgets: tuple[Callable[[TtlCache[str, int]], None], ...] = (
         lambda cache: cache.pop("a"),
         lambda cache: cache.pop_where(lambda value: True),
         lambda cache: cache.clear(),
-    ):
+    )
+    for forget in forgets:
         cache: TtlCache[str, int] = TtlCache(ttl=60, max_entries=10)
         load = Loads()
         load.release.clear()
@@ -93,7 +95,11 @@ async def test_forgetting_during_a_load_keeps_its_value_out_of_the_cache() -> No
 
 async def test_pop_where_forgets_only_matching_values() -> None:
     cache: TtlCache[str, int] = TtlCache(ttl=60, max_entries=10)
+
+    def load(value: int) -> Callable[[], Awaitable[int]]:
+        return lambda: asyncio.sleep(0, value)
+
     for key, value in (("a", 1), ("b", 2), ("c", 3)):
-        await cache.get(key, lambda value=value: asyncio.sleep(0, value))
+        await cache.get(key, load(value))
     cache.pop_where(lambda value: value % 2 == 1)
     assert [await cache.get(key, lambda: asyncio.sleep(0, 0)) for key in "abc"] == [0, 2, 0]

@@ -29,10 +29,11 @@ from tests.helpers.stubs import Stubs
 
 
 async def _page(stubs: Stubs, account: Account, cid: str, **fields: object) -> pb.ListMessagesResponse:
-    return await stubs.conversation.ListMessages(
+    response: pb.ListMessagesResponse = await stubs.conversation.ListMessages(
         pb.ListMessagesRequest(conversation_id=cid, **fields),  # type: ignore[arg-type]
         metadata=account.md,
     )
+    return response
 
 
 async def _all_pages(stubs: Stubs, account: Account, cid: str, **fields: object) -> list[str]:

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from parley.conversation.v1 import conversation_pb2 as pb
 from tests.helpers.accounts import Account
 from tests.helpers.agents import agent_id
-from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.conversations import ListFields, add_message, new_conversation
 from tests.helpers.database import snapshot, sql
 from tests.helpers.errors import expect_error
 from tests.helpers.stubs import Stubs
 
 
-async def _list(stubs: Stubs, account: Account, **fields: object) -> pb.ListConversationsResponse:
-    return await stubs.conversation.ListConversations(
+async def _list(stubs: Stubs, account: Account, **fields: Unpack[ListFields]) -> pb.ListConversationsResponse:
+    response: pb.ListConversationsResponse = await stubs.conversation.ListConversations(
         pb.ListConversationsRequest(**fields),
-        metadata=account.md,  # type: ignore[arg-type]
+        metadata=account.md,
     )
+    return response
 
 
-async def _titles(stubs: Stubs, account: Account, **fields: object) -> list[str]:
+async def _titles(stubs: Stubs, account: Account, **fields: Unpack[ListFields]) -> list[str]:
     return [c.title for c in (await _list(stubs, account, **fields)).conversations]
 
 
-async def _set(stubs: Stubs, account: Account, conversation: pb.Conversation, **fields: bool) -> None:
+class Flags(TypedDict, total=False):
+    archived: bool
+    pinned: bool
+
+
+async def _set(stubs: Stubs, account: Account, conversation: pb.Conversation, **fields: Unpack[Flags]) -> None:
     await stubs.conversation.UpdateConversation(
         pb.UpdateConversationRequest(
             conversation=pb.Conversation(id=conversation.id, **fields), update_mask=FieldMask(paths=list(fields))
@@ -104,7 +112,7 @@ async def test_bad_page_requests_are_invalid_argument(stubs: Stubs) -> None:
     token = (await _list(stubs, ada, page_size=1, query="c")).next_page_token
     assert token
     before = await snapshot(stubs.app)
-    bad = [
+    bad: list[tuple[Account, ListFields, str]] = [
         (ada, {"page_size": -1}, "page_size"),
         (ada, {"page_token": "not a token"}, "page_token"),
         (ada, {"page_token": token[:-3] + "AAA", "query": "c"}, "page_token"),

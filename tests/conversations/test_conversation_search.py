@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Unpack
 
 import grpc
 import pytest
@@ -12,17 +13,17 @@ from parley.conversation.v1 import conversation_pb2 as pb
 from tests.helpers.accounts import Account
 from tests.helpers.agents import create_model_agent
 from tests.helpers.chat import read_rest, stored
-from tests.helpers.conversations import add_message, new_conversation
+from tests.helpers.conversations import ListFilters, add_message, new_conversation
 from tests.helpers.database import snapshot
 from tests.helpers.errors import expect_error
 from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.stubs import Stubs
 
 
-async def _search(stubs: Stubs, account: Account, query: str, **filters: object) -> list[str]:
-    response = await stubs.conversation.ListConversations(
+async def _search(stubs: Stubs, account: Account, query: str, **filters: Unpack[ListFilters]) -> list[str]:
+    response: pb.ListConversationsResponse = await stubs.conversation.ListConversations(
         pb.ListConversationsRequest(query=query, **filters),
-        metadata=account.md,  # type: ignore[arg-type]
+        metadata=account.md,
     )
     return [c.title for c in response.conversations]
 

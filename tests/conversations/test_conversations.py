@@ -189,7 +189,7 @@ async def test_malformed_conversation_ids_are_invalid_argument(stubs: Stubs) -> 
 
 
 async def _update(stubs: Stubs, account: Account, conversation: pb.Conversation, *paths: str) -> pb.Conversation:
-    response = await stubs.conversation.UpdateConversation(
+    response: pb.UpdateConversationResponse = await stubs.conversation.UpdateConversation(
         pb.UpdateConversationRequest(conversation=conversation, update_mask=FieldMask(paths=list(paths))),
         metadata=account.md,
     )
@@ -217,7 +217,9 @@ async def test_a_listing_shows_every_change_of_a_conversation_listed_before(stub
     cid = (await new_conversation(stubs, ada, "Original")).id
 
     async def listed() -> pb.Conversation:
-        response = await stubs.conversation.ListConversations(pb.ListConversationsRequest(), metadata=ada.md)
+        response: pb.ListConversationsResponse = await stubs.conversation.ListConversations(
+            pb.ListConversationsRequest(), metadata=ada.md
+        )
         (conversation,) = response.conversations
         got = await stubs.conversation.GetConversation(pb.GetConversationRequest(conversation_id=cid), metadata=ada.md)
         assert conversation == got.conversation
@@ -379,7 +381,8 @@ async def create_message(stubs: Stubs, account: Account, cid: str, content: str,
     request = pb.CreateMessageRequest(
         conversation_id=cid, role=pb.MESSAGE_ROLE_USER, content=content, request_id=request_id
     )
-    return (await stubs.conversation.CreateMessage(request, metadata=account.md)).message
+    response: pb.CreateMessageResponse = await stubs.conversation.CreateMessage(request, metadata=account.md)
+    return response.message
 
 
 async def test_create_message_replays_return_the_first_message(stubs: Stubs) -> None:
@@ -717,7 +720,9 @@ def test_heuristic_title(text: str, title: str) -> None:
 
 
 async def _generate_title(stubs: Stubs, account: Account, cid: str) -> pb.Conversation:
-    response = await stubs.conversation.GenerateTitle(pb.GenerateTitleRequest(conversation_id=cid), metadata=account.md)
+    response: pb.GenerateTitleResponse = await stubs.conversation.GenerateTitle(
+        pb.GenerateTitleRequest(conversation_id=cid), metadata=account.md
+    )
     return response.conversation
 
 
@@ -788,7 +793,10 @@ async def _cleanup(stubs: Stubs, account: Account, older_than: timedelta | None 
     request = pb.CleanupEmptyConversationsRequest()
     if older_than is not None:
         request.older_than.FromTimedelta(older_than)
-    return (await stubs.conversation.CleanupEmptyConversations(request, metadata=account.md)).deleted_count
+    response: pb.CleanupEmptyConversationsResponse = await stubs.conversation.CleanupEmptyConversations(
+        request, metadata=account.md
+    )
+    return response.deleted_count
 
 
 async def test_cleanup_deletes_only_the_callers_old_empty_conversations(stubs: Stubs) -> None:

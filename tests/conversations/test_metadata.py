@@ -27,11 +27,12 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 async def _create(stubs: Stubs, account: Account, metadata: dict[str, str], **fields: Any) -> pb.Conversation:
     request = pb.CreateConversationRequest(agent_id=await agent_id(stubs.app), metadata=metadata, **fields)
-    return (await stubs.conversation.CreateConversation(request, metadata=account.md)).conversation
+    response: pb.CreateConversationResponse = await stubs.conversation.CreateConversation(request, metadata=account.md)
+    return response.conversation
 
 
 async def _update(stubs: Stubs, account: Account, conversation: pb.Conversation, *paths: str) -> pb.Conversation:
-    response = await stubs.conversation.UpdateConversation(
+    response: pb.UpdateConversationResponse = await stubs.conversation.UpdateConversation(
         pb.UpdateConversationRequest(conversation=conversation, update_mask=FieldMask(paths=list(paths))),
         metadata=account.md,
     )
@@ -40,14 +41,15 @@ async def _update(stubs: Stubs, account: Account, conversation: pb.Conversation,
 
 async def _get(stubs: Stubs, account: Account, conversation_id: str) -> pb.Conversation:
     request = pb.GetConversationRequest(conversation_id=conversation_id)
-    return (await stubs.conversation.GetConversation(request, metadata=account.md)).conversation
+    response: pb.GetConversationResponse = await stubs.conversation.GetConversation(request, metadata=account.md)
+    return response.conversation
 
 
 async def _list(stubs: Stubs, account: Account, **fields: Any) -> pb.ListConversationsResponse:
-    return await stubs.conversation.ListConversations(
-        pb.ListConversationsRequest(**fields),
-        metadata=account.md,  # type: ignore[arg-type]
+    response: pb.ListConversationsResponse = await stubs.conversation.ListConversations(
+        pb.ListConversationsRequest(**fields), metadata=account.md
     )
+    return response
 
 
 async def _titles(stubs: Stubs, account: Account, **fields: Any) -> list[str]:

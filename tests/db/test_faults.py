@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from parley.agent.v1 import agent_pb2
 from parley.client import Completed, ParleyClient, ParleyError, TextDelta
@@ -26,6 +26,7 @@ from parley.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from parley_server.db.database import asyncpg_dsn
 from tests.helpers.accounts import PASSWORD
 from tests.helpers.fault_load import Audit, Load, audit, expected_answer, stream_loop, write_loop
+from tests.helpers.health import aio_health_stub
 from tests.helpers.pg_cluster import PgCluster
 from tests.helpers.served import ServerProcess
 
@@ -49,7 +50,7 @@ class Health:
 async def watch_health(addr: str, admin_addr: str, health: Health, stop: asyncio.Event) -> None:
     """The server's grpc.health.v1 status and Envoy's view of it, every 50 ms."""
     async with grpc.aio.insecure_channel(addr) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub = aio_health_stub(channel)
         while not stop.is_set():
             try:
                 response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -63,7 +64,8 @@ async def watch_health(addr: str, admin_addr: str, health: Health, stop: asyncio
 def envoy_health_flags(admin_addr: str) -> str:
     """Envoy's health flags for the gRPC server ("healthy", "/failed_active_hc", ...)."""
     with urllib.request.urlopen(f"http://{admin_addr}/clusters", timeout=2) as response:
-        for line in response.read().decode().splitlines():
+        clusters: bytes = response.read()
+        for line in clusters.decode().splitlines():
             if line.startswith("parley_grpc::") and "::health_flags::" in line:
                 return line.rsplit("::", 1)[1]
     return ""

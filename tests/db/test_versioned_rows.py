@@ -46,7 +46,7 @@ def test_beyond_the_limit_the_oldest_kept_are_dropped() -> None:
 
 def test_everything_kept_is_dropped_once_it_is_too_old(monkeypatch: pytest.MonkeyPatch) -> None:
     now = 1000.0
-    monkeypatch.setattr(versioned_rows.time, "monotonic", lambda: now)
+    monkeypatch.setattr("parley_server.db.versioned_rows.time.monotonic", lambda: now)
     rows = kept(10)
     row = Row(uuid.uuid4(), 1, "a")
     rows.keep([row])

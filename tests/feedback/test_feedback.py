@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 import grpc
 from sqlalchemy import func, select, update
@@ -192,12 +193,17 @@ async def test_admins_list_everyones_ratings_newest_first_with_filters(stubs: St
         await stubs.feedback.SetMessageFeedback(rate(message.id, rating, comment=comment), metadata=account.md)
         rated.append(message.id)
 
-    async def listed(**request: object) -> list[str]:
+    class Filters(TypedDict, total=False):
+        agent_id: str
+        rating: pb.Rating
+        with_comment: bool
+
+    async def listed(**request: Unpack[Filters]) -> list[str]:
         ids, token = [], ""
         while True:
-            page = await stubs.feedback.ListFeedback(
+            page: pb.ListFeedbackResponse = await stubs.feedback.ListFeedback(
                 pb.ListFeedbackRequest(page_size=2, page_token=token, **request),
-                metadata=admin.md,  # type: ignore[arg-type]
+                metadata=admin.md,
             )
             ids += [f.message_id for f in page.feedback]
             if not (token := page.next_page_token):

@@ -33,4 +33,7 @@ class Account:
 
 async def current_user(stubs: Stubs, md: Metadata) -> auth_pb2.User:
     """GetCurrentUser with md: who the server takes the caller for."""
-    return (await stubs.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=md)).user
+    response: auth_pb2.GetCurrentUserResponse = await stubs.auth.GetCurrentUser(
+        auth_pb2.GetCurrentUserRequest(), metadata=md
+    )
+    return response.user

@@ -68,7 +68,7 @@ def echo_agent(slug: str = "helper", **fields: Any) -> agent_pb2.Agent:
 
 
 async def create_agent(stubs: Stubs, admin: Account, agent: agent_pb2.Agent, request_id: str = "") -> agent_pb2.Agent:
-    response = await stubs.agent.CreateAgent(
+    response: agent_pb2.CreateAgentResponse = await stubs.agent.CreateAgent(
         agent_pb2.CreateAgentRequest(agent=agent, request_id=request_id), metadata=admin.md
     )
     return response.agent
@@ -82,7 +82,7 @@ async def create_model_agent(stubs: Stubs, base_url: str, slug: str = "remote") 
 
 
 async def update_agent(stubs: Stubs, admin: Account, agent: agent_pb2.Agent, *paths: str) -> agent_pb2.Agent:
-    response = await stubs.agent.UpdateAgent(
+    response: agent_pb2.UpdateAgentResponse = await stubs.agent.UpdateAgent(
         agent_pb2.UpdateAgentRequest(agent=agent, update_mask={"paths": list(paths)}), metadata=admin.md
     )
     return response.agent

@@ -18,7 +18,7 @@ def key_md(secret: str, on_behalf_of: str | None = None) -> Metadata:
 
 
 async def user_key(
-    stubs: Stubs, account: Account, *scopes: access_pb2.Scope.ValueType, name: str = "test key"
+    stubs: Stubs, account: Account, *scopes: access_pb2.Scope, name: str = "test key"
 ) -> tuple[api_key_pb2.ApiKey, str]:
     """A key of account (CreateApiKey) with scopes (default: read, write, chat), and its secret."""
     response = await stubs.api_keys.CreateApiKey(
@@ -29,7 +29,7 @@ async def user_key(
 
 
 async def service_account(stubs: Stubs, admin: Account, name: str = "backend") -> api_key_pb2.ServiceAccount:
-    response = await stubs.service_accounts.CreateServiceAccount(
+    response: api_key_pb2.CreateServiceAccountResponse = await stubs.service_accounts.CreateServiceAccount(
         api_key_pb2.CreateServiceAccountRequest(service_account=api_key_pb2.ServiceAccount(display_name=name)),
         metadata=admin.md,
     )
@@ -37,7 +37,7 @@ async def service_account(stubs: Stubs, admin: Account, name: str = "backend") -
 
 
 async def service_account_key(
-    stubs: Stubs, admin: Account, account_id: str, *scopes: access_pb2.Scope.ValueType
+    stubs: Stubs, admin: Account, account_id: str, *scopes: access_pb2.Scope
 ) -> tuple[api_key_pb2.ApiKey, str]:
     """A key of the service account with scopes (default: read, write, chat), and its secret."""
     response = await stubs.service_accounts.CreateServiceAccountKey(

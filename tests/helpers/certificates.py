@@ -51,8 +51,8 @@ class Pki:
 
     def issue(self, name: str, *identities: str, common_name: str | None = None, expired: bool = False) -> Pair:
         """A certificate for identities (subject alternative names), written as name.pem / name.key."""
-        dates = {"not_before": EXPIRED_FROM, "not_after": EXPIRED_UNTIL} if expired else {}
-        leaf = self._ca.issue_cert(*identities, common_name=common_name, **dates)
+        not_before, not_after = (EXPIRED_FROM, EXPIRED_UNTIL) if expired else (None, None)
+        leaf = self._ca.issue_cert(*identities, common_name=common_name, not_before=not_before, not_after=not_after)
         pair = Pair(self.directory / f"{name}.pem", self.directory / f"{name}.key")
         pair.cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         leaf.private_key_pem.write_to_path(str(pair.key))

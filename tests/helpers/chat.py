@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterable
+from typing import Any, TypeVar
 
 import grpc
 
@@ -18,7 +18,10 @@ WORDS = " ".join(f"word{i}" for i in range(60))
 EXPECTED = "Echo: " + WORDS
 
 
-async def collect(stream: AsyncIterator[Any]) -> list[Any]:
+T = TypeVar("T")
+
+
+async def collect(stream: AsyncIterable[T]) -> list[T]:
     return [event async for event in stream]
 
 
@@ -60,4 +63,5 @@ async def exchange(stubs: Stubs, account: Account, conversation_id: str, content
         )
     )
     assert kinds(events)[-1] == "completed", kinds(events)
-    return events[0].accepted
+    accepted: chat_pb2.GenerationAccepted = events[0].accepted
+    return accepted

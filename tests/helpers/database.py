@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 
 from parley_server.app import App
 
@@ -13,6 +13,7 @@ async def sql(app: App, statement: str, **params: Any) -> list[tuple[Any, ...]]:
     """Run one SQL statement in its own transaction; the rows it returns, if any."""
     async with app.database.transaction() as db:
         result = await db.execute(text(statement), params)
+        assert isinstance(result, CursorResult)  # a textual statement's result: a cursor's
         return [tuple(row) for row in result.all()] if result.returns_rows else []
 
 

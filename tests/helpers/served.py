@@ -26,16 +26,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from sqlalchemy.engine import make_url
 
 from parley_server.db.database import normalise_url
+from tests.helpers.health import health_stub
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 90
@@ -192,7 +193,7 @@ def grpc_serving(addr: str, credentials: grpc.ChannelCredentials | None = None) 
     """Whether the server at addr answers SERVING (over TLS with credentials)."""
     try:
         with grpc.secure_channel(addr, credentials) if credentials else grpc.insecure_channel(addr) as channel:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            response = health_stub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
             return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
         return False
@@ -218,6 +219,20 @@ def start(
     """Start `parley serve` and return once gRPC (and Envoy) are ready; fail with its log if not.
     `parley` and `cwd` run another installation (an installed wheel) from elsewhere;
     `credentials` reach a server with TLS."""
+    return start_with_env(data_dir, env, *args, envoy=envoy, parley=parley, cwd=cwd, credentials=credentials)
+
+
+def start_with_env(
+    data_dir: Path,
+    env: Mapping[str, str],
+    *args: str,
+    envoy: bool = True,
+    parley: Path = BIN / "parley",
+    cwd: Path | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> Served:
+    """`start` with the environment's overrides given as one mapping, which `**` into
+    `start` could not tell from its own keywords."""
     database_env, drop_database = fresh_database()
     full_env = serve_env(data_dir, **database_env, **env)
     log = data_dir / "serve.log"
@@ -249,7 +264,7 @@ def start(
 
 def start_served(data_dir: Path, *, envoy: bool = True, **env: str) -> Iterator[Served]:
     """For fixtures: start, yield, and always stop (SIGTERM, then kill)."""
-    served = start(data_dir, envoy=envoy, **env)
+    served = start_with_env(data_dir, env, envoy=envoy)
     try:
         yield served
     finally:

@@ -38,7 +38,9 @@ class Stubs:
         self.portability = portability_pb2_grpc.PortabilityServiceStub(channel)
 
     async def register(self, email: str, password: str = PASSWORD, **fields: str) -> auth_pb2.User:
-        response = await self.auth.Register(auth_pb2.RegisterRequest(email=email, password=password, **fields))
+        response: auth_pb2.RegisterResponse = await self.auth.Register(
+            auth_pb2.RegisterRequest(email=email, password=password, **fields)
+        )
         return response.user
 
     async def login(self, email: str, password: str = PASSWORD) -> Account:

@@ -129,8 +129,9 @@ async def test_a_call_to_a_method_the_server_lacks_counts_as_unimplemented(meter
     before = metered.scrape()
     async with grpc.aio.insecure_channel(metered.server.addr) as channel:
         for _ in range(2):
+            unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(f"/{AUTH}/NoSuchMethod")
             with pytest.raises(grpc.aio.AioRpcError) as missing:
-                await channel.unary_unary(f"/{AUTH}/NoSuchMethod")(b"")
+                await unary(b"")
             assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
     after = metered.scrape()
     assert moved(before, after, "parley_unimplemented_calls_total") == 2

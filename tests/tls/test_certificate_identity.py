@@ -34,7 +34,7 @@ async def mtls(app: App, pki: Pki) -> AsyncIterator[RunningServer]:
 
 
 async def bound_key(
-    stubs: Stubs, admin: Account, identity: str, *scopes: access_pb2.Scope.ValueType
+    stubs: Stubs, admin: Account, identity: str, *scopes: access_pb2.Scope
 ) -> tuple[api_key_pb2.ServiceAccount, api_key_pb2.ApiKey, str]:
     """A service account and its key bound to identity, with its secret."""
     account = await service_account(stubs, admin)

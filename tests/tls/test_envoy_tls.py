@@ -19,7 +19,7 @@ from parley_server.settings import ConfigError, Settings
 from tests.helpers.certificates import Pki
 from tests.helpers.envoy import validate
 from tests.helpers.grpc_web import EMPTY_FRAME, GRPC_WEB, http
-from tests.helpers.served import start
+from tests.helpers.served import start, start_with_env
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_mutual_tls_without_a_certificate_for_envoy_is_a_config_error(pki: Pki, 
 
 def test_grpc_web_through_envoy_to_a_mutual_tls_server(pki: Pki, tmp_path: Path) -> None:
     client = pki.issue("client", "client.example.com")
-    served = start(tmp_path, credentials=pki.tls(client).credentials(), **_mutual_tls_env(pki))
+    served = start_with_env(tmp_path, _mutual_tls_env(pki), credentials=pki.tls(client).credentials())
     try:
         # Envoy's health check reaches the server over mutual TLS.
         status, _, clusters = http(f"http://{served.admin_addr}/clusters")

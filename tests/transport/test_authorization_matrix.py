@@ -281,13 +281,19 @@ async def call(
     response_type = method.output_type._concrete_class
     try:
         if method.client_streaming:  # the request as a stream of one message
-            upload = channel.stream_unary(full_name, response_deserializer=response_type.FromString)
+            upload: grpc.aio.StreamUnaryMultiCallable[bytes, ProtoMessage] = channel.stream_unary(
+                full_name, response_deserializer=response_type.FromString
+            )
             await upload(iter([request.SerializeToString()]), metadata=md, timeout=10)
         elif method.server_streaming:
-            stream = channel.unary_stream(full_name, response_deserializer=response_type.FromString)
+            stream: grpc.aio.UnaryStreamMultiCallable[bytes, ProtoMessage] = channel.unary_stream(
+                full_name, response_deserializer=response_type.FromString
+            )
             await collect(stream(request.SerializeToString(), metadata=md, timeout=1))
         else:
-            unary = channel.unary_unary(full_name, response_deserializer=response_type.FromString)
+            unary: grpc.aio.UnaryUnaryMultiCallable[bytes, ProtoMessage] = channel.unary_unary(
+                full_name, response_deserializer=response_type.FromString
+            )
             await unary(request.SerializeToString(), metadata=md, timeout=10)
     except grpc.aio.AioRpcError as exc:
         return exc.code()

@@ -12,11 +12,12 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from parley.auth.v1 import auth_pb2
 from parley.conversation.v1 import conversation_pb2
 from tests.helpers.errors import expect_error
+from tests.helpers.health import aio_health_stub
 from tests.helpers.stubs import Stubs
 
 FIELDS = {"rpc", "code", "ms", "user", "principal", "api_key", "request_id", "trace_id"}
@@ -85,7 +86,8 @@ async def test_a_call_to_a_method_the_server_lacks_logs_unimplemented(
     channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = "/parley.auth.v1.AuthService/NoSuchMethod"
-    call = channel.unary_unary(missing)(b"", metadata=(("x-request-id", "old-client-1"),))
+    unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(missing)
+    call = unary(b"", metadata=(("x-request-id", "old-client-1"),))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await call
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -119,7 +121,7 @@ async def test_an_unexpected_error_is_internal_with_the_request_id_it_is_logged_
 async def test_a_stream_the_caller_cancels_logs_cancelled(
     channel: grpc.aio.Channel, stubs: Stubs, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watch = health_pb2_grpc.HealthStub(channel).Watch(
+    watch = aio_health_stub(channel).Watch(
         health_pb2.HealthCheckRequest(), metadata=(("x-request-id", "watch-1"),), timeout=30
     )
     await anext(aiter(watch))

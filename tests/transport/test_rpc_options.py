@@ -182,7 +182,9 @@ def test_every_rpc_has_a_rest_mapping(name: str) -> None:
         message = method.input_type
         *parents, leaf = variable.split(".")
         for parent in parents:
-            message = message.fields_by_name[parent].message_type
+            parent_message = message.fields_by_name[parent].message_type
+            assert parent_message is not None, f"{name}: {{{variable}}}: {parent} is no message field"
+            message = parent_message
         assert leaf in message.fields_by_name, f"{name}: {{{variable}}} names no request field"
 
 

@@ -11,7 +11,7 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf import descriptor_pool
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from parley.auth.v1 import auth_pb2
 from parley.client import rpcs
@@ -28,6 +28,7 @@ from parley_server.portability.handlers import PortabilityHandlers
 from parley_server.transport.interceptors.access_policy import POLICY, Access
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
 from tests.helpers.errors import expect_error
+from tests.helpers.health import aio_health_stub
 from tests.helpers.repo import REPO_ROOT
 from tests.helpers.stubs import Stubs
 
@@ -98,7 +99,7 @@ def test_admin_rpcs_are_admin_only() -> None:
 
 
 async def test_health_reports_serving_overall_and_per_service(channel: grpc.aio.Channel, server: RunningServer) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
+    health = aio_health_stub(channel)
     for name in ["", *SERVICE_NAMES]:
         response = await health.Check(health_pb2.HealthCheckRequest(service=name))
         assert response.status == health_pb2.HealthCheckResponse.SERVING, name
@@ -125,21 +126,23 @@ async def test_requests_succeed_after_postgresql_closed_every_pooled_connection(
 
 
 async def test_health_of_unknown_service_is_not_found(channel: grpc.aio.Channel, server: RunningServer) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
+    health = aio_health_stub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await health.Check(health_pb2.HealthCheckRequest(service="nope.v1.Nope"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_unknown_method_is_unimplemented(channel: grpc.aio.Channel, stubs: Stubs) -> None:
-    call = channel.unary_unary("/parley.auth.v1.AuthService/NoSuchMethod")
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        "/parley.auth.v1.AuthService/NoSuchMethod"
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(b"")
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_malformed_request_bytes_are_invalid_argument(channel: grpc.aio.Channel, stubs: Stubs) -> None:
-    call = channel.unary_unary("/parley.auth.v1.AuthService/Login")
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/parley.auth.v1.AuthService/Login")
     details = await expect_error(call(b"\xff\xff\xff\xff"), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST")
     assert "request" in details.violations
 

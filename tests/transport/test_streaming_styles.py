@@ -11,26 +11,30 @@ import asyncio
 import base64
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from typing import TypeVar
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from parley.chat.v1 import chat_pb2
 from parley_server.transport.server import SERVICE_NAMES, RunningServer
 from tests.helpers.errors import expect_error
 from tests.helpers.grpc_web import GRPC_WEB, RunningBridge, first_frame, frame, http
+from tests.helpers.health import aio_health_stub
 from tests.helpers.served import BIN
 from tests.helpers.stubs import Stubs
+
+T = TypeVar("T")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 UNDECODABLE = b"\xff\xff\xff\xff"
 
 
 async def test_health_watch_streams_serving(channel: grpc.aio.Channel, server: RunningServer) -> None:
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+    watch = aio_health_stub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
     first = await anext(aiter(watch))
     assert first.status == SERVING
     watch.cancel()
@@ -40,7 +44,7 @@ async def test_health_watch_follows_a_status_change(channel: grpc.aio.Channel, s
     """Watch is a long-lived stream: a later change arrives on it."""
     name = f"parley.test.v1.Probe{uuid.uuid4().hex[:8]}"
     await server.health.set(name, SERVING)
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=name), timeout=10)
+    watch = aio_health_stub(channel).Watch(health_pb2.HealthCheckRequest(service=name), timeout=10)
     responses = aiter(watch)
     assert (await anext(responses)).status == SERVING
     await server.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -49,7 +53,7 @@ async def test_health_watch_follows_a_status_change(channel: grpc.aio.Channel, s
 
 
 async def test_health_watch_of_an_unknown_service_says_so(channel: grpc.aio.Channel, server: RunningServer) -> None:
-    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service="nope.v1.Nope"), timeout=10)
+    watch = aio_health_stub(channel).Watch(health_pb2.HealthCheckRequest(service="nope.v1.Nope"), timeout=10)
     assert (await anext(aiter(watch))).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
     watch.cancel()
 
@@ -64,10 +68,14 @@ async def test_health_watch_of_an_unknown_service_says_so(channel: grpc.aio.Chan
 async def test_undecodable_request_is_invalid_argument(
     channel: grpc.aio.Channel, server: RunningServer, method: str
 ) -> None:
+    # Without serializers, requests and responses are the raw bytes.
+    call: Awaitable[bytes]
     if method.endswith("/Check"):
-        call = channel.unary_unary(method)(UNDECODABLE, timeout=10)
+        unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+        call = unary(UNDECODABLE, timeout=10)
     else:
-        call = _first(channel.unary_stream(method)(UNDECODABLE, timeout=10))
+        stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
+        call = _first(stream(UNDECODABLE, timeout=10))
     details = await expect_error(call, grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST")
     assert "request" in details.violations
 
@@ -76,8 +84,12 @@ async def test_undecodable_request_to_an_async_generator_stream_is_invalid_argum
     channel: grpc.aio.Channel, stubs: Stubs
 ) -> None:
     alice = await stubs.active_account()
-    call = channel.unary_stream("/parley.chat.v1.ChatService/ResumeStream")(UNDECODABLE, metadata=alice.md)
-    await expect_error(_first(call), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST")
+    resume: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+        "/parley.chat.v1.ChatService/ResumeStream"
+    )
+    await expect_error(
+        _first(resume(UNDECODABLE, metadata=alice.md)), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST"
+    )
 
 
 async def test_async_generator_stream_still_maps_domain_errors(stubs: Stubs) -> None:
@@ -101,7 +113,9 @@ async def test_reflection_lists_every_service(channel: grpc.aio.Channel, server:
 async def test_undecodable_reflection_request_is_invalid_argument(
     channel: grpc.aio.Channel, server: RunningServer
 ) -> None:
-    raw = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    raw: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    )
     details = await expect_error(
         _first(raw(_one(UNDECODABLE), timeout=10)), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST"
     )
@@ -145,7 +159,7 @@ async def test_grpcurl_health_watch_streams_serving(bridge: RunningBridge, serve
 # --- helpers ------------------------------------------------------------------------
 
 
-async def _first(call: AsyncIterator[object]) -> object:
+async def _first(call: AsyncIterable[T]) -> T:
     """The first response of a stream (raises its error), then cancel it."""
     try:
         return await anext(aiter(call))
@@ -155,5 +169,5 @@ async def _first(call: AsyncIterator[object]) -> object:
             cancel()
 
 
-async def _one(item: object) -> AsyncIterator[object]:
+async def _one(item: T) -> AsyncIterator[T]:
     yield item
