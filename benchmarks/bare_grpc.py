@@ -12,7 +12,10 @@ event loop Parley runs on (uvloop when installed):
   delta per word (word k due at start + (k + 1) * delay), usage, then
   `completed` with the whole message. The same messages a chat client gets
   from Parley, with no authentication, no database and no fan-out
-  (scripts/bench_chat.py).
+  (scripts/bench_chat.py). `--busy-start-us` and `--busy-delta-us` give it
+  work to do (a busy-wait) before `accepted` and before each delta: how its
+  burst intake responds to costlier calls is the yardstick for Parley's
+  start and per-message costs (README, Performance).
 
     python -m benchmarks.bare_grpc health --addr 127.0.0.1:50100
     python -m benchmarks.bare_grpc chat --addr 127.0.0.1:50101 --delay-ms 50
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -41,6 +45,15 @@ ECHO_PREFIX = "Echo:"
 OPTIONS = [("grpc.so_reuseport", 1)]
 
 
+def busy(microseconds: int) -> None:
+    """Hold the event loop for that long, as a server's own work on a call would."""
+    if not microseconds:
+        return
+    end = time.perf_counter() + microseconds / 1e6
+    while time.perf_counter() < end:
+        pass
+
+
 def now() -> Timestamp:
     stamp = Timestamp()
     stamp.GetCurrentTime()
@@ -50,8 +63,10 @@ def now() -> Timestamp:
 class EchoChat(chat_pb2_grpc.ChatServiceServicer):
     """SendMessage with the echo provider's words and pacing; nothing stored."""
 
-    def __init__(self, delay_seconds: float) -> None:
+    def __init__(self, delay_seconds: float, busy_start_us: int = 0, busy_delta_us: int = 0) -> None:
         self._delay = delay_seconds
+        self._busy_start_us = busy_start_us
+        self._busy_delta_us = busy_delta_us
 
     async def SendMessage(
         self,
@@ -68,6 +83,7 @@ class EchoChat(chat_pb2_grpc.ChatServiceServicer):
             update_time=now(),
         )
         assistant_id = str(uuid.uuid4())
+        busy(self._busy_start_us)
         yield chat_pb2.SendMessageResponse(
             accepted=chat_pb2.GenerationAccepted(user_message=user, assistant_message_id=assistant_id)
         )
@@ -78,6 +94,7 @@ class EchoChat(chat_pb2_grpc.ChatServiceServicer):
         for index, word in enumerate(words):
             await asyncio.sleep(max(0.0, started + (index + 1) * self._delay - loop.time()))
             text = word if index == len(words) - 1 else word + " "
+            busy(self._busy_delta_us)
             yield chat_pb2.SendMessageResponse(delta=chat_pb2.GenerationDelta(text=text, offset=offset))
             offset += len(text)
         usage = conversation_pb2.TokenUsage(
@@ -97,14 +114,14 @@ class EchoChat(chat_pb2_grpc.ChatServiceServicer):
         yield chat_pb2.SendMessageResponse(completed=chat_pb2.GenerationCompleted(message=answer))
 
 
-async def serve(kind: str, addr: str, delay_ms: int) -> None:
+async def serve(kind: str, addr: str, delay_ms: int, busy_start_us: int, busy_delta_us: int) -> None:
     server = grpc.aio.server(options=OPTIONS)
     # Both answer Check: it is how a benchmark knows a server is up.
     health = HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if kind == "chat":
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(EchoChat(delay_ms / 1000), server)
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(EchoChat(delay_ms / 1000, busy_start_us, busy_delta_us), server)
     if server.add_insecure_port(addr) == 0:
         raise SystemExit(f"could not listen on {addr}")
     await server.start()
@@ -120,6 +137,8 @@ def main() -> None:
     parser.add_argument("kind", choices=["health", "chat"])
     parser.add_argument("--addr", required=True, help="host:port to listen on")
     parser.add_argument("--delay-ms", type=int, default=30, help="chat: pause per word, as PARLEY_ECHO_DELAY_MS")
+    parser.add_argument("--busy-start-us", type=int, default=0, help="chat: CPU spent (busy) before `accepted`")
+    parser.add_argument("--busy-delta-us", type=int, default=0, help="chat: CPU spent (busy) before each delta")
     args = parser.parse_args()
     runner: asyncio.Runner
     try:
@@ -129,7 +148,7 @@ def main() -> None:
     except ImportError:
         runner = asyncio.Runner()
     with runner, contextlib.suppress(KeyboardInterrupt):
-        runner.run(serve(args.kind, args.addr, args.delay_ms))
+        runner.run(serve(args.kind, args.addr, args.delay_ms, args.busy_start_us, args.busy_delta_us))
 
 
 if __name__ == "__main__":
