@@ -49,6 +49,7 @@ EVERY_VARIABLE: dict[str, tuple[str, str, object]] = {
     "PARLEY_PROVIDER_TIMEOUT_SECONDS": ("5", "provider_timeout_seconds", 5),
     "PARLEY_GENERATION_TIMEOUT_SECONDS": ("30", "generation_timeout_seconds", 30),
     "PARLEY_PERSIST_INTERVAL_MS": ("100", "persist_interval_ms", 100),
+    "PARLEY_STREAM_FRAME_MS": ("0", "stream_frame_ms", 0),
     "PARLEY_SWEEP_INTERVAL_SECONDS": ("1", "sweep_interval_seconds", 1),
     "PARLEY_HOUSEKEEPING_INTERVAL_SECONDS": ("60", "housekeeping_interval_seconds", 60),
     "PARLEY_HEARTBEAT_INTERVAL_SECONDS": ("2", "heartbeat_interval_seconds", 2),

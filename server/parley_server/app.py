@@ -169,6 +169,7 @@ def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None 
         activity=activity,
         generation_timeout_seconds=settings.generation_timeout_seconds,
         persist_interval=settings.persist_interval_ms / 1000,
+        frame_interval=settings.stream_frame_ms / 1000,
         sweep_interval=settings.sweep_interval_seconds,
     )
     housekeeping = Housekeeping(

@@ -257,6 +257,11 @@ class Settings(BaseSettings):
     persist_interval_ms: int = Field(
         500, description="streaming text is written to PostgreSQL at most this often (a crash loses at most this much)"
     )
+    stream_frame_ms: int = Field(
+        100,
+        description="a chat stream sends text at most this often: what a model produces within one interval "
+        "travels as one delta (the first at once; 0 sends each piece as it comes)",
+    )
     sweep_interval_seconds: int = Field(
         10,
         description="how often each replica marks FAILED (text kept) the generations that no process runs any "

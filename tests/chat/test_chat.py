@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,12 +21,14 @@ from parley_server.chat import service as chat_service
 from parley_server.chat.watch import ConversationWatch
 from parley_server.db.models import Agent, Conversation, Message, MessageState, UsageDaily
 from parley_server.events.bus import Subscription
+from parley_server.settings import Settings
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
 from tests.helpers.chat import EXPECTED, WORDS, collect, kinds, read_rest, stored, text_of
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error
+from tests.helpers.in_process import second_server
 from tests.helpers.stubs import Stubs
 
 
@@ -57,6 +61,27 @@ async def test_send_streams_accepted_deltas_usage_completed(stubs: Stubs, alice:
     assert events[-2].usage.usage.completion_tokens == 61
     message = await stored(stubs, completed.id)
     assert message.content == EXPECTED and message.state is MessageState.COMPLETE
+
+
+async def test_a_stream_sends_at_most_one_delta_per_frame(
+    stubs: Stubs, alice: Account, tmp_path: Path, database_url: str
+) -> None:
+    """61 words 10 ms apart on a replica with the default frame of 100 ms (the
+    suite's own sends each word alone): a few deltas of several words each,
+    never more than one per frame, the text exact."""
+    frame_ms = Settings.model_fields["stream_frame_ms"].default
+    assert frame_ms == 100
+    cid = (await new_conversation(stubs, alice)).id
+    async with second_server(tmp_path, database_url, stream_frame_ms=frame_ms) as framed:
+        started = time.monotonic()
+        events = await collect(
+            framed.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cid, content=WORDS), metadata=alice.md)
+        )
+        elapsed = time.monotonic() - started
+    deltas = [event.delta.text for event in events if event.WhichOneof("event") == "delta"]
+    assert 3 <= len(deltas) <= elapsed / (frame_ms / 1000) + 1, (len(deltas), elapsed)
+    assert max(len(text.split()) for text in deltas) > 2
+    assert text_of(events) == EXPECTED
 
 
 async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs, alice: Account) -> None:

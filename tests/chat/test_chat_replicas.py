@@ -201,7 +201,11 @@ async def test_killed_replica_leaves_failed_message_with_partial_text(
 ) -> None:
     a, _, account, cid = two
     doomed = ServerProcess(
-        tmp_path / "doomed", DATABASE_URL=database_url, PARLEY_ECHO_DELAY_MS="25", PARLEY_JWT_SECRET="r" * 40
+        tmp_path / "doomed",
+        DATABASE_URL=database_url,
+        PARLEY_ECHO_DELAY_MS="25",
+        PARLEY_STREAM_FRAME_MS="0",  # a delta per word: the 20th comes mid-answer
+        PARLEY_JWT_SECRET="r" * 40,
     ).start()
     try:
         async with grpc.aio.insecure_channel(doomed.addr) as channel:

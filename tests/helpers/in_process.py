@@ -25,7 +25,9 @@ TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
 def settings_for_tests(tmp_root: Path, database_url: str, **overrides: object) -> Settings:
-    """Settings for an in-process test server: cheap Argon2, fixed secret, outbox email."""
+    """Settings for an in-process test server: cheap Argon2, fixed secret, outbox
+    email, and each piece of streamed text a delta of its own (no frame), so a
+    test can act after the Nth delta while the answer is still being generated."""
     base = Settings.from_env(
         {
             "DATABASE_URL": database_url,
@@ -36,6 +38,7 @@ def settings_for_tests(tmp_root: Path, database_url: str, **overrides: object) -
             "PARLEY_EMAIL_BACKEND": "outbox",
             "PARLEY_ECHO_DELAY_MS": "10",
             "PARLEY_PERSIST_INTERVAL_MS": "100",
+            "PARLEY_STREAM_FRAME_MS": "0",
         }
     )
     unknown = overrides.keys() - Settings.model_fields.keys()

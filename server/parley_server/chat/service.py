@@ -13,6 +13,18 @@ nobody runs any more, is then seen in the stored row, so no stream waits
 forever on a message nobody generates. A watch re-reads the same way after
 WATCH_RECHECK_SECONDS of silence: an event another replica could not NOTIFY
 reaches its watchers late, never not at all.
+
+A follower sends at most one update per frame (`frame_interval`, the
+setting PARLEY_STREAM_FRAME_MS): the first text goes out as soon as it is
+generated, and whatever arrives within a frame of the last update waits for
+the frame's end and travels with the rest as one delta. gRPC's cost is per
+message, so this bounds what a stream costs whatever the model's speed, and
+it keeps a burst of streams from starving the server's intake of new calls:
+1,000 streams of 20 words a second opened at once, one message per word,
+made grpc.aio take the last calls in many seconds late in 4 of 6 rounds;
+with a frame of 100 ms in none of 9, and with 50 ms in 2 of 3
+(scripts/bench_chat.py; README, Performance). Ten updates a second still
+read as continuous text.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -130,6 +143,7 @@ class ChatService:
         activity: Activity,
         generation_timeout_seconds: float,
         persist_interval: float = 0.5,
+        frame_interval: float = 0.1,
         sweep_interval: float = 10.0,
     ) -> None:
         self._db = database
@@ -147,6 +161,7 @@ class ChatService:
         )
         self._activity = activity
         self._persist_interval = persist_interval
+        self._frame_interval = frame_interval
         # Bumped by close_watches: a watch started before ends at its next wake-up.
         self._watch_epoch = 0
 
@@ -441,14 +456,21 @@ class ChatService:
             async with self._bus.subscribe(
                 conversation_id, remote_deltas=elsewhere, quiet_after=FOLLOW_RECHECK_SECONDS
             ) as subscription:
+                loop = asyncio.get_running_loop()
                 (position, delta), final = await self._catch_up(message_id, offset)
+                sent_at = -math.inf
                 if delta:
                     yield delta
+                    sent_at = loop.time()
                 while final is None:
-                    # Everything already queued is handled at once: when the
-                    # client or the server falls behind, consecutive deltas
-                    # travel as one message instead of many.
-                    events = [await subscription.next(), *subscription.pending()]
+                    # At most one update per frame, holding everything queued
+                    # by then: consecutive deltas travel as one message (see
+                    # the module doc).
+                    first = await subscription.next()
+                    if (wait := sent_at + self._frame_interval - loop.time()) > 0:
+                        await asyncio.sleep(wait)
+                    events = [first, *subscription.pending()]
+                    sent_at = loop.time()
                     text: list[str] = []
                     start = position
                     for event in events:
