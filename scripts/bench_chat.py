@@ -16,8 +16,9 @@ client, --rounds times (3 by default, alternating), and prints for each round:
   at a lower CPU priority than the servers: see CLIENT_NICENESS);
 - time from each call to its `accepted` event (p50, p99 and the slowest);
 - per-token lateness added by the server: echo emits word k at start + k *
-  delay, so a delta carrying words up to k is due then; lateness is its
-  arrival minus that due time, measured from the stream's earliest delta;
+  delay, so word k is due then; its lateness is the arrival of the delta
+  carrying it minus that due time, measured from the stream's earliest
+  delta (a word held back to travel with later ones is late by that wait);
 - the server's CPU per exchange, its peak RSS, and RSS per open stream:
   (RSS with all streams open - RSS before) / N;
 
@@ -237,13 +238,17 @@ async def run_round(
     ok = [r for r in results if isinstance(r, StreamResult)]
     errors = [r for r in results if isinstance(r, str)]
     lateness = []
+    delay = delay_ms / 1000
     for r in ok:
-        # Each delta's arrival minus its due time on the stream's own schedule;
-        # the schedule's origin is the stream's best (earliest) delta, so the
-        # figure is what the server added, never negative.
-        due = [(arrival - words * delay_ms / 1000) for arrival, words in r.arrivals]
-        origin = min(due, default=0.0)
-        lateness += [(d - origin) * 1000 for d in due]
+        # Each word's arrival (that of the delta carrying it) minus its due
+        # time on the stream's own schedule, whose origin is the stream's best
+        # (earliest) delta: the figure is what the server added, never
+        # negative, and a word held back to travel with later ones counts.
+        origin = min((arrival - words * delay for arrival, words in r.arrivals), default=0.0)
+        before = 0
+        for arrival, words in r.arrivals:
+            lateness += [(arrival - origin - word * delay) * 1000 for word in range(before + 1, words + 1)]
+            before = words
     return Figures(
         streams=n,
         completed=sum(r.completed for r in ok),
