@@ -18,13 +18,13 @@ A follower sends at most one update per frame (`frame_interval`, the
 setting PARLEY_STREAM_FRAME_MS): the first text goes out as soon as it is
 generated, and whatever arrives within a frame of the last update waits for
 the frame's end and travels with the rest as one delta. gRPC's cost is per
-message, so this bounds what a stream costs whatever the model's speed, and
-it keeps a burst of streams from starving the server's intake of new calls:
-1,000 streams of 20 words a second opened at once, one message per word,
-made grpc.aio take the last calls in many seconds late in 4 of 6 rounds;
-with a frame of 100 ms in none of 9, and with 50 ms in 2 of 3
-(scripts/bench_chat.py; README, Performance). Ten updates a second still
-read as continuous text.
+message, so this bounds what a stream costs whatever the model's speed. It
+also makes a burst of streams starve the server's intake of new calls less
+often: with one message per word, 1,000 streams of 20 words a second
+opened at once made grpc.aio take the last calls in many seconds late in
+most rounds, with a 100 ms frame in few (scripts/bench_chat.py; README,
+Performance). Ten updates a second still read as continuous text; the
+price is that a word may wait up to a frame.
 """
 
 from __future__ import annotations
