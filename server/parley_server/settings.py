@@ -260,7 +260,8 @@ class Settings(BaseSettings):
     stream_frame_ms: int = Field(
         100,
         description="a chat stream sends text at most this often: what a model produces within one interval "
-        "travels as one delta (the first at once; 0 sends each piece as it comes)",
+        "travels as one delta (the first at once; 0 sends each piece as it comes); while the server runs behind, "
+        "the interval stretches by as much, up to 10 times",
     )
     sweep_interval_seconds: int = Field(
         10,

@@ -84,6 +84,37 @@ async def test_a_stream_sends_at_most_one_delta_per_frame(
     assert text_of(events) == EXPECTED
 
 
+async def test_a_frame_that_ends_late_stretches_the_next_one(
+    stubs: Stubs, alice: Account, tmp_path: Path, database_url: str
+) -> None:
+    """400 words 10 ms apart on a replica with the default frame; after the
+    second delta the event loop is blocked for a second, as on a saturated
+    server. The follower's frame sleep ends that much late, so its next
+    frame is as much longer (up to 10 frames): one delta then carries the
+    words of the blocked second and of that long frame, where with frames
+    of the set length it would carry the blocked second's and one frame's.
+    Later frames, slept on time, are the set length again."""
+    frame = Settings.model_fields["stream_frame_ms"].default / 1000
+    delay, blocked = 0.010, 1.0  # the suite's echo delay; the block
+    content = " ".join(f"w{i}" for i in range(400))
+    cid = (await new_conversation(stubs, alice)).id
+    words: list[int] = []
+    events = []
+    async with second_server(tmp_path, database_url, stream_frame_ms=int(frame * 1000)) as framed:
+        stream = framed.chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=alice.md
+        )
+        async for event in stream:
+            events.append(event)
+            if event.WhichOneof("event") == "delta":
+                words.append(len(event.delta.text.split()))
+                if len(words) == 2:
+                    time.sleep(blocked)  # noqa: ASYNC251 - the server shares this loop: it is blocked too
+    assert text_of(events) == "Echo: " + content
+    assert max(words) >= 1.5 * blocked / delay, words  # unstretched: about blocked / delay + 10
+    assert min(words[5:-1]) <= 2 * frame / delay, words
+
+
 async def test_first_exchange_titles_conversation_and_records_usage(stubs: Stubs, alice: Account) -> None:
     cid = (await new_conversation(stubs, alice)).id
     await collect(

@@ -24,7 +24,10 @@ often: with one message per word, 1,000 streams of 20 words a second
 opened at once made grpc.aio take the last calls in many seconds late in
 most rounds, with a 100 ms frame in few (scripts/bench_chat.py; README,
 Performance). Ten updates a second still read as continuous text; the
-price is that a word may wait up to a frame.
+price is that a word may wait up to a frame. A frame whose sleep ended late
+(the event loop behind: more work than CPU) makes the next one longer by
+as much (stretched_frame), so a saturated server sends fewer messages
+until it keeps up, rather than falling further behind.
 """
 
 from __future__ import annotations
@@ -95,6 +98,20 @@ FOLLOW_RECHECK_SECONDS = 5.0
 # A watch re-reads its conversation after this long without events (see the
 # module doc); longer than a follower's, as watches sit idle for hours.
 WATCH_RECHECK_SECONDS = 30.0
+# A follower's frame stretches to at most this many times the set one (see stretched_frame).
+MAX_FRAME_STRETCH = 10
+
+
+def stretched_frame(frame: float, late: float) -> float:
+    """The frame after a frame's sleep that ended `late` seconds after it was due.
+
+    A sleep that overran shows the event loop is behind: the process has
+    more to do than CPU to do it. The next frame is longer by as much (up to
+    MAX_FRAME_STRETCH frames), so a saturated server sends fewer, larger
+    deltas, spending less on messages and more on taking new calls and
+    generating; once sleeps end on time again, the frame is the set one.
+    """
+    return min(frame + max(late, 0.0), frame * MAX_FRAME_STRETCH)
 
 
 @dataclass(frozen=True)
@@ -458,19 +475,23 @@ class ChatService:
             ) as subscription:
                 loop = asyncio.get_running_loop()
                 (position, delta), final = await self._catch_up(message_id, offset)
-                sent_at = -math.inf
+                sent_at = -math.inf  # when the last delta went out
+                frame = self._frame_interval
                 if delta:
-                    yield delta
                     sent_at = loop.time()
+                    yield delta
                 while final is None:
                     # At most one update per frame, holding everything queued
                     # by then: consecutive deltas travel as one message (see
-                    # the module doc).
-                    first = await subscription.next()
-                    if (wait := sent_at + self._frame_interval - loop.time()) > 0:
+                    # the module doc). The frame is slept out before looking,
+                    # so a steady answer wakes the follower once per frame,
+                    # not once per token as well; only a quiet one waits for
+                    # its next event, which then goes out at once.
+                    if (wait := sent_at + frame - loop.time()) > 0:
+                        due = loop.time() + wait
                         await asyncio.sleep(wait)
-                    events = [first, *subscription.pending()]
-                    sent_at = loop.time()
+                        frame = stretched_frame(self._frame_interval, loop.time() - due)
+                    events = subscription.pending() or [await subscription.next()]
                     text: list[str] = []
                     start = position
                     for event in events:
@@ -483,10 +504,12 @@ class ChatService:
                             event = None  # a gap: fall back to the stored text
                         if event is None or (isinstance(event, Finished) and event.message_id == message_id):
                             if "".join(text):
+                                sent_at = loop.time()
                                 yield TextDelta(message_id, start, "".join(text))
                             text = []
                             (position, delta), final = await self._catch_up(message_id, position)
                             if delta:
+                                sent_at = loop.time()
                                 yield delta
                             start = position
                             if final is not None:
@@ -494,6 +517,7 @@ class ChatService:
                         elif isinstance(event, ConversationDeleted):
                             raise NotFound("the conversation was deleted", reason=Reason.CONVERSATION_NOT_FOUND)
                     if "".join(text) and final is None:
+                        sent_at = loop.time()
                         yield TextDelta(message_id, start, "".join(text))
                 yield Ended(final)
 
