@@ -94,13 +94,14 @@ async def test_a_frame_that_ends_late_stretches_the_next_one(
     words of the blocked second and of that long frame, where with frames
     of the set length it would carry the blocked second's and one frame's.
     Later frames, slept on time, are the set length again."""
-    frame = Settings.model_fields["stream_frame_ms"].default / 1000
-    delay, blocked = 0.010, 1.0  # the suite's echo delay; the block
+    blocked = 1.0
     content = " ".join(f"w{i}" for i in range(400))
     cid = (await new_conversation(stubs, alice)).id
     words: list[int] = []
     events = []
-    async with second_server(tmp_path, database_url, stream_frame_ms=int(frame * 1000)) as framed:
+    frame_ms = Settings.model_fields["stream_frame_ms"].default
+    async with second_server(tmp_path, database_url, stream_frame_ms=frame_ms) as framed:
+        frame, delay = frame_ms / 1000, framed.app.settings.echo_delay_ms / 1000
         stream = framed.chat.SendMessage(
             chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=alice.md
         )

@@ -487,8 +487,8 @@ class ChatService:
                     # so a steady answer wakes the follower once per frame,
                     # not once per token as well; only a quiet one waits for
                     # its next event, which then goes out at once.
-                    if (wait := sent_at + frame - loop.time()) > 0:
-                        due = loop.time() + wait
+                    due = sent_at + frame
+                    if (wait := due - loop.time()) > 0:
                         await asyncio.sleep(wait)
                         frame = stretched_frame(self._frame_interval, loop.time() - due)
                     events = subscription.pending() or [await subscription.next()]
