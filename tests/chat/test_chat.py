@@ -671,6 +671,58 @@ async def test_other_users_conversations_and_messages_are_not_found(stubs: Stubs
     assert await snapshot(stubs.app) == before
 
 
+async def test_starts_that_share_a_facts_read_each_get_their_own_outcome(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starts arriving together read their facts in one statement; each must
+    still get its own: an exchange in its conversation, NOT_FOUND for another
+    user's or a missing conversation, and for a retried request id the
+    exchange it started."""
+    mine = [(await new_conversation(stubs, alice)).id for _ in range(4)]
+    mallory = await stubs.active_account("mallory@example.com")
+    theirs = (await new_conversation(stubs, mallory)).id
+    retried = chat_pb2.SendMessageRequest(conversation_id=mine[0], content="first", request_id="again")
+    first = await collect(stubs.chat.SendMessage(retried, metadata=alice.md))
+    batches: list[int] = []
+    facts = stubs.app.chat._facts
+    read = facts._run
+
+    async def counted(starts: list[Any]) -> list[Any]:
+        batches.append(len(starts))
+        return await read(starts)
+
+    monkeypatch.setattr(facts, "_run", counted)
+
+    def send(account: Account, cid: str, content: str) -> Any:
+        return collect(
+            stubs.chat.SendMessage(
+                chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=account.md
+            )
+        )
+
+    outcomes = await asyncio.gather(
+        *(send(alice, cid, f"hello {cid}") for cid in mine[1:]),
+        send(alice, theirs, "not mine"),
+        send(alice, str(uuid.uuid4()), "nowhere"),
+        collect(stubs.chat.SendMessage(retried, metadata=alice.md)),
+        send(mallory, theirs, "mine"),
+        return_exceptions=True,
+    )
+    assert max(batches) > 1, "the starts must have shared a read"
+    for cid, events in zip(mine[1:], outcomes[:3], strict=True):
+        assert not isinstance(events, BaseException)
+        accepted = events[0].accepted.user_message
+        assert (accepted.conversation_id, accepted.content) == (cid, f"hello {cid}")
+        assert text_of(events) == f"Echo: hello {cid}"
+    for refused in outcomes[3:5]:
+        assert isinstance(refused, grpc.aio.AioRpcError) and refused.code() == grpc.StatusCode.NOT_FOUND
+    replayed, theirs_answered = outcomes[5:]
+    assert not isinstance(replayed, BaseException) and not isinstance(theirs_answered, BaseException)
+    assert replayed[0].accepted == first[0].accepted
+    assert theirs_answered[0].accepted.user_message.conversation_id == theirs
+    assert text_of(theirs_answered) == "Echo: mine"
+
+
 @pytest.mark.parametrize(
     ("request_fields", "field"),
     [

@@ -5,10 +5,12 @@ SQLAlchemy (a session, BEGIN and COMMIT, statements keyed and compiled, ORM
 loading) that was most of the server's fixed CPU cost per exchange. Here it
 is three statements, each committed on its own:
 
-- `exchange_facts`: the caller's conversation with its live agent and the
+- `EXCHANGE_FACTS`: the caller's conversation with its live agent and the
   facts of the caller's access to it (a live grant, today's message count)
-  and, with a request id, the exchange it already claimed. The decision is
-  access_rules.rule's, made in Python from these facts.
+  and, with a request id, the exchange it already claimed; for every start
+  that arrived while the last such read ran, in one statement (the
+  service's Batcher). The decision is access_rules.rule's, made in Python
+  from these facts.
 - `start_exchange`: lock the conversation, take the quota (when one
   applies), insert the user's message (none for a regeneration) and the
   assistant's placeholder where the exchange goes in the message tree,
@@ -46,38 +48,31 @@ def chat_scope(conversation_id: uuid.UUID) -> str:
     return f"chat:{conversation_id}"
 
 
-def exchange_facts(
-    conversation_id: uuid.UUID, user_id: uuid.UUID, now: datetime, day: date, request_id: str
-) -> tuple[str, list[object]]:
-    """The statement reading what starting an exchange decides on, and its arguments.
-
-    One row when the conversation is the caller's (none otherwise): the
-    agent's columns (NULL when it is deleted), whether the caller holds a
-    live grant for it, the messages sent to it today, and with request_id
-    the assistant message id that request id already claimed (or NULL).
-    """
-    bind = Binds()
-    uid = f"{bind(user_id)}::uuid"
-    claimed = "NULL::uuid"
-    if request_id:
-        claimed = claimed_sql(
-            user_id=uid, scope=f"{bind(chat_scope(conversation_id))}::text", request_id=f"{bind(request_id)}::text"
-        )
-    sql = (
-        f"SELECT {columns(_AGENT_COLUMNS, 'a')}, "
-        f"EXISTS (SELECT FROM agent_grants g WHERE g.user_id = {uid} AND g.agent_id = a.id "
-        f"AND (g.expire_time IS NULL OR g.expire_time > {bind(now)}::timestamptz)), "
-        f"coalesce((SELECT u.message_count FROM usage_daily u WHERE u.user_id = {uid} AND u.agent_id = a.id "
-        f"AND u.day = {bind(day)}::date), 0), "
-        f"{claimed} "
-        "FROM conversations c LEFT JOIN agents a ON a.id = c.agent_id AND a.delete_time IS NULL "
-        f"WHERE c.id = {bind(conversation_id)}::uuid AND c.user_id = {uid}"
-    )
-    return sql, bind.values
+# $1 conversation ids, $2 user ids, $3 idempotency scopes (chat_scope), $4
+# request ids ('' for none), $5 times, $6 UTC days: arrays, one element per
+# start. A row for each start whose conversation is its caller's (none
+# otherwise), led by the start's position (1-based), then the agent's
+# columns (NULL when it is deleted), whether the caller holds a live grant
+# for it, the messages the caller sent to it that day, and the assistant
+# message id the request id already claimed (or NULL).
+EXCHANGE_FACTS = (
+    f"SELECT s.position, {columns(_AGENT_COLUMNS, 'a')}, "
+    "EXISTS (SELECT FROM agent_grants g WHERE g.user_id = s.user_id AND g.agent_id = a.id "
+    "AND (g.expire_time IS NULL OR g.expire_time > s.at)), "
+    "coalesce((SELECT u.message_count FROM usage_daily u WHERE u.user_id = s.user_id AND u.agent_id = a.id "
+    "AND u.day = s.day), 0), "
+    "CASE WHEN s.request_id = '' THEN NULL::uuid ELSE "
+    + claimed_sql(user_id="s.user_id", scope="s.scope", request_id="s.request_id")
+    + " END "
+    "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::date[]) WITH ORDINALITY "
+    "AS s (conversation_id, user_id, scope, request_id, at, day, position) "
+    "JOIN conversations c ON c.id = s.conversation_id AND c.user_id = s.user_id "
+    "LEFT JOIN agents a ON a.id = c.agent_id AND a.delete_time IS NULL"
+)
 
 
 def agent_of(record: Sequence[Any]) -> Agent | None:
-    """The agent in a record of exchange_facts (not attached to any session); None when deleted."""
+    """The agent in a record of EXCHANGE_FACTS without its position (attached to no session); None when deleted."""
     fields: dict[str, Any] = dict(zip(_AGENT_COLUMNS, record, strict=False))
     if fields["id"] is None:
         return None
@@ -87,7 +82,7 @@ def agent_of(record: Sequence[Any]) -> Agent | None:
 
 
 def granted_used_claimed(record: Sequence[Any]) -> tuple[bool, int, uuid.UUID | None]:
-    """The access facts and the claimed exchange in a record of exchange_facts."""
+    """The access facts and the claimed exchange in a record of EXCHANGE_FACTS (without its position)."""
     granted, used_today, claimed = record[len(_AGENT_COLUMNS) :]
     return bool(granted), int(used_today), claimed
 
