@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import grpc
+import pytest
 from sqlalchemy import select, update
 
 from parley.chat.v1 import chat_pb2, chat_pb2_grpc
@@ -15,7 +16,7 @@ from parley_server.db.models import Agent, Conversation, UsageDaily
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
 from tests.helpers.agents import create_model_agent
-from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, kinds, read_rest, text_of
+from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, hold_first_batches, kinds, read_rest, text_of
 from tests.helpers.conversations import new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error, expect_invalid_naming
@@ -352,3 +353,85 @@ async def test_bad_input_is_refused_and_changes_nothing(stubs: Stubs, alice: Acc
         "message_id",
     )
     assert await snapshot(stubs.app) == before
+
+
+async def test_starts_that_share_a_write_each_get_their_own_outcome(
+    stubs: Stubs, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starts arriving together write their exchanges in one statement; each
+    must still land where it asked and hear back its own: sends after
+    earlier answers (one with a request id a retry finds again), a
+    regeneration beside an answer, an edit beside a later question, and
+    another user's send, counted against their quota."""
+    quota = 10
+    new_cid, followed_cid, regenerated_cid, edited_cid = [(await new_conversation(stubs, alice)).id for _ in range(4)]
+    earlier = await exchange(stubs, alice, new_cid, "before")
+    followed = await exchange(stubs, alice, followed_cid, "the start")
+    regenerated = await exchange(stubs, alice, regenerated_cid, "answer me again")
+    await exchange(stubs, alice, edited_cid, "a question")
+    edited = await exchange(stubs, alice, edited_cid, "say it otherwise")
+    bob = await stubs.active_account("bob@example.com")
+    bobs_cid = (await new_conversation(stubs, bob)).id
+    bobs_earlier = await exchange(stubs, bob, bobs_cid, "my first one")
+    assert await stubs.app.chat.generations.idle(timeout=10)  # usage written
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(daily_message_quota=quota))
+        await db.execute(
+            update(UsageDaily).where(UsageDaily.user_id == uuid.UUID(bob.user.id)).values(message_count=quota - 1)
+        )
+    batches = hold_first_batches(stubs.app.chat._writes, 5, monkeypatch)
+
+    def send(account: Account, cid: str, content: str, request_id: str = "") -> Any:
+        request = chat_pb2.SendMessageRequest(conversation_id=cid, content=content, request_id=request_id)
+        return collect(stubs.chat.SendMessage(request, metadata=account.md))
+
+    outcomes = await asyncio.gather(
+        send(alice, new_cid, "a new start", "once"),
+        send(alice, followed_cid, "and then?"),
+        collect(regenerate(stubs, alice, regenerated.assistant_message_id)),
+        collect(edit(stubs, alice, edited.user_message.id, "said otherwise")),
+        send(bob, bobs_cid, "my last one"),
+        return_exceptions=True,
+    )
+    assert max(batches) > 1, "the starts must have shared a write"
+    assert not any(isinstance(events, BaseException) for events in outcomes), outcomes
+    new, then, again, rewritten, last = outcomes
+    # What each heard back is its own: its question, where it went, its answer.
+    heard = [
+        (e[0].accepted.user_message.content, e[0].accepted.user_message.parent_id) for e in (new, then, rewritten, last)
+    ]
+    assert heard == [
+        ("a new start", earlier.assistant_message_id),
+        ("and then?", followed.assistant_message_id),
+        ("said otherwise", edited.user_message.parent_id),
+        ("my last one", bobs_earlier.assistant_message_id),
+    ]
+    assert again[0].accepted.user_message == regenerated.user_message
+    assert [text_of(e) for e in (new, then, again, rewritten)] == [
+        "Echo: a new start",
+        "Echo: and then?",
+        "Echo: answer me again",
+        "Echo: said otherwise",
+    ]
+    # What was stored is each one's.
+    assert [m.content for m in await listed(stubs, alice, new_cid)][2:] == ["a new start", "Echo: a new start"]
+    assert [m.content for m in await listed(stubs, alice, followed_cid)] == [
+        "the start",
+        "Echo: the start",
+        "and then?",
+        "Echo: and then?",
+    ]
+    assert [(m.id, m.sibling_count) for m in await listed(stubs, alice, regenerated_cid)] == [
+        (regenerated.user_message.id, 1),
+        (again[0].accepted.assistant_message_id, 2),
+    ]
+    assert [(m.content, m.sibling_count) for m in await listed(stubs, alice, edited_cid)][2:] == [
+        ("said otherwise", 2),
+        ("Echo: said otherwise", 1),
+    ]
+    assert (await send(alice, new_cid, "a new start", "once"))[0].accepted == new[0].accepted
+    assert text_of(last) == "Echo: my last one"
+    assert await stubs.app.chat.generations.idle(timeout=10)
+    async with stubs.app.database.transaction() as db:
+        used = await db.scalar(select(UsageDaily.message_count).where(UsageDaily.user_id == uuid.UUID(bob.user.id)))
+    assert used == quota

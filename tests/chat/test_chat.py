@@ -24,7 +24,7 @@ from parley_server.events.bus import Subscription
 from parley_server.settings import Settings
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
-from tests.helpers.chat import EXPECTED, WORDS, collect, kinds, read_rest, stored, text_of
+from tests.helpers.chat import EXPECTED, WORDS, collect, hold_first_batches, kinds, read_rest, stored, text_of
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error
@@ -683,19 +683,7 @@ async def test_starts_that_share_a_facts_read_each_get_their_own_outcome(
     theirs = (await new_conversation(stubs, mallory)).id
     retried = chat_pb2.SendMessageRequest(conversation_id=mine[0], content="first", request_id="again")
     first = await collect(stubs.chat.SendMessage(retried, metadata=alice.md))
-    batches: list[int] = []
-    facts = stubs.app.chat._facts
-    read = facts._run
-
-    async def counted(starts: list[Any]) -> list[Any]:
-        if not batches:  # hold the first reads until the other starts queue behind them
-            async with asyncio.timeout(10):
-                while len(facts._pending) < 5:
-                    await asyncio.sleep(0.01)
-        batches.append(len(starts))
-        return await read(starts)
-
-    monkeypatch.setattr(facts, "_run", counted)
+    batches = hold_first_batches(stubs.app.chat._facts, 7, monkeypatch)
 
     def send(account: Account, cid: str, content: str) -> Any:
         return collect(

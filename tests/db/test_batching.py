@@ -40,13 +40,17 @@ class Statement:
             self.running -= 1
 
 
-def by_first_letter(item: str) -> str:
-    return item[0]
+def alone(item: str) -> tuple[str]:
+    return (item,)
+
+
+def by_first_letter(item: str) -> tuple[str]:
+    return (item[0],)
 
 
 async def test_a_lone_item_goes_at_once_and_a_burst_goes_in_few_batches() -> None:
     statement = Statement()
-    batcher = Batcher(statement, key=str, max_batch=64, max_in_flight=2)
+    batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=2)
     assert await batcher.submit("alone") == "ALONE"
     items = [f"item {n}" for n in range(40)]
     assert await asyncio.gather(*(batcher.submit(item) for item in items)) == [item.upper() for item in items]
@@ -58,19 +62,27 @@ async def test_a_lone_item_goes_at_once_and_a_burst_goes_in_few_batches() -> Non
 
 async def test_items_with_one_key_never_share_a_batch() -> None:
     statement = Statement()
-    batcher = Batcher(statement, key=by_first_letter, max_batch=64, max_in_flight=1)
+    batcher = Batcher(statement, keys=by_first_letter, max_batch=64, max_in_flight=1)
     items = ["a1", "b1", "a2", "c1", "a3", "b2"]
     assert await asyncio.gather(*(batcher.submit(item) for item in items)) == [item.upper() for item in items]
     for batch in statement.batches:
-        assert len({by_first_letter(item) for item in batch}) == len(batch)
+        assert len({item[0] for item in batch}) == len(batch)
     # The same key's items run in the order they came.
     ran = [item for batch in statement.batches for item in batch]
     assert [item for item in ran if item[0] == "a"] == ["a1", "a2", "a3"]
 
 
+async def test_items_sharing_any_of_their_keys_never_share_a_batch() -> None:
+    statement = Statement()
+    batcher = Batcher(statement, keys=lambda item: item.split(), max_batch=64, max_in_flight=1)
+    items = ["a x", "b y", "c x", "d", "a z", "e y"]
+    assert await asyncio.gather(*(batcher.submit(item) for item in items)) == [item.upper() for item in items]
+    assert statement.batches == [["a x", "b y", "d"], ["c x", "a z", "e y"]]
+
+
 async def test_batches_hold_at_most_max_batch_items() -> None:
     statement = Statement()
-    batcher = Batcher(statement, key=str, max_batch=5, max_in_flight=1)
+    batcher = Batcher(statement, keys=alone, max_batch=5, max_in_flight=1)
     await asyncio.gather(*(batcher.submit(str(n)) for n in range(23)))
     assert max(len(batch) for batch in statement.batches) == 5
     assert sum(len(batch) for batch in statement.batches) == 23
@@ -78,7 +90,7 @@ async def test_batches_hold_at_most_max_batch_items() -> None:
 
 async def test_a_failing_batch_fails_only_the_item_at_fault() -> None:
     statement = Statement(poison="bad")
-    batcher = Batcher(statement, key=str, max_batch=64, max_in_flight=1)
+    batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=1)
     first = asyncio.create_task(batcher.submit("first"))
     await asyncio.sleep(0)  # "first" runs alone; the rest gather behind it
     results = await asyncio.gather(*(batcher.submit(item) for item in ("good", "bad", "fine")), return_exceptions=True)
@@ -92,7 +104,7 @@ async def test_a_failing_batch_fails_only_the_item_at_fault() -> None:
 async def test_an_item_whose_caller_left_before_its_batch_is_not_run() -> None:
     statement = Statement()
     statement.gate = asyncio.Event()
-    batcher = Batcher(statement, key=str, max_batch=64, max_in_flight=1)
+    batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=1)
     running = asyncio.create_task(batcher.submit("running"))
     await asyncio.sleep(0.01)  # its batch is in flight, held by the gate
     gone = asyncio.create_task(batcher.submit("gone"))
@@ -118,6 +130,6 @@ async def test_an_item_submitted_as_the_last_runner_finishes_still_runs() -> Non
             later.append(asyncio.create_task(batcher.submit("second")))
         return [item.upper() for item in items]
 
-    batcher = Batcher(statement, key=str, max_batch=64, max_in_flight=1)
+    batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=1)
     assert await batcher.submit("first") == "FIRST"
     assert await asyncio.wait_for(later[0], timeout=5) == "SECOND"

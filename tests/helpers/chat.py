@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterable
 from typing import Any, TypeVar
 
 import grpc
+import pytest
 
 from parley.chat.v1 import chat_pb2
+from parley_server.chat.service import START_BATCHES_IN_FLIGHT
+from parley_server.db.batching import Batcher
 from parley_server.db.models import Message
 from tests.helpers.accounts import Account
 from tests.helpers.stubs import Stubs
@@ -65,3 +69,27 @@ async def exchange(stubs: Stubs, account: Account, conversation_id: str, content
     assert kinds(events)[-1] == "completed", kinds(events)
     accepted: chat_pb2.GenerationAccepted = events[0].accepted
     return accepted
+
+
+def hold_first_batches(batcher: Batcher[Any, Any], items: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make a start batcher hold its first batches until `items` items have
+    arrived, so that the rest certainly share one batch; the sizes of the
+    batches it runs from then on are appended to the list returned.
+
+    Calls arriving together reach the server some time apart, and a batch
+    takes what arrived while the last ran: left to the timing, a test's
+    starts may each run alone.
+    """
+    batches: list[int] = []
+    run = batcher._run
+
+    async def held(batch: list[Any]) -> list[Any]:
+        batches.append(len(batch))
+        if len(batches) <= START_BATCHES_IN_FLIGHT:
+            async with asyncio.timeout(10):
+                while sum(batches) + len(batcher._pending) < items:
+                    await asyncio.sleep(0.01)
+        return await run(batch)
+
+    monkeypatch.setattr(batcher, "_run", held)
+    return batches

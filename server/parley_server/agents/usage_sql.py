@@ -33,12 +33,13 @@ def taking_quota_sql(source: str, *, user_id: str, agent_id: str, day: str, quot
 
     The check and the increment are one statement, so concurrent sends (in
     any conversation, on any replica) cannot together pass the limit. It
-    returns the new count when the message was counted, and no row when the
-    quota was used up.
+    returns the row's user_id, agent_id and day when the message was
+    counted, and no row when the quota was used up. quota may be per row: a
+    subquery on the row `u` (in a statement of many users' messages).
     """
     return (
         "INSERT INTO usage_daily AS u (user_id, agent_id, day, message_count, prompt_tokens, completion_tokens) "
         f"SELECT {user_id}, {agent_id}, {day}, 1, 0, 0 FROM {source} "
         "ON CONFLICT (user_id, agent_id, day) DO UPDATE SET message_count = u.message_count + 1 "
-        f"WHERE u.message_count < {quota} RETURNING message_count"
+        f"WHERE u.message_count < {quota} RETURNING user_id, agent_id, day"
     )

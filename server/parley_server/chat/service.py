@@ -37,7 +37,7 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -103,10 +103,11 @@ FOLLOW_RECHECK_SECONDS = 5.0
 WATCH_RECHECK_SECONDS = 30.0
 # A follower's frame stretches to at most this many times the set one (see stretched_frame).
 MAX_FRAME_STRETCH = 10
-# Exchange starts read their facts in batches (db/batching.py): at most this
-# many reads in flight per process, of at most FACTS_BATCH_LIMIT starts each.
-FACTS_BATCHES_IN_FLIGHT = 2
-FACTS_BATCH_LIMIT = 256
+# Exchange starts read their facts and write their messages in batches
+# (db/batching.py): at most this many of each in flight per process, of at
+# most START_BATCH_LIMIT starts each.
+START_BATCHES_IN_FLIGHT = 2
+START_BATCH_LIMIT = 256
 
 
 def stretched_frame(frame: float, late: float) -> float:
@@ -145,6 +146,31 @@ class _Start(NamedTuple):
     request_id: str
     at: datetime
     day: date
+
+
+class _NewExchange(NamedTuple):
+    """A start whose facts allowed it: one element of each of sql.START_EXCHANGES' arrays."""
+
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
+    user_message_id: uuid.UUID | None
+    content: str | None
+    assistant_id: uuid.UUID
+    sibling_of: uuid.UUID | None
+    at: datetime
+    day: date
+    quota: int | None
+    scope: str
+    request_id: str
+
+    def locks(self) -> tuple[Hashable, ...]:
+        """The rows its write changes that others' may too: its conversation and,
+        with a quota, its usage row. No two starts in a batch share one, so the
+        batch's rows are independent (sql.START_EXCHANGES)."""
+        if self.quota is None:
+            return (self.conversation_id,)
+        return self.conversation_id, (self.user_id, self.agent_id, self.day)
 
 
 @dataclass(frozen=True)
@@ -201,7 +227,13 @@ class ChatService:
         self._watch_epoch = 0
         # Reads never conflict, so any two starts may share a batch.
         self._facts: Batcher[_Start, tuple[Any, ...] | None] = Batcher(
-            self._read_facts, key=id, max_batch=FACTS_BATCH_LIMIT, max_in_flight=FACTS_BATCHES_IN_FLIGHT
+            self._read_facts, keys=lambda start: (), max_batch=START_BATCH_LIMIT, max_in_flight=START_BATCHES_IN_FLIGHT
+        )
+        self._writes: Batcher[_NewExchange, tuple[Any, ...]] = Batcher(
+            self._write_starts,
+            keys=_NewExchange.locks,
+            max_batch=START_BATCH_LIMIT,
+            max_in_flight=START_BATCHES_IN_FLIGHT,
         )
 
     async def start(self) -> None:
@@ -312,13 +344,14 @@ class ChatService:
         started one, that exchange (Accepted again, nothing launched).
 
         Two statements on the plain pool (chat/sql.py): the facts the access
-        decision needs (read with those of other starts arriving meanwhile),
-        then the writes, all or nothing. The history is read by the
+        decision needs, then the writes, all or nothing: each with those of
+        the other starts arriving meanwhile. The history is read by the
         generation, after the client heard `accepted`.
         """
         now = utcnow()
         day = utc_day(now)
-        facts = await self._facts.submit(_Start(cid, caller.user_id, sql.chat_scope(cid), request_id, now, day))
+        scope = sql.chat_scope(cid)
+        facts = await self._facts.submit(_Start(cid, caller.user_id, scope, request_id, now, day))
         if facts is None:
             raise conversation_not_found()
         granted, used_today, claimed = sql.granted_used_claimed(facts)
@@ -330,20 +363,22 @@ class ChatService:
         require_allowed(rule(caller, agent, granted, used_today), now)
         quota = daily_quota(caller, agent)
         user_message_id, assistant_id = uuid.uuid4(), uuid.uuid4()
-        statement, args = sql.start_exchange(
+        exchange = _NewExchange(
             conversation_id=cid,
             user_id=caller.user_id,
             agent_id=agent.id,
-            user_message=None if turn.content is None else (user_message_id, turn.content),
+            user_message_id=None if turn.content is None else user_message_id,
+            content=turn.content,
             assistant_id=assistant_id,
             sibling_of=turn.sibling_of,
-            now=now,
-            owner=self.generations.owner_key,
-            quota=None if quota is None else (day, quota),
+            at=now,
+            day=day,
+            quota=quota,
+            scope=scope,
             request_id=request_id,
         )
         try:
-            (row,) = await self._db.fetch(statement, *args, into=tuple)
+            row = await self._writes.submit(exchange)
         except UniqueViolationError as exc:  # a concurrent call with the same request_id won
             if exc.table_name != "idempotency_keys":
                 raise
@@ -421,6 +456,16 @@ class ChatService:
         for row in rows:
             found[row[0] - 1] = row[1:]
         return found
+
+    async def _write_starts(self, starts: list[_NewExchange]) -> list[tuple[Any, ...]]:
+        """The writes of each start (sql.START_EXCHANGES), a record per start.
+
+        One statement per start was one commit (a WAL flush), one round trip
+        and one wake-up each; gathered, a burst of a thousand costs a few.
+        """
+        return await self._db.fetch(
+            sql.START_EXCHANGES, *map(list, zip(*starts, strict=True)), self.generations.owner_key, into=tuple
+        )
 
     async def _claimed_exchange(self, caller: Caller, cid: uuid.UUID, request_id: str) -> Accepted:
         """The exchange a request_id already started (its user message and the answer's id)."""

@@ -11,12 +11,14 @@ is three statements, each committed on its own:
   that arrived while the last such read ran, in one statement (the
   service's Batcher). The decision is access_rules.rule's, made in Python
   from these facts.
-- `start_exchange`: lock the conversation, take the quota (when one
+- `START_EXCHANGES`: lock the conversation, take the quota (when one
   applies), insert the user's message (none for a regeneration) and the
   assistant's placeholder where the exchange goes in the message tree,
   bump the conversation's counters and active leaf and claim the request
-  id: all or nothing. (RegenerateMessage and EditMessage first read the
-  message they start from: `EXCHANGE_TARGET`.)
+  id: all or nothing; for every start that arrived while the last such
+  write ran, in one statement (group commit, as CreateMessage's).
+  (RegenerateMessage and EditMessage first read the message they start
+  from: `EXCHANGE_TARGET`.)
 - `END_EXCHANGE`: store the final text and state, and add the answer's
   tokens (and the message, when no quota counted it) to the usage rollup.
 
@@ -29,14 +31,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
 from typing import Any
 
 from parley_server.agents.usage_sql import adding_usage_sql, taking_quota_sql
 from parley_server.common.idempotency import claimed_sql, claiming_sql
 from parley_server.conversations.sql import columns
 from parley_server.conversations.views import MessageView
-from parley_server.db.database import Binds
 from parley_server.db.models import Agent, AgentProvider, AgentVisibility
 
 _AGENT_COLUMNS = tuple(column.name for column in Agent.__table__.c)
@@ -87,111 +87,90 @@ def granted_used_claimed(record: Sequence[Any]) -> tuple[bool, int, uuid.UUID | 
     return bool(granted), int(used_today), claimed
 
 
-def start_exchange(
-    *,
-    conversation_id: uuid.UUID,
-    user_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    user_message: tuple[uuid.UUID, str] | None,
-    assistant_id: uuid.UUID,
-    sibling_of: uuid.UUID | None,
-    now: datetime,
-    owner: int,
-    quota: tuple[date, int] | None,
-    request_id: str,
-) -> tuple[str, list[object]]:
-    """The statement starting an exchange, and its arguments.
-
-    An exchange adds user_message (its id and text), unless it is None (a
-    regeneration: the answer is a new sibling of the answer sibling_of), and
-    the assistant's placeholder answering it. The first new message is
-    appended after the conversation's active leaf, or with sibling_of
-    becomes that message's sibling (same parent); the answer becomes the
-    active leaf. The conversation is locked (as every change of its
-    message_count is made), so concurrent exchanges are serialised and their
-    messages' seq follow that order. With quota (today, the limit) one
-    message is counted against it, and nothing is written when it is used
-    up. With request_id the assistant message's id is claimed for it, last:
-    when a concurrent call claimed it first, the statement fails with a
-    unique violation and writes nothing.
-
-    One row: whether the conversation is the caller's, whether sibling_of is
-    still in it (true without), whether the quota counted the message (true
-    without quota), the conversation's message_count and title before this
-    exchange, the new user message's create_time and update_time (NULL when
-    nothing was written or there is none), and the parent of the first new
-    message.
-    """
-    bind = Binds()
-    cid, uid, at = f"{bind(conversation_id)}::uuid", f"{bind(user_id)}::uuid", f"{bind(now)}::timestamptz"
-    assistant_mid = f"{bind(assistant_id)}::uuid"
-    steps = [
-        "owned AS (SELECT id, message_count, title, active_message_id FROM conversations "
-        f"WHERE id = {cid} AND user_id = {uid} FOR UPDATE)"
-    ]
-    if sibling_of is None:
-        steps.append("place AS (SELECT active_message_id AS parent FROM owned)")
-    else:
-        steps.append(
-            "place AS (SELECT m.parent_id AS parent FROM owned JOIN messages m ON m.conversation_id = owned.id "
-            f"WHERE m.id = {bind(sibling_of)}::uuid)"
-        )
-    sources, counted = "owned, place", "true"
-    if quota is not None:
-        day, limit = quota
-        taking = taking_quota_sql(
-            "owned, place",
-            user_id=uid,
-            agent_id=f"{bind(agent_id)}::uuid",
-            day=f"{bind(day)}::date",
-            quota=f"{bind(limit)}::bigint",
-        )
-        steps.append(f"counted AS ({taking})")
-        sources, counted = "owned, place, counted", "EXISTS (SELECT FROM counted)"
-    # Each new message: its parent is the user message when it follows one, else the place's.
-    rows = [f"({assistant_mid}, 'assistant'::message_role, '', 'streaming'::message_state, {bind(owner)}::bigint, "]
-    user_mid = "NULL::uuid"
-    if user_message is None:
-        rows[0] += "false)"
-    else:
-        user_mid = f"{bind(user_message[0])}::uuid"
-        rows[0] += "true)"
-        rows.insert(
-            0,
-            f"({user_mid}, 'user'::message_role, {bind(user_message[1])}::text, 'complete'::message_state, "
-            "NULL::bigint, false)",
-        )
-    steps.append(
-        "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
-        "prompt_tokens, completion_tokens, generation_owner, parent_id, create_time, update_time) "
-        f"SELECT m.id, owned.id, m.role, m.content, m.state, '', 0, 0, m.owner, "
-        f"CASE WHEN m.after_user THEN {user_mid} ELSE place.parent END, {at}, {at} "
-        f"FROM {sources}, (VALUES {', '.join(rows)}) AS m (id, role, content, state, owner, after_user) "
-        "RETURNING id, conversation_id, create_time, update_time)"
+# $1 conversation ids, $2 user ids, $3 agent ids, $4 user message ids and
+# $5 their texts (NULL for a regeneration), $6 assistant message ids, $7 the
+# messages the first new one becomes a sibling of (NULL: it follows the
+# active leaf), $8 times, $9 UTC days, $10 daily quotas (NULL for none), $11
+# idempotency scopes (chat_scope), $12 request ids ('' for none): arrays, one
+# element per start, no two of the same conversation, nor with a quota of the
+# same user, agent and day (a row is updated at most once by a statement);
+# $13 the generation owner.
+#
+# Each start adds its user message (none for a regeneration: the answer is a
+# new sibling of the answer sibling_of) and the assistant's placeholder
+# answering it. The first new message is appended after the conversation's
+# active leaf, or with sibling_of becomes that message's sibling (same
+# parent); the answer becomes the active leaf. The conversations are locked
+# in id order (as every change of a message_count is made), so concurrent
+# exchanges of a conversation are serialised and their messages' seq follow
+# that order. With a quota one message is counted against the day's usage
+# row of user and agent, locked in (user, agent) order, and nothing of that
+# start is written when it is used up. With a request id the answer's id is
+# claimed for it: when a concurrent call claimed it first, the statement
+# fails with a unique violation and writes nothing (db/batching.py then runs
+# each start alone).
+#
+# One row per start, in order: whether the conversation is the caller's,
+# whether sibling_of is still in it (true without), whether the quota counted
+# the message (true without quota), the conversation's message_count and
+# title before this exchange, the new user message's create_time and
+# update_time (NULL when nothing was written or there is none), and the
+# parent of the first new message.
+START_EXCHANGES = (
+    "WITH batch AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], "
+    "$7::uuid[], $8::timestamptz[], $9::date[], $10::bigint[], $11::text[], $12::text[]) WITH ORDINALITY "
+    "AS b (conversation_id, user_id, agent_id, user_mid, content, assistant_mid, sibling_of, at, day, quota, scope, "
+    "request_id, position)), "
+    # Each conversation by its primary key and each sibling by its own, as
+    # CREATE_MESSAGES does: joins were planned, on a new database's near-empty
+    # tables, as scans of them all.
+    "owned AS (SELECT b.*, c.message_count, c.title, c.active_message_id "
+    "FROM (SELECT * FROM batch ORDER BY conversation_id) AS b CROSS JOIN LATERAL ("
+    "SELECT message_count, title, active_message_id FROM conversations "
+    "WHERE id = b.conversation_id AND user_id = b.user_id FOR UPDATE) AS c), "
+    "placed AS (SELECT o.*, p.parent FROM owned o CROSS JOIN LATERAL ("
+    "SELECT o.active_message_id AS parent WHERE o.sibling_of IS NULL "
+    "UNION ALL SELECT m.parent_id FROM messages m WHERE m.id = o.sibling_of AND m.conversation_id = o.conversation_id"
+    ") AS p), "
+    "counted AS ("
+    + taking_quota_sql(
+        "placed WHERE placed.quota IS NOT NULL ORDER BY placed.user_id, placed.agent_id",
+        user_id="placed.user_id",
+        agent_id="placed.agent_id",
+        day="placed.day",
+        quota="(SELECT q.quota FROM placed q "
+        "WHERE q.user_id = u.user_id AND q.agent_id = u.agent_id AND q.day = u.day AND q.quota IS NOT NULL)",
     )
-    steps.append(
-        f"bumped AS (UPDATE conversations SET message_count = message_count + {len(rows)}, "
-        f"last_message_time = {at}, update_time = {at}, active_message_id = {assistant_mid} "
-        "WHERE id IN (SELECT conversation_id FROM created))"
+    + "), "
+    "kept AS (SELECT * FROM placed WHERE placed.quota IS NULL OR EXISTS (SELECT FROM counted k "
+    "WHERE k.user_id = placed.user_id AND k.agent_id = placed.agent_id AND k.day = placed.day)), "
+    "created AS (INSERT INTO messages (id, conversation_id, role, content, state, failure_reason, "
+    "prompt_tokens, completion_tokens, generation_owner, parent_id, create_time, update_time) "
+    "SELECT m.id, kept.conversation_id, m.role, m.content, m.state, '', 0, 0, m.owner, m.parent, kept.at, kept.at "
+    "FROM kept CROSS JOIN LATERAL (VALUES "
+    "(kept.user_mid, 'user'::message_role, kept.content, 'complete'::message_state, NULL::bigint, kept.parent), "
+    "(kept.assistant_mid, 'assistant'::message_role, '', 'streaming'::message_state, $13::bigint, "
+    "coalesce(kept.user_mid, kept.parent))) AS m (id, role, content, state, owner, parent) "
+    "WHERE m.id IS NOT NULL RETURNING id, create_time, update_time), "
+    "bumped AS (UPDATE conversations SET "
+    "message_count = conversations.message_count + CASE WHEN kept.user_mid IS NULL THEN 1 ELSE 2 END, "
+    "last_message_time = kept.at, update_time = kept.at, active_message_id = kept.assistant_mid "
+    "FROM kept WHERE conversations.id = kept.conversation_id), "
+    "claimed AS ("
+    + claiming_sql(
+        "kept WHERE kept.request_id <> ''",
+        user_id="kept.user_id",
+        scope="kept.scope",
+        request_id="kept.request_id",
+        resource_id="kept.assistant_mid",
+        conflict_fails=True,
     )
-    if request_id:
-        claiming = claiming_sql(
-            f"created WHERE id = {assistant_mid}",
-            user_id=uid,
-            scope=f"{bind(chat_scope(conversation_id))}::text",
-            request_id=f"{bind(request_id)}::text",
-            resource_id="id",
-            conflict_fails=True,
-        )
-        steps.append(f"claimed AS ({claiming})")
-    sql = (
-        f"WITH {', '.join(steps)} "
-        f"SELECT EXISTS (SELECT FROM owned), EXISTS (SELECT FROM place), {counted}, owned.message_count, owned.title, "
-        "created.create_time, created.update_time, place.parent "
-        "FROM (VALUES (true)) AS one (x) LEFT JOIN owned ON true LEFT JOIN place ON true "
-        f"LEFT JOIN created ON created.id = {user_mid}"
-    )
-    return sql, bind.values
+    + ") "
+    "SELECT o.position IS NOT NULL, p.position IS NOT NULL, b.quota IS NULL OR k.position IS NOT NULL, "
+    "o.message_count, o.title, created.create_time, created.update_time, p.parent "
+    "FROM batch b LEFT JOIN owned o ON o.position = b.position LEFT JOIN placed p ON p.position = b.position "
+    "LEFT JOIN kept k ON k.position = b.position LEFT JOIN created ON created.id = b.user_mid ORDER BY b.position"
+)
 
 
 # $1 message id, $2 user id: a message of the caller's that an exchange

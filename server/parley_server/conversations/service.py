@@ -205,7 +205,7 @@ class ConversationService:
         self._listed: VersionedRows[ConversationView] = VersionedRows(LISTED_ROWS_KEPT, attrgetter("id", "version"))
         self._message_writes: Batcher[_NewMessage, tuple[Any, ...]] = Batcher(
             self._write_messages,
-            key=attrgetter("conversation_id"),
+            keys=lambda message: (message.conversation_id,),
             max_batch=MESSAGE_BATCH_LIMIT,
             max_in_flight=MESSAGE_BATCHES_IN_FLIGHT,
         )

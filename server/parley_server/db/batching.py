@@ -8,9 +8,9 @@ at a time; whatever is submitted while they run waits for the next batch,
 so a burst goes as a few multi-row statements (one flush each) and a lone
 call goes at once, as a batch of one.
 
-Two items with the same key never share a batch (the later one waits for
-the next): a batch's statement can then treat its rows as independent, as
-CreateMessage does with one message per conversation. If a batch's
+Two items with a key in common never share a batch (the later one waits
+for the next): a batch's statement can then treat its rows as independent,
+as CreateMessage does with one message per conversation. If a batch's
 statement fails, each of its items is run again alone, so an item's error
 is its own and never fails its neighbours. The price: a batch commits when
 its slowest row is written, so an item may wait a little for another
@@ -24,7 +24,7 @@ rest, as a statement already sent would be.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -38,12 +38,12 @@ class Batcher(Generic[Item, Result]):
         self,
         run: Callable[[list[Item]], Awaitable[list[Result]]],
         *,
-        key: Callable[[Item], Hashable],
+        keys: Callable[[Item], Collection[Hashable]],
         max_batch: int,
         max_in_flight: int,
     ) -> None:
         self._run = run
-        self._key = key
+        self._keys = keys
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -75,8 +75,8 @@ class Batcher(Generic[Item, Result]):
                 self._runners.discard(runner)
 
     def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
-        """The next batch: pending items in order, one per key, at most max_batch;
-        items whose caller went away are dropped."""
+        """The next batch: pending items in order, none sharing a key with an
+        earlier one, at most max_batch; items whose caller went away are dropped."""
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         keys: set[Hashable] = set()
         left: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -84,11 +84,11 @@ class Batcher(Generic[Item, Result]):
             item, future = entry
             if future.done():
                 continue
-            key = self._key(item)
-            if key in keys or len(batch) == self._max_batch:
+            its_keys = self._keys(item)
+            if len(batch) == self._max_batch or not keys.isdisjoint(its_keys):
                 left.append(entry)
             else:
-                keys.add(key)
+                keys.update(its_keys)
                 batch.append(entry)
         self._pending = left
         return batch
