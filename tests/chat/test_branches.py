@@ -16,7 +16,7 @@ from parley_server.db.models import Agent, Conversation, UsageDaily
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
 from tests.helpers.agents import create_model_agent
-from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, hold_first_batches, kinds, read_rest, text_of
+from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, hold_first_batches, kinds, read_rest, send, text_of
 from tests.helpers.conversations import new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error, expect_invalid_naming
@@ -381,20 +381,14 @@ async def test_starts_that_share_a_write_each_get_their_own_outcome(
         )
     batches = hold_first_batches(stubs.app.chat._writes, 5, monkeypatch)
 
-    def send(account: Account, cid: str, content: str, request_id: str = "") -> Any:
-        request = chat_pb2.SendMessageRequest(conversation_id=cid, content=content, request_id=request_id)
-        return collect(stubs.chat.SendMessage(request, metadata=account.md))
-
     outcomes = await asyncio.gather(
-        send(alice, new_cid, "a new start", "once"),
-        send(alice, followed_cid, "and then?"),
+        send(stubs, alice, new_cid, "a new start", "once"),
+        send(stubs, alice, followed_cid, "and then?"),
         collect(regenerate(stubs, alice, regenerated.assistant_message_id)),
         collect(edit(stubs, alice, edited.user_message.id, "said otherwise")),
-        send(bob, bobs_cid, "my last one"),
-        return_exceptions=True,
-    )
+        send(stubs, bob, bobs_cid, "my last one"),
+    )  # any of them failing fails the test with its error
     assert max(batches) > 1, "the starts must have shared a write"
-    assert not any(isinstance(events, BaseException) for events in outcomes), outcomes
     new, then, again, rewritten, last = outcomes
     # What each heard back is its own: its question, where it went, its answer.
     heard = [
@@ -429,7 +423,7 @@ async def test_starts_that_share_a_write_each_get_their_own_outcome(
         ("said otherwise", 2),
         ("Echo: said otherwise", 1),
     ]
-    assert (await send(alice, new_cid, "a new start", "once"))[0].accepted == new[0].accepted
+    assert (await send(stubs, alice, new_cid, "a new start", "once"))[0].accepted == new[0].accepted
     assert text_of(last) == "Echo: my last one"
     assert await stubs.app.chat.generations.idle(timeout=10)
     async with stubs.app.database.transaction() as db:

@@ -24,7 +24,7 @@ from parley_server.events.bus import Subscription
 from parley_server.settings import Settings
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
-from tests.helpers.chat import EXPECTED, WORDS, collect, hold_first_batches, kinds, read_rest, stored, text_of
+from tests.helpers.chat import EXPECTED, WORDS, collect, hold_first_batches, kinds, read_rest, send, stored, text_of
 from tests.helpers.conversations import add_message, new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error
@@ -685,19 +685,12 @@ async def test_starts_that_share_a_facts_read_each_get_their_own_outcome(
     first = await collect(stubs.chat.SendMessage(retried, metadata=alice.md))
     batches = hold_first_batches(stubs.app.chat._facts, 7, monkeypatch)
 
-    def send(account: Account, cid: str, content: str) -> Any:
-        return collect(
-            stubs.chat.SendMessage(
-                chat_pb2.SendMessageRequest(conversation_id=cid, content=content), metadata=account.md
-            )
-        )
-
     outcomes = await asyncio.gather(
-        *(send(alice, cid, f"hello {cid}") for cid in mine[1:]),
-        send(alice, theirs, "not mine"),
-        send(alice, str(uuid.uuid4()), "nowhere"),
+        *(send(stubs, alice, cid, f"hello {cid}") for cid in mine[1:]),
+        send(stubs, alice, theirs, "not mine"),
+        send(stubs, alice, str(uuid.uuid4()), "nowhere"),
         collect(stubs.chat.SendMessage(retried, metadata=alice.md)),
-        send(mallory, theirs, "mine"),
+        send(stubs, mallory, theirs, "mine"),
         return_exceptions=True,
     )
     assert max(batches) > 1, "the starts must have shared a read"

@@ -59,13 +59,17 @@ async def stored(stubs: Stubs, message_id: str) -> Message:
         return message
 
 
+async def send(
+    stubs: Stubs, account: Account, conversation_id: str, content: str, request_id: str = ""
+) -> list[chat_pb2.SendMessageResponse]:
+    """A whole SendMessage's events, read to the end (its error raised as the call's)."""
+    request = chat_pb2.SendMessageRequest(conversation_id=conversation_id, content=content, request_id=request_id)
+    return await collect(stubs.chat.SendMessage(request, metadata=account.md))
+
+
 async def exchange(stubs: Stubs, account: Account, conversation_id: str, content: str) -> chat_pb2.GenerationAccepted:
     """A whole SendMessage, answered in full; its accepted event (the user message and the answer's id)."""
-    events = await collect(
-        stubs.chat.SendMessage(
-            chat_pb2.SendMessageRequest(conversation_id=conversation_id, content=content), metadata=account.md
-        )
-    )
+    events = await send(stubs, account, conversation_id, content)
     assert kinds(events)[-1] == "completed", kinds(events)
     accepted: chat_pb2.GenerationAccepted = events[0].accepted
     return accepted
