@@ -8,16 +8,18 @@ import json
 import logging
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from parley.auth.v1 import auth_pb2
+from parley.auth.v1 import auth_pb2, auth_pb2_grpc
 from parley.conversation.v1 import conversation_pb2
 from tests.helpers.errors import expect_error
 from tests.helpers.health import aio_health_stub
+from tests.helpers.served import ServerProcess
 from tests.helpers.stubs import Stubs
 
 FIELDS = {"rpc", "code", "ms", "user", "principal", "api_key", "request_id", "trace_id"}
@@ -147,3 +149,33 @@ async def test_a_call_cancelled_while_its_caller_is_looked_up_logs_cancelled(
     await looking_up.wait()
     call.cancel()
     assert (await line_of(caplog, "stuck-1"))["code"] == "CANCELLED"
+
+
+SERVED_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO parley\.rpc (\{.*\})$", re.MULTILINE)
+
+
+async def test_a_served_process_writes_each_call_as_one_line_on_stderr(tmp_path: Path, database_url: str) -> None:
+    """`parley serve` writes its lines without log records (common/logs.py): same format, one line per call."""
+    server = ServerProcess(tmp_path, DATABASE_URL=database_url).start()
+    try:
+        async with grpc.aio.insecure_channel(server.addr) as channel:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            for n in range(3):
+                call = stub.GetCurrentUser(
+                    auth_pb2.GetCurrentUserRequest(), metadata=(("x-request-id", f"served-{n}"),)
+                )
+                await expect_error(call, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+        async with asyncio.timeout(10):
+            while len(found := _served_lines(server.log(), "served-")) < 3:
+                await asyncio.sleep(0.05)
+    finally:
+        server.kill()
+    assert [(line["request_id"], line["rpc"], line["code"]) for line in found] == [
+        (f"served-{n}", GET_CURRENT_USER, "UNAUTHENTICATED") for n in range(3)
+    ]
+    assert all(set(line) == FIELDS for line in found)
+
+
+def _served_lines(log: str, request_prefix: str) -> list[dict[str, Any]]:
+    parsed = (json.loads(match) for match in SERVED_LINE.findall(log))
+    return [line for line in parsed if str(line["request_id"]).startswith(request_prefix)]

@@ -6,8 +6,9 @@ mapping, and sees the final status code that error mapping chose.
 It runs on every RPC, so the line is cheap: nothing is built while INFO is
 off, the method's name is JSON-encoded once per method, the line (the JSON
 object json.dumps would write for the same fields) is formatted in one
-f-string instead of a dict serialised per call, and the record goes straight
-to the logger's handlers.
+f-string instead of a dict serialised per call, and the line is written
+without a log record where nothing else would see the record
+(common/logs.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import grpc
 
+from parley_server.common import logs
 from parley_server.transport.interceptors.request_context import RequestInfo
 
 log = logging.getLogger("parley.rpc")
@@ -66,9 +68,7 @@ def write(method: str, info: RequestInfo, code: str) -> None:
         f'{{"rpc": {method}, "code": "{code}", "ms": {ms}, "user": {user}, "principal": {principal}, '
         f'"api_key": {api_key}, "request_id": {request_id}, "trace_id": {trace_id}}}'
     )
-    # log.info would also look up its caller by walking the stack (a third of
-    # the line's cost), to say what is known here: this function wrote it.
-    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, (), None, write.__name__))
+    logs.info_line(log, line)
 
 
 def _json_or_null(value: str | None) -> str:
