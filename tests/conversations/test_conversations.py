@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from parley_server.common.errors import InvalidArgument
 from parley_server.common.pagination import Paginator
 from parley_server.conversations.service import MAX_CONTENT_LENGTH, ConversationChanges, ConversationService
 from parley_server.conversations.titles import DEFAULT_TITLE, heuristic_title
+from parley_server.conversations.views import ConversationView
 from parley_server.db.models import MessageRole, Role, UserState
 from parley_server.events.schema import ConversationChanged, ConversationDeleted, Event, MessageCreated
 from tests.helpers.accounts import Account
@@ -240,6 +242,48 @@ async def test_a_listing_shows_every_change_of_a_conversation_listed_before(stub
     )
     await sql(stubs.app, "UPDATE conversations SET title = 'Renamed elsewhere' WHERE id = :id", id=cid)
     assert (await listed()).title == "Renamed elsewhere"
+
+
+async def test_an_unchanged_listing_is_answered_from_the_kept_page_and_a_changed_one_is_read(
+    stubs: Stubs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is kept under its rows' versions: listed again unchanged, no row
+    is read whole; a changed, added or deleted row makes it read again."""
+    ada = await stubs.active_account()
+    cids = [(await new_conversation(stubs, ada, f"c{n}")).id for n in range(3)]
+    database = stubs.app.database
+    fetch = database.fetch
+    whole_reads: list[str] = []
+
+    async def counted(statement: str, *args: object, into: Any) -> list[Any]:
+        if into == ConversationView.of:
+            whole_reads.append(statement)
+        return await fetch(statement, *args, into=into)
+
+    monkeypatch.setattr(database, "fetch", counted)
+
+    async def listed(page_token: str = "") -> pb.ListConversationsResponse:
+        response: pb.ListConversationsResponse = await stubs.conversation.ListConversations(
+            pb.ListConversationsRequest(page_size=2, page_token=page_token), metadata=ada.md
+        )
+        return response
+
+    def titles(response: pb.ListConversationsResponse) -> list[str]:
+        return [c.title for c in response.conversations]
+
+    first = await listed()
+    assert (titles(first), len(whole_reads)) == (["c2", "c1"], 1)
+    again = await listed()
+    assert again == first and len(whole_reads) == 1  # kept
+    assert titles(await listed(again.next_page_token)) == ["c0"]
+    assert len(whole_reads) == 2
+    await _update(stubs, ada, pb.Conversation(id=cids[1], title="renamed"), "title")
+    assert titles(await listed()) == ["renamed", "c2"] and len(whole_reads) == 3
+    await new_conversation(stubs, ada, "newest")
+    assert titles(await listed()) == ["newest", "renamed"] and len(whole_reads) == 4
+    await stubs.conversation.DeleteConversation(pb.DeleteConversationRequest(conversation_id=cids[1]), metadata=ada.md)
+    assert titles(await listed()) == ["newest", "c2"] and len(whole_reads) == 5
+    assert titles(await listed()) == ["newest", "c2"] and len(whole_reads) == 5
 
 
 async def test_update_rejects_bad_masks_and_titles_and_changes_nothing(stubs: Stubs) -> None:

@@ -262,7 +262,7 @@ async def test_filter_uses_the_metadata_index(stubs: Stubs) -> None:
         after=None,
         limit=51,
     )
-    for statement in (page.keys, page.rows):
+    for statement in (page.version, page.rows):
         plan = await stubs.app.database.fetch(f"EXPLAIN {statement}", *page.args, into=lambda record: str(record[0]))
         assert any("ix_conversations_metadata" in line for line in plan), "\n".join(plan)
     assert await _titles(stubs, ada, metadata_key="ticket", metadata_value="T-123") == ["c123"]

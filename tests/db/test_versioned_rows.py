@@ -1,10 +1,9 @@
-"""VersionedRows, behind ListConversations' kept rows, and the PostgreSQL fact it stands on."""
+"""VersionedRows, behind ListConversations' kept pages, and the PostgreSQL fact it stands on."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import NamedTuple
 
 import pytest
 
@@ -14,48 +13,34 @@ from parley_server.db.versioned_rows import VersionedRows
 from parley_server.settings import DEFAULT_DB_SCHEMA
 
 
-class Row(NamedTuple):
-    id: uuid.UUID
-    version: int
-    text: str
-
-
-def kept(limit: int) -> VersionedRows[Row]:
-    return VersionedRows(limit, lambda row: (row.id, row.version))
-
-
-def test_rows_are_given_only_when_every_key_is_kept_at_that_version() -> None:
-    rows = kept(10)
-    a, b = Row(uuid.uuid4(), 1, "a"), Row(uuid.uuid4(), 7, "b")
-    rows.keep([a, b])
-    assert rows.all([(b.id, 7), (a.id, 1)]) == [b, a]
-    assert rows.all([(a.id, 1), (b.id, 8)]) is None  # b changed since
-    assert rows.all([(a.id, 1), (uuid.uuid4(), 1)]) is None
-    assert rows.all([]) == []
+def test_a_value_is_given_only_under_the_key_it_was_kept_under() -> None:
+    kept: VersionedRows[str] = VersionedRows(10)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    kept.keep(f"{a}/1 {b}/7", "page")
+    assert kept.get(f"{a}/1 {b}/7") == "page"
+    assert kept.get(f"{a}/1 {b}/8") is None  # b changed since
+    assert kept.get(f"{a}/1") is None  # b is gone from the page
 
 
 def test_beyond_the_limit_the_oldest_kept_are_dropped() -> None:
-    rows = kept(3)
-    first = [Row(uuid.uuid4(), 1, str(n)) for n in range(3)]
-    rows.keep(first)
-    newer = Row(uuid.uuid4(), 1, "newer")
-    rows.keep([newer])
-    assert rows.all([(first[0].id, 1)]) is None
-    assert rows.all([(row.id, 1) for row in (*first[1:], newer)]) == [*first[1:], newer]
+    kept: VersionedRows[int] = VersionedRows(3)
+    for n in range(4):
+        kept.keep(n, n)
+    assert kept.get(0) is None
+    assert [kept.get(n) for n in (1, 2, 3)] == [1, 2, 3]
 
 
 def test_everything_kept_is_dropped_once_it_is_too_old(monkeypatch: pytest.MonkeyPatch) -> None:
     now = 1000.0
     monkeypatch.setattr("parley_server.db.versioned_rows.time.monotonic", lambda: now)
-    rows = kept(10)
-    row = Row(uuid.uuid4(), 1, "a")
-    rows.keep([row])
+    kept: VersionedRows[str] = VersionedRows(10)
+    kept.keep("k", "value")
     now += versioned_rows.MAX_AGE_SECONDS - 1
-    assert rows.all([(row.id, 1)]) == [row]
+    assert kept.get("k") == "value"
     now += 2
-    assert rows.all([(row.id, 1)]) is None
-    rows.keep([row])
-    assert rows.all([(row.id, 1)]) == [row]
+    assert kept.get("k") is None
+    kept.keep("k", "value")
+    assert kept.get("k") == "value"
 
 
 @pytest.fixture

@@ -32,8 +32,12 @@ MAX_PAGE_TOKEN_LENGTH = 1024
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Page(Generic[T]):
+    """One page of a List RPC. Compared and hashed by identity: a domain may
+    keep a page and answer with it again, and a handler may keep what it
+    made of it for as long (conversations/convert.py)."""
+
     items: list[T]
     next_page_token: str
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from collections.abc import Iterable
 
 from parley.conversation.v1 import conversation_pb2
 from parley_server.agents.providers.base import ChatTurn, TurnRole
 from parley_server.common.convert import enum_from_proto, fill_timestamp, fill_timestamp_us
-from parley_server.conversations.service import LISTED_ROWS_KEPT, ConversationChanges, ConversationFilter
+from parley_server.common.pagination import Page
+from parley_server.conversations.service import (
+    KEPT_PAGE_ROWS,
+    LISTED_PAGES_KEPT,
+    ConversationChanges,
+    ConversationFilter,
+)
 from parley_server.conversations.views import ConversationFields, ConversationView, MessageFields
 from parley_server.db.models import MessageRole, MessageState
 
@@ -36,19 +43,37 @@ def conversation_to_proto(conversation: ConversationFields | ConversationView) -
     return _fill_conversation(conversation_pb2.Conversation(), conversation)
 
 
-def conversations_response(
+def conversations_response(page: Page[ConversationView]) -> conversation_pb2.ListConversationsResponse:
+    """ListConversations' response of a page, made once for as long as the domain keeps the page.
+
+    The domain answers an unchanged listing with the page object it kept
+    (ConversationService._listed_page), so its response is kept beside it,
+    weakly: it goes when the page does. The response is never changed
+    after it is made; gRPC only serializes it.
+    """
+    response = _responses.get(page)
+    if response is None:
+        response = _responses[page] = _made_response(page.items, page.next_page_token)
+    return response
+
+
+_responses: weakref.WeakKeyDictionary[Page[ConversationView], conversation_pb2.ListConversationsResponse] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _made_response(
     conversations: Iterable[ConversationView], next_page_token: str
 ) -> conversation_pb2.ListConversationsResponse:
-    """ListConversations' response of a page.
+    """A page's response made of its rows.
 
-    A page is mostly rows listed before (the web page's sidebar lists them
-    again after every exchange), so each row is kept as the bytes of a
-    response holding it alone, keyed by the row itself (every field, the
-    row version too: a changed row is a new key). Serialized messages
-    concatenated parse as one message whose repeated fields hold every
-    part's, so the page's response is those bytes joined and parsed once:
-    8 us for 20 kept rows, where copying each into the repeated field took
-    19 (and building them anew 64).
+    A page is mostly rows listed before, also when one of them has changed,
+    so each row is kept as the bytes of a response holding it alone, keyed
+    by the row itself (every field, the row version too: a changed row is a
+    new key). Serialized messages concatenated parse as one message whose
+    repeated fields hold every part's, so the page's response is those bytes
+    joined and parsed once: 8 us for 20 kept rows, where copying each into
+    the repeated field took 19 (and building them anew 64).
     """
     response = conversation_pb2.ListConversationsResponse.FromString(
         b"".join([_listed_bytes(conversation) for conversation in conversations])
@@ -57,8 +82,8 @@ def conversations_response(
     return response
 
 
-# As many as the domain keeps listed rows (a few MB of bytes at most).
-@functools.lru_cache(maxsize=LISTED_ROWS_KEPT)
+# As many as the rows of the pages the domain keeps (a few MB of bytes at most).
+@functools.lru_cache(maxsize=LISTED_PAGES_KEPT * KEPT_PAGE_ROWS)
 def _listed_bytes(conversation: ConversationView) -> bytes:
     listed = conversation_pb2.ListConversationsResponse()
     _fill_conversation(listed.conversations.add(), conversation)

@@ -40,7 +40,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
     ) -> pb.ListConversationsResponse:
         where = conversation_filter_from_proto(request)
         page = await self._service.list_conversations(require_caller(), request.page_size, request.page_token, where)
-        return conversations_response(page.items, page.next_page_token)
+        return conversations_response(page)
 
     async def GetOrCreateFreshConversation(
         self, request: pb.GetOrCreateFreshConversationRequest, context: Ctx

@@ -12,6 +12,7 @@ conversations/views.py's read models, which read records by position.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -60,12 +61,19 @@ QUERY_LEXEMES = "SELECT tsvector_to_array(to_tsvector('simple'::regconfig, $1::t
 
 
 class ConversationsPage(NamedTuple):
-    """A page's two statements, which take the same arguments: `keys` reads
-    each row's id and xmin, `rows` the rows whole (ConversationView's columns)."""
+    """A page's two statements, which take the same arguments: `version`
+    answers the text `rows_version` makes of the rows (their ids and xmins,
+    db/versioned_rows.py), `rows` reads the rows whole (ConversationView's
+    columns)."""
 
-    keys: str
+    version: str
     rows: str
     args: list[object]
+
+
+def rows_version(rows: Iterable[ConversationView]) -> str:
+    """The text a page's `version` statement answers for these rows, in their order ("" for none)."""
+    return " ".join(f"{row.id}/{row.version}" for row in rows)
 
 
 def conversations_page(
@@ -109,7 +117,12 @@ def conversations_page(
         f" FROM conversations c WHERE {' AND '.join(where)} "
         f"ORDER BY c.update_time DESC, c.id DESC LIMIT {bind(limit)}::integer"
     )
-    return ConversationsPage(f"SELECT c.id, c.xmin{rest}", f"SELECT {_CONVERSATION_COLUMNS}{rest}", bind.values)
+    version = (
+        "SELECT coalesce(string_agg(k.id::text || '/' || k.xmin::text, ' ' "
+        "ORDER BY k.update_time DESC, k.id DESC), '') "
+        f"FROM (SELECT c.id, c.xmin, c.update_time{rest}) k"
+    )
+    return ConversationsPage(version, f"SELECT {_CONVERSATION_COLUMNS}{rest}", bind.values)
 
 
 # CreateMessage for a batch of messages (db/batching.py), each in a

@@ -84,7 +84,8 @@ class ConversationView(NamedTuple):
     response needs the microseconds anyway. Its metadata is JSON text, None
     when there is none (the common case, then parsed never). Its version is
     the row's xmin, new with every change of the row: ListConversations
-    keeps the rows it read by (id, version) (db/versioned_rows.py).
+    keeps the pages it read under their rows' (id, version) pairs
+    (db/versioned_rows.py).
     """
 
     id: uuid.UUID
