@@ -251,16 +251,7 @@ async def test_an_unchanged_listing_is_answered_from_the_kept_page_and_a_changed
     is read whole; a changed, added or deleted row makes it read again."""
     ada = await stubs.active_account()
     cids = [(await new_conversation(stubs, ada, f"c{n}")).id for n in range(3)]
-    database = stubs.app.database
-    fetch = database.fetch
-    whole_reads: list[str] = []
-
-    async def counted(statement: str, *args: object, into: Any) -> list[Any]:
-        if into == ConversationView.of:
-            whole_reads.append(statement)
-        return await fetch(statement, *args, into=into)
-
-    monkeypatch.setattr(database, "fetch", counted)
+    whole_reads = _count_whole_reads(stubs, monkeypatch)
 
     async def listed(page_token: str = "") -> pb.ListConversationsResponse:
         response: pb.ListConversationsResponse = await stubs.conversation.ListConversations(
@@ -284,6 +275,42 @@ async def test_an_unchanged_listing_is_answered_from_the_kept_page_and_a_changed
     await stubs.conversation.DeleteConversation(pb.DeleteConversationRequest(conversation_id=cids[1]), metadata=ada.md)
     assert titles(await listed()) == ["newest", "c2"] and len(whole_reads) == 5
     assert titles(await listed()) == ["newest", "c2"] and len(whole_reads) == 5
+
+
+async def test_an_unchanged_conversation_is_answered_from_the_kept_view_and_a_changed_one_is_read(
+    stubs: Stubs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada, bob = await stubs.active_account(), await stubs.active_account("bob@example.com")
+    cid = (await new_conversation(stubs, ada, "kept")).id
+    whole_reads = _count_whole_reads(stubs, monkeypatch)
+
+    async def got(account: Account) -> pb.Conversation:
+        request = pb.GetConversationRequest(conversation_id=cid)
+        response: pb.GetConversationResponse = await stubs.conversation.GetConversation(request, metadata=account.md)
+        return response.conversation
+
+    first = await got(ada)
+    assert (await got(ada), len(whole_reads)) == (first, 1)
+    await expect_error(got(bob), grpc.StatusCode.NOT_FOUND)  # kept or not, another user's is not found
+    await sql(stubs.app, "UPDATE conversations SET title = 'changed by hand' WHERE id = :id", id=cid)
+    assert ((await got(ada)).title, len(whole_reads)) == ("changed by hand", 2)
+    await stubs.conversation.DeleteConversation(pb.DeleteConversationRequest(conversation_id=cid), metadata=ada.md)
+    await expect_error(got(ada), grpc.StatusCode.NOT_FOUND)
+
+
+def _count_whole_reads(stubs: Stubs, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements that read conversations whole (into ConversationView), from now on."""
+    database = stubs.app.database
+    fetch = database.fetch
+    whole_reads: list[str] = []
+
+    async def counted(statement: str, *args: object, into: Any) -> list[Any]:
+        if into == ConversationView.of:
+            whole_reads.append(statement)
+        return await fetch(statement, *args, into=into)
+
+    monkeypatch.setattr(database, "fetch", counted)
+    return whole_reads
 
 
 async def test_update_rejects_bad_masks_and_titles_and_changes_nothing(stubs: Stubs) -> None:

@@ -14,6 +14,7 @@ from parley_server.common.pagination import Page
 from parley_server.conversations.service import (
     KEPT_PAGE_ROWS,
     LISTED_PAGES_KEPT,
+    VIEWS_KEPT,
     ConversationChanges,
     ConversationFilter,
 )
@@ -41,6 +42,15 @@ MESSAGE_STATE_TO_PROTO = {
 
 def conversation_to_proto(conversation: ConversationFields | ConversationView) -> conversation_pb2.Conversation:
     return _fill_conversation(conversation_pb2.Conversation(), conversation)
+
+
+@functools.lru_cache(maxsize=VIEWS_KEPT)
+def get_conversation_response(conversation: ConversationView) -> conversation_pb2.GetConversationResponse:
+    """GetConversation's response of a view, made once per view: the domain
+    answers an unchanged conversation with the view it kept, and a changed
+    one (a new row version) is a new key. The response is never changed
+    after it is made; gRPC only serializes it."""
+    return conversation_pb2.GetConversationResponse(conversation=conversation_to_proto(conversation))
 
 
 def conversations_response(page: Page[ConversationView]) -> conversation_pb2.ListConversationsResponse:

@@ -13,6 +13,7 @@ from parley_server.conversations.convert import (
     conversation_filter_from_proto,
     conversation_to_proto,
     conversations_response,
+    get_conversation_response,
     message_role_from_proto,
     message_to_proto,
 )
@@ -33,7 +34,7 @@ class ConversationHandlers(conversation_pb2_grpc.ConversationServiceServicer):
 
     async def GetConversation(self, request: pb.GetConversationRequest, context: Ctx) -> pb.GetConversationResponse:
         conversation = await self._service.get_conversation(require_caller(), request.conversation_id)
-        return pb.GetConversationResponse(conversation=conversation_to_proto(conversation))
+        return get_conversation_response(conversation)
 
     async def ListConversations(
         self, request: pb.ListConversationsRequest, context: Ctx

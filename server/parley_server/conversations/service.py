@@ -64,6 +64,8 @@ MAX_CONTENT_LENGTH = 100_000
 # whether there is a next), so at most about 13,000 small rows in all.
 LISTED_PAGES_KEPT = 256
 KEPT_PAGE_ROWS = DEFAULT_PAGE_SIZE + 1
+# Conversations GetConversation keeps per process, a small tuple each.
+VIEWS_KEPT = 4096
 UPDATABLE_PATHS = {"title", "archived", "pinned", "metadata"}
 DEFAULT_EMPTY_AGE = timedelta(hours=24)
 # The history a model gets with each SendMessage, which GetMessagesForAgent
@@ -206,6 +208,7 @@ class ConversationService:
         self._registry = registry
         self._publish = publish
         self._listed: VersionedRows[Page[ConversationView]] = VersionedRows(LISTED_PAGES_KEPT)
+        self._viewed: VersionedRows[ConversationView] = VersionedRows(VIEWS_KEPT)
         self._message_writes: Batcher[_NewMessage, tuple[Any, ...]] = Batcher(
             self._write_messages,
             keys=lambda message: (message.conversation_id,),
@@ -234,8 +237,25 @@ class ConversationService:
             return await self._add_conversation(db, caller, agent_uuid, conversation_id, title=title, metadata=pairs)
 
     async def get_conversation(self, caller: Caller, conversation_id: str) -> ConversationView:
+        """The caller's conversation: the one kept from an earlier call when
+        PostgreSQL still holds it as it was (its xmin, db/versioned_rows.py),
+        else read whole (and kept).
+
+        Asking for the xmin alone spares decoding twelve columns, and a kept
+        view is the same object, whose response the handler keeps
+        (conversations/convert.py). A changed conversation costs that
+        question plus the read.
+        """
         cid = only_uuid("conversation_id", conversation_id)
-        return await owned_conversation_view(self._db, cid, caller.user_id)
+        versions = await self._db.fetch(sql.OWNED_CONVERSATION_VERSION, cid, caller.user_id, into=itemgetter(0))
+        if not versions:
+            raise conversation_not_found()
+        kept = self._viewed.get((cid, versions[0]))
+        if kept is not None:
+            return kept
+        view = await owned_conversation_view(self._db, cid, caller.user_id)
+        self._viewed.keep((view.id, view.version), view)
+        return view
 
     async def list_conversations(
         self, caller: Caller, page_size: int, page_token: str, where: ConversationFilter

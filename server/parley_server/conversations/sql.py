@@ -51,6 +51,8 @@ def _column(name: str, alias: str) -> str:
 
 _CONVERSATION_COLUMNS = columns(ConversationView._fields, "c")
 
+# $1 conversation id, $2 user id: the row's xmin (db/versioned_rows.py).
+OWNED_CONVERSATION_VERSION = "SELECT c.xmin FROM conversations c WHERE c.id = $1::uuid AND c.user_id = $2::uuid"
 # $1 conversation id, $2 user id.
 OWNED_CONVERSATION = (
     f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = $1::uuid AND c.user_id = $2::uuid"
