@@ -117,3 +117,14 @@ def test_a_filter_on_the_logger_sees_a_record(installed: Callable[[], tuple[logg
         logger.filters.clear()
     assert seen == [MESSAGE]
     assert stream.getvalue() == ""
+
+
+def test_a_failed_write_is_reported_as_logging_reports_it_and_never_raised(
+    installed: Callable[[], tuple[logging.Logger, io.StringIO]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, stream = installed()
+    stream.close()  # writing raises ValueError, as a closed stderr would
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(logging.StreamHandler, "handleError", lambda handler, record: reported.append(record))
+    logs.info_line(logger, MESSAGE)
+    assert [record.getMessage() for record in reported] == [MESSAGE]

@@ -72,16 +72,21 @@ def info_line(logger: logging.Logger, message: str) -> None:
     unfiltered, the line that handler would write is formatted here and
     written to its stream. Otherwise (a test capturing records adds a
     handler; tracing adds a filter; an embedding program logs its own way)
-    a record is made and handled as usual. The caller checks that INFO is
-    enabled.
+    a record is made and handled as usual, as it is when the write fails
+    (logging then reports the failure on stderr and never raises into the
+    RPC). The caller checks that INFO is enabled.
     """
     if _installed is not None and _reaches_only(logger, _installed[0]):
         handler, formatter = _installed
         text = formatter.line(logger, logging.INFO, message, time.time())
-        with handler.lock:  # type: ignore[union-attr]
-            handler.stream.write(text + handler.terminator)
-            handler.stream.flush()
-        return
+        try:
+            with handler.lock:  # type: ignore[union-attr]
+                handler.stream.write(text + handler.terminator)
+                handler.stream.flush()
+        except Exception:  # the record below meets the same failure, which logging reports
+            pass
+        else:
+            return
     # log.info would also look up its caller by walking the stack, which the format never shows.
     logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None))
 
