@@ -310,8 +310,8 @@ class ConversationService:
         them whole, and a kept page costs nothing more: no rows to decode,
         no page token to sign, and the same page object, whose response the
         handler keeps (conversations/convert.py). Measured with
-        scripts/bench_unary.py (first page of 20, PostgreSQL 15): 361 us of
-        server CPU per call against 423-436 with the rows kept one by one.
+        scripts/bench_unary.py (first page of 20, PostgreSQL 15): 323-343 us
+        of server CPU per call against 429-447 with the rows kept one by one.
         When a row has changed, the page costs that question plus the read.
         The key holds the listing's scope and size, so the page and its
         token are exactly what reading the same rows would make.
