@@ -611,6 +611,23 @@ async def test_quota_exceeded_is_refused_before_anything_is_stored(stubs: Stubs,
     assert await snapshot(stubs.app) == before
 
 
+async def test_a_start_follows_the_agent_row_as_it_is_now(stubs: Stubs, alice: Account) -> None:
+    """Starts share the Agent made from the row they read (chat/sql.py's
+    agent_of): a change to the row shows at the next start, even one made
+    in SQL that leaves version and update_time as they were."""
+    cid = (await new_conversation(stubs, alice)).id
+    assert text_of(await send(stubs, alice, cid, "hello")) == "Echo: hello"
+    assert await stubs.app.chat.generations.idle(timeout=10)  # usage and title written
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(enabled=False))
+    before = await snapshot(stubs.app)
+    await expect_error(send(stubs, alice, cid, "again"), grpc.StatusCode.PERMISSION_DENIED, "AGENT_DISABLED")
+    assert await snapshot(stubs.app) == before
+    async with stubs.app.database.transaction() as db:
+        await db.execute(update(Agent).where(Agent.slug == "assistant").values(enabled=True))
+    assert text_of(await send(stubs, alice, cid, "back")) == "Echo: back"
+
+
 async def test_concurrent_sends_in_many_conversations_cannot_pass_the_quota_together(
     stubs: Stubs, alice: Account
 ) -> None:

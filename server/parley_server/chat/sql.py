@@ -29,6 +29,7 @@ except for a question without a parent, whose path is itself.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -71,11 +72,32 @@ EXCHANGE_FACTS = (
 )
 
 
+# Distinct agent rows whose Agent is kept (agent_of): a process's agents,
+# each in the versions its starts have read lately.
+AGENTS_KEPT = 256
+
+
 def agent_of(record: Sequence[Any]) -> Agent | None:
-    """The agent in a record of EXCHANGE_FACTS without its position (attached to no session); None when deleted."""
-    fields: dict[str, Any] = dict(zip(_AGENT_COLUMNS, record, strict=False))
-    if fields["id"] is None:
-        return None
+    """The agent in a record of EXCHANGE_FACTS without its position (attached
+    to no session, shared: never changed); None when deleted."""
+    row = tuple(record[: len(_AGENT_COLUMNS)])
+    return None if row[0] is None else _agent(row)
+
+
+@functools.lru_cache(maxsize=AGENTS_KEPT)
+def _agent(row: tuple[Any, ...]) -> Agent:
+    """The Agent of these column values, made once per distinct row.
+
+    Every start reads its agent's row, nearly always one read before, and a
+    mapped instance costs SQLAlchemy's instrumentation about 50 us to build:
+    in the first second of a burst of 1,000 SendMessage calls
+    (scripts/bench_chat.py, py-spy) that was 6.5% of the event loop's time,
+    three fifths of what the starts themselves spent. Keyed by every
+    column, so a change to any of them (an update bumps version and
+    update_time too) is a new row and a new Agent: what is kept is what was
+    read, never a guess at what is stored.
+    """
+    fields: dict[str, Any] = dict(zip(_AGENT_COLUMNS, row, strict=True))
     fields["visibility"] = AgentVisibility(fields["visibility"])
     fields["provider"] = AgentProvider(fields["provider"])
     return Agent(**fields)
