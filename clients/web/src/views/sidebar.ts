@@ -57,8 +57,11 @@ export class Sidebar {
     this.nextPageToken = "";
     this.exhausted = false;
     replace(this.list, this.sentinel);
+    // An entry tells where the sentinel was when it was computed: the first
+    // one (an empty list) can arrive after the first page is shown, so the
+    // sentinel is asked again rather than loading a page nobody scrolled to.
     this.observer = new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting)) void this.loadMore();
+      if (entries.some((e) => e.isIntersecting) && this.sentinelVisible()) void this.loadMore();
     }, { root: this.scroller, rootMargin: "200px" });
     this.observer.observe(this.sentinel);
     await Promise.all([this.loadAgents(), this.loadMore()]);
