@@ -291,7 +291,9 @@ class Settings(BaseSettings):
         json_schema_extra=_shown("unset: no endpoint"),
     )
     log_level: Annotated[str, AfterValidator(_log_level)] = Field(
-        "INFO", description="log level; each RPC logs one JSON line (method, code, ms, user, request id)"
+        "INFO",
+        description="log level; each RPC logs one JSON line (method, code, ms, user, request id), "
+        "written within 50 ms together with the other lines of that moment",
     )
     uvloop: Flag = Field(True, description="`false` runs on the standard asyncio loop instead of uvloop")
     tls_cert_file: FilePath | None = Field(

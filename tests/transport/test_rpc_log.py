@@ -176,6 +176,27 @@ async def test_a_served_process_writes_each_call_as_one_line_on_stderr(tmp_path:
     assert all(set(line) == FIELDS for line in found)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_the_last_calls_lines_are_written_when_the_server_stops(
+    tmp_path: Path, database_url: str, workers: str
+) -> None:
+    """Lines wait a moment to be written several at a time (common/logs.py):
+    stopping at once loses none, in one process or in workers (which leave by os._exit)."""
+    server = ServerProcess(tmp_path, args=("--no-envoy", "--workers", workers), DATABASE_URL=database_url).start()
+    try:
+        async with grpc.aio.insecure_channel(server.addr) as channel:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            for n in range(5):
+                call = stub.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=(("x-request-id", f"last-{n}"),))
+                await expect_error(call, grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING")
+        assert server.terminate() == 0
+    finally:
+        server.kill()
+    assert sorted(line["request_id"] for line in _served_lines(server.log(), "last-")) == [
+        f"last-{n}" for n in range(5)
+    ]
+
+
 def _served_lines(log: str, request_prefix: str) -> list[dict[str, Any]]:
     parsed = (json.loads(match) for match in SERVED_LINE.findall(log))
     return [line for line in parsed if str(line["request_id"]).startswith(request_prefix)]

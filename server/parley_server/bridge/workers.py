@@ -77,6 +77,7 @@ def serve_in_workers(
                 except BaseException:  # os._exit below would swallow it silently
                     log.exception("worker %d failed", index + 1)
                 finally:
+                    logging.shutdown()  # the exit handlers os._exit skips: RPC lines still due (common/logs.py)
                     os._exit(code)
             log.info("worker %d started (pid %d)", index + 1, pid)
             children.append(pid)

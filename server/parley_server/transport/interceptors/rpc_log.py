@@ -6,9 +6,10 @@ mapping, and sees the final status code that error mapping chose.
 It runs on every RPC, so the line is cheap: nothing is built while INFO is
 off, the method's name is JSON-encoded once per method, the line (the JSON
 object json.dumps would write for the same fields) is formatted in one
-f-string instead of a dict serialised per call, and the line is written
-without a log record where nothing else would see the record
-(common/logs.py).
+f-string instead of a dict serialised per call, and where nothing else
+would see a log record, none is made: the call keeps the line's fields,
+and the line is made and written with the others of the next few
+milliseconds (common/logs.py).
 """
 
 from __future__ import annotations
@@ -53,22 +54,22 @@ def final_code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException
 
 
 def write(method: str, info: RequestInfo, code: str) -> None:
-    """Log the RPC's line; `method` is its method_json()."""
+    """Log the RPC's line; `method` is its method_json(). What the line shows
+    is taken now and made into the line when it is written (logs.info_later)."""
     if not log.isEnabledFor(logging.INFO):
         return
-    ms = round((time.perf_counter() - info.started) * 1000, 2)
-    user, principal, api_key = (
-        _json_or_null(info.user_id),
-        _json_or_null(info.principal_id),
-        _json_or_null(info.api_key_id),
+    trace_id = trace_ids() if trace_ids else None
+    logs.info_later(log, _line, (method, info, code, time.perf_counter() - info.started, trace_id))
+
+
+def _line(fields: tuple[str, RequestInfo, str, float, str | None]) -> str:
+    method, info, code, seconds, trace_id = fields
+    return (
+        f'{{"rpc": {method}, "code": "{code}", "ms": {round(seconds * 1000, 2)}, '
+        f'"user": {_json_or_null(info.user_id)}, "principal": {_json_or_null(info.principal_id)}, '
+        f'"api_key": {_json_or_null(info.api_key_id)}, "request_id": {json.dumps(info.request_id)}, '
+        f'"trace_id": {_json_or_null(trace_id)}}}'
     )
-    request_id = json.dumps(info.request_id)
-    trace_id = _json_or_null(trace_ids()) if trace_ids else "null"
-    line = (
-        f'{{"rpc": {method}, "code": "{code}", "ms": {ms}, "user": {user}, "principal": {principal}, '
-        f'"api_key": {api_key}, "request_id": {request_id}, "trace_id": {trace_id}}}'
-    )
-    logs.info_line(log, line)
 
 
 def _json_or_null(value: str | None) -> str:
