@@ -52,6 +52,8 @@ async def test_newest_activity_first_and_filters(stubs: Stubs) -> None:
     third = await new_conversation(stubs, ada, "third")
     await new_conversation(stubs, bob, "bob's")
     assert await _titles(stubs, ada) == ["third", "second", "first"]
+    # The same request by another user (a request is worked out once per user: conversations/service.py).
+    assert await _titles(stubs, bob) == ["bob's"]
     # A new message is activity: its conversation moves to the front.
     await add_message(stubs, ada, first.id, "bump")
     assert await _titles(stubs, ada) == ["first", "third", "second"]
