@@ -181,11 +181,7 @@ class _Call:
         except BaseException as error:  # a refusal, or the caller gone while it was looked up
             await self._end(error)  # answering an Exception raises its status instead
             raise
-        if caller is not None:
-            info.user_id = str(caller.user_id)
-            if caller.key is not None:
-                info.api_key_id = str(caller.key.key_id)
-                info.principal_id = str(caller.key.principal_id)
+        info.caller = caller
         current_caller.set(caller)
         current_client_address.set(client_address(context))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Collection
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
+
+from parley_server.common.caller import Caller
 
 # The metadata grpc.aio hands each RPC: (key, value) pairs, values str or bytes.
 Metadata = Collection[tuple[str, Any]]
@@ -16,18 +18,15 @@ Metadata = Collection[tuple[str, Any]]
 class RequestInfo:
     """Filled in as the RPC passes the interceptor's steps; the log line prints it."""
 
-    __slots__ = ("api_key_id", "principal_id", "request_id", "started", "user_id")
+    __slots__ = ("caller", "request_id", "started")
 
     def __init__(self, request_id: str, started: float) -> None:
         self.request_id = request_id
         # time.perf_counter() when the RPC reached the interceptor.
         self.started = started
-        # The account whose rights the call has.
-        self.user_id: str | None = None
-        # For a call by API key: the key, and its owner (a service account
-        # acting for user_id, or user_id itself).
-        self.api_key_id: str | None = None
-        self.principal_id: str | None = None
+        # Who called, once authenticated: the line shows the account whose
+        # rights the call has and, for a call by API key, the key and its owner.
+        self.caller: Caller | None = None
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
@@ -38,12 +37,15 @@ MAX_REQUEST_ID_LENGTH = 100
 
 def incoming_request_id(metadata: Metadata) -> str:
     """The caller's x-request-id when sane, else a fresh one: 32 random hex
-    digits, like uuid4().hex but without building a UUID on every RPC."""
+    digits, like uuid4().hex but without building a UUID or asking the
+    kernel for randomness (a system call) on every RPC. An id names a call
+    in the logs and needs no secrecy: `random` is seeded from the kernel's
+    randomness, in each worker anew after fork."""
     for key, value in metadata:
         if key == REQUEST_ID_HEADER and isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
             if value.isprintable():
                 return value
-    return os.urandom(16).hex()
+    return f"{random.getrandbits(128):032x}"
 
 
 def client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:

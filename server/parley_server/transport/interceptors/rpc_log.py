@@ -63,14 +63,16 @@ def write(method: str, info: RequestInfo, code: str) -> None:
 
 
 def _line(fields: tuple[str, RequestInfo, str, float, str | None]) -> str:
+    """The line's JSON object. Ids are UUIDs, whose text needs no escaping;
+    the request id is the caller's own text, so it is escaped."""
     method, info, code, seconds, trace_id = fields
+    caller = info.caller
+    key = caller.key if caller is not None else None
+    user = "null" if caller is None else f'"{caller.user_id}"'
+    principal, api_key = ("null", "null") if key is None else (f'"{key.principal_id}"', f'"{key.key_id}"')
+    trace = "null" if trace_id is None else json.dumps(trace_id)
     return (
-        f'{{"rpc": {method}, "code": "{code}", "ms": {round(seconds * 1000, 2)}, '
-        f'"user": {_json_or_null(info.user_id)}, "principal": {_json_or_null(info.principal_id)}, '
-        f'"api_key": {_json_or_null(info.api_key_id)}, "request_id": {json.dumps(info.request_id)}, '
-        f'"trace_id": {_json_or_null(trace_id)}}}'
+        f'{{"rpc": {method}, "code": "{code}", "ms": {round(seconds * 1000, 2)}, "user": {user}, '
+        f'"principal": {principal}, "api_key": {api_key}, "request_id": {json.dumps(info.request_id)}, '
+        f'"trace_id": {trace}}}'
     )
-
-
-def _json_or_null(value: str | None) -> str:
-    return "null" if value is None else json.dumps(value)
