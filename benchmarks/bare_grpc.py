@@ -15,7 +15,7 @@ event loop Parley runs on (uvloop when installed):
   (scripts/bench_chat.py). `--busy-start-us` and `--busy-delta-us` give it
   work to do (a busy-wait) before `accepted` and before each delta: how its
   burst intake responds to costlier calls is the yardstick for Parley's
-  start and per-message costs (README, Performance).
+  start and per-message costs (docs/performance-log.md).
 
     python -m benchmarks.bare_grpc health --addr 127.0.0.1:50100
     python -m benchmarks.bare_grpc chat --addr 127.0.0.1:50101 --delay-ms 50

@@ -39,8 +39,8 @@ text at any number.
 `--bare-busy-start-us` and `--bare-busy-delta-us` give the baseline work to
 do before `accepted` and before each delta (benchmarks/bare_grpc.py): its
 figures then show how a grpc.aio server's burst intake responds to costlier
-calls, which is what Parley's costs are to be judged by (the README's
-Performance section), and the ratios are for reference only.
+calls, which is what Parley's costs are to be judged by (the performance
+log, docs/performance-log.md), and the ratios are for reference only.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ STREAMS_PER_CHANNEL = 50
 # call on the cores. Some rounds still stall: the last calls reach the server
 # only when the first streams end (12 s). That is below the servers' code,
 # and not the clients' priority (it happened at niceness 0 too); the
-# README's Performance section has what was measured. Hence --rounds.
+# performance log (docs/performance-log.md) has what was measured. Hence --rounds.
 CLIENT_NICENESS = 10
 # Targets of the performance issue: Parley / the bare server, and Parley alone,
 # set for TARGET_STREAMS streams opened at once (other rounds are shown for reference).

@@ -22,8 +22,8 @@ message, so this bounds what a stream costs whatever the model's speed. It
 also makes a burst of streams starve the server's intake of new calls less
 often: with one message per word, 1,000 streams of 20 words a second
 opened at once made grpc.aio take the last calls in many seconds late in
-most rounds, with a 100 ms frame in few (scripts/bench_chat.py; README,
-Performance). Ten updates a second still read as continuous text; the
+most rounds, with a 100 ms frame in few (scripts/bench_chat.py;
+docs/performance-log.md). Ten updates a second still read as continuous text; the
 price is that a word may wait up to a frame. A frame whose sleep ended late
 (the event loop behind: more work than CPU) makes the next one longer by
 as much (stretched_frame), so a saturated server sends fewer messages
