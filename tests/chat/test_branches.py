@@ -16,7 +16,18 @@ from parley_server.db.models import Agent, Conversation, UsageDaily
 from parley_server.transport.server import RunningServer
 from tests.helpers.accounts import Account
 from tests.helpers.agents import create_model_agent
-from tests.helpers.chat import EXPECTED, WORDS, collect, exchange, hold_first_batches, kinds, read_rest, send, text_of
+from tests.helpers.chat import (
+    EXPECTED,
+    WORDS,
+    arrived,
+    collect,
+    exchange,
+    hold_first_batches,
+    kinds,
+    read_rest,
+    send,
+    text_of,
+)
 from tests.helpers.conversations import new_conversation
 from tests.helpers.database import lock_waiters, snapshot
 from tests.helpers.errors import expect_error, expect_invalid_naming
@@ -379,14 +390,24 @@ async def test_starts_that_share_a_write_each_get_their_own_outcome(
         await db.execute(
             update(UsageDaily).where(UsageDaily.user_id == uuid.UUID(bob.user.id)).values(message_count=quota - 1)
         )
-    batches = hold_first_batches(stubs.app.chat._writes, 5, monkeypatch)
+    writes = stubs.app.chat._writes
+    batches = hold_first_batches(writes, 5, monkeypatch)
 
+    alices = [
+        asyncio.ensure_future(start)
+        for start in (
+            send(stubs, alice, new_cid, "a new start", "once"),
+            send(stubs, alice, followed_cid, "and then?"),
+            collect(regenerate(stubs, alice, regenerated.assistant_message_id)),
+            collect(edit(stubs, alice, edited.user_message.id, "said otherwise")),
+        )
+    ]
+    # Alice's starts share her usage row (the quota), so no two share a batch:
+    # bob's is sent once hers are in, to find one of them still pending. Had
+    # it arrived among the first, held batches, every later one would run alone.
+    await arrived(writes, batches, len(alices))
     outcomes = await asyncio.gather(
-        send(stubs, alice, new_cid, "a new start", "once"),
-        send(stubs, alice, followed_cid, "and then?"),
-        collect(regenerate(stubs, alice, regenerated.assistant_message_id)),
-        collect(edit(stubs, alice, edited.user_message.id, "said otherwise")),
-        send(stubs, bob, bobs_cid, "my last one"),
+        *alices, send(stubs, bob, bobs_cid, "my last one")
     )  # any of them failing fails the test with its error
     assert max(batches) > 1, "the starts must have shared a write"
     new, then, again, rewritten, last = outcomes

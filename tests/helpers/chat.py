@@ -90,10 +90,16 @@ def hold_first_batches(batcher: Batcher[Any, Any], items: int, monkeypatch: pyte
     async def held(batch: list[Any]) -> list[Any]:
         batches.append(len(batch))
         if len(batches) <= START_BATCHES_IN_FLIGHT:
-            async with asyncio.timeout(10):
-                while sum(batches) + len(batcher._pending) < items:
-                    await asyncio.sleep(0.01)
+            await arrived(batcher, batches, items)
         return await run(batch)
 
     monkeypatch.setattr(batcher, "_run", held)
     return batches
+
+
+async def arrived(batcher: Batcher[Any, Any], batches: list[int], items: int) -> None:
+    """Wait until `items` items have reached a batcher held by hold_first_batches
+    (`batches` is what it returned): taken into a batch, or pending."""
+    async with asyncio.timeout(10):
+        while sum(batches) + len(batcher._pending) < items:
+            await asyncio.sleep(0.01)
