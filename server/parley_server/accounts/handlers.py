@@ -15,9 +15,9 @@ from parley_server.accounts.convert import (
     user_to_proto,
 )
 from parley_server.accounts.service_accounts import ServiceAccountService
-from parley_server.common.caller import current_client_address, require_caller
+from parley_server.common.caller import require_caller
 from parley_server.common.convert import from_timestamp
-from parley_server.common.handlers import Ctx
+from parley_server.common.handlers import Ctx, client_address
 
 
 class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):
@@ -29,7 +29,7 @@ class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RegisterResponse(user=user_to_proto(user))
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Ctx) -> auth_pb2.LoginResponse:
-        tokens, user = await self._auth.login(request.email, request.password, current_client_address.get())
+        tokens, user = await self._auth.login(request.email, request.password, client_address(context))
         return auth_pb2.LoginResponse(tokens=tokens_to_proto(tokens), user=user_to_proto(user))
 
     async def RefreshToken(self, request: auth_pb2.RefreshTokenRequest, context: Ctx) -> auth_pb2.RefreshTokenResponse:

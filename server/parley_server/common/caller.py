@@ -45,8 +45,6 @@ class Caller:
 
 
 current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default=None)
-# Network address of the client ("127.0.0.1"), for per-client rate limits.
-current_client_address: ContextVar[str] = ContextVar("current_client_address", default="")
 
 
 def require_caller() -> Caller:

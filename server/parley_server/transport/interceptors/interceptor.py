@@ -33,7 +33,7 @@ import grpc
 
 from parley_server.accounts.api_keys import ApiKeyService
 from parley_server.accounts.session_service import SessionService
-from parley_server.common.caller import current_caller, current_client_address
+from parley_server.common.caller import current_caller
 from parley_server.db.models import Scope
 from parley_server.metrics.definitions import UNIMPLEMENTED_CALLS
 from parley_server.metrics.rpc import RpcMetrics
@@ -45,7 +45,6 @@ from parley_server.transport.interceptors.error_status import ErrorMapping
 from parley_server.transport.interceptors.request_context import (
     Metadata,
     RequestInfo,
-    client_address,
     current_request,
     incoming_request_id,
 )
@@ -174,7 +173,7 @@ class _Call:
         self._info = info = RequestInfo(incoming_request_id(metadata), time.perf_counter())
         if self._method.metrics is not None:
             self._method.metrics.start()
-        self._outer = current_request.get(), current_caller.get(), current_client_address.get()
+        self._outer = current_request.get(), current_caller.get()
         current_request.set(info)
         try:
             caller = await self._auth.caller(metadata, self._method.access, self._method.scope, context.auth_context)
@@ -183,7 +182,6 @@ class _Call:
             raise
         info.caller = caller
         current_caller.set(caller)
-        current_client_address.set(client_address(context))
 
     async def __aexit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         await self._end(error)
@@ -193,9 +191,8 @@ class _Call:
         context.abort does), log the RPC's line and count it."""
         # set, not reset(token): a cancelled stream may be finalised in
         # another context, where reset() raises.
-        outer_request, outer_caller, outer_address = self._outer
+        outer_request, outer_caller = self._outer
         current_caller.set(outer_caller)
-        current_client_address.set(outer_address)
         try:
             if isinstance(error, Exception):
                 await self._errors.answer(self._context, self._method.name, error)

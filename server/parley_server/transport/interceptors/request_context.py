@@ -7,8 +7,6 @@ from collections.abc import Collection
 from contextvars import ContextVar
 from typing import Any
 
-import grpc
-
 from parley_server.common.caller import Caller
 
 # The metadata grpc.aio hands each RPC: (key, value) pairs, values str or bytes.
@@ -46,14 +44,3 @@ def incoming_request_id(metadata: Metadata) -> str:
             if value.isprintable():
                 return value
     return f"{random.getrandbits(128):032x}"
-
-
-def client_address(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The peer's IP address, from grpc's "ipv4:1.2.3.4:5678" / "ipv6:[::1]:5678"."""
-    peer = context.peer() or ""
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv6":
-        return rest.rpartition("]")[0].lstrip("[")
-    if kind == "ipv4":
-        return rest.rpartition(":")[0]
-    return kind
