@@ -105,7 +105,12 @@ def build_app(settings: Settings, database_url: str, *, tracing: Tracing | None 
         from parley_server.common.tracing import Tracing
 
         tracing = Tracing.from_settings(settings)
-    database = Database(database_url, schema=settings.db_schema, pool_size=settings.db_pool_size)
+    database = Database(
+        database_url,
+        schema=settings.db_schema,
+        pool_size=settings.db_pool_size,
+        counted=settings.metrics_addr is not None,
+    )
     jwt_secret = settings.resolved_jwt_secret()
     paginator = Paginator(jwt_secret)
     sessions = SessionService(

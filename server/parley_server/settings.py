@@ -287,7 +287,8 @@ class Settings(BaseSettings):
     metrics_addr: HostPort | None = Field(
         None,
         description="where the Prometheus endpoint listens (`http://ADDR/metrics`), e.g. `127.0.0.1:9464`; per-RPC "
-        "metrics are recorded only when it is set. With `serve --workers N` the parent serves every worker's metrics",
+        "metrics and the database pools' gauges are recorded only when it is set. With `serve --workers N` the "
+        "parent serves every worker's metrics",
         json_schema_extra=_shown("unset: no endpoint"),
     )
     log_level: Annotated[str, AfterValidator(_log_level)] = Field(

@@ -16,7 +16,8 @@ socket) may leave its connection mid-protocol, so that connection is closed
 rather than reused.
 
 Connections handed out and callers waiting are the gauges
-parley_db_connections_in_use and _waiting, pool "asyncpg".
+parley_db_connections_in_use and _waiting, pool "asyncpg", kept only when
+the process records metrics (`counted`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from collections import deque
 
 import asyncpg
 
-from parley_server.metrics.definitions import DB_CONNECTIONS_IN_USE, DB_CONNECTIONS_WAITING
+from parley_server.metrics.definitions import DB_CONNECTIONS_IN_USE, DB_CONNECTIONS_WAITING, UNCOUNTED
 
 
 class ConnectionPool:
-    def __init__(self, dsn: str, size: int, server_settings: dict[str, str]) -> None:
+    def __init__(self, dsn: str, size: int, server_settings: dict[str, str], *, counted: bool) -> None:
         self._dsn = dsn
         self._server_settings = server_settings
         self._size = size
@@ -40,8 +41,8 @@ class ConnectionPool:
         # Each waiter gets a connection, or None: a slot is free, open one.
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
-        self._in_use = DB_CONNECTIONS_IN_USE.labels("asyncpg")
-        self._waiting = DB_CONNECTIONS_WAITING.labels("asyncpg")
+        self._in_use = DB_CONNECTIONS_IN_USE.labels("asyncpg") if counted else UNCOUNTED
+        self._waiting = DB_CONNECTIONS_WAITING.labels("asyncpg") if counted else UNCOUNTED
 
     async def fetch(self, sql: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
         """The rows of one statement, on a pooled connection (asyncpg prepares and caches it)."""

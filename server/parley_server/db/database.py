@@ -164,9 +164,12 @@ class Reachability:
 
 class Database:
     """An async engine plus the session factory bound to it, and a plain asyncpg pool for hot statements,
-    every connection of both working in `schema` (see schema_settings)."""
+    every connection of both working in `schema` (see schema_settings); `counted`: both pools keep
+    their gauges (the process records metrics)."""
 
-    def __init__(self, url: str, *, schema: str, pool_size: int = 30, pool_timeout: float = 60) -> None:
+    def __init__(
+        self, url: str, *, schema: str, pool_size: int = 30, pool_timeout: float = 60, counted: bool = False
+    ) -> None:
         self.url = normalise_url(url)
         self.schema = schema
         # pool_size is the process's whole budget: a third of it for the
@@ -184,7 +187,8 @@ class Database:
             # connection rather than fail after the default 30 s.
             pool_timeout=pool_timeout,
             pool_recycle=1800,
-            poolclass=CountedPool,
+            # The pools' gauges only where metrics are recorded (metrics.definitions.Uncounted).
+            poolclass=CountedPool if counted else AsyncAdaptedQueuePool,
             connect_args={"server_settings": schema_settings(schema)},
         )
         event.listen(self.engine.sync_engine.pool, "checkout", _discard_if_closed)
@@ -192,7 +196,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.reachability = Reachability()
         self._probe_conn: asyncpg.Connection | None = None
-        self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size, schema_settings(schema))
+        self._plain = ConnectionPool(asyncpg_dsn(self.url), plain_size, schema_settings(schema), counted=counted)
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's hook for every failed statement or connect: outages flip health at once."""
