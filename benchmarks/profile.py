@@ -120,11 +120,12 @@ def summary(path: Path, title: str, cost_per_unit_us: float = 0.0, unit: str = "
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        # The first element names the process, the second (--threads) the thread.
+        # The process first (with --subprocesses, its parents before it), then (--threads) the thread.
         parts = stack.split(";")
-        if len(parts) < 2 or parts[1].endswith(IDLE_THREADS):
+        thread = next((i for i, part in enumerate(parts) if part.startswith("thread (")), None)
+        if thread is None or parts[thread].endswith(IDLE_THREADS):
             continue
-        functions = [_function(f) for f in parts[2:] if FRAME.match(f.strip())]
+        functions = [_function(f) for f in parts[thread + 1 :] if FRAME.match(f.strip())]
         if not functions:
             continue
         n = int(count)
