@@ -43,4 +43,4 @@ def incoming_request_id(metadata: Metadata) -> str:
         if key == REQUEST_ID_HEADER and isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
             if value.isprintable():
                 return value
-    return f"{random.getrandbits(128):032x}"
+    return random.randbytes(16).hex()
