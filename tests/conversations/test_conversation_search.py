@@ -14,7 +14,7 @@ from tests.helpers.accounts import Account
 from tests.helpers.agents import create_model_agent
 from tests.helpers.chat import read_rest, stored
 from tests.helpers.conversations import ListFilters, add_message, new_conversation
-from tests.helpers.database import snapshot
+from tests.helpers.database import snapshot, sql
 from tests.helpers.errors import expect_error
 from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.stubs import Stubs
@@ -81,6 +81,22 @@ async def test_an_answer_is_found_once_it_has_ended_not_while_it_streams(stubs: 
         assert await _search(stubs, ada, "zanzibar") == []
         assert (await read_rest(call))[-1].WhichOneof("event") == "completed"
     assert await _search(stubs, ada, "zanzibar") == ["Travel"]
+
+
+async def test_a_long_message_is_found_and_its_vector_is_stored_uncompressed(stubs: Stubs) -> None:
+    """A 200-word message's search vector is over the TOAST threshold: stored out
+    of line as it is (migration 0014), never run through pglz, and still searched."""
+    ada = await stubs.active_account()
+    cid = (await new_conversation(stubs, ada, "Notes")).id
+    words = " ".join(f"token{i}" for i in range(199))
+    message = await add_message(stubs, ada, cid, f"{words} quetzal")
+    assert await _search(stubs, ada, "quetzal token7") == ["Notes"]
+    assert await sql(
+        stubs.app,
+        "SELECT pg_column_compression(content_search), pg_column_size(content_search) > 2000 "
+        "FROM messages WHERE id = :id",
+        id=message.id,
+    ) == [(None, True)]
 
 
 async def test_search_never_shows_other_users_conversations(stubs: Stubs, library: tuple[Account, Account]) -> None:
