@@ -578,6 +578,41 @@ async def test_concurrent_sends_with_one_request_id_start_one_exchange(stubs: St
     assert (messages, counted) == (2, 1)
 
 
+async def test_answers_whose_end_waits_for_a_lock_leave_room_for_new_exchanges(stubs: Stubs, alice: Account) -> None:
+    """Each answer's end adds to the day's usage row. Twelve ends held up by a
+    lock on that row (more than the plain pool's ten connections) must not
+    take every connection: a new exchange is still accepted, and once the
+    lock goes every answer ends as it should."""
+    md = alice.md
+    cids = [(await new_conversation(stubs, alice)).id for _ in range(13)]
+    await collect(
+        stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cids[0], content="hi"), metadata=md)
+    )
+    usage_row = select(UsageDaily).where(UsageDaily.user_id == uuid.UUID(alice.user.id)).with_for_update()
+    async with stubs.app.database.transaction() as holder:
+        assert (await holder.execute(usage_row)).scalars().all()
+        held = [
+            stubs.chat.SendMessage(
+                chat_pb2.SendMessageRequest(conversation_id=cid, content="short question"), metadata=md
+            )
+            for cid in cids[1:]
+        ]
+        for call in held:  # every answer streamed to its end: its end is being stored
+            events: list[Any] = []
+            while text_of(events) != "Echo: short question":
+                events.append(await call.read())
+        async with asyncio.timeout(10):
+            while await lock_waiters(stubs.app) < 1:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # the other ends reach the pool
+        new = stubs.chat.SendMessage(chat_pb2.SendMessageRequest(conversation_id=cids[0], content="again"), metadata=md)
+        async with asyncio.timeout(5):
+            assert (await new.read()).WhichOneof("event") == "accepted"
+    assert kinds(await read_rest(new))[-1] == "completed"
+    for call in held:
+        assert kinds(await read_rest(call)) == ["usage", "completed"]
+
+
 async def test_provider_failure_ends_failed_with_partial_text(stubs: Stubs, alice: Account) -> None:
     cid = (await new_conversation(stubs, alice)).id
     events = await collect(

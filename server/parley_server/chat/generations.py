@@ -14,7 +14,8 @@ The end of a generation (final text and state) is written until it is
 stored: while PostgreSQL is away the write is retried with backoff, the
 generation stays in memory (followers keep reading its text), and the end is
 announced only once it is stored, so a follower never reads a row that says
-STREAMING after the announcement.
+STREAMING after the announcement. At most END_WRITES_IN_FLIGHT ends are
+stored at once, so a burst of them leaves the pool to other statements.
 
 Ownership: each STREAMING message records the advisory-lock key of the
 replica generating it. A sweeper (at start and periodically) marks FAILED,
@@ -73,6 +74,13 @@ LOST = "the answer was interrupted and could not be finished"
 # theirs before their generations are judged orphaned. Their reconnect
 # backoff is at most 5 s.
 OWNER_RELOCK_GRACE_SECONDS = 15.0
+# Ends stored at once, at most, by this process. Each is a statement on the
+# plain pool, whose callers queue in arrival order: a burst of ends took
+# every connection and new exchanges' starts queued behind them (1,000
+# answers of 2 words, scripts/bench_chat.py --words 2: a start's batch
+# waited up to 0.4 s for a connection), as did everything else whenever
+# the usage row the ends add to was locked. The rest of the pool stays free.
+END_WRITES_IN_FLIGHT = 2
 # Backoff of the final write while the database is away.
 FINAL_WRITE_BACKOFF_INITIAL = 0.1
 FINAL_WRITE_BACKOFF_MAX = 2.0
@@ -165,6 +173,7 @@ class GenerationManager:
         self._generation_tasks: set[asyncio.Task[None]] = set()
         # Ends being stored (shielded from the generation's cancellation).
         self._finishing: set[asyncio.Future[None]] = set()
+        self._end_writes = asyncio.Semaphore(END_WRITES_IN_FLIGHT)
         # This replica's STREAMING messages that no generation ran at the last sweep.
         self._suspects: set[uuid.UUID] = set()
         bus.add_handler(self._on_event)
@@ -345,11 +354,12 @@ class GenerationManager:
         attempt = 1
         while True:
             try:
-                rows = await self._db.fetch(sql.END_EXCHANGE, *args, into=MessageView.of)
-                if not rows and attempt > 1:
-                    # An earlier attempt may have committed before its connection dropped.
-                    rows = await self._db.fetch(sql.MESSAGE, spec.message_id, into=MessageView.of)
-                    rows = [row for row in rows if (row.state, row.content) == (state, final_text)]
+                async with self._end_writes:
+                    rows = await self._db.fetch(sql.END_EXCHANGE, *args, into=MessageView.of)
+                    if not rows and attempt > 1:
+                        # An earlier attempt may have committed before its connection dropped.
+                        rows = await self._db.fetch(sql.MESSAGE, spec.message_id, into=MessageView.of)
+                        rows = [row for row in rows if (row.state, row.content) == (state, final_text)]
             except Exception as exc:
                 if attempt == 1:
                     log.warning(
