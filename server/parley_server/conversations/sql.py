@@ -172,13 +172,16 @@ CREATE_MESSAGES = (
     "FROM created WHERE conversations.id = created.conversation_id), "
     # Keyed by the id each call asked for: a new message has it, a replayed one stands in for it.
     f"answered AS (SELECT created.id AS asked, {columns(_MESSAGE_COLUMNS, 'created')} FROM created "
-    # One key lookup per replay (a scalar subquery on the key's primary index):
-    # a join here was planned, on a new database's empty tables, as a scan of
-    # all the user's keys and messages, whose cost then grew with every message.
+    # One key lookup per replay (a scalar subquery on the key's primary index),
+    # then one message by its primary key, in a LATERAL subquery that LIMIT
+    # keeps from being flattened into a join. As joins, both were planned on
+    # a new database's empty tables as scans: of all the user's keys, and
+    # (hashed) of every message, in every batch with a request_id, whose
+    # cost grew with each message stored until statistics caught up.
     f"UNION ALL SELECT owned.message_id, {columns(_MESSAGE_COLUMNS, 'm')} FROM owned "
-    "JOIN messages m ON m.id = "
+    "CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = "
     + claimed_sql(user_id="owned.user_id", scope="'message'", request_id="owned.request_id")
-    + " JOIN conversations mc ON mc.id = m.conversation_id AND mc.user_id = owned.user_id "
+    + " LIMIT 1) AS m JOIN conversations mc ON mc.id = m.conversation_id AND mc.user_id = owned.user_id "
     "WHERE owned.request_id IS NOT NULL) "
     "SELECT EXISTS (SELECT FROM owned WHERE owned.id = b.conversation_id), "
     f"{columns(_MESSAGE_COLUMNS, 'a')} "
