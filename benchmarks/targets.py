@@ -121,6 +121,28 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL process of the machine, by
+    pid: the server a benchmark runs on (embedded or on DATABASE_URL) is the
+    only busy one, and its backends come and go (see `cpu_since`)."""
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().startswith("postgres"):
+                used[int(entry.name)] = cpu_seconds([int(entry.name)])
+        except OSError:  # gone meanwhile
+            continue
+    return used
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings of `postgres_cpu`: a process
+    started since counts from zero, one gone since is left out."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def rss_kib(pids: list[int], key: str = "VmRSS") -> int:
     """Resident memory of the processes together (VmHWM: the sum of their peaks)."""
     total = 0

@@ -17,32 +17,30 @@ one per concurrent call), then drives each target with h2load (one C
 thread, so the servers get the CPU; 64 calls in flight: 16 HTTP/2
 connections x 4 streams, or 64 HTTP/1.1 connections for the peer),
 alternating targets round after round, and prints each target's median
-req/s, the server CPU it spent per request, and Parley's ratios to the limit
-and to the peer, for GetConversation and the first page (20) of
-ListConversations.
+req/s, the CPU it and PostgreSQL spent per request (PostgreSQL's: every
+process of the server, read from /proc), and Parley's ratios to the limit
+and to the peer, for GetConversation, the first page (20) of
+ListConversations and CreateMessage with a request_id.
 
-CreateMessage with a request_id comes next, by a Python grpc.aio client
-(benchmarks/driver.py): h2load sends one body over and over, so every call
-would replay one request_id, all of them waiting on one conversation's row
-lock, which no real client does. The client sends first executions (a new
-request_id each) and replays (one request_id per conversation, all calls
-after the first), over as many conversations as calls in flight, and
-GetConversation again, to show how the two drivers compare. It prints them
-beside its own ceiling (the limit, through this client) and against
-h2load's limit and peer. That client needs about as much CPU per call as
-the limit itself, on the cores the servers and PostgreSQL share, so its
-rates are the machine's more than Parley's: the script then compares
-server CPU per request, which does not depend on the driver (the limit's
-CPU per request / Parley's is the ratio of the rates each would reach with
-a core to itself; likewise the peer's). It prints those ratios for every
-Parley call, the h2load-measured ones too, to show how they compare with
-the rate ratios.
+h2load sends one body over and over, so it cannot make first executions of
+CreateMessage: every call would replay one request_id, all of them waiting
+on one conversation's row lock, which no real client does. CreateMessage is
+driven by benchmarks/grpc_load.mjs instead, a Node client on the same
+HTTP/2 library, laid out as h2load (16 connections x 4 streams, each stream
+writing to a conversation of its own): first executions (a fresh request_id
+each call) and replays (one request_id per conversation, all calls after
+the first). It needs more CPU per call than h2load, which it takes from the
+servers, so its rates are low beside h2load's rather than high; its own
+ceiling, the limit measured with it, is printed as a row of the table and
+as a share of h2load's.
 
 Every round is checked: the same call made with a real client before and
-after it must succeed (grpc-status 0, or HTTP 200) with the same answer, and
-h2load's byte counts must equal its successes times one answer's size (a
-gRPC error is an HTTP 200 without a message, which h2load counts as a
-success). A round that fails either check is reported and the script exits 1.
+after it must succeed (grpc-status 0, or HTTP 200) with the same answer (a
+first execution of CreateMessage: with the text sent); h2load's byte counts
+must equal its successes times one answer's size (a gRPC error is an HTTP
+200 without a message, which h2load counts as a success), and grpc_load.mjs
+checks every answer's grpc-status. A round that fails a check is reported
+and the script exits 1.
 
 With --metrics, a second `parley serve` with the Prometheus endpoint on
 (PARLEY_METRICS_ADDR, scraped every second by a thread of the benchmark, far
@@ -84,16 +82,17 @@ from grpc_health.v1 import health_pb2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import h2load  # noqa: E402
+from benchmarks import grpc_load, h2load  # noqa: E402
 from benchmarks.database import describe, fresh_database_url  # noqa: E402
-from benchmarks.driver import Call, drive  # noqa: E402
 from benchmarks.parley_api import bearer, create_conversations, create_user, login, message_request  # noqa: E402
 from benchmarks.profile import Recording, summary  # noqa: E402
 from benchmarks.targets import (  # noqa: E402
     Target,
     cpu_seconds,
+    cpu_since,
     grpc_ready,
     http_ready,
+    postgres_cpu,
     process_tree,
     python_module,
 )
@@ -123,6 +122,8 @@ SCRAPE_INTERVAL_SECONDS = 1.0
 # "" when a call made with a real client succeeded with the expected answer, else what went wrong.
 Check = Callable[[], Awaitable[str]]
 Token = Callable[[], Awaitable[str]]
+# What a round sends: one body over and over (h2load), or a body per stream and call (grpc_load.mjs).
+Load = h2load.Request | grpc_load.Request
 
 
 @dataclass
@@ -130,12 +131,14 @@ class Row:
     """One measured target: how to load and check it, and what it did."""
 
     label: str
-    kind: str  # "limit", "peer" or "parley"
+    kind: str  # "limit", "peer", "parley", or "client" (the limit through grpc_load.mjs)
     pids: list[int]
     # The round's request (a fresh token each round) and the check made before and after it.
-    prepare: Callable[[], Awaitable[tuple[h2load.Request, Check]]]
+    prepare: Callable[[], Awaitable[tuple[Load, Check]]]
     rates: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
+    # PostgreSQL's CPU per request (all its processes), in microseconds.
+    database_cpu_us: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -147,6 +150,11 @@ class Row:
         """Median server CPU per request, in microseconds."""
         return statistics.median(self.cpu_us) if self.cpu_us else 0.0
 
+    @property
+    def database_cpu(self) -> float:
+        """Median PostgreSQL CPU per request, in microseconds."""
+        return statistics.median(self.database_cpu_us) if self.database_cpu_us else 0.0
+
 
 def same_answer(expected: list[bytes], answer: bytes) -> str:
     """The first answer is the expected one; later ones must equal it."""
@@ -155,11 +163,31 @@ def same_answer(expected: list[bytes], answer: bytes) -> str:
     return "" if answer == expected[0] else "the answer changed"
 
 
-def grpc_row(label: str, kind: str, pids: list[int], addr: str, method: str, body: bytes, token: Token | None) -> Row:
-    """A gRPC target whose answer must be the same bytes, with grpc-status 0, every time."""
+def grpc_row(
+    label: str,
+    kind: str,
+    pids: list[int],
+    addr: str,
+    method: str,
+    body: bytes,
+    token: Token | None,
+    *,
+    spread: tuple[bytes, ...] = (),
+    request_id_field: int = 0,
+    first_execution: Callable[[], bytes] | None = None,
+) -> Row:
+    """A gRPC target. h2load sends `body` over and over, and its answer must be
+    the same bytes, with grpc-status 0, every time.
+
+    With `spread` (a body per stream) or `request_id_field` (a fresh
+    request_id in that field of every call), grpc_load.mjs sends them
+    instead. The checks then send `first_execution()` when given (a new
+    request_id each: an answer that is new every time, so only success is
+    asked for), else `body`, whose answer must not change.
+    """
     expected: list[bytes] = []
 
-    async def prepare() -> tuple[h2load.Request, Check]:
+    async def prepare() -> tuple[Load, Check]:
         bearer_token = await token() if token else ""
 
         async def check() -> str:
@@ -167,14 +195,17 @@ def grpc_row(label: str, kind: str, pids: list[int], addr: str, method: str, bod
                 call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
                     method, request_serializer=None, response_deserializer=None
                 )
+                sent = first_execution() if first_execution else body
                 try:
-                    answer = await call(body, metadata=bearer(bearer_token) if bearer_token else (), timeout=30)
+                    answer = await call(sent, metadata=bearer(bearer_token) if bearer_token else (), timeout=30)
                 except grpc.aio.AioRpcError as exc:
                     return f"grpc-status {exc.code().value[0]} ({exc.code().name}): {exc.details()}"
-            return same_answer(expected, answer)
+            return "" if first_execution else same_answer(expected, answer)
 
         if problem := await check():
             raise SystemExit(f"{label}: {problem}")
+        if spread or request_id_field:
+            return grpc_load.Request(addr, method, spread or (body,), bearer_token, request_id_field), check
         return h2load.grpc_request(addr, method, body, expected[0], bearer_token), check
 
     return Row(label, kind, pids, prepare)
@@ -184,7 +215,7 @@ def peer_row(label: str, pids: list[int], url: str, token: Token) -> Row:
     """The FastAPI peer: HTTP 200 and the same JSON every time."""
     expected: list[bytes] = []
 
-    async def prepare() -> tuple[h2load.Request, Check]:
+    async def prepare() -> tuple[Load, Check]:
         headers = {"authorization": f"Bearer {await token()}"}
 
         def get() -> tuple[int, bytes]:
@@ -203,18 +234,27 @@ def peer_row(label: str, pids: list[int], url: str, token: Token) -> Row:
     return Row(label, "peer", pids, prepare)
 
 
+def load(binary: str, request: Load, concurrency: int, *, count: int = 0, seconds: float = 0) -> h2load.Result:
+    """`count` requests, or as many as fit in `seconds`, by the request's client,
+    `concurrency` at a time over CONNECTIONS."""
+    if isinstance(request, grpc_load.Request):
+        return grpc_load.run(request, concurrency=concurrency, connections=CONNECTIONS, count=count, seconds=seconds)
+    return h2load.run(binary, request, concurrency=concurrency, connections=CONNECTIONS, count=count, seconds=seconds)
+
+
 async def measure(binary: str, row: Row, seconds: float, concurrency: int) -> None:
     """One round: a timed warm-up, then a counted run of about `seconds` (sized
     from the rate seen so far), with the server CPU it used and the checks around it."""
     request, check = await row.prepare()
-    warm = h2load.run(binary, request, seconds=max(1.0, seconds / 5), concurrency=concurrency, connections=CONNECTIONS)
+    warm = load(binary, request, concurrency, seconds=max(1.0, seconds / 5))
     count = max(concurrency * 2, int((row.rate or warm.requests_per_second) * seconds))
     pids = process_tree(row.pids)
-    cpu_before = cpu_seconds(pids)
-    result = h2load.run(binary, request, count=count, concurrency=concurrency, connections=CONNECTIONS)
-    cpu_used = cpu_seconds(pids) - cpu_before
+    cpu_before, database_before = cpu_seconds(pids), postgres_cpu()
+    result = load(binary, request, concurrency, count=count)
+    cpu_used, database_used = cpu_seconds(pids) - cpu_before, cpu_since(database_before, postgres_cpu())
     row.rates.append(result.requests_per_second)
     row.cpu_us.append(cpu_used / max(1, result.succeeded) * 1e6)
+    row.database_cpu_us.append(database_used / max(1, result.succeeded) * 1e6)
     for problem in (warm.problem, result.problem, await check()):
         if problem:
             row.problems.append(problem)
@@ -243,16 +283,26 @@ def print_table(title: str, rows: list[Row]) -> None:
     limit = next(r.rate for r in rows if r.kind == "limit")
     peer = next(r.rate for r in rows if r.kind == "peer")
     print(f"\n== {title}")
-    print(f"{'target':<52} {'req/s':>8} {'CPU us/req':>10} {'vs limit':>8} {'vs peer':>8}  rounds (req/s)")
+    print(
+        f"{'target':<52} {'req/s':>8} {'CPU us/req':>10} {'PG us/req':>9} {'vs limit':>8} {'vs peer':>8}  "
+        "rounds (req/s)"
+    )
     for row in rows:
         rounds = " ".join(f"{r:,.0f}" for r in row.rates)
         print(
-            f"{row.label:<52} {row.rate:>8,.0f} {row.cpu:>10,.0f} {ratio(row.rate, limit):>8} "
-            f"{ratio(row.rate, peer):>8}  {rounds}"
+            f"{row.label:<52} {row.rate:>8,.0f} {row.cpu:>10,.0f} {row.database_cpu:>9,.0f} "
+            f"{ratio(row.rate, limit):>8} {ratio(row.rate, peer):>8}  {rounds}"
         )
+    print("  (CPU: the target's processes; PG: every PostgreSQL process's, per request)")
     for row in rows:
         if row.kind == "parley":
             print(f"  {row.label}: {verdicts(row.rate, limit, peer)}")
+    for row in rows:
+        if row.kind == "client":
+            print(
+                f"  (CreateMessage's client, grpc_load.mjs, reached {ratio(row.rate, limit)}x h2load's rate on the "
+                "limit: its ratios are low rather than high)"
+            )
     for row in rows:
         for problem in row.problems:
             print(f"  !! {row.label}: {problem}")
@@ -300,111 +350,12 @@ class Scraper:
                 self.problems.append(f"scrape failed: {exc}")
 
 
-@dataclass(frozen=True)
-class Driven:
-    """What the Python client measured on one kind of call."""
-
-    label: str
-    rate: float
-    cpu_us: float
-    p50_ms: float
-    errors: list[str]
-
-
-async def driven(args: argparse.Namespace, addr: str, calls: list[Call], pids: list[int]) -> Driven:
-    """One measurement by the Python client, with the server CPU it cost per call."""
-    tree = process_tree(pids)
-    cpu_before = cpu_seconds(tree)
-    outcome = await asyncio.to_thread(
-        drive,
-        addr,
-        calls,
-        clients=args.concurrency,
-        processes=args.driver_processes,
-        seconds=args.driver_seconds,
-        rotate=False,  # client k sticks to calls[k]: its own conversation
-    )
-    cpu_us = (cpu_seconds(tree) - cpu_before) / max(1, outcome.completed) * 1e6
-    label = calls[0].label
-    return Driven(label, outcome.rate(), cpu_us, outcome.percentile(label, 50), outcome.error_lines())
-
-
-async def by_driver(
-    args: argparse.Namespace, rows: list[Row], limit_addr: str, server: ServerProcess, kinds: list[list[Call]]
-) -> list[str]:
-    """Calls h2load cannot make (a body per call), by the Python client, after
-    its own ceiling on the limit. kinds[0] is one h2load measured too, which
-    shows how the two drivers compare. Returns the errors seen."""
-    limit = next(r for r in rows if r.kind == "limit")
-    peer = next(r for r in rows if r.kind == "peer")
-    print(
-        f"\n-- by the Python grpc.aio client ({args.concurrency} clients in {args.driver_processes} processes, "
-        f"~{args.driver_seconds:g} s each); CreateMessage over {args.concurrency} conversations"
-    )
-    print(
-        f"{'call':<52} {'req/s':>8} {'CPU us/req':>10} {'p50 ms':>7} {'vs client ceiling':>17} "
-        f"{'vs limit':>8} {'vs peer':>8}"
-    )
-    results = [await driven(args, limit_addr, [Call(limit.label, HEALTH_CHECK, b"")], limit.pids)]
-    for calls in kinds:
-        results.append(await driven(args, server.addr, calls, [server.process.pid]))  # type: ignore[union-attr]
-    ceiling = results[0].rate
-    for result in results:
-        print(
-            f"{result.label:<52} {result.rate:>8,.0f} {result.cpu_us:>10,.0f} {result.p50_ms:>7.1f} "
-            f"{ratio(result.rate, ceiling):>17} {ratio(result.rate, limit.rate):>8} {ratio(result.rate, peer.rate):>8}"
-        )
-    print(
-        "  (vs limit and vs peer: against h2load's figures above; fair while a rate is far below the client's ceiling)"
-    )
-    for result in results[2:]:
-        print(f"  {result.label}: {verdicts(result.rate, limit.rate, peer.rate)}")
-    print_by_cpu(rows, results[0], results[1:])
-    problems = [error for result in results for error in result.errors]
-    for problem in problems:
-        print(f"  !! {problem}")
-    return problems
-
-
-def print_by_cpu(rows: list[Row], driven_limit: Driven, driven_results: list[Driven]) -> None:
-    """Each Parley call's server CPU per request against the limit's and the peer's.
-
-    The Python client's rates are bounded by the machine it shares: its own
-    CPU per call is near the limit's (two cores also run PostgreSQL), so
-    CreateMessage's req/s says more about the client than about Parley.
-    Server CPU per request does not depend on the driver: cost_limit /
-    cost_parley is the ratio of the rates each server would reach with a
-    core to itself. It leaves PostgreSQL's CPU out (Parley's and the peer's
-    alike; the limit uses none). CPU per request grows with contention, so
-    each call is set against the limit driven the same way (h2load, or the
-    Python client); the peer speaks HTTP/1.1, so h2load drives it alone.
-    GetConversation, measured both ways, shows how these ratios compare with
-    h2load's rate ratios.
-    """
-    limit = next(r for r in rows if r.kind == "limit")
-    peer = next(r for r in rows if r.kind == "peer")
-    print(
-        "\n-- by server CPU per request (the limit's or the peer's CPU per request / Parley's: "
-        "the rate ratio on equal, saturated cores)"
-    )
-    print(f"{'call (driver)':<64} {'CPU us/req':>10} {'vs limit':>8} {'vs peer':>8}")
-    measured = [(r.label + " (h2load)", r.cpu, limit.cpu) for r in rows if r.kind == "parley"]
-    measured += [(d.label + " (Python client)", d.cpu_us, driven_limit.cpu_us) for d in driven_results]
-    for label, cpu, limit_cpu in measured:
-        print(f"{label:<64} {cpu:>10,.0f} {ratio(limit_cpu, cpu):>8} {ratio(peer.cpu, cpu):>8}")
-    for label, cpu, limit_cpu in measured:
-        if "CreateMessage" in label:
-            print(f"  {label}, by CPU: {ratio_verdicts(limit_cpu / cpu, peer.cpu / cpu)}")
-
-
 def slug(label: str) -> str:
     """A file name for the profile of label."""
     return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
 
 
-async def profile(
-    args: argparse.Namespace, binary: str, workers: int, rows: list[Row], server: ServerProcess, kinds: list[list[Call]]
-) -> None:
+async def profile(args: argparse.Namespace, binary: str, workers: int, rows: list[Row], server: ServerProcess) -> None:
     """One more round per Parley RPC under py-spy (not counted in the figures)."""
     pid = server.process.pid  # type: ignore[union-attr]
     directory = Path(args.profile)
@@ -416,23 +367,9 @@ async def profile(
         pids = process_tree([pid])
         cpu_before = cpu_seconds(pids)
         with Recording(pid, path):
-            result = h2load.run(
-                binary,
-                request,
-                count=int(row.rate * args.seconds),
-                concurrency=args.concurrency,
-                connections=CONNECTIONS,
-            )
+            result = load(binary, request, args.concurrency, count=int(row.rate * args.seconds))
         cpu_us = (cpu_seconds(pids) - cpu_before) / max(1, result.succeeded) * 1e6
         print("\n" + summary(path, f"profile of {row.label}, --workers {workers}", cpu_us, "request"))
-    for calls in kinds:
-        path = directory / f"unary-w{workers}-{slug(calls[0].label)}.txt"
-        with Recording(pid, path):
-            driven_round = await driven(args, server.addr, calls, [pid])
-        print(
-            "\n"
-            + summary(path, f"profile of {driven_round.label}, --workers {workers}", driven_round.cpu_us, "request")
-        )
 
 
 class Tokens:
@@ -554,6 +491,45 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
                 )
                 pairs.append((off, on))
         rows += [on for _, on in pairs]
+        create = CONVERSATION_SERVICE + "CreateMessage"
+        firsts = tuple(message_request(write_id, 1).SerializeToString() for write_id in write_ids)
+        replays = tuple(message_request(write_id, 0, str(uuid.uuid4())).SerializeToString() for write_id in write_ids)
+        rows += [
+            grpc_row(
+                "limit, by grpc_load.mjs (CreateMessage's client)",
+                "client",
+                limit.pids,
+                limit_addr,
+                HEALTH_CHECK,
+                health,
+                None,
+                spread=(health,),
+            ),
+            # A request_id of the client's own for every call: each is a first execution.
+            grpc_row(
+                "Parley CreateMessage, a new request_id each",
+                "parley",
+                parley_pids,
+                server.addr,
+                create,
+                firsts[0],
+                tokens.of(writer),
+                spread=firsts,
+                request_id_field=conversation_pb2.CreateMessageRequest.REQUEST_ID_FIELD_NUMBER,
+                first_execution=lambda: message_request(write_ids[0], 1, str(uuid.uuid4())).SerializeToString(),
+            ),
+            # One request_id per conversation: the first check executes the first one, the rest replay.
+            grpc_row(
+                "Parley CreateMessage, replays of a request_id",
+                "parley",
+                parley_pids,
+                server.addr,
+                create,
+                replays[0],
+                tokens.of(writer),
+                spread=replays,
+            ),
+        ]
         for number in range(args.rounds):
             # Parley's rows run in reverse order every other round: neither side
             # of an on/off pair always runs first (after the same neighbour).
@@ -564,7 +540,8 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
         print_table(
             f"--workers {workers}: bare grpc.aio ({workers} process{'es' if workers > 1 else ''}), FastAPI on "
             f"uvicorn ({workers} worker{'s' if workers > 1 else ''}), parley serve --workers {workers}; "
-            f"database pool {POOL_SIZE // workers} per process; h2load, {args.concurrency} calls in flight, "
+            f"database pool {POOL_SIZE // workers} per process; h2load (CreateMessage: grpc_load.mjs), "
+            f"{args.concurrency} calls in flight, "
             f"median of {args.rounds} round(s) of ~{args.seconds:g} s",
             rows,
         )
@@ -575,36 +552,9 @@ async def bench_workers(args: argparse.Namespace, workers: int, binary: str, url
                 print(f"  !! {problem}")
             pairs[0][1].problems.extend(scraper.problems)  # they fail the run
 
-        writer_token = await tokens.of(writer)()
-        create = CONVERSATION_SERVICE + "CreateMessage"
-        kinds = [
-            [Call("Parley GetConversation", CONVERSATION_SERVICE + "GetConversation", get, await tokens.of(reader)())],
-            # A request_id of the client's own for every call: each is a first execution.
-            [
-                Call(
-                    "Parley CreateMessage, a new request_id each",
-                    create,
-                    message_request(write_id, 1).SerializeToString(),
-                    writer_token,
-                    request_id_field=conversation_pb2.CreateMessageRequest.REQUEST_ID_FIELD_NUMBER,
-                )
-                for write_id in write_ids
-            ],
-            # One request_id per conversation: its first call runs in the warm-up, the others replay it.
-            [
-                Call(
-                    "Parley CreateMessage, replays of a request_id",
-                    create,
-                    message_request(write_id, 0, str(uuid.uuid4())).SerializeToString(),
-                    writer_token,
-                )
-                for write_id in write_ids
-            ],
-        ]
-        problems = await by_driver(args, rows, limit_addr, server, kinds)
         if args.profile:
-            await profile(args, binary, workers, rows, server, kinds[1:])
-        return not problems and not any(row.problems for row in rows)
+            await profile(args, binary, workers, rows, server)
+        return not any(row.problems for row in rows)
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -626,8 +576,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per target (the median is reported)")
     parser.add_argument("--seconds", type=float, default=6, help="length of one target's round")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
-    parser.add_argument("--driver-seconds", type=float, default=10, help="length of each Python-client measurement")
-    parser.add_argument("--driver-processes", type=int, default=2, help="processes of the Python client")
     parser.add_argument("--profile", metavar="DIR", help="also record a py-spy profile of Parley per RPC into DIR")
     parser.add_argument(
         "--metrics",
@@ -637,7 +585,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="CI: --workers 1, one round of ~2 s")
     args = parser.parse_args()
     if args.quick:
-        args.workers, args.rounds, args.seconds, args.driver_seconds = [1], 1, 2, 2
+        args.workers, args.rounds, args.seconds = [1], 1, 2
     return asyncio.run(main_async(args))
 
 
