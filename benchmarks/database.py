@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from parley_server.db.embedded import start_embedded_postgres
+from parley_server.db.embedded import PGDATA_DIR, start_embedded_postgres
 from tests.helpers.served import fresh_database
 
 
@@ -24,7 +24,16 @@ def fresh_database_url() -> Iterator[str]:
             drop()
         return
     with tempfile.TemporaryDirectory() as tmp:
-        yield start_embedded_postgres(Path(tmp), cleanup="delete")
+        url = start_embedded_postgres(Path(tmp), cleanup="delete")
+        try:
+            yield url
+        finally:
+            # Stopped now, not at exit: pgserver tells that this process
+            # started the server by a file in its data directory, which the
+            # temporary directory takes with it, and would leave it running.
+            import pgserver  # imported by start_embedded_postgres, after its set-up
+
+            pgserver.get_server(Path(tmp) / PGDATA_DIR).cleanup()
 
 
 def describe() -> str:
