@@ -4,7 +4,7 @@ h2load sends one body over and over: every CreateMessage would replay one
 request_id, all waiting on one conversation's row lock, which no real client
 does. This client appends a fresh request_id to each call. It runs on
 Node's http2 (nghttp2, as h2load): on the bare grpc.aio server it reached
-70-85% of h2load's rate, at the same server CPU per call, where a Python
+65-85% of h2load's rate, at about the same server CPU per call, where a Python
 grpc.aio client reached 35-45% and cost that server 1.5x the CPU per call
 (it competes for the two cores, so the server runs less loaded and
 amortises less). Its rates are therefore a little low beside h2load's,

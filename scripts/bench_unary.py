@@ -36,7 +36,7 @@ as a share of h2load's.
 
 Every round is checked: the same call made with a real client before and
 after it must succeed (grpc-status 0, or HTTP 200) with the same answer (a
-first execution of CreateMessage: with the text sent); h2load's byte counts
+first execution of CreateMessage only has to succeed); h2load's byte counts
 must equal its successes times one answer's size (a gRPC error is an HTTP
 200 without a message, which h2load counts as a success), and grpc_load.mjs
 checks every answer's grpc-status. A round that fails a check is reported
