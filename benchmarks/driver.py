@@ -1,17 +1,14 @@
 """A closed-loop grpc.aio load client, for what h2load cannot do.
 
 h2load sends one body over and over and reports no latency percentiles. This
-client sends calls whose bodies differ (a fresh request_id each, so a
-CreateMessage is a first execution, not a replay) and keeps every call's
-latency. It is Python, so it needs CPU of its own: it runs in separate
-processes (spawned: no gRPC state inherited), sends pre-serialised bytes and
-parses nothing it gets back, and the benchmarks say when its own ceiling,
-measured on the bare health server, is near.
+client sends a mix of calls and keeps every call's latency
+(scripts/bench_mixed.py). It is Python, so it needs CPU of its own: it runs
+in separate processes (spawned: no gRPC state inherited), sends
+pre-serialised bytes and parses nothing it gets back.
 
 Each client is one task calling in a loop. Client k starts at calls[k % n]
-and, rotating, takes the next call of the list each time, so a mix of calls
-is spread evenly over time and clients; not rotating, it repeats its own
-call, like a user writing to their own conversation.
+and takes the next call of the list each time, so a mix of calls is spread
+evenly over time and clients.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import asyncio
 import multiprocessing
 import statistics
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -36,25 +32,12 @@ CLIENTS_PER_CHANNEL = 8
 
 @dataclass(frozen=True)
 class Call:
-    """One kind of unary call: its method, serialised request and bearer token.
-
-    request_id_field: when not 0, each call appends a fresh UUID as this
-    string field of the request. Protobuf keeps the last occurrence of a
-    field, so the body's own value (if any) is overridden, without this
-    client knowing the message type.
-    """
+    """One kind of unary call: its method, serialised request and bearer token."""
 
     label: str
     method: str
     body: bytes
     token: str = ""
-    request_id_field: int = 0
-
-    def payload(self) -> bytes:
-        if not self.request_id_field:
-            return self.body
-        value = str(uuid.uuid4()).encode()
-        return self.body + bytes([self.request_id_field << 3 | 2, len(value)]) + value
 
 
 @dataclass
@@ -93,7 +76,7 @@ class Outcome:
         return statistics.quantiles(values, n=100)[p - 1]
 
 
-async def _drive(addr: str, calls: list[Call], clients: range, rotate: bool, warm_up: float, seconds: float) -> Outcome:
+async def _drive(addr: str, calls: list[Call], clients: range, warm_up: float, seconds: float) -> Outcome:
     channels = [own_connection(addr) for _ in range(-(-len(clients) // CLIENTS_PER_CHANNEL))]
     # Bytes in, bytes out: no serialisation on the client's side.
     methods: list[list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]] = [
@@ -110,10 +93,9 @@ async def _drive(addr: str, calls: list[Call], clients: range, rotate: bool, war
         n = k
         while (now := time.monotonic()) < stop_at:
             i = n % len(calls)
-            if rotate:
-                n += 1
+            n += 1
             try:
-                await stubs[i](calls[i].payload(), metadata=metadata[i], timeout=60)
+                await stubs[i](calls[i].body, metadata=metadata[i], timeout=60)
             except grpc.aio.AioRpcError as exc:
                 key = f"{calls[i].label}: {exc.code().name}"
                 outcome.errors[key] += 1
@@ -132,12 +114,10 @@ async def _drive(addr: str, calls: list[Call], clients: range, rotate: bool, war
     return outcome
 
 
-def _process(
-    addr: str, calls: list[Call], clients: range, rotate: bool, warm_up: float, seconds: float, start_at: float
-) -> Outcome:
+def _process(addr: str, calls: list[Call], clients: range, warm_up: float, seconds: float, start_at: float) -> Outcome:
     """One client process: clients k in `clients` (numbered across all processes)."""
     time.sleep(max(0.0, start_at - time.time()))
-    return asyncio.run(_drive(addr, calls, clients, rotate, warm_up, seconds))
+    return asyncio.run(_drive(addr, calls, clients, warm_up, seconds))
 
 
 def drive(
@@ -148,7 +128,6 @@ def drive(
     processes: int,
     seconds: float,
     warm_up: float = 1.0,
-    rotate: bool = True,
 ) -> Outcome:
     """Run `clients` closed-loop clients over `processes` processes, all starting
     together, for warm_up + seconds; the calls finished in the last `seconds`."""
@@ -158,9 +137,7 @@ def drive(
     outcome = Outcome()
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         start_at = time.time() + 2 + processes  # once every process has started
-        parts = [
-            pool.submit(_process, addr, calls, share, rotate, warm_up, seconds, start_at) for share in shares if share
-        ]
+        parts = [pool.submit(_process, addr, calls, share, warm_up, seconds, start_at) for share in shares if share]
         for part in parts:
             outcome.merge(part.result())
     return outcome
