@@ -46,9 +46,8 @@ const requestIdTag = config.requestIdField ? varint((config.requestIdField << 3)
 
 // The request as a gRPC length-prefixed message: flag 0, 4-byte length, the bytes.
 function frame(body) {
-  const message = requestIdTag
-    ? Buffer.concat([body, requestIdTag, Buffer.from([36]), Buffer.from(randomUUID())])
-    : body;
+  const id = requestIdTag ? Buffer.from(randomUUID()) : null;
+  const message = id ? Buffer.concat([body, requestIdTag, varint(id.length), id]) : body;
   const prefix = Buffer.alloc(5);
   prefix.writeUInt32BE(message.length, 1);
   return Buffer.concat([prefix, message]);
