@@ -522,6 +522,28 @@ async def test_a_replay_after_the_message_was_cleared_is_not_found_and_creates_n
     assert await snapshot(stubs.app) == before
 
 
+async def test_a_message_waiting_for_a_locked_conversation_holds_back_no_other_conversation(
+    stubs: Stubs, database_url: str
+) -> None:
+    """CreateMessage's batches go one at a time while they keep pace; one
+    stuck on a conversation's row lock (held by a long write) lets the next
+    start beside it instead of holding every conversation's messages back."""
+    ada = await stubs.active_account()
+    locked = (await new_conversation(stubs, ada)).id
+    free = (await new_conversation(stubs, ada)).id
+    connection = await asyncpg.connect(asyncpg_dsn(database_url), server_settings=schema_settings(DEFAULT_DB_SCHEMA))
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT FROM conversations WHERE id = $1 FOR UPDATE", uuid.UUID(locked))
+            waiting = asyncio.create_task(add_message(stubs, ada, locked, "waits for the lock"))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert (await asyncio.wait_for(add_message(stubs, ada, free, "goes"), timeout=5)).content == "goes"
+        assert (await asyncio.wait_for(waiting, timeout=5)).content == "waits for the lock"
+    finally:
+        await connection.close()
+
+
 async def test_concurrent_messages_are_all_counted(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     conversation = await new_conversation(stubs, ada)

@@ -133,3 +133,49 @@ async def test_an_item_submitted_as_the_last_runner_finishes_still_runs() -> Non
     batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=1)
     assert await batcher.submit("first") == "FIRST"
     assert await asyncio.wait_for(later[0], timeout=5) == "SECOND"
+
+
+async def test_with_stall_after_a_burst_waits_for_the_running_batch_instead_of_splitting() -> None:
+    """Under load the batches stay big: nothing starts beside a batch that runs at a statement's pace."""
+    statement = Statement()
+    statement.gate = asyncio.Event()
+    batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=4, stall_after=5)
+    first = asyncio.create_task(batcher.submit("first"))
+    await asyncio.sleep(0.01)  # its batch runs, held by the gate
+    items = [f"item {n}" for n in range(40)]
+    burst = asyncio.gather(*(batcher.submit(item) for item in items))
+    await asyncio.sleep(0.05)
+    statement.gate.set()
+    assert await burst == [item.upper() for item in items]
+    assert await first == "FIRST"
+    assert statement.batches == [["first"], items]
+    assert statement.most_running == 1
+
+
+async def test_with_stall_after_a_batch_that_stalls_lets_the_next_start_beside_it() -> None:
+    """One batch stuck (a lock wait) holds the others back only stall_after,
+    whether they came before it stalled or after, up to max_in_flight at once."""
+    statement = Statement()
+    statement.gate = asyncio.Event()
+    batcher = Batcher(statement, keys=alone, max_batch=64, max_in_flight=3, stall_after=0.3)
+    stuck = asyncio.create_task(batcher.submit("stuck"))
+    await asyncio.sleep(0.01)
+    early = asyncio.create_task(batcher.submit("early"))
+    await asyncio.sleep(0.01)
+    assert statement.batches == [["stuck"]]  # before stall_after, it waits
+    await asyncio.sleep(0.8)
+    assert statement.batches == [["stuck"], ["early"]]  # then it runs beside; by now that one stalls too
+    late = asyncio.create_task(batcher.submit("late"))
+    await asyncio.sleep(0.05)
+    assert statement.batches == [["stuck"], ["early"], ["late"]]  # every runner stalled: it starts at once
+    last = asyncio.create_task(batcher.submit("last"))
+    await asyncio.sleep(0.5)
+    assert len(statement.batches) == 3  # all three slots held: it waits
+    statement.gate.set()
+    assert list(await asyncio.wait_for(asyncio.gather(stuck, early, late, last), timeout=5)) == [
+        "STUCK",
+        "EARLY",
+        "LATE",
+        "LAST",
+    ]
+    assert statement.most_running == 3
