@@ -12,7 +12,7 @@ With `stall_after`, a batch starts beside a running one only once that one
 has run so long (a lock wait, say), so under load the batches are as big as
 the statement's pace makes them instead of split across every free slot.
 A statement has a fixed cost that dwarfs a row's: CreateMessage's cost
-PostgreSQL 350-1,050 us of CPU for a message alone, 75-100 us a message in
+PostgreSQL 340-1,080 us of CPU for a message alone, 75-100 us a message in
 a batch of 22; with four batches started as soon as anything waited, most
 went alone (see conversations/service.py).
 
