@@ -265,12 +265,8 @@ def ratio(value: float, base: float) -> str:
 
 
 def verdicts(rate: float, limit: float, peer: float) -> str:
-    """A Parley rate against the issue's targets."""
-    return ratio_verdicts(rate / limit, rate / peer)
-
-
-def ratio_verdicts(vs_limit: float, vs_peer: float) -> str:
-    """Parley's ratios to the limit and to the peer against the issue's targets."""
+    """A Parley rate's ratios to the limit and to the peer against the issue's targets."""
+    vs_limit, vs_peer = rate / limit, rate / peer
     limit_ok = "ok" if vs_limit >= TARGET_VS_LIMIT else "MISSED"
     peer_ok = "ok" if vs_peer >= TARGET_VS_PEER else "MISSED"
     return (
