@@ -309,7 +309,7 @@ def print_overhead(pairs: list[tuple[Row, Row]]) -> None:
     print(f"\n-- metrics on / off (target: on costs at most {TARGET_METRICS_OVERHEAD:.0%})")
     for off, on in pairs:
         rate = on.rate / off.rate if off.rate else 0.0
-        cpu = statistics.median(on.cpu_us) / statistics.median(off.cpu_us) if off.cpu_us and on.cpu_us else 0.0
+        cpu = on.cpu / off.cpu if off.cpu else 0.0
         verdict = "ok" if rate >= 1 - TARGET_METRICS_OVERHEAD and cpu <= 1 + TARGET_METRICS_OVERHEAD else "MISSED"
         rounds = " ".join(f"{a / b:.2f}" for a, b in zip(on.rates, off.rates, strict=True) if b)
         print(f"  {off.label}: req/s {rate:.3f}x, CPU per request {cpu:.3f}x ({verdict}); per round req/s {rounds}")
