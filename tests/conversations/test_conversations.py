@@ -525,6 +525,23 @@ async def test_a_batch_looks_up_each_request_id_once_even_in_a_plan_made_on_empt
     assert all(re.search(r"loops=1\)|never executed", line) for line in lookups), text
 
 
+async def test_the_batch_statement_is_planned_once_per_connection(stubs: Stubs) -> None:
+    """CreateMessage's batches keep one generic plan per connection. Left to
+    choose, PostgreSQL made a plan of its own for every batch smaller than
+    ten messages, which took longer than running it."""
+    ada = await stubs.active_account()
+    cid = (await new_conversation(stubs, ada)).id
+    for k in range(8):  # one at a time: each a batch of one, on the pool's newest idle connection
+        await add_message(stubs, ada, cid, f"message {k}")
+    plans = await stubs.app.database.fetch(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        conversation_sql.CREATE_MESSAGES,
+        into=tuple,
+    )
+    [(generic, custom)] = plans  # the server's earlier calls may have used the connection too
+    assert custom == 0 and generic >= 8, plans
+
+
 async def test_a_replay_after_the_message_was_cleared_is_not_found_and_creates_nothing(stubs: Stubs) -> None:
     ada = await stubs.active_account()
     cid = (await new_conversation(stubs, ada)).id
