@@ -23,8 +23,8 @@ from parley.chat.v1 import chat_pb2
 from parley.conversation.v1 import conversation_pb2
 from parley_server.db.database import asyncpg_dsn
 from parley_server.db.models import Message, MessageState
-from parley_server.events.bus import EventBus
-from parley_server.events.schema import ConversationChanged, TextAppended
+from parley_server.events.bus import INTEREST_REFRESH_SECONDS, EventBus
+from parley_server.events.schema import ConversationChanged, Event, Finished, MessageCreated, TextAppended
 from tests.helpers.accounts import Account
 from tests.helpers.chat import collect, kinds, text_of
 from tests.helpers.conversations import new_conversation
@@ -234,9 +234,11 @@ async def test_killed_replica_leaves_failed_message_with_partial_text(
         restarted.kill()
 
 
-async def test_deltas_cross_to_replicas_that_follow_them_and_no_others(stubs: Stubs) -> None:
-    """With nobody on another replica following a conversation, its deltas cost PostgreSQL
-    nothing; once a replica follows it, the deltas reach it (and other events always do)."""
+async def test_followers_only_events_cross_to_replicas_that_follow_them_and_no_others(stubs: Stubs) -> None:
+    """With nobody on another replica following a conversation, its deltas, new
+    messages and changes cost PostgreSQL nothing (an answer's end always
+    travels); once a replica follows it, they reach it. The replica that left
+    some unsent acknowledges the follower, whose subscription re-reads stored state."""
     dsn = asyncpg_dsn(stubs.app.database.url)
     schema = stubs.app.database.schema
     owner, other = EventBus(dsn, schema=schema), EventBus(dsn, schema=schema)
@@ -246,30 +248,57 @@ async def test_deltas_cross_to_replicas_that_follow_them_and_no_others(stubs: St
     kinds_sent: list[str] = []
     await spy.add_listener(owner.channel, lambda *args: kinds_sent.extend(e["t"] for e in json.loads(args[3])["e"]))
     cid, mid = uuid.uuid4(), uuid.uuid4()
+    followers_only: list[Event] = [MessageCreated(cid, mid), TextAppended(cid, mid, 0, "a"), ConversationChanged(cid)]
+    finished = Finished(cid, mid, MessageState.COMPLETE)
     try:
         async with other.subscribe(cid, remote_deltas=False) as lifecycle:
-            owner.publish(TextAppended(cid, mid, 0, "a"))
-            owner.publish(ConversationChanged(cid))
+            for event in [*followers_only, finished]:
+                owner.publish(event)
             async with asyncio.timeout(5):
-                assert await lifecycle.next() == ConversationChanged(cid)
+                assert await lifecycle.next() == finished
             await asyncio.sleep(0.3)  # past the owner's next flushes
             assert lifecycle.pending() == []
-            assert kinds_sent == ["changed"]
+            assert kinds_sent == ["finished"]
             async with other.subscribe(cid, remote_deltas=True) as follower:
-                offset = 1
-                async with asyncio.timeout(5):  # until the owner heard of the follower
-                    while not follower.pending():
-                        owner.publish(TextAppended(cid, mid, offset, "b"))
-                        offset += 1
-                        await asyncio.sleep(0.1)
-                owner.publish(TextAppended(cid, mid, offset, "c"))
-                async with asyncio.timeout(5):  # after the "b"s still on their way
-                    while (event := await follower.next()) != TextAppended(cid, mid, offset, "c"):
-                        assert isinstance(event, TextAppended) and event.text == "b"
+                async with asyncio.timeout(5):  # the owner heard of the follower and acknowledged it
+                    assert await follower.next() is None
+                for event in followers_only:
+                    owner.publish(event)
+                async with asyncio.timeout(5):
+                    assert [await follower.next() for _ in followers_only] == followers_only
     finally:
         await spy.close()
         await other.stop()
         await owner.stop()
+
+
+async def test_a_replica_that_starts_hears_of_followers_at_once(stubs: Stubs) -> None:
+    """A replica that starts (or listens again) asks the others to announce
+    what they follow, rather than leave followed conversations' events unsent
+    until their next refresh (INTEREST_REFRESH_SECONDS)."""
+    dsn = asyncpg_dsn(stubs.app.database.url)
+    schema = stubs.app.database.schema
+    other = EventBus(dsn, schema=schema)
+    await other.start()
+    cid, mid = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with other.subscribe(cid, remote_deltas=True) as follower:
+            await asyncio.sleep(0.3)  # its announcement went out, to nobody
+            late = EventBus(dsn, schema=schema)
+            await late.start()
+            try:
+                async with asyncio.timeout(INTEREST_REFRESH_SECONDS / 2):
+                    while not follower.pending():
+                        late.publish(ConversationChanged(cid))
+                        await asyncio.sleep(0.05)
+                late.publish(MessageCreated(cid, mid))
+                async with asyncio.timeout(5):
+                    while (event := await follower.next()) != MessageCreated(cid, mid):
+                        assert event in (None, ConversationChanged(cid))
+            finally:
+                await late.stop()
+    finally:
+        await other.stop()
 
 
 @pytest.mark.parametrize("request_id", ["", "create-once"])

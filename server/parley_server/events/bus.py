@@ -8,20 +8,37 @@ many generations) into each NOTIFY payload, which keeps the NOTIFY rate flat
 however many streams run. Other events wake the sender at once, though not
 sooner than FLUSH_GAP_SECONDS after its previous flush.
 
-Deltas leave the process only for conversations some other replica follows.
-A subscription that wants deltas generated elsewhere (a watch, or a resume
-of an answer that runs elsewhere) announces its conversation on
-INTEREST_CHANNEL, again every INTEREST_REFRESH_SECONDS while it lasts and
-after its LISTEN connection came back; a replica publishes deltas of a
-conversation on CHANNEL only while an announcement of it, from another
-replica, is younger than INTEREST_TTL_SECONDS. Every other event always
-travels. With no remote follower this took NOTIFY payload from 160-179
-bytes per token to 26 (20 streams x 20 words, scripts/bench_notify.py
---quick) and to 5 (200 x 100, 10 KB/s instead of 450): what is left are
-the lifecycle events, per answer rather than per token. A delta published
-before the announcement arrived is missing on the follower's side: it sees
-the gap at the next delta (or the end) and fills it from the stored text,
-as after any lost event.
+Events that only a conversation's followers use (FOLLOWERS_ONLY: deltas,
+new messages, changes of the conversation) leave the process only for
+conversations some other replica follows. A subscription that wants them
+from elsewhere (a watch, or a resume of an answer that runs elsewhere)
+announces its conversation on INTEREST_CHANNEL, again every
+INTEREST_REFRESH_SECONDS while it lasts and after its LISTEN connection
+came back; a replica publishes them on CHANNEL only while an announcement
+of the conversation, from another replica, is younger than
+INTEREST_TTL_SECONDS. The other events (an answer's end, a deletion, a
+cancel request) always travel: a cancel waits for the end from whichever
+replica runs the answer. With no remote follower this took NOTIFY payload
+from 160-179 bytes per token to 26 (20 streams x 20 words,
+scripts/bench_notify.py --quick) and to 5 (200 x 100, 10 KB/s instead of
+450), for deltas alone; with new messages and conversation changes too, a
+CreateMessage sends nothing, which took its rate at --workers 2 from
+1,189-1,333 calls/s to 1,482-1,639 (alternating runs of
+scripts/bench_unary.py's CreateMessage round, PostgreSQL 15; PostgreSQL
+CPU 321-403 us a call against 260-305).
+
+An event left unsent before the announcement arrived would be missing on
+the follower's side. A replica that hears of a follower of a conversation
+it did not know to be followed, and left an event of it unsent within the
+last INTEREST_TTL_SECONDS, acknowledges the announcement; the follower's
+replica then tells each subscriber of that conversation it lost events
+(`Subscription.next` returns None: re-read stored state, which holds what
+the unsent events told). A replica whose LISTEN connection (re)connects
+asks the others to announce at once, rather than leave events of followed
+conversations unsent until their next refresh. Payloads on INTEREST_CHANNEL
+are JSON: "o" the sender's origin, "c" the conversations it announces, "a"
+those it acknowledges, "q" present when it asks for announcements ("c" is
+always there: replicas of the previous version read only that).
 
 Each replica owns a `replica_key`, and holds a session advisory lock on it
 for as long as its LISTEN connection lives; that is how other replicas tell
@@ -48,13 +65,23 @@ from typing import Any
 import asyncpg
 
 from parley_server.db.locks import new_replica_key
-from parley_server.events.schema import Event, TextAppended, decode_batch, encode_batch, is_from
+from parley_server.events.schema import (
+    ConversationChanged,
+    Event,
+    MessageCreated,
+    TextAppended,
+    decode_batch,
+    encode_batch,
+    is_from,
+)
 from parley_server.metrics.definitions import NOTIFY_EVENTS
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "parley_events"
-# Conversations whose deltas another replica wants: {"o": origin, "c": [ids]}.
+# Events only a conversation's followers use (see the module doc).
+FOLLOWERS_ONLY = (TextAppended, MessageCreated, ConversationChanged)
+# Conversations whose events another replica wants (see the module doc for the payloads).
 # A channel of its own, so replicas of the previous version ignore it.
 INTEREST_CHANNEL = "parley_interest"
 INTEREST_REFRESH_SECONDS = 10.0
@@ -182,8 +209,14 @@ class EventBus:
         self._wanted: dict[uuid.UUID, int] = defaultdict(int)
         self._to_announce: set[uuid.UUID] = set()
         self._announced_at = time.monotonic()
-        # Conversations other replicas want deltas for -> when that interest expires.
+        # Conversations other replicas follow -> when that interest expires.
         self._remote_interest: dict[uuid.UUID, float] = {}
+        # Conversations whose followers-only events were left unsent -> when
+        # the last one was (kept INTEREST_TTL_SECONDS at least); followed
+        # ones newly announced, to acknowledge; whether to ask for announcements.
+        self._unsent: dict[uuid.UUID, float] = {}
+        self._to_acknowledge: set[uuid.UUID] = set()
+        self._ask = False
         self._handlers: list[Callable[[Event], None]] = []
         self._outgoing: list[Event] = []
         self._wake = asyncio.Event()
@@ -245,13 +278,15 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         """Deliver to local subscribers now and to other replicas on the next flush
-        (deltas only when another replica follows the conversation)."""
+        (followers-only events only when another replica follows the conversation)."""
         self._dispatch(event)
-        if isinstance(event, TextAppended):
-            if self._remote_interest.get(event.conversation_id, 0.0) > time.monotonic():
-                self._outgoing.append(event)
-        else:
-            self._outgoing.append(event)
+        if isinstance(event, FOLLOWERS_ONLY):
+            now = time.monotonic()
+            if self._remote_interest.get(event.conversation_id, 0.0) <= now:
+                self._unsent[event.conversation_id] = now
+                return
+        self._outgoing.append(event)
+        if not isinstance(event, TextAppended):  # deltas wait for the next interval's flush
             self._wake.set()
 
     def interrupt_subscribers(self) -> None:
@@ -278,6 +313,8 @@ class EventBus:
         conn.add_termination_listener(self._on_listener_lost)
         self._listen_conn = conn
         self.lock_held = True
+        self._ask = True  # announcements made while it was not listening were not heard
+        self._wake.set()
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         if is_from(payload, self.origin):
@@ -296,11 +333,24 @@ class EventBus:
             data = json.loads(payload)
             if data["o"] == self.origin:
                 return
-            expires = time.monotonic() + INTEREST_TTL_SECONDS
-            for conversation_id in data["c"]:
-                self._remote_interest[uuid.UUID(conversation_id)] = expires
-        except (ValueError, KeyError, TypeError):
+            announced = [uuid.UUID(conversation_id) for conversation_id in data["c"]]
+            acknowledged = [uuid.UUID(conversation_id) for conversation_id in data.get("a", ())]
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring malformed interest payload on %s", channel)
+            return
+        now = time.monotonic()
+        for conversation_id in announced:
+            if self._remote_interest.get(conversation_id, 0.0) <= now and conversation_id in self._unsent:
+                self._to_acknowledge.add(conversation_id)
+            self._remote_interest[conversation_id] = now + INTEREST_TTL_SECONDS
+        for conversation_id in acknowledged:
+            if conversation_id in self._wanted:
+                for subscription in self._subscribers.get(conversation_id, ()):
+                    subscription.mark_lagged()
+        if "q" in data:
+            self._to_announce.update(self._wanted)
+        if self._to_acknowledge or self._to_announce:
+            self._wake.set()
 
     def _on_listener_lost(self, conn: Any) -> None:
         if self._closing:
@@ -341,19 +391,24 @@ class EventBus:
             self._wake.clear()
             flushed_at = time.monotonic()
             self._refresh_interest()
-            if self._outgoing or self._to_announce:
+            if self._outgoing or self._to_announce or self._to_acknowledge or self._ask:
                 events, self._outgoing = self._outgoing, []
                 wanted, self._to_announce = sorted(map(str, self._to_announce)), set()
+                acknowledged, self._to_acknowledge = sorted(map(str, self._to_acknowledge)), set()
+                ask, self._ask = self._ask, False
                 if await self._send(
                     [(self.channel, payload) for payload in encode_batch(self.origin, events, PAYLOAD_LIMIT)]
-                    + [(self.interest_channel, payload) for payload in self._interest_payloads(wanted)]
+                    + [
+                        (self.interest_channel, payload)
+                        for payload in self._interest_payloads(wanted, acknowledged, ask=ask)
+                    ]
                 ):
                     NOTIFY_EVENTS.labels("sent").inc(len(events))
             if self._closing and not self._outgoing:
                 return
 
     def _refresh_interest(self) -> None:
-        """Re-announce what is still wanted, and forget others' interest that expired."""
+        """Re-announce what is still wanted; forget others' interest that expired, and old unsent events."""
         now = time.monotonic()
         if now - self._announced_at < INTEREST_REFRESH_SECONDS:
             return
@@ -361,14 +416,24 @@ class EventBus:
         self._to_announce.update(self._wanted)
         for conversation_id in [c for c, expires in self._remote_interest.items() if expires <= now]:
             del self._remote_interest[conversation_id]
+        for conversation_id in [c for c, at in self._unsent.items() if at <= now - INTEREST_TTL_SECONDS]:
+            del self._unsent[conversation_id]
 
-    def _interest_payloads(self, conversation_ids: list[str]) -> list[str]:
-        """Announcements of the conversations, each payload under PAYLOAD_LIMIT."""
+    def _interest_payloads(self, announced: list[str], acknowledged: list[str], *, ask: bool) -> list[str]:
+        """Payloads announcing and acknowledging the conversations, and asking
+        for announcements, each under PAYLOAD_LIMIT (see the module doc)."""
         per_payload = (PAYLOAD_LIMIT - 100) // 39  # a quoted UUID and a comma
-        return [
-            json.dumps({"o": self.origin, "c": conversation_ids[start : start + per_payload]}, separators=(",", ":"))
-            for start in range(0, len(conversation_ids), per_payload)
+        payloads: list[dict[str, Any]] = [
+            {"o": self.origin, "c": announced[start : start + per_payload]}
+            for start in range(0, len(announced), per_payload)
         ]
+        payloads += [
+            {"o": self.origin, "c": [], "a": acknowledged[start : start + per_payload]}
+            for start in range(0, len(acknowledged), per_payload)
+        ]
+        if ask:
+            payloads.append({"o": self.origin, "c": [], "q": 1})
+        return [json.dumps(payload, separators=(",", ":")) for payload in payloads]
 
     async def _send(self, payloads: list[tuple[str, str]]) -> bool:
         """NOTIFY the payloads; after two failed attempts they are dropped (False).
