@@ -131,18 +131,19 @@ def conversations_page(
 # conversation of its own, in one statement: one transaction and one round
 # trip. $1 conversation ids, $2 user ids, $3 the new messages' ids, $4
 # roles, $5 contents, $6 times, $7 request ids (NULL for none): arrays, one
-# element per message. Each caller's conversation is locked (FOR UPDATE, as
-# every change of its message_count is made; in id order, so two batches
-# never wait for each other's locks in a cycle), its request id claimed,
-# its message inserted after the conversation's active leaf and the
-# conversation's counters and active leaf (now the message) bumped. A
-# replay of a request id gets the message the first call created, when the
-# statement's snapshot can see it (the first call committed before). The
-# statement answers, per message in order: whether its conversation is the
-# caller's, then the columns of the new or replayed message; NULL when
-# there is none: not the caller's, or a replay whose first call the
-# snapshot cannot see (it committed while this statement waited for its
-# key) or whose message was deleted since, to be read by REPLAYED_MESSAGE.
+# element per message. A replay of a request id whose first call the
+# statement's snapshot sees (it committed before) gets the message that call
+# created, and changes nothing. For every other message, its caller's
+# conversation is locked (FOR UPDATE, as every change of its message_count
+# is made; in id order, so two batches never wait for each other's locks in
+# a cycle), its request id claimed, its message inserted after the
+# conversation's active leaf and the conversation's counters and active leaf
+# (now the message) bumped. The statement answers, per message in order:
+# whether its conversation is the caller's, then the columns of the new or
+# replayed message; NULL when there is none: not the caller's, or a replay
+# whose first call the snapshot cannot see (it committed while this
+# statement waited for its key) or whose message was deleted since, to be
+# read by REPLAYED_MESSAGE.
 _CREATING = claiming_sql(
     "owned WHERE owned.request_id IS NOT NULL",
     user_id="owned.user_id",
@@ -151,13 +152,17 @@ _CREATING = claiming_sql(
     resource_id="owned.message_id",
 )
 CREATE_MESSAGES = (
-    "WITH batch AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::message_role[], $5::text[], "
+    "WITH batch AS (SELECT b.*, "
+    # The message a request id already names (a scalar subquery on the key's primary index).
+    + claimed_sql(user_id="b.user_id", scope="'message'", request_id="b.request_id")
+    + " AS replayed FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::message_role[], $5::text[], "
     "$6::timestamptz[], $7::text[]) WITH ORDINALITY "
     "AS b (conversation_id, user_id, message_id, role, content, at, request_id, position)), "
     # Each conversation by its primary key, locked in id order: a join was
     # planned, on a new database's near-empty tables, as a scan of them all.
+    # A replay the snapshot sees locks nothing: a batch of them writes nothing.
     "owned AS (SELECT c.id, c.active_message_id, b.user_id, b.message_id, b.role, b.content, b.at, b.request_id "
-    "FROM (SELECT * FROM batch ORDER BY conversation_id) AS b CROSS JOIN LATERAL ("
+    "FROM (SELECT * FROM batch WHERE replayed IS NULL ORDER BY conversation_id) AS b CROSS JOIN LATERAL ("
     "SELECT id, active_message_id FROM conversations "
     "WHERE id = b.conversation_id AND user_id = b.user_id FOR UPDATE) AS c), "
     f"claim AS ({_CREATING}), "
@@ -172,30 +177,25 @@ CREATE_MESSAGES = (
     "FROM created WHERE conversations.id = created.conversation_id), "
     # Keyed by the id each call asked for: a new message has it, a replayed one stands in for it.
     f"answered AS (SELECT created.id AS asked, {columns(_MESSAGE_COLUMNS, 'created')} FROM created "
-    # A replay is a request id this statement did not claim (a claimed one's
-    # message is in created). For each: one key lookup (a scalar subquery on
-    # the key's primary index), then one message by its primary key, in a
-    # LATERAL subquery that LIMIT keeps from being flattened into a join,
-    # then its conversation's owner by primary key (a scalar subquery
-    # again). As joins, these were planned on a new database's empty tables
-    # as scans: of all the user's keys; of every message, hashed; and of the
-    # caller's conversations, each of which repeated the key lookup of every
-    # row of the batch (896 lookups for a batch of 14 of a user with 64
-    # conversations: 4.7 ms of the statement's 6.1).
-    f"UNION ALL SELECT owned.message_id, {columns(_MESSAGE_COLUMNS, 'm')} FROM owned "
-    "CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = "
-    + claimed_sql(user_id="owned.user_id", scope="'message'", request_id="owned.request_id")
-    + " LIMIT 1) AS m "
-    "WHERE owned.request_id IS NOT NULL AND owned.message_id NOT IN (SELECT resource_id FROM claim) "
-    "AND (SELECT user_id FROM conversations WHERE id = m.conversation_id) = owned.user_id) "
-    "SELECT EXISTS (SELECT FROM owned WHERE owned.id = b.conversation_id), "
+    # A replay's message by its primary key, in a LATERAL subquery that
+    # LIMIT keeps from being flattened into a join, then its conversation's
+    # owner by primary key (a scalar subquery). As joins, these were planned
+    # on a new database's empty tables as scans: of every message, hashed;
+    # and of the caller's conversations, each of which repeated the key
+    # lookup of every row of the batch (896 lookups for a batch of 14 of a
+    # user with 64 conversations: 4.7 ms of the statement's 6.1).
+    f"UNION ALL SELECT b.message_id, {columns(_MESSAGE_COLUMNS, 'm')} FROM batch b "
+    "CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = b.replayed LIMIT 1) AS m "
+    "WHERE (SELECT user_id FROM conversations WHERE id = m.conversation_id) = b.user_id) "
+    "SELECT CASE WHEN b.replayed IS NULL THEN EXISTS (SELECT FROM owned WHERE owned.id = b.conversation_id) "
+    "ELSE coalesce((SELECT user_id FROM conversations WHERE id = b.conversation_id) = b.user_id, false) END, "
     f"{columns(_MESSAGE_COLUMNS, 'a')} "
     "FROM batch b LEFT JOIN answered a ON a.asked = b.message_id ORDER BY b.position"
 )
 
 # $1 user id, $2 request id: the message a replayed CreateMessage returns, if it is still the caller's.
-# CREATE_MESSAGES' replay branch states the same rule for each row of a batch,
-# as joins on the key's lookup: with this text shared, as a WHERE clause, its
+# CREATE_MESSAGES states the same rule for each replay of a batch, by
+# primary keys one at a time: with this text shared, as a WHERE clause, its
 # generic plan on a new database's empty tables scanned every message.
 REPLAYED_MESSAGE = (
     f"SELECT {columns(_MESSAGE_COLUMNS, 'm')} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
