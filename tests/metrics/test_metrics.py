@@ -161,7 +161,7 @@ async def test_a_chat_exchange_moves_the_generation_metrics(metered: Metered, on
     assert moved(before, after, "grpc_server_msg_received_total", **send) == 1
     assert moved(before, after, "grpc_server_msg_sent_total", **send) == len(events)
     assert after.value("parley_streams_open", grpc_service=CHAT, grpc_method="SendMessage") == 0
-    # The exchange's lifecycle events (accepted, finished) leave through NOTIFY.
+    # The exchange's end leaves through NOTIFY: an answer's end always travels (events/bus.py).
     assert moved(before, after, "parley_notify_events_total", direction="sent") > 0
 
 
